@@ -1,0 +1,134 @@
+//! The embedded default: a repository in a local directory. Writes go to a
+//! hidden temporary file, are fsynced, then renamed into place, so a crash
+//! never leaves a partial object under a real name.
+
+use super::{Backend, BackendError, BackendResult, Kind, ObjectInfo};
+use std::fs::{self, File};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+pub struct Local {
+    root: PathBuf,
+}
+
+impl Local {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Local { root: root.into() }
+    }
+
+    fn path(&self, kind: Kind, name: &str) -> PathBuf {
+        self.root.join(kind.object_path(name))
+    }
+
+    fn io(path: &Path, e: std::io::Error) -> BackendError {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            BackendError::NotFound { path: path.display().to_string() }
+        } else {
+            BackendError::Io { path: path.display().to_string(), source: e }
+        }
+    }
+}
+
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+impl Backend for Local {
+    fn location(&self) -> String {
+        self.root.display().to_string()
+    }
+
+    fn create(&self) -> BackendResult<()> {
+        for dir in ["keys", "data", "index", "snapshots", "locks"] {
+            let p = self.root.join(dir);
+            fs::create_dir_all(&p).map_err(|e| Self::io(&p, e))?;
+        }
+        Ok(())
+    }
+
+    fn put(&self, kind: Kind, name: &str, data: &[u8]) -> BackendResult<()> {
+        let path = self.path(kind, name);
+        let dir = path.parent().unwrap_or(&self.root).to_path_buf();
+        fs::create_dir_all(&dir).map_err(|e| Self::io(&dir, e))?;
+        // Hidden temp name in the same folder: rename is then atomic, and
+        // `list` skips dot-files, so leftovers of a crash are never read.
+        let mut tmp = tempfile::Builder::new()
+            .prefix(".tmp-")
+            .tempfile_in(&dir)
+            .map_err(|e| Self::io(&dir, e))?;
+        tmp.write_all(data).map_err(|e| Self::io(tmp.path(), e))?;
+        tmp.as_file().sync_all().map_err(|e| Self::io(&path, e))?;
+        tmp.persist(&path).map_err(|e| Self::io(&path, e.error))?;
+        sync_dir(&dir).map_err(|e| Self::io(&dir, e))?;
+        Ok(())
+    }
+
+    fn get(&self, kind: Kind, name: &str) -> BackendResult<Vec<u8>> {
+        let path = self.path(kind, name);
+        fs::read(&path).map_err(|e| Self::io(&path, e))
+    }
+
+    fn get_range(&self, kind: Kind, name: &str, offset: u64, length: u64) -> BackendResult<Vec<u8>> {
+        let path = self.path(kind, name);
+        let mut f = File::open(&path).map_err(|e| Self::io(&path, e))?;
+        let size = f.metadata().map_err(|e| Self::io(&path, e))?.len();
+        let end = offset.saturating_add(length);
+        if end > size {
+            return Err(BackendError::Truncated { path: path.display().to_string(), offset, end, size });
+        }
+        f.seek(SeekFrom::Start(offset)).map_err(|e| Self::io(&path, e))?;
+        let mut buf = vec![0u8; length as usize];
+        f.read_exact(&mut buf).map_err(|e| Self::io(&path, e))?;
+        Ok(buf)
+    }
+
+    fn open(&self, kind: Kind, name: &str) -> BackendResult<Box<dyn Read + Send>> {
+        let path = self.path(kind, name);
+        let f = File::open(&path).map_err(|e| Self::io(&path, e))?;
+        Ok(Box::new(std::io::BufReader::with_capacity(1 << 20, f)))
+    }
+
+    fn list(&self, kind: Kind) -> BackendResult<Vec<ObjectInfo>> {
+        let mut out = Vec::new();
+        let base = self.root.join(kind.dir());
+        let mut dirs = vec![base.clone()];
+        if kind == Kind::Pack {
+            dirs.clear();
+            match fs::read_dir(&base) {
+                Ok(rd) => {
+                    for e in rd {
+                        let e = e.map_err(|e| Self::io(&base, e))?;
+                        if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                            dirs.push(e.path());
+                        }
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Self::io(&base, e)),
+            }
+        }
+        for dir in dirs {
+            let rd = match fs::read_dir(&dir) {
+                Ok(rd) => rd,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(Self::io(&dir, e)),
+            };
+            for e in rd {
+                let e = e.map_err(|e| Self::io(&dir, e))?;
+                let name = e.file_name().to_string_lossy().into_owned();
+                let meta = e.metadata().map_err(|err| Self::io(&e.path(), err))?;
+                if name.starts_with('.') || !meta.is_file() {
+                    continue;
+                }
+                out.push(ObjectInfo { name, size: meta.len() });
+            }
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    fn delete(&self, kind: Kind, name: &str) -> BackendResult<()> {
+        let path = self.path(kind, name);
+        fs::remove_file(&path).map_err(|e| Self::io(&path, e))
+    }
+}

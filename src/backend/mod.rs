@@ -1,0 +1,90 @@
+//! Storage backends: whole, immutable objects named by (kind, name).
+//!
+//! A backend moves opaque bytes. It knows nothing of encryption or formats;
+//! those live in `repository`. Wrappers stack on top (see `DryRun`).
+
+mod dry_run;
+mod local;
+
+pub use dry_run::DryRun;
+pub use local::Local;
+
+use std::io::Read;
+
+/// The object kinds and the folder (or S3 key prefix) each lives under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    Config,
+    Key,
+    Pack,
+    Index,
+    Snapshot,
+    Lock,
+}
+
+impl Kind {
+    pub fn dir(self) -> &'static str {
+        match self {
+            Kind::Config => "",
+            Kind::Key => "keys",
+            Kind::Pack => "data",
+            Kind::Index => "index",
+            Kind::Snapshot => "snapshots",
+            Kind::Lock => "locks",
+        }
+    }
+
+    /// The object's path relative to the repository root. Packs fan out over
+    /// 256 folders by their first two hex digits, as restic does.
+    pub fn object_path(self, name: &str) -> String {
+        match self {
+            Kind::Config => name.to_string(),
+            Kind::Pack => format!("data/{}/{}", name.get(..2).unwrap_or("00"), name),
+            other => format!("{}/{}", other.dir(), name),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectInfo {
+    pub name: String,
+    pub size: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    #[error("{path} not found")]
+    NotFound { path: String },
+    #[error("{path} is truncated: wanted bytes {offset}..{end}, object has {size}")]
+    Truncated { path: String, offset: u64, end: u64, size: u64 },
+    #[error("{path}: {source}")]
+    Io { path: String, #[source] source: std::io::Error },
+    #[error("{0}")]
+    Other(String),
+}
+
+impl BackendError {
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, BackendError::NotFound { .. })
+    }
+}
+
+pub type BackendResult<T> = Result<T, BackendError>;
+
+/// Contract (tested for every backend in `tests/`): `put` is atomic (an
+/// object is either absent or complete), `get` of a missing object is
+/// `NotFound`, `get_range` past the end is `Truncated`, `list` of an empty
+/// kind is empty, and `delete` of a missing object is `NotFound`.
+pub trait Backend: Send + Sync {
+    /// Where this backend stores things, for messages (never a secret).
+    fn location(&self) -> String;
+    /// Prepares empty storage for a new repository.
+    fn create(&self) -> BackendResult<()>;
+    fn put(&self, kind: Kind, name: &str, data: &[u8]) -> BackendResult<()>;
+    fn get(&self, kind: Kind, name: &str) -> BackendResult<Vec<u8>>;
+    fn get_range(&self, kind: Kind, name: &str, offset: u64, length: u64) -> BackendResult<Vec<u8>>;
+    /// A streaming read of a whole object.
+    fn open(&self, kind: Kind, name: &str) -> BackendResult<Box<dyn Read + Send>>;
+    fn list(&self, kind: Kind) -> BackendResult<Vec<ObjectInfo>>;
+    fn delete(&self, kind: Kind, name: &str) -> BackendResult<()>;
+}

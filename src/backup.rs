@@ -1,0 +1,317 @@
+//! Backup: sources -> chunks -> (parallel) id, dedup, compress, seal ->
+//! packs -> index -> manifest. The manifest is written last, and only when
+//! everything before it succeeded, so a snapshot exists only when complete.
+
+use crate::backend::DryRun;
+use crate::crypto::Keys;
+use crate::encoding::{Id, RawPath};
+use crate::error::{Error, Result};
+use crate::filter::Patterns;
+use crate::format::{Index, PackEntry, PackWriter};
+use crate::manifest::{Entry, EntryKind, Manifest, Source, Summary, TreeSource, MANIFEST_VERSION};
+use crate::pipeline;
+use crate::repository::Repository;
+use crate::source::{tree, SourceItem};
+use crossbeam_channel::bounded;
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::Instant;
+
+#[derive(Debug, Clone)]
+pub struct BackupOptions {
+    pub paths: Vec<PathBuf>,
+    pub excludes: Vec<String>,
+    pub one_file_system: bool,
+    pub tags: Vec<String>,
+    pub host: Option<String>,
+    pub dry_run: bool,
+    /// Re-read every file even when the parent snapshot has it unchanged.
+    pub force: bool,
+    pub compression_level: i32,
+    pub workers: usize,
+}
+
+impl Default for BackupOptions {
+    fn default() -> Self {
+        BackupOptions {
+            paths: Vec::new(),
+            excludes: Vec::new(),
+            one_file_system: false,
+            tags: Vec::new(),
+            host: None,
+            dry_run: false,
+            force: false,
+            compression_level: 3,
+            workers: pipeline::default_workers(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BackupSummary {
+    /// None for a dry run.
+    pub snapshot: Option<Id>,
+    pub parent: Option<Id>,
+    pub dry_run: bool,
+    #[serde(flatten)]
+    pub stats: Summary,
+    /// Paths that could not be read (exit code 3).
+    pub unreadable: Vec<String>,
+    /// Files that changed while they were read.
+    pub changed: Vec<String>,
+}
+
+/// Progress callbacks; the CLI draws a bar from them.
+pub trait Progress: Sync {
+    fn bytes_read(&self, _n: u64) {}
+}
+
+pub struct NoProgress;
+impl Progress for NoProgress {}
+
+enum Done {
+    Pass(SourceItem),
+    Chunk { id: Id, size: u32, sealed: Option<Vec<u8>> },
+}
+
+pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &dyn Progress) -> Result<BackupSummary> {
+    let started = Instant::now();
+    if opts.paths.is_empty() {
+        return Err(Error::InvalidInput("nothing to back up: give at least one path".into()));
+    }
+    // A missing source path is an error before anything starts: a cron job
+    // with a typo must fail loudly, not commit an empty snapshot.
+    for p in &opts.paths {
+        std::fs::symlink_metadata(p).map_err(|e| Error::io(p, e))?;
+    }
+    let excludes = Patterns::new(&opts.excludes)?;
+    let host = opts.host.clone().unwrap_or_else(crate::hostname);
+    let roots: Vec<RawPath> = opts.paths.iter().map(|p| tree::stored_root(p)).collect::<Result<_>>()?;
+
+    let index = repo.load_index()?;
+    let (parent_id, parent_files) = if opts.force { (None, HashMap::new()) } else { find_parent(repo, &host, &roots)? };
+
+    let dry = opts.dry_run.then(|| Arc::new(DryRun::new(repo.backend().clone())));
+    let dry_repo;
+    let target: &Repository = match &dry {
+        Some(d) => {
+            dry_repo = repo.with_backend(d.clone());
+            &dry_repo
+        }
+        None => repo,
+    };
+
+    let new_ids: RwLock<HashSet<Id>> = RwLock::new(HashSet::new());
+    let known = |id: &Id| index.contains(id) || new_ids.read().map(|s| s.contains(id)).unwrap_or(false);
+    let pack_size = repo.config().pack_size as usize;
+    let chunker = repo.config().chunker;
+    let level = opts.compression_level;
+
+    let (pack_tx, pack_rx) = bounded::<(Id, Vec<u8>)>(2);
+    let mut collector = Collector {
+        keys: repo.keys(),
+        index: &index,
+        new_ids: &new_ids,
+        pack: PackWriter::with_capacity(pack_size + chunker.max_size as usize),
+        pack_size,
+        pack_tx: Some(pack_tx),
+        new_packs: Vec::new(),
+        sources: Vec::new(),
+        file: None,
+        stats: Summary::default(),
+        unreadable: Vec::new(),
+        changed: Vec::new(),
+    };
+
+    let run_result = std::thread::scope(|s| {
+        let uploader = s.spawn(move || -> Result<()> {
+            for (id, bytes) in pack_rx {
+                target.put_pack(&id, &bytes)?;
+            }
+            Ok(())
+        });
+        let parent_ref = (!parent_files.is_empty()).then_some(&parent_files);
+        let on_bytes = |n: u64| progress.bytes_read(n);
+        let result = pipeline::run(
+            opts.workers,
+            opts.workers * 4,
+            |emitter| {
+                let tree_opts = tree::TreeOptions {
+                    excludes: &excludes,
+                    one_file_system: opts.one_file_system,
+                    chunker,
+                    parent: parent_ref,
+                    chunk_known: &|id: &Id| index.contains(id),
+                    on_bytes: &on_bytes,
+                };
+                for p in &opts.paths {
+                    tree::walk(p, &tree_opts, &mut |item| emitter.emit(item))?;
+                }
+                Ok(())
+            },
+            |item| match item {
+                SourceItem::Chunk(data) => {
+                    let id = Id(repo.keys().chunk_id(&data));
+                    // Known chunks skip compression and encryption: the
+                    // nightly re-backup of unchanged data is nearly free.
+                    let sealed = (!known(&id)).then(|| repo.seal_chunk(&id, &data, level));
+                    Ok(Done::Chunk { id, size: data.len() as u32, sealed })
+                }
+                other => Ok(Done::Pass(other)),
+            },
+            |done| collector.consume(done),
+        )
+        .and_then(|()| collector.flush_pack());
+        // Closing the channel lets the uploader finish; its error, if any,
+        // is the root cause of a failed send above.
+        collector.pack_tx = None;
+        let upload = uploader.join().unwrap_or_else(|_| Err(Error::Backend("pack upload thread panicked".into())));
+        upload.and(result)
+    });
+    run_result?;
+
+    let Collector { new_packs, sources, mut stats, unreadable, changed, .. } = collector;
+    if !new_packs.is_empty() {
+        target.save_index(new_packs)?;
+    }
+    stats.duration_secs = started.elapsed().as_secs_f64();
+    let mut warnings: Vec<String> = unreadable.iter().map(|u| format!("unreadable: {u}")).collect();
+    warnings.extend(changed.iter().map(|c| format!("changed while read: {c}")));
+    let manifest = Manifest {
+        version: MANIFEST_VERSION,
+        time: chrono::Utc::now(),
+        host,
+        tags: opts.tags.clone(),
+        tool: format!("coffer {}", env!("CARGO_PKG_VERSION")),
+        parent: parent_id,
+        sources: sources.into_iter().map(Source::Tree).collect(),
+        summary: stats.clone(),
+        warnings,
+    };
+    let snapshot = target.save_snapshot(&manifest)?;
+    Ok(BackupSummary {
+        snapshot: (!opts.dry_run).then_some(snapshot),
+        parent: parent_id,
+        dry_run: opts.dry_run,
+        stats,
+        unreadable,
+        changed,
+    })
+}
+
+/// The newest snapshot of the same host and the same source paths; its file
+/// entries let unchanged files be skipped without reading them.
+fn find_parent(repo: &Repository, host: &str, roots: &[RawPath]) -> Result<(Option<Id>, HashMap<RawPath, Entry>)> {
+    let snapshots = repo.list_snapshots()?;
+    let parent = snapshots.into_iter().rev().find(|(_, m)| {
+        m.host == host
+            && m.sources.len() == roots.len()
+            && m.sources.iter().zip(roots).all(|(s, r)| match s {
+                Source::Tree(t) => &t.path == r,
+            })
+    });
+    let Some((id, manifest)) = parent else { return Ok((None, HashMap::new())) };
+    let files = manifest
+        .sources
+        .into_iter()
+        .flat_map(|s| match s {
+            Source::Tree(t) => t.entries,
+        })
+        .filter(|e| e.kind == EntryKind::File)
+        .map(|e| (e.path.clone(), e))
+        .collect();
+    Ok((Some(id), files))
+}
+
+/// The in-order end of the pipeline: assembles entries and packs.
+struct Collector<'a> {
+    keys: &'a Keys,
+    index: &'a Index,
+    new_ids: &'a RwLock<HashSet<Id>>,
+    pack: PackWriter,
+    pack_size: usize,
+    pack_tx: Option<crossbeam_channel::Sender<(Id, Vec<u8>)>>,
+    new_packs: Vec<PackEntry>,
+    sources: Vec<TreeSource>,
+    file: Option<Entry>,
+    stats: Summary,
+    unreadable: Vec<String>,
+    changed: Vec<String>,
+}
+
+impl Collector<'_> {
+    fn consume(&mut self, done: Done) -> Result<()> {
+        match done {
+            Done::Chunk { id, size, sealed } => {
+                let file = self.file.as_mut().ok_or_else(|| Error::InvalidInput("chunk outside a file".into()))?;
+                file.chunks.push(id);
+                self.stats.bytes += size as u64;
+                if let Some(sealed) = sealed {
+                    let fresh = !self.index.contains(&id)
+                        && self.new_ids.write().map_err(|_| Error::InvalidInput("lock poisoned".into()))?.insert(id);
+                    if fresh {
+                        self.pack.add(id, &sealed, size);
+                        self.stats.new_chunks += 1;
+                        self.stats.new_bytes += size as u64;
+                        if self.pack.len() >= self.pack_size {
+                            self.flush_pack()?;
+                        }
+                    }
+                }
+            }
+            Done::Pass(SourceItem::Begin(path)) => self.sources.push(TreeSource { path, entries: Vec::new() }),
+            Done::Pass(SourceItem::Entry(e)) => {
+                match e.kind {
+                    EntryKind::File => {
+                        self.stats.files += 1;
+                        self.stats.bytes += e.size;
+                    }
+                    EntryKind::Dir => self.stats.dirs += 1,
+                    EntryKind::Symlink => self.stats.symlinks += 1,
+                }
+                self.push_entry(e)?;
+            }
+            Done::Pass(SourceItem::FileStart(e)) => self.file = Some(e),
+            Done::Pass(SourceItem::FileEnd { sha256, size, changed }) => {
+                let mut e = self.file.take().ok_or_else(|| Error::InvalidInput("file end outside a file".into()))?;
+                e.sha256 = Some(hex::encode(sha256));
+                e.size = size;
+                e.changed = changed;
+                if changed {
+                    self.changed.push(e.path.display());
+                }
+                self.stats.files += 1;
+                self.push_entry(e)?;
+            }
+            // The entry is dropped; chunks it already stored are harmless.
+            Done::Pass(SourceItem::FileFailed) => self.file = None,
+            Done::Pass(SourceItem::Unreadable(msg)) => self.unreadable.push(msg),
+            Done::Pass(SourceItem::Chunk(_)) => unreachable!("workers turn chunks into Done::Chunk"),
+        }
+        Ok(())
+    }
+
+    fn push_entry(&mut self, e: Entry) -> Result<()> {
+        self.sources
+            .last_mut()
+            .ok_or_else(|| Error::InvalidInput("entry before its source".into()))?
+            .entries
+            .push(e);
+        Ok(())
+    }
+
+    fn flush_pack(&mut self) -> Result<()> {
+        if self.pack.is_empty() {
+            return Ok(());
+        }
+        let capacity = self.pack_size + 8 * 1024 * 1024;
+        let pack = std::mem::replace(&mut self.pack, PackWriter::with_capacity(capacity));
+        let (bytes, entry) = pack.finish(self.keys);
+        self.stats.stored_bytes += bytes.len() as u64;
+        let id = entry.id;
+        self.new_packs.push(entry);
+        let tx = self.pack_tx.as_ref().ok_or_else(|| Error::Backend("pack uploader is closed".into()))?;
+        tx.send((id, bytes)).map_err(|_| Error::Backend("pack upload stopped".into()))
+    }
+}

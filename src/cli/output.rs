@@ -1,0 +1,220 @@
+//! Printing results: human text, or one JSON document on stdout.
+
+use coffer::{BackupSummary, EntryKind, Id, Manifest, Repository, RestoreSummary, Source, VerifySummary};
+use serde_json::json;
+use std::path::Path;
+
+pub struct Output {
+    pub json: bool,
+    pub quiet: bool,
+}
+
+pub fn bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+fn paths(m: &Manifest) -> Vec<String> {
+    m.sources
+        .iter()
+        .map(|s| match s {
+            Source::Tree(t) => t.path.display(),
+        })
+        .collect()
+}
+
+impl Output {
+    fn print_json(&self, v: &serde_json::Value) {
+        println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+    }
+
+    fn say(&self, text: &str) {
+        if !self.quiet {
+            println!("{text}");
+        }
+    }
+
+    pub fn init(&self, repo: &Repository) {
+        if self.json {
+            self.print_json(&json!({"repository": repo.location(), "id": repo.config().id}));
+        } else {
+            self.say(&format!("created repository {} at {}", repo.config().id.short(), repo.location()));
+        }
+    }
+
+    pub fn backup(&self, s: &BackupSummary) {
+        if self.json {
+            self.print_json(&serde_json::to_value(s).unwrap_or_default());
+            return;
+        }
+        let st = &s.stats;
+        let head = match &s.snapshot {
+            Some(id) => format!("snapshot {} saved", id.short()),
+            None => "dry run: nothing was written".to_string(),
+        };
+        let verb = if s.dry_run { "would add" } else { "added" };
+        self.say(&format!(
+            "{head}\n  {} files, {} dirs, {} symlinks, {} read in {:.1}s ({}/s)\n  {verb} {} new chunks, {} new data, {} stored after compression and encryption",
+            st.files,
+            st.dirs,
+            st.symlinks,
+            bytes(st.bytes),
+            st.duration_secs,
+            bytes((st.bytes as f64 / st.duration_secs.max(1e-3)) as u64),
+            st.new_chunks,
+            bytes(st.new_bytes),
+            bytes(st.stored_bytes),
+        ));
+        if !s.unreadable.is_empty() {
+            self.say(&format!("  {} paths could not be read (listed above)", s.unreadable.len()));
+        }
+    }
+
+    pub fn snapshots(&self, list: &[(Id, Manifest)]) {
+        if self.json {
+            let v: Vec<_> = list
+                .iter()
+                .map(|(id, m)| {
+                    json!({"id": id, "time": m.time, "host": m.host, "tags": m.tags, "paths": paths(m),
+                           "parent": m.parent, "summary": m.summary, "warnings": m.warnings.len()})
+                })
+                .collect();
+            self.print_json(&json!(v));
+            return;
+        }
+        println!("{:<10} {:<20} {:<16} {:<16} {:>10}  paths", "id", "time (UTC)", "host", "tags", "size");
+        for (id, m) in list {
+            println!(
+                "{:<10} {:<20} {:<16} {:<16} {:>10}  {}",
+                id.short(),
+                m.time.format("%Y-%m-%d %H:%M:%S"),
+                m.host,
+                m.tags.join(","),
+                bytes(m.summary.bytes),
+                paths(m).join(" ")
+            );
+        }
+        self.say(&format!("{} snapshots", list.len()));
+    }
+
+    pub fn show(&self, id: &Id, m: &Manifest) {
+        if self.json {
+            self.print_json(&json!({"id": id, "manifest": m}));
+            return;
+        }
+        println!("snapshot {id}\n  time {}\n  host {}\n  tags {}\n  tool {}", m.time, m.host, m.tags.join(","), m.tool);
+        if let Some(p) = &m.parent {
+            println!("  parent {}", p.short());
+        }
+        let s = &m.summary;
+        println!(
+            "  {} files, {} dirs, {} symlinks, {} ({} new, {} stored), took {:.1}s",
+            s.files, s.dirs, s.symlinks, bytes(s.bytes), bytes(s.new_bytes), bytes(s.stored_bytes), s.duration_secs
+        );
+        for w in &m.warnings {
+            println!("  warning: {w}");
+        }
+        for src in &m.sources {
+            match src {
+                Source::Tree(t) => {
+                    println!("tree {}", t.path.display());
+                    for e in &t.entries {
+                        let kind = match e.kind {
+                            EntryKind::File => '-',
+                            EntryKind::Dir => 'd',
+                            EntryKind::Symlink => 'l',
+                        };
+                        let target = e.target.as_ref().map(|t| format!(" -> {}", t.display())).unwrap_or_default();
+                        println!("  {kind}{:04o} {:>6}:{:<6} {:>10}  {}{target}", e.mode, e.uid, e.gid, e.size, e.path.display());
+                    }
+                }
+            }
+        }
+    }
+
+    pub fn restore(&self, s: &RestoreSummary, target: &Path) {
+        if self.json {
+            self.print_json(&serde_json::to_value(s).unwrap_or_default());
+            return;
+        }
+        let verb = if s.dry_run { "would restore" } else { "restored" };
+        self.say(&format!(
+            "{verb} {} files, {} dirs, {} symlinks, {} into {} ({} chunks checked, {:.1}s)",
+            s.files,
+            s.dirs,
+            s.symlinks,
+            bytes(s.bytes),
+            target.display(),
+            s.chunks_checked,
+            s.duration_secs
+        ));
+        if !s.overwritten.is_empty() {
+            let verb = if s.dry_run { "would overwrite" } else { "overwrote" };
+            self.say(&format!("{verb} {} existing paths:", s.overwritten.len()));
+            for p in &s.overwritten {
+                self.say(&format!("  {p}"));
+            }
+        }
+    }
+
+    pub fn verify(&self, s: &VerifySummary) {
+        if self.json {
+            self.print_json(&serde_json::to_value(s).unwrap_or_default());
+            return;
+        }
+        self.say(&format!(
+            "checked {} keys, {} indexes, {} snapshots, {} packs ({} read, {} chunks decrypted) in {:.1}s: {}",
+            s.keys,
+            s.indexes,
+            s.snapshots,
+            s.packs,
+            s.packs_read,
+            s.chunks_checked,
+            s.duration_secs,
+            if s.errors.is_empty() { "no errors".to_string() } else { format!("{} errors", s.errors.len()) }
+        ));
+    }
+}
+
+/// A progress line on a TTY; does nothing otherwise.
+pub struct ProgressBar(Option<indicatif::ProgressBar>);
+
+impl ProgressBar {
+    pub fn new(enabled: bool) -> Self {
+        if !enabled {
+            return ProgressBar(None);
+        }
+        let bar = indicatif::ProgressBar::new_spinner();
+        if let Ok(style) =
+            indicatif::ProgressStyle::with_template("{spinner} {bytes} read  {binary_bytes_per_sec}  {elapsed}")
+        {
+            bar.set_style(style);
+        }
+        bar.enable_steady_tick(std::time::Duration::from_millis(200));
+        ProgressBar(Some(bar))
+    }
+
+    pub fn finish(&self) {
+        if let Some(b) = &self.0 {
+            b.finish_and_clear();
+        }
+    }
+}
+
+impl coffer::Progress for ProgressBar {
+    fn bytes_read(&self, n: u64) {
+        if let Some(b) = &self.0 {
+            b.inc(n);
+        }
+    }
+}

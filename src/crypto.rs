@@ -1,0 +1,308 @@
+//! Key derivation, key wrapping, authenticated encryption and keyed chunk ids.
+//!
+//! Owns every use of a key or nonce; nothing else in coffer touches a cipher.
+//! It knows roles and ids only as bytes to bind into associated data, not what
+//! the objects mean.
+
+use aes_gcm::aead::{AeadInPlace, KeyInit, OsRng};
+use aes_gcm::{Aes256Gcm, Nonce, Tag};
+use hkdf::Hkdf;
+use hmac::{Hmac, Mac};
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+use zeroize::Zeroizing;
+
+pub const KEY_LEN: usize = 32;
+pub const NONCE_LEN: usize = 12;
+pub const TAG_LEN: usize = 16;
+/// Bytes a sealed object adds to its plaintext.
+pub const SEAL_OVERHEAD: usize = NONCE_LEN + TAG_LEN;
+
+/// What an encrypted object is; bound into its associated data so that one
+/// kind of object can never be passed off as another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Key,
+    Chunk,
+    PackHeader,
+    Index,
+    Snapshot,
+}
+
+impl Role {
+    fn label(self) -> &'static [u8] {
+        match self {
+            Role::Key => b"key",
+            Role::Chunk => b"chunk",
+            Role::PackHeader => b"pack-header",
+            Role::Index => b"index",
+            Role::Snapshot => b"snapshot",
+        }
+    }
+}
+
+/// Associated data: "coffer1" 0x00 role 0x00 id. See docs/FORMAT.md.
+fn associated_data(role: Role, id: &[u8]) -> Vec<u8> {
+    let mut aad = Vec::with_capacity(8 + 12 + id.len());
+    aad.extend_from_slice(b"coffer1\0");
+    aad.extend_from_slice(role.label());
+    aad.push(0);
+    aad.extend_from_slice(id);
+    aad
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CryptoError {
+    #[error("authentication failed")]
+    Authentication,
+    #[error("too short to be a sealed object ({0} bytes)")]
+    TooShort(usize),
+    #[error("key derivation: {0}")]
+    Kdf(String),
+}
+
+/// Argon2id parameters stored in a key object.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct KdfParams {
+    pub algorithm: String,
+    /// Memory in KiB.
+    pub memory_kib: u32,
+    pub iterations: u32,
+    pub parallelism: u32,
+    #[serde(with = "crate::encoding::b64")]
+    pub salt: Vec<u8>,
+}
+
+/// Upper bounds on what a key object may ask of us; a hostile key file must
+/// not be able to make `open` allocate 1 TiB or spin for a day.
+pub const KDF_MAX_MEMORY_KIB: u32 = 4 * 1024 * 1024;
+pub const KDF_MAX_ITERATIONS: u32 = 64;
+pub const KDF_MAX_PARALLELISM: u32 = 64;
+
+impl KdfParams {
+    /// RFC 9106 section 4, second recommended option (64 MiB, t=3, p=4).
+    pub fn recommended() -> Self {
+        Self::with_cost(64 * 1024, 3, 4)
+    }
+
+    pub fn with_cost(memory_kib: u32, iterations: u32, parallelism: u32) -> Self {
+        let mut salt = vec![0u8; 16];
+        OsRng.fill_bytes(&mut salt);
+        KdfParams { algorithm: "argon2id".into(), memory_kib, iterations, parallelism, salt }
+    }
+
+    pub fn is_excessive(&self) -> bool {
+        self.memory_kib > KDF_MAX_MEMORY_KIB
+            || self.iterations > KDF_MAX_ITERATIONS
+            || self.parallelism > KDF_MAX_PARALLELISM
+    }
+
+    /// Derives the key-encryption key from a passphrase.
+    pub fn derive(&self, passphrase: &[u8]) -> Result<Zeroizing<[u8; KEY_LEN]>, CryptoError> {
+        if self.algorithm != "argon2id" {
+            return Err(CryptoError::Kdf(format!("unknown algorithm {:?}", self.algorithm)));
+        }
+        let params = argon2::Params::new(self.memory_kib, self.iterations, self.parallelism, Some(KEY_LEN))
+            .map_err(|e| CryptoError::Kdf(e.to_string()))?;
+        let argon = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
+        let mut out = Zeroizing::new([0u8; KEY_LEN]);
+        argon
+            .hash_password_into(passphrase, &self.salt, out.as_mut())
+            .map_err(|e| CryptoError::Kdf(e.to_string()))?;
+        Ok(out)
+    }
+}
+
+/// The repository's random master key. Never stored except wrapped.
+pub struct MasterKey(Zeroizing<[u8; KEY_LEN]>);
+
+impl MasterKey {
+    pub fn generate() -> Self {
+        let mut key = Zeroizing::new([0u8; KEY_LEN]);
+        OsRng.fill_bytes(key.as_mut());
+        MasterKey(key)
+    }
+
+    /// Wraps the master key under a key-encryption key; `binding` is the
+    /// repository id, so a key object cannot be moved to another repository.
+    pub fn wrap(&self, kek: &[u8; KEY_LEN], binding: &[u8]) -> Vec<u8> {
+        let cipher = Aes256Gcm::new(kek.into());
+        seal(&cipher, Role::Key, binding, self.0.as_ref())
+    }
+
+    pub fn unwrap(kek: &[u8; KEY_LEN], binding: &[u8], wrapped: &[u8]) -> Result<Self, CryptoError> {
+        let cipher = Aes256Gcm::new(kek.into());
+        let plain = Zeroizing::new(open(&cipher, Role::Key, binding, wrapped)?);
+        let bytes: [u8; KEY_LEN] = plain.as_slice().try_into().map_err(|_| CryptoError::Authentication)?;
+        Ok(MasterKey(Zeroizing::new(bytes)))
+    }
+
+    /// Derives the per-purpose subkeys (HKDF-SHA256, salt = repository id).
+    pub fn subkeys(&self, repository_id: &[u8]) -> Keys {
+        let hk = Hkdf::<Sha256>::new(Some(repository_id), self.0.as_ref());
+        let expand = |info: &[u8]| {
+            let mut k = Zeroizing::new([0u8; KEY_LEN]);
+            // SECURITY: 32 bytes is far below HKDF's 255*32 limit; expand cannot fail.
+            hk.expand(info, k.as_mut()).expect("hkdf output length is valid");
+            k
+        };
+        let data = expand(b"coffer1 data");
+        let metadata = expand(b"coffer1 metadata");
+        let chunk_id = expand(b"coffer1 chunk-id");
+        Keys {
+            data: Aes256Gcm::new(data.as_ref().into()),
+            metadata: Aes256Gcm::new(metadata.as_ref().into()),
+            chunk_id,
+        }
+    }
+}
+
+/// Subkeys of an open repository. `data` seals chunks and pack headers,
+/// `metadata` seals indexes and snapshots, `chunk_id` keys the HMAC of ids.
+#[derive(Clone)]
+pub struct Keys {
+    data: Aes256Gcm,
+    metadata: Aes256Gcm,
+    chunk_id: Zeroizing<[u8; KEY_LEN]>,
+}
+
+impl Keys {
+    fn cipher(&self, role: Role) -> &Aes256Gcm {
+        match role {
+            Role::Chunk | Role::PackHeader => &self.data,
+            Role::Index | Role::Snapshot | Role::Key => &self.metadata,
+        }
+    }
+
+    /// Chunk id: HMAC-SHA256 of the plaintext under a secret key, so that the
+    /// bucket owner cannot confirm a guessed file by its hash.
+    pub fn chunk_id(&self, plaintext: &[u8]) -> [u8; 32] {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(self.chunk_id.as_ref())
+            .expect("hmac takes keys of any length");
+        mac.update(plaintext);
+        mac.finalize().into_bytes().into()
+    }
+
+    pub fn seal(&self, role: Role, id: &[u8], plaintext: &[u8]) -> Vec<u8> {
+        seal(self.cipher(role), role, id, plaintext)
+    }
+
+    pub fn open(&self, role: Role, id: &[u8], sealed: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        open(self.cipher(role), role, id, sealed)
+    }
+}
+
+/// nonce || ciphertext || tag. SECURITY: a fresh random 96-bit nonce per
+/// object; with < 2^32 objects per key the collision chance stays negligible.
+fn seal(cipher: &Aes256Gcm, role: Role, id: &[u8], plaintext: &[u8]) -> Vec<u8> {
+    let mut nonce = [0u8; NONCE_LEN];
+    OsRng.fill_bytes(&mut nonce);
+    let mut out = Vec::with_capacity(plaintext.len() + SEAL_OVERHEAD);
+    out.extend_from_slice(&nonce);
+    out.extend_from_slice(plaintext);
+    let aad = associated_data(role, id);
+    let tag = cipher
+        .encrypt_in_place_detached(Nonce::from_slice(&nonce), &aad, &mut out[NONCE_LEN..])
+        .expect("aes-gcm encrypts any buffer below 64 GiB");
+    out.extend_from_slice(&tag);
+    out
+}
+
+fn open(cipher: &Aes256Gcm, role: Role, id: &[u8], sealed: &[u8]) -> Result<Vec<u8>, CryptoError> {
+    if sealed.len() < SEAL_OVERHEAD {
+        return Err(CryptoError::TooShort(sealed.len()));
+    }
+    let (nonce, rest) = sealed.split_at(NONCE_LEN);
+    let (body, tag) = rest.split_at(rest.len() - TAG_LEN);
+    let mut buf = body.to_vec();
+    let aad = associated_data(role, id);
+    cipher
+        .decrypt_in_place_detached(Nonce::from_slice(nonce), &aad, &mut buf, Tag::from_slice(tag))
+        .map_err(|_| CryptoError::Authentication)?;
+    Ok(buf)
+}
+
+/// Random bytes for ids and salts.
+pub fn random_id() -> [u8; 32] {
+    let mut id = [0u8; 32];
+    OsRng.fill_bytes(&mut id);
+    id
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys() -> Keys {
+        MasterKey::generate().subkeys(b"repo")
+    }
+
+    #[test]
+    fn seal_open_round_trip_at_boundary_sizes() {
+        let k = keys();
+        for len in [0usize, 1, 15, 16, 17, 4096] {
+            let plain = vec![7u8; len];
+            let sealed = k.seal(Role::Chunk, b"id", &plain);
+            assert_eq!(sealed.len(), len + SEAL_OVERHEAD);
+            assert_eq!(k.open(Role::Chunk, b"id", &sealed).unwrap(), plain);
+        }
+    }
+
+    #[test]
+    fn every_flipped_bit_is_detected() {
+        let k = keys();
+        let sealed = k.seal(Role::Snapshot, b"s1", b"hello world");
+        for i in 0..sealed.len() {
+            let mut bad = sealed.clone();
+            bad[i] ^= 0x01;
+            assert!(k.open(Role::Snapshot, b"s1", &bad).is_err(), "flip at {i} not detected");
+        }
+        let truncated = &sealed[..sealed.len() - 1];
+        assert!(k.open(Role::Snapshot, b"s1", truncated).is_err());
+        assert!(k.open(Role::Snapshot, b"s1", &sealed[..5]).is_err());
+    }
+
+    #[test]
+    fn role_and_id_are_bound() {
+        let k = keys();
+        let sealed = k.seal(Role::Index, b"a", b"data");
+        assert!(k.open(Role::Snapshot, b"a", &sealed).is_err());
+        assert!(k.open(Role::Index, b"b", &sealed).is_err());
+        assert!(k.open(Role::Index, b"a", &sealed).is_ok());
+    }
+
+    #[test]
+    fn nonces_are_fresh() {
+        let k = keys();
+        assert_ne!(k.seal(Role::Chunk, b"x", b"same"), k.seal(Role::Chunk, b"x", b"same"));
+    }
+
+    #[test]
+    fn wrap_unwrap_and_wrong_kek() {
+        let master = MasterKey::generate();
+        let params = KdfParams::with_cost(64, 1, 1);
+        let kek = params.derive(b"right").unwrap();
+        let wrapped = master.wrap(&kek, b"repo");
+        let back = MasterKey::unwrap(&kek, b"repo", &wrapped).unwrap();
+        assert_eq!(back.0.as_ref(), master.0.as_ref());
+        let wrong = params.derive(b"wrong").unwrap();
+        assert!(MasterKey::unwrap(&wrong, b"repo", &wrapped).is_err());
+        assert!(MasterKey::unwrap(&kek, b"other-repo", &wrapped).is_err());
+    }
+
+    #[test]
+    fn chunk_ids_are_keyed() {
+        let a = keys();
+        let b = keys();
+        assert_eq!(a.chunk_id(b"x"), a.chunk_id(b"x"));
+        assert_ne!(a.chunk_id(b"x"), b.chunk_id(b"x"));
+        assert_ne!(a.chunk_id(b"x"), a.chunk_id(b"y"));
+    }
+
+    #[test]
+    fn excessive_kdf_is_flagged() {
+        assert!(!KdfParams::recommended().is_excessive());
+        assert!(KdfParams::with_cost(KDF_MAX_MEMORY_KIB + 1, 1, 1).is_excessive());
+    }
+}

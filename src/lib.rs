@@ -1,0 +1,50 @@
+//! coffer: encrypted, deduplicating backup and restore of PostgreSQL dumps
+//! and file trees, to a local directory or S3.
+//!
+//! The library holds all logic and knows nothing of the command line; the
+//! `coffer` binary (`src/main.rs`, `src/cli/`) parses, prints and picks exit
+//! codes. Modules are private; the public API is the `pub use` list below.
+
+mod backend;
+mod backup;
+mod chunker;
+mod compression;
+mod crypto;
+mod encoding;
+mod error;
+mod filter;
+mod format;
+mod manifest;
+mod pipeline;
+mod repository;
+mod restore;
+mod source;
+mod verify;
+
+pub use backend::{Backend, BackendError, DryRun, Kind, Local, ObjectInfo};
+pub use backup::{backup, BackupOptions, BackupSummary, NoProgress, Progress};
+pub use chunker::ChunkerParams;
+pub use crypto::KdfParams;
+pub use encoding::{Id, RawPath};
+pub use error::{Error, Result};
+pub use format::{Config, FORMAT_VERSION};
+pub use manifest::{Entry, EntryKind, Manifest, Source, Summary, TreeSource, MANIFEST_VERSION};
+pub use repository::Repository;
+pub use restore::{restore, RestoreOptions, RestoreSummary};
+pub use verify::{verify, ReadData, VerifySummary};
+
+/// This machine's name, recorded in manifests and key objects.
+pub fn hostname() -> String {
+    gethostname::gethostname().to_string_lossy().into_owned()
+}
+
+/// Ownership is restored only when running as root (as tar and restic do).
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Worker threads for CPU-bound stages by default: one per core.
+pub fn default_workers() -> usize {
+    pipeline::default_workers()
+}

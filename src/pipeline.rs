@@ -1,0 +1,224 @@
+//! An ordered parallel map: one producer thread, N worker threads, and the
+//! caller's thread as the in-order consumer. Backup and restore both run on
+//! it, so reading, CPU work (hash, compress, encrypt) and writing overlap and
+//! every core is busy.
+//!
+//! Memory is bounded by `window`: the producer needs a credit per item and
+//! the consumer returns one only after it has taken an item in order, so at
+//! most `window` items exist between the two, however large the input.
+
+use crate::error::{Error, Result};
+use crossbeam_channel::{bounded, unbounded};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+
+/// Handed to the producer: `emit` blocks while the window is full and fails
+/// once the pipeline was aborted (the producer should then return).
+pub struct Emitter<'a, T> {
+    credits: &'a crossbeam_channel::Receiver<()>,
+    jobs: crossbeam_channel::Sender<(u64, T)>,
+    next: u64,
+    failed: &'a AtomicBool,
+}
+
+impl<T> Emitter<'_, T> {
+    pub fn emit(&mut self, item: T) -> Result<()> {
+        if self.failed.load(Ordering::Relaxed) || self.credits.recv().is_err() {
+            return Err(aborted());
+        }
+        self.jobs.send((self.next, item)).map_err(|_| aborted())?;
+        self.next += 1;
+        Ok(())
+    }
+}
+
+fn aborted() -> Error {
+    Error::InvalidInput("pipeline aborted".into())
+}
+
+/// Runs `produce` -> `work` (in parallel) -> `consume` (in order). The first
+/// error anywhere stops all three and is returned.
+pub fn run<T, U, P, W, C>(workers: usize, window: usize, produce: P, work: W, mut consume: C) -> Result<()>
+where
+    T: Send,
+    U: Send,
+    P: FnOnce(&mut Emitter<'_, T>) -> Result<()> + Send,
+    W: Fn(T) -> Result<U> + Sync,
+    C: FnMut(U) -> Result<()>,
+{
+    let workers = workers.max(1);
+    let window = window.max(workers);
+    let failed = AtomicBool::new(false);
+    let first_error: Mutex<Option<Error>> = Mutex::new(None);
+    let record = |e: Error| {
+        failed.store(true, Ordering::Relaxed);
+        let mut slot = first_error.lock().unwrap_or_else(|p| p.into_inner());
+        // Keep the root cause, not the "aborted" of those it stopped.
+        if slot.is_none() {
+            *slot = Some(e);
+        }
+    };
+
+    let (credit_tx, credit_rx) = bounded::<()>(window);
+    for _ in 0..window {
+        credit_tx.send(()).expect("channel has room for the window");
+    }
+    let (job_tx, job_rx) = bounded::<(u64, T)>(window);
+    let (done_tx, done_rx) = unbounded::<(u64, U)>();
+
+    std::thread::scope(|s| {
+        let (failed, record, credit_rx) = (&failed, &record, &credit_rx);
+        s.spawn(move || {
+            let mut emitter = Emitter { credits: credit_rx, jobs: job_tx, next: 0, failed };
+            if let Err(e) = produce(&mut emitter) {
+                record(e);
+            }
+        });
+        for _ in 0..workers {
+            let (job_rx, done_tx, work) = (job_rx.clone(), done_tx.clone(), &work);
+            s.spawn(move || {
+                for (seq, item) in job_rx.iter() {
+                    if failed.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    match work(item) {
+                        Ok(out) => {
+                            if done_tx.send((seq, out)).is_err() {
+                                break;
+                            }
+                        }
+                        Err(e) => {
+                            record(e);
+                            break;
+                        }
+                    }
+                }
+            });
+        }
+        drop(job_rx);
+        drop(done_tx);
+
+        let mut pending = BTreeMap::new();
+        let mut next = 0u64;
+        'outer: for (seq, out) in done_rx.iter() {
+            pending.insert(seq, out);
+            while let Some(out) = pending.remove(&next) {
+                next += 1;
+                if let Err(e) = consume(out) {
+                    record(e);
+                    break 'outer;
+                }
+                let _ = credit_tx.send(());
+            }
+            if failed.load(Ordering::Relaxed) {
+                break;
+            }
+        }
+        // Unblock a producer waiting for credit and workers waiting to send.
+        drop(credit_tx);
+        drop(done_rx);
+    });
+
+    match first_error.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// Worker threads for CPU-bound stages: one per core.
+pub fn default_workers() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn output_is_in_order_and_complete() {
+        let mut got = Vec::new();
+        run(
+            4,
+            8,
+            |e| {
+                for i in 0..1000u64 {
+                    e.emit(i)?;
+                }
+                Ok(())
+            },
+            |i| {
+                if i % 7 == 0 {
+                    std::thread::sleep(std::time::Duration::from_micros(200));
+                }
+                Ok(i * 2)
+            },
+            |v| {
+                got.push(v);
+                Ok(())
+            },
+        )
+        .unwrap();
+        assert_eq!(got, (0..1000u64).map(|i| i * 2).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn errors_stop_everything_and_are_returned() {
+        for fail_in in ["produce", "work", "consume"] {
+            let r = run(
+                2,
+                4,
+                |e| {
+                    for i in 0..1_000_000u64 {
+                        if fail_in == "produce" && i == 50 {
+                            return Err(Error::InvalidInput("produce failed".into()));
+                        }
+                        e.emit(i)?;
+                    }
+                    Ok(())
+                },
+                |i| {
+                    if fail_in == "work" && i == 50 {
+                        return Err(Error::InvalidInput("work failed".into()));
+                    }
+                    Ok(i)
+                },
+                |i| {
+                    if fail_in == "consume" && i == 50 {
+                        return Err(Error::InvalidInput("consume failed".into()));
+                    }
+                    Ok(())
+                },
+            );
+            let msg = r.unwrap_err().to_string();
+            assert_eq!(msg, format!("{fail_in} failed"));
+        }
+    }
+
+    #[test]
+    fn in_flight_items_never_exceed_the_window() {
+        use std::sync::atomic::AtomicUsize;
+        let live = AtomicUsize::new(0);
+        let peak = AtomicUsize::new(0);
+        run(
+            2,
+            5,
+            |e| {
+                for i in 0..500u64 {
+                    let n = live.fetch_add(1, Ordering::SeqCst) + 1;
+                    peak.fetch_max(n, Ordering::SeqCst);
+                    e.emit(i)?;
+                }
+                Ok(())
+            },
+            Ok,
+            |_| {
+                live.fetch_sub(1, Ordering::SeqCst);
+                Ok(())
+            },
+        )
+        .unwrap();
+        // +1: the producer counts an item just before waiting for its credit.
+        assert!(peak.load(Ordering::SeqCst) <= 6, "peak {}", peak.load(Ordering::SeqCst));
+    }
+}

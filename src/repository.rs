@@ -1,0 +1,316 @@
+//! An open repository: a backend plus the keys that read and write it.
+//!
+//! Owns the write order that makes snapshots atomic (packs, then the index
+//! naming them, then the manifest) and the checks on every object read:
+//! names, authentication, chunk ids, size limits.
+
+use crate::backend::{Backend, BackendError, Kind};
+use crate::chunker::ChunkerParams;
+use crate::compression;
+use crate::crypto::{KdfParams, Keys, MasterKey, Role};
+use crate::encoding::Id;
+use crate::error::{Error, Result};
+use crate::format::{self, Config, Index, IndexFile, KeyFile, PackEntry, FORMAT_VERSION};
+use crate::manifest::{Manifest, MANIFEST_VERSION};
+use std::sync::Arc;
+
+/// Metadata objects (indexes, manifests) may not decompress past this.
+const METADATA_LIMIT: usize = 1 << 30;
+
+pub struct Repository {
+    backend: Arc<dyn Backend>,
+    config: Config,
+    keys: Keys,
+}
+
+pub(crate) fn backend_error(e: BackendError) -> Error {
+    match e {
+        BackendError::NotFound { path } => Error::NotFound { object: path },
+        BackendError::Truncated { .. } => Error::corrupt("pack", e.to_string()),
+        other => Error::Backend(other.to_string()),
+    }
+}
+
+fn new_key_file(master: &MasterKey, config: &Config, passphrase: &[u8], kdf: KdfParams) -> Result<(String, Vec<u8>)> {
+    let kek = kdf.derive(passphrase).map_err(|e| Error::InvalidInput(e.to_string()))?;
+    let key = KeyFile {
+        version: FORMAT_VERSION,
+        created: chrono::Utc::now(),
+        host: crate::hostname(),
+        wrapped: master.wrap(&kek, &config.id.0),
+        kdf,
+    };
+    let bytes = serde_json::to_vec_pretty(&key).map_err(|e| Error::InvalidInput(e.to_string()))?;
+    Ok((hex::encode(format::sha256(&bytes)), bytes))
+}
+
+impl Repository {
+    /// Creates a repository. Fails if one (a `config`) is already there.
+    pub fn init(backend: Arc<dyn Backend>, passphrase: &[u8], kdf: KdfParams) -> Result<Repository> {
+        match backend.get(Kind::Config, "config") {
+            Ok(_) => return Err(Error::RepositoryExists { location: backend.location() }),
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(backend_error(e)),
+        }
+        let config = Config {
+            version: FORMAT_VERSION,
+            id: Id::random(),
+            chunker: ChunkerParams::default(),
+            pack_size: format::DEFAULT_PACK_SIZE,
+        };
+        backend.create().map_err(backend_error)?;
+        let master = MasterKey::generate();
+        let (name, bytes) = new_key_file(&master, &config, passphrase, kdf)?;
+        // The key before the config: a config is what marks a repository, and
+        // it must never exist without a key to open it.
+        backend.put(Kind::Key, &name, &bytes).map_err(backend_error)?;
+        let config_bytes = serde_json::to_vec_pretty(&config).map_err(|e| Error::InvalidInput(e.to_string()))?;
+        backend.put(Kind::Config, "config", &config_bytes).map_err(backend_error)?;
+        let keys = master.subkeys(&config.id.0);
+        Ok(Repository { backend, config, keys })
+    }
+
+    /// Opens a repository with a passphrase, trying every key object.
+    pub fn open(backend: Arc<dyn Backend>, passphrase: &[u8]) -> Result<Repository> {
+        let config_bytes = match backend.get(Kind::Config, "config") {
+            Ok(b) => b,
+            Err(e) if e.is_not_found() => return Err(Error::NoRepository { location: backend.location() }),
+            Err(e) => return Err(backend_error(e)),
+        };
+        let config = Config::parse(&config_bytes)?;
+        let mut first_corrupt = None;
+        for info in backend.list(Kind::Key).map_err(backend_error)? {
+            match Self::try_key(&*backend, &config, &info.name, passphrase) {
+                Ok(Some(master)) => {
+                    let keys = master.subkeys(&config.id.0);
+                    return Ok(Repository { backend, config, keys });
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    first_corrupt.get_or_insert(e);
+                }
+            }
+        }
+        Err(first_corrupt.unwrap_or(Error::WrongPassphrase { location: backend.location() }))
+    }
+
+    /// `Ok(None)`: a sound key that this passphrase does not open.
+    fn try_key(backend: &dyn Backend, config: &Config, name: &str, passphrase: &[u8]) -> Result<Option<MasterKey>> {
+        let object = format!("key keys/{name}");
+        let bytes = backend.get(Kind::Key, name).map_err(backend_error)?;
+        if hex::encode(format::sha256(&bytes)) != name {
+            return Err(Error::corrupt(object, "content does not match its name (sha256)"));
+        }
+        let key: KeyFile = serde_json::from_slice(&bytes).map_err(|e| Error::corrupt(&object, e.to_string()))?;
+        if key.version != FORMAT_VERSION {
+            return Err(Error::UnsupportedVersion { object, version: key.version, supported: FORMAT_VERSION });
+        }
+        if key.kdf.is_excessive() {
+            let p = &key.kdf;
+            return Err(Error::ExcessiveKdf {
+                object,
+                params: format!("m={}KiB t={} p={}", p.memory_kib, p.iterations, p.parallelism),
+            });
+        }
+        let kek = key.kdf.derive(passphrase).map_err(|e| Error::corrupt(&object, e.to_string()))?;
+        Ok(MasterKey::unwrap(&kek, &config.id.0, &key.wrapped).ok())
+    }
+
+    pub fn backend(&self) -> &Arc<dyn Backend> {
+        &self.backend
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn keys(&self) -> &Keys {
+        &self.keys
+    }
+
+    pub fn location(&self) -> String {
+        self.backend.location()
+    }
+
+    /// Same repository and keys, another backend (e.g. a dry-run wrapper).
+    pub fn with_backend(&self, backend: Arc<dyn Backend>) -> Repository {
+        let master_keys = self.keys.clone();
+        Repository { backend, config: self.config.clone(), keys: master_keys }
+    }
+
+    // ---- chunks ----
+
+    /// Compresses and seals one chunk for a pack.
+    pub fn seal_chunk(&self, id: &Id, data: &[u8], level: i32) -> Vec<u8> {
+        let payload = compression::encode(data, level);
+        self.keys.seal(Role::Chunk, &id.0, &payload)
+    }
+
+    /// Opens a sealed chunk and checks that its content has the id it was
+    /// asked for by; `pack` names the object in errors.
+    pub fn open_chunk(&self, id: &Id, sealed: &[u8], pack: &Id) -> Result<Vec<u8>> {
+        let object = format!("pack {pack}");
+        let payload = self
+            .keys
+            .open(Role::Chunk, &id.0, sealed)
+            .map_err(|e| Error::corrupt(&object, format!("chunk {}: {e}", id.short())))?;
+        let data = compression::decode(&payload, self.config.chunker.max_size as usize)
+            .map_err(|e| Error::corrupt(&object, format!("chunk {}: {e}", id.short())))?;
+        if self.keys.chunk_id(&data) != id.0 {
+            return Err(Error::corrupt(object, format!("chunk {} does not match its id", id.short())));
+        }
+        Ok(data)
+    }
+
+    /// Fetches one chunk through the index.
+    pub fn read_chunk(&self, index: &Index, id: &Id) -> Result<Vec<u8>> {
+        let (pack, loc) = index
+            .get(id)
+            .ok_or_else(|| Error::corrupt("index", format!("chunk {} is in no pack", id.short())))?;
+        let sealed = self
+            .backend
+            .get_range(Kind::Pack, &pack.to_hex(), loc.offset as u64, loc.length as u64)
+            .map_err(|e| match e {
+                BackendError::NotFound { .. } => Error::corrupt(format!("pack {pack}"), "missing"),
+                BackendError::Truncated { .. } => Error::corrupt(format!("pack {pack}"), "truncated"),
+                other => backend_error(other),
+            })?;
+        self.open_chunk(id, &sealed, &pack)
+    }
+
+    pub fn put_pack(&self, id: &Id, bytes: &[u8]) -> Result<()> {
+        self.backend.put(Kind::Pack, &id.to_hex(), bytes).map_err(backend_error)
+    }
+
+    // ---- indexes ----
+
+    pub fn save_index(&self, packs: Vec<PackEntry>) -> Result<Id> {
+        let file = IndexFile { version: FORMAT_VERSION, packs };
+        self.save_sealed(Kind::Index, Role::Index, &file)
+    }
+
+    pub fn load_index_file(&self, id: &Id) -> Result<IndexFile> {
+        let file: IndexFile = self.load_sealed(Kind::Index, Role::Index, id, "index")?;
+        if file.version != FORMAT_VERSION {
+            return Err(Error::UnsupportedVersion {
+                object: format!("index {id}"),
+                version: file.version,
+                supported: FORMAT_VERSION,
+            });
+        }
+        Ok(file)
+    }
+
+    pub fn list_ids(&self, kind: Kind) -> Result<Vec<Id>> {
+        let mut ids = Vec::new();
+        for info in self.backend.list(kind).map_err(backend_error)? {
+            // Foreign names are ignored, not trusted: only ids are objects.
+            if let Some(id) = Id::from_hex(&info.name) {
+                ids.push(id);
+            }
+        }
+        Ok(ids)
+    }
+
+    /// Every index merged.
+    pub fn load_index(&self) -> Result<Index> {
+        let mut index = Index::default();
+        for id in self.list_ids(Kind::Index)? {
+            for pack in self.load_index_file(&id)?.packs {
+                index.add_pack(&pack);
+            }
+        }
+        Ok(index)
+    }
+
+    // ---- snapshots ----
+
+    /// Writes a manifest: the commit point of a backup. Call only once every
+    /// pack and index it refers to is stored.
+    pub fn save_snapshot(&self, manifest: &Manifest) -> Result<Id> {
+        self.save_sealed(Kind::Snapshot, Role::Snapshot, manifest)
+    }
+
+    pub fn load_snapshot(&self, id: &Id) -> Result<Manifest> {
+        let m: Manifest = self.load_sealed(Kind::Snapshot, Role::Snapshot, id, "snapshot")?;
+        if m.version != MANIFEST_VERSION {
+            return Err(Error::UnsupportedVersion {
+                object: format!("snapshot {id}"),
+                version: m.version,
+                supported: MANIFEST_VERSION,
+            });
+        }
+        Ok(m)
+    }
+
+    /// All snapshots, oldest first.
+    pub fn list_snapshots(&self) -> Result<Vec<(Id, Manifest)>> {
+        let mut out = Vec::new();
+        for id in self.list_ids(Kind::Snapshot)? {
+            let m = self.load_snapshot(&id)?;
+            out.push((id, m));
+        }
+        out.sort_by(|a, b| a.1.time.cmp(&b.1.time).then(a.0.cmp(&b.0)));
+        Ok(out)
+    }
+
+    /// Resolves `latest`, a full id or a unique id prefix; `latest` honours
+    /// `tags` (every tag must be present).
+    pub fn find_snapshot(&self, query: &str, tags: &[String]) -> Result<Id> {
+        if query == "latest" {
+            return self
+                .list_snapshots()?
+                .into_iter()
+                .rev()
+                .find(|(_, m)| tags.iter().all(|t| m.tags.contains(t)))
+                .map(|(id, _)| id)
+                .ok_or_else(|| Error::SnapshotNotFound { query: query.into() });
+        }
+        let q = query.to_ascii_lowercase();
+        if q.is_empty() || !q.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(Error::SnapshotNotFound { query: query.into() });
+        }
+        let matches: Vec<Id> = self.list_ids(Kind::Snapshot)?.into_iter().filter(|id| id.to_hex().starts_with(&q)).collect();
+        match matches.len() {
+            0 => Err(Error::SnapshotNotFound { query: query.into() }),
+            1 => Ok(matches[0]),
+            n => Err(Error::AmbiguousSnapshot { query: query.into(), count: n }),
+        }
+    }
+
+    // ---- sealed JSON objects ----
+
+    fn save_sealed<T: serde::Serialize>(&self, kind: Kind, role: Role, value: &T) -> Result<Id> {
+        let json = serde_json::to_vec(value).map_err(|e| Error::InvalidInput(e.to_string()))?;
+        let payload = compression::encode(&json, 3);
+        let id = Id::random();
+        let sealed = self.keys.seal(role, &id.0, &payload);
+        self.backend.put(kind, &id.to_hex(), &sealed).map_err(backend_error)?;
+        Ok(id)
+    }
+
+    fn load_sealed<T: serde::de::DeserializeOwned>(&self, kind: Kind, role: Role, id: &Id, what: &str) -> Result<T> {
+        let object = format!("{what} {id}");
+        let sealed = self.backend.get(kind, &id.to_hex()).map_err(|e| match e {
+            BackendError::NotFound { .. } => Error::NotFound { object: object.clone() },
+            other => backend_error(other),
+        })?;
+        let payload = self.keys.open(role, &id.0, &sealed).map_err(|e| Error::corrupt(&object, e.to_string()))?;
+        let json = compression::decode(&payload, METADATA_LIMIT).map_err(|e| Error::corrupt(&object, e.to_string()))?;
+        serde_json::from_slice(&json).map_err(|e| Error::corrupt(&object, format!("invalid JSON: {e}")))
+    }
+
+    /// Checks every key object's name against its content. For `verify`.
+    pub fn check_key_objects(&self) -> Result<usize> {
+        let infos = self.backend.list(Kind::Key).map_err(backend_error)?;
+        for info in &infos {
+            let bytes = self.backend.get(Kind::Key, &info.name).map_err(backend_error)?;
+            if hex::encode(format::sha256(&bytes)) != info.name {
+                return Err(Error::corrupt(format!("key keys/{}", info.name), "content does not match its name (sha256)"));
+            }
+            serde_json::from_slice::<KeyFile>(&bytes)
+                .map_err(|e| Error::corrupt(format!("key keys/{}", info.name), e.to_string()))?;
+        }
+        Ok(infos.len())
+    }
+}

@@ -1,0 +1,25 @@
+//! Sources: where backup data comes from. Each turns its input into a
+//! stream of `SourceItem`s for the backup pipeline; none touches the
+//! repository.
+
+pub mod tree;
+
+use crate::encoding::RawPath;
+use crate::manifest::Entry;
+
+/// What a source emits, in order.
+pub enum SourceItem {
+    /// A source begins (its path as stored).
+    Begin(RawPath),
+    /// A complete entry with no content to read (dir, symlink, or a file
+    /// reused from the parent snapshot with its chunk list).
+    Entry(Entry),
+    /// A file begins; its `Chunk`s follow, then `FileEnd` or `FileFailed`.
+    FileStart(Entry),
+    Chunk(Vec<u8>),
+    FileEnd { sha256: [u8; 32], size: u64, changed: bool },
+    /// The file begun last could not be read to its end; drop it.
+    FileFailed,
+    /// Something could not be read; listed in the summary (exit code 3).
+    Unreadable(String),
+}

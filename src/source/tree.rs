@@ -1,0 +1,233 @@
+//! File-tree source: walks paths depth-first in name order, never following
+//! symlinks, and streams each regular file through the chunker.
+
+use super::SourceItem;
+use crate::chunker::ChunkerParams;
+use crate::encoding::RawPath;
+use crate::error::{Error, Result};
+use crate::filter::Patterns;
+use crate::manifest::{Entry, EntryKind};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::fs::{self, File, Metadata};
+use std::io::Read;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Component, Path, PathBuf};
+
+pub struct TreeOptions<'a> {
+    pub excludes: &'a Patterns,
+    pub one_file_system: bool,
+    pub chunker: ChunkerParams,
+    /// Files of the parent snapshot by path: unchanged ones are not re-read.
+    pub parent: Option<&'a HashMap<RawPath, Entry>>,
+    /// Is this chunk still stored? (A parent's chunk list is reused only then.)
+    pub chunk_known: &'a (dyn Fn(&crate::encoding::Id) -> bool + Sync),
+    pub on_bytes: &'a (dyn Fn(u64) + Sync),
+}
+
+/// The path a source is stored under: as given, lexically normalised, without
+/// a leading `/`. A path with `..` is made absolute first, so a stored path
+/// never holds `..`.
+pub fn stored_root(path: &Path) -> Result<RawPath> {
+    let path = if path.components().any(|c| c == Component::ParentDir) {
+        fs::canonicalize(path).map_err(|e| Error::io(path, e))?
+    } else {
+        path.to_path_buf()
+    };
+    let parts: Vec<&[u8]> = path
+        .components()
+        .filter_map(|c| match c {
+            Component::Normal(s) => Some(s.as_bytes()),
+            _ => None,
+        })
+        .collect();
+    Ok(RawPath(parts.join(&b'/')))
+}
+
+fn join(parent: &RawPath, name: &[u8]) -> RawPath {
+    if parent.0.is_empty() {
+        return RawPath(name.to_vec());
+    }
+    let mut p = parent.0.clone();
+    p.push(b'/');
+    p.extend_from_slice(name);
+    RawPath(p)
+}
+
+fn entry_from(path: RawPath, kind: EntryKind, m: &Metadata) -> Entry {
+    Entry {
+        path,
+        kind,
+        mode: m.mode() & 0o7777,
+        uid: m.uid(),
+        gid: m.gid(),
+        mtime_ns: m.mtime() * 1_000_000_000 + m.mtime_nsec(),
+        ctime_ns: m.ctime() * 1_000_000_000 + m.ctime_nsec(),
+        inode: m.ino(),
+        size: if kind == EntryKind::File { m.len() } else { 0 },
+        target: None,
+        chunks: Vec::new(),
+        sha256: None,
+        changed: false,
+    }
+}
+
+/// Walks one source path, emitting its items.
+pub fn walk(root: &Path, opts: &TreeOptions<'_>, emit: &mut dyn FnMut(SourceItem) -> Result<()>) -> Result<()> {
+    let stored = stored_root(root)?;
+    let meta = fs::symlink_metadata(root).map_err(|e| Error::io(root, e))?;
+    emit(SourceItem::Begin(stored.clone()))?;
+    let root_dev = meta.dev();
+    // An explicit stack keeps deep trees off the call stack.
+    let mut stack: Vec<(PathBuf, RawPath, Metadata)> = vec![(root.to_path_buf(), stored, meta)];
+    while let Some((fs_path, path, meta)) = stack.pop() {
+        let ft = meta.file_type();
+        if ft.is_dir() {
+            // The root "/" has an empty stored path and no entry of its own.
+            if !path.0.is_empty() {
+                emit(SourceItem::Entry(entry_from(path.clone(), EntryKind::Dir, &meta)))?;
+            }
+            if opts.one_file_system && meta.dev() != root_dev {
+                continue;
+            }
+            let mut children = match fs::read_dir(&fs_path) {
+                Ok(rd) => rd.filter_map(|e| e.ok()).map(|e| e.file_name()).collect::<Vec<_>>(),
+                Err(e) => {
+                    emit(SourceItem::Unreadable(format!("{}: {e}", fs_path.display())))?;
+                    continue;
+                }
+            };
+            children.sort();
+            // Reverse, so that popping the stack visits names in order.
+            for name in children.into_iter().rev() {
+                let child_path = join(&path, name.as_bytes());
+                if opts.excludes.matches(&child_path.0) {
+                    continue;
+                }
+                let child_fs = fs_path.join(&name);
+                match fs::symlink_metadata(&child_fs) {
+                    Ok(m) => stack.push((child_fs, child_path, m)),
+                    Err(e) => emit(SourceItem::Unreadable(format!("{}: {e}", child_fs.display())))?,
+                }
+            }
+        } else if ft.is_symlink() {
+            match fs::read_link(&fs_path) {
+                Ok(target) => {
+                    let mut e = entry_from(path, EntryKind::Symlink, &meta);
+                    e.target = Some(RawPath(target.as_os_str().as_bytes().to_vec()));
+                    emit(SourceItem::Entry(e))?;
+                }
+                Err(e) => emit(SourceItem::Unreadable(format!("{}: {e}", fs_path.display())))?,
+            }
+        } else if ft.is_file() {
+            read_file(&fs_path, path, &meta, opts, emit)?;
+        } else {
+            emit(SourceItem::Unreadable(format!(
+                "{}: special file (device, fifo or socket) skipped",
+                fs_path.display()
+            )))?;
+        }
+    }
+    Ok(())
+}
+
+fn unchanged(a: &Metadata, b: &Metadata) -> bool {
+    a.len() == b.len()
+        && a.mtime() == b.mtime()
+        && a.mtime_nsec() == b.mtime_nsec()
+        && a.ctime() == b.ctime()
+        && a.ctime_nsec() == b.ctime_nsec()
+        && a.ino() == b.ino()
+}
+
+fn read_file(
+    fs_path: &Path,
+    path: RawPath,
+    meta: &Metadata,
+    opts: &TreeOptions<'_>,
+    emit: &mut dyn FnMut(SourceItem) -> Result<()>,
+) -> Result<()> {
+    let mut entry = entry_from(path, EntryKind::File, meta);
+    if let Some(old) = opts.parent.and_then(|p| p.get(&entry.path)) {
+        let same = old.kind == EntryKind::File
+            && !old.changed
+            && old.size == entry.size
+            && old.mtime_ns == entry.mtime_ns
+            && old.ctime_ns == entry.ctime_ns
+            && old.inode == entry.inode
+            && old.chunks.iter().all(|c| (opts.chunk_known)(c));
+        if same {
+            entry.chunks = old.chunks.clone();
+            entry.sha256 = old.sha256.clone();
+            (opts.on_bytes)(entry.size);
+            return emit(SourceItem::Entry(entry));
+        }
+    }
+    // O_NOFOLLOW: the path was a regular file at lstat time; if it has been
+    // swapped for a symlink since, refuse rather than follow it.
+    let file = match fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(fs_path) {
+        Ok(f) => f,
+        Err(e) => return emit(SourceItem::Unreadable(format!("{}: {e}", fs_path.display()))),
+    };
+    let before = match file.metadata() {
+        Ok(m) => m,
+        Err(e) => return emit(SourceItem::Unreadable(format!("{}: {e}", fs_path.display()))),
+    };
+    let entry = entry_from(entry.path, EntryKind::File, &before);
+    emit(SourceItem::FileStart(entry))?;
+
+    let mut reader = HashingReader { inner: &file, hasher: Sha256::new(), bytes: 0 };
+    let mut read_error = None;
+    let result = opts.chunker.split(
+        &mut reader,
+        |chunk| {
+            (opts.on_bytes)(chunk.len() as u64);
+            emit(SourceItem::Chunk(chunk))
+        },
+        |e| {
+            read_error = Some(format!("{}: {e}", fs_path.display()));
+            Error::io(fs_path, e)
+        },
+    );
+    match (result, read_error) {
+        (Ok(()), _) => {}
+        (Err(_), Some(message)) => {
+            emit(SourceItem::FileFailed)?;
+            return emit(SourceItem::Unreadable(message));
+        }
+        (Err(e), None) => return Err(e),
+    }
+    let after = file.metadata().map_err(|e| Error::io(fs_path, e))?;
+    let changed = !unchanged(&before, &after) || reader.bytes != before.len();
+    emit(SourceItem::FileEnd { sha256: reader.hasher.finalize().into(), size: reader.bytes, changed })
+}
+
+struct HashingReader<'a> {
+    inner: &'a File,
+    hasher: Sha256,
+    bytes: u64,
+}
+
+impl Read for HashingReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.bytes += n as u64;
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_roots_are_relative_and_normalised() {
+        assert_eq!(stored_root(Path::new("/etc/ssh/")).unwrap().0, b"etc/ssh");
+        assert_eq!(stored_root(Path::new("./a//b")).unwrap().0, b"a/b");
+        assert_eq!(stored_root(Path::new("/")).unwrap().0, b"");
+        let up = stored_root(Path::new("..")).unwrap();
+        assert!(!up.0.windows(2).any(|w| w == b".."));
+    }
+}
