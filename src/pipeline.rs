@@ -8,7 +8,7 @@
 //! most `window` items exist between the two, however large the input.
 
 use crate::error::{Error, Result};
-use crossbeam_channel::{bounded, unbounded};
+use crossbeam_channel::{bounded, unbounded, RecvTimeoutError};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
@@ -24,14 +24,26 @@ pub struct Emitter<'a, T> {
 
 impl<T> Emitter<'_, T> {
     pub fn emit(&mut self, item: T) -> Result<()> {
-        if self.failed.load(Ordering::Relaxed) || self.credits.recv().is_err() {
-            return Err(aborted());
+        // Wait for a credit, but notice an abort elsewhere: a failed worker
+        // means the consumer will never return the credits it holds.
+        loop {
+            if self.failed.load(Ordering::Relaxed) {
+                return Err(aborted());
+            }
+            match self.credits.recv_timeout(POLL) {
+                Ok(()) => break,
+                Err(RecvTimeoutError::Timeout) => continue,
+                Err(RecvTimeoutError::Disconnected) => return Err(aborted()),
+            }
         }
         self.jobs.send((self.next, item)).map_err(|_| aborted())?;
         self.next += 1;
         Ok(())
     }
 }
+
+/// How often a blocked producer or consumer looks at the abort flag.
+const POLL: std::time::Duration = std::time::Duration::from_millis(20);
 
 fn aborted() -> Error {
     Error::InvalidInput("pipeline aborted".into())
@@ -101,7 +113,15 @@ where
 
         let mut pending = BTreeMap::new();
         let mut next = 0u64;
-        'outer: for (seq, out) in done_rx.iter() {
+        'outer: loop {
+            if failed.load(Ordering::Relaxed) {
+                break;
+            }
+            let (seq, out) = match done_rx.recv_timeout(POLL) {
+                Ok(v) => v,
+                Err(RecvTimeoutError::Timeout) => continue,
+                Err(RecvTimeoutError::Disconnected) => break,
+            };
             pending.insert(seq, out);
             while let Some(out) = pending.remove(&next) {
                 next += 1;
@@ -110,9 +130,6 @@ where
                     break 'outer;
                 }
                 let _ = credit_tx.send(());
-            }
-            if failed.load(Ordering::Relaxed) {
-                break;
             }
         }
         // Unblock a producer waiting for credit and workers waiting to send.
@@ -193,6 +210,31 @@ mod tests {
             let msg = r.unwrap_err().to_string();
             assert_eq!(msg, format!("{fail_in} failed"));
         }
+    }
+
+    #[test]
+    fn a_worker_failing_behind_later_items_does_not_hang() {
+        // Item 3 fails slowly while later items finish: the consumer holds
+        // them waiting for 3, the producer waits for credit. Both must stop.
+        let r = run(
+            2,
+            4,
+            |e| {
+                for i in 0..100u64 {
+                    e.emit(i)?;
+                }
+                Ok(())
+            },
+            |i| {
+                if i == 3 {
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                    return Err(Error::InvalidInput("slow failure".into()));
+                }
+                Ok(i)
+            },
+            |_| Ok(()),
+        );
+        assert_eq!(r.unwrap_err().to_string(), "slow failure");
     }
 
     #[test]

@@ -86,6 +86,9 @@ pub fn restore(repo: &Repository, snapshot: &Id, opts: &RestoreOptions) -> Resul
         let path = resolve(target, &e.path.0, !opts.dry_run)?;
         match fs::symlink_metadata(&path) {
             Ok(m) if m.is_dir() => {}
+            Ok(m) if m.file_type().is_symlink() => {
+                return Err(Error::Target { path, reason: "is a symlink; refusing to restore through it".into() })
+            }
             Ok(_) => return Err(Error::Target { path, reason: "exists and is not a directory".into() }),
             Err(_) if opts.dry_run => {}
             Err(_) => fs::create_dir(&path).map_err(|err| Error::io(&path, err))?,

@@ -1,0 +1,86 @@
+//! Passphrase sources and their failures; repository location errors.
+
+use crate::common::*;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::time::{Duration, Instant};
+
+#[test]
+fn wrong_passphrase_is_a_clear_error_with_exit_12() {
+    let env = Env::new();
+    let r = env.command().env("COFFER_PASSWORD", "not the passphrase").args(["snapshots"]).output().unwrap();
+    let r: Run = r.into();
+    assert_eq!(r.code, 12, "{}", r.stderr);
+    assert!(r.stderr.contains("wrong passphrase"), "{}", r.stderr);
+    assert!(r.stderr.contains(env.repo().to_str().unwrap()), "names the repository: {}", r.stderr);
+    assert!(!r.stderr.contains("not the passphrase") && !r.stdout.contains("not the passphrase"));
+}
+
+#[test]
+fn no_passphrase_and_no_terminal_fails_at_once() {
+    let env = Env::new();
+    let started = Instant::now();
+    let r: Run = env.command().env_remove("COFFER_PASSWORD").args(["snapshots"]).output().unwrap().into();
+    assert!(started.elapsed() < Duration::from_secs(20));
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("no passphrase") && r.stderr.contains("COFFER_PASSWORD_FILE"), "{}", r.stderr);
+}
+
+#[test]
+fn passphrase_file_and_command_work() {
+    let env = Env::new();
+    let file = env.path("pass");
+    fs::write(&file, format!("{PASSPHRASE}\n")).unwrap();
+    fs::set_permissions(&file, fs::Permissions::from_mode(0o600)).unwrap();
+    let r: Run = env
+        .command()
+        .env_remove("COFFER_PASSWORD")
+        .env("COFFER_PASSWORD_FILE", &file)
+        .args(["snapshots", "--json"])
+        .output()
+        .unwrap()
+        .into();
+    r.ok();
+    let r: Run = env
+        .command()
+        .env_remove("COFFER_PASSWORD")
+        .env("COFFER_PASSWORD_COMMAND", format!("cat {}", file.display()))
+        .args(["snapshots", "--json"])
+        .output()
+        .unwrap()
+        .into();
+    r.ok();
+    let r: Run = env
+        .command()
+        .env_remove("COFFER_PASSWORD")
+        .env("COFFER_PASSWORD_COMMAND", "exit 3")
+        .args(["snapshots"])
+        .output()
+        .unwrap()
+        .into();
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("COFFER_PASSWORD_COMMAND failed"), "{}", r.stderr);
+    let r: Run = env
+        .command()
+        .env("COFFER_PASSWORD_FILE", env.path("missing"))
+        .args(["snapshots"])
+        .output()
+        .unwrap()
+        .into();
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("COFFER_PASSWORD_FILE") && r.stderr.contains("missing"), "{}", r.stderr);
+}
+
+#[test]
+fn missing_repository_exit_10_and_init_twice_refused() {
+    let env = Env::empty();
+    let r = env.coffer(&["snapshots"]);
+    assert_eq!(r.code, 10, "{}", r.stderr);
+    assert!(r.stderr.contains("no coffer repository at"), "{}", r.stderr);
+    env.coffer(&["init", "--kdf-memory-kib", "256", "--kdf-iterations", "1"]).ok();
+    let r = env.coffer(&["init", "--kdf-memory-kib", "256", "--kdf-iterations", "1"]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("already exists"), "{}", r.stderr);
+    let r = env.coffer(&["backup"]);
+    assert_eq!(r.code, 2, "usage errors exit 2: {}", r.stderr);
+}

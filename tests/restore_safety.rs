@@ -1,0 +1,111 @@
+//! Hostile manifests and hostile targets: nothing is written outside the target.
+
+use crate::common::*;
+use coffer::{EntryKind, RawPath, Repository, Source};
+use std::fs;
+use std::sync::Arc;
+
+fn repo(env: &Env) -> Repository {
+    Repository::open(Arc::new(coffer::Local::new(env.repo())), PASSPHRASE.as_bytes()).unwrap()
+}
+
+/// Backs up a small tree and returns a copy of its manifest to tamper with.
+fn base(env: &Env) -> coffer::Manifest {
+    let src = env.path("src");
+    fs::create_dir_all(src.join("sub")).unwrap();
+    fs::write(src.join("sub/file.txt"), b"payload").unwrap();
+    env.backup_json(&[&src], &[]);
+    let r = repo(env);
+    let id = r.find_snapshot("latest", &[]).unwrap();
+    r.load_snapshot(&id).unwrap()
+}
+
+fn with_entry_paths(mut m: coffer::Manifest, f: impl Fn(&mut Vec<coffer::Entry>)) -> coffer::Manifest {
+    match &mut m.sources[0] {
+        Source::Tree(t) => f(&mut t.entries),
+    }
+    m
+}
+
+fn restore_refused(env: &Env, snapshot: &coffer::Id, must_say: &str) {
+    let target = env.path("target");
+    let r = env.coffer(&["restore", &snapshot.to_hex(), "--target", target.to_str().unwrap()]);
+    assert_eq!(r.code, 1, "hostile restore succeeded: {}", r.stdout);
+    assert!(r.stderr.contains(must_say), "{}", r.stderr);
+}
+
+#[test]
+fn dot_dot_and_absolute_paths_are_refused_before_writing() {
+    for bad in [&b"../escaped.txt"[..], b"/tmp/coffer-escaped.txt", b"a/../../escaped.txt"] {
+        let env = Env::new();
+        let m = base(&env);
+        let m = with_entry_paths(m, |entries| {
+            let file = entries.iter().find(|e| e.kind == EntryKind::File).unwrap().clone();
+            entries.push(coffer::Entry { path: RawPath(bad.to_vec()), ..file });
+        });
+        let id = repo(&env).save_snapshot(&m).unwrap();
+        restore_refused(&env, &id, "unsafe entry");
+        assert!(!env.path("target").exists(), "restore wrote before refusing");
+        assert!(!env.path("escaped.txt").exists());
+        assert!(!std::path::Path::new("/tmp/coffer-escaped.txt").exists());
+        // verify reports the same manifest as unsafe.
+        let v = env.coffer(&["verify"]);
+        assert_eq!(v.code, 1);
+        assert!(v.stderr.contains("unsafe entry"), "{}", v.stderr);
+    }
+}
+
+#[test]
+fn a_symlink_in_the_manifest_cannot_redirect_a_file() {
+    let env = Env::new();
+    let outside = env.path("outside");
+    fs::create_dir_all(&outside).unwrap();
+    let m = base(&env);
+    let m = with_entry_paths(m, |entries| {
+        let file = entries.iter().find(|e| e.kind == EntryKind::File).unwrap().clone();
+        let mut link = file.clone();
+        link.kind = EntryKind::Symlink;
+        link.path = RawPath(b"evil".to_vec());
+        link.target = Some(RawPath(outside.to_str().unwrap().as_bytes().to_vec()));
+        link.chunks.clear();
+        link.sha256 = None;
+        link.size = 0;
+        entries.insert(0, link);
+        entries.push(coffer::Entry { path: RawPath(b"evil/pwned.txt".to_vec()), ..file });
+    });
+    let id = repo(&env).save_snapshot(&m).unwrap();
+    restore_refused(&env, &id, "evil");
+    assert_eq!(fs::read_dir(&outside).unwrap().count(), 0, "a file escaped through the symlink");
+}
+
+#[test]
+fn an_existing_symlink_in_the_target_is_not_followed() {
+    let env = Env::new();
+    let _ = base(&env);
+    let src = env.path("src");
+    let outside = env.path("outside");
+    fs::create_dir_all(&outside).unwrap();
+    let target = env.path("target");
+    let root = restored(&target, &src);
+    fs::create_dir_all(&root).unwrap();
+    std::os::unix::fs::symlink(&outside, root.join("sub")).unwrap();
+    let r = env.coffer(&["restore", "latest", "--target", target.to_str().unwrap()]);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert!(r.stderr.contains("symlink"), "{}", r.stderr);
+    assert_eq!(fs::read_dir(&outside).unwrap().count(), 0, "a file escaped through the symlink");
+}
+
+#[test]
+fn a_manifest_whose_file_content_mismatches_is_refused_and_leaves_no_file() {
+    let env = Env::new();
+    let m = base(&env);
+    let m = with_entry_paths(m, |entries| {
+        for e in entries.iter_mut().filter(|e| e.kind == EntryKind::File) {
+            e.sha256 = Some("00".repeat(32));
+        }
+    });
+    let id = repo(&env).save_snapshot(&m).unwrap();
+    restore_refused(&env, &id, "does not match the manifest's sha256");
+    let files: Vec<_> = walk_all(&env.path("target")).into_iter().filter(|p| !p.is_dir()).collect();
+    assert!(files.is_empty(), "a file that failed its check was left: {files:?}");
+}

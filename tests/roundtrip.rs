@@ -1,0 +1,145 @@
+//! Byte-for-byte round trips and partial restores.
+
+use crate::common::*;
+use std::fs;
+
+#[test]
+fn every_entry_kind_round_trips_byte_for_byte() {
+    let env = Env::new();
+    let src = env.path("src");
+    make_rich_tree(&src);
+    let summary = env.backup_json(&[&src], &["--tag", "test"]);
+    assert_eq!(summary["unreadable"].as_array().unwrap().len(), 0);
+    let id = summary["snapshot"].as_str().unwrap().to_string();
+
+    let target = env.path("out");
+    env.coffer(&["restore", &id[..8], "--target", target.to_str().unwrap()]).ok();
+    let restored_root = restored(&target, &src);
+    assert_eq!(describe(&src), describe(&restored_root));
+    // The root directory itself keeps its metadata too.
+    let (a, b) = (fs::metadata(&src).unwrap(), fs::metadata(&restored_root).unwrap());
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!((a.mode(), a.mtime()), (b.mode(), b.mtime()));
+    // No temporary files are left behind.
+    assert!(walk_all(&target).iter().all(|p| !p.to_string_lossy().contains(".coffer-")));
+    env.coffer(&["verify", "--read-data"]).ok();
+}
+
+#[test]
+fn relative_paths_are_stored_as_given_and_latest_resolves() {
+    let env = Env::new();
+    make_rich_tree(&env.path("rel/tree"));
+    let r = env.command().current_dir(env.dir.path()).args(["backup", "rel/tree"]).output().unwrap();
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let target = env.path("out");
+    env.coffer(&["restore", "latest", "--target", target.to_str().unwrap()]).ok();
+    assert_eq!(describe(&env.path("rel/tree")), describe(&target.join("rel/tree")));
+}
+
+#[test]
+fn include_and_exclude_restore_exactly_the_matching_entries() {
+    let env = Env::new();
+    let src = env.path("src");
+    make_rich_tree(&src);
+    env.backup_json(&[&src], &[]);
+    let prefix = src.strip_prefix("/").unwrap().to_str().unwrap().to_string();
+
+    let target = env.path("part");
+    env.coffer(&[
+        "restore",
+        "latest",
+        "--target",
+        target.to_str().unwrap(),
+        "--include",
+        &format!("{prefix}/docs"),
+        "--exclude",
+        "*.bak",
+    ])
+    .ok();
+    let root = restored(&target, &src);
+    let mut got: Vec<String> = walk_all(&root.join("docs"))
+        .iter()
+        .map(|p| p.strip_prefix(&root).unwrap().to_string_lossy().into_owned())
+        .collect();
+    got.sort();
+    assert_eq!(got, ["docs/deep", "docs/deep/deeper", "docs/deep/deeper/notes.txt", "docs/readme.md"]);
+    // Nothing outside docs/ was restored (only the parent directories).
+    let top: Vec<_> = fs::read_dir(&root).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(top, ["docs"]);
+    assert_eq!(fs::read(root.join("docs/readme.md")).unwrap(), b"# hello\n");
+
+    // A name pattern selects files anywhere in the tree.
+    let t2 = env.path("part2");
+    env.coffer(&["restore", "latest", "--target", t2.to_str().unwrap(), "--include", "*.txt"]).ok();
+    let files: Vec<_> = walk_all(&t2).into_iter().filter(|p| p.is_file()).collect();
+    assert_eq!(files.len(), 3, "{files:?}"); // notes.txt, secret.txt, the latin-1 .txt
+}
+
+#[test]
+fn snapshots_show_and_json_parse() {
+    let env = Env::new();
+    let src = env.path("src");
+    make_rich_tree(&src);
+    env.backup_json(&[&src], &["--tag", "nightly"]);
+    env.backup_json(&[&src], &["--tag", "manual"]);
+    let list = env.coffer(&["snapshots", "--json"]).ok().json();
+    assert_eq!(list.as_array().unwrap().len(), 2);
+    let tagged = env.coffer(&["snapshots", "--json", "--tag", "nightly"]).ok().json();
+    assert_eq!(tagged.as_array().unwrap().len(), 1);
+    let show = env.coffer(&["show", "latest", "--json"]).ok().json();
+    assert_eq!(show["manifest"]["tags"][0], "manual");
+    assert!(show["manifest"]["sources"][0]["entries"].as_array().unwrap().len() > 10);
+    let latest_nightly = env.coffer(&["show", "latest", "--tag", "nightly", "--json"]).ok().json();
+    assert_eq!(latest_nightly["id"], tagged[0]["id"]);
+    env.coffer(&["verify", "--json"]).ok().json();
+    let missing = env.coffer(&["show", "deadbeef"]);
+    assert_eq!(missing.code, 1);
+    assert!(missing.stderr.contains("no snapshot matches \"deadbeef\""), "{}", missing.stderr);
+}
+
+#[test]
+fn unreadable_files_are_listed_and_exit_3() {
+    let env = Env::new();
+    let src = env.path("src");
+    fs::create_dir_all(&src).unwrap();
+    fs::write(src.join("ok.txt"), b"fine").unwrap();
+    // A fifo is a special file coffer skips with a warning, whoever runs it.
+    let fifo = src.join("pipe");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+    let r = env.coffer_os(&["backup".as_ref(), "--json".as_ref(), src.as_os_str()]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    let j = r.json();
+    assert_eq!(j["unreadable"].as_array().unwrap().len(), 1);
+    assert!(r.stderr.contains("pipe"), "{}", r.stderr);
+    // The snapshot was committed with what could be read.
+    assert!(j["snapshot"].is_string());
+    assert_eq!(j["files"], 1);
+}
+
+#[test]
+fn a_missing_source_path_fails_before_anything_is_written() {
+    let env = Env::new();
+    let before = env.repo_state();
+    let r = env.coffer(&["backup", env.path("nope").to_str().unwrap()]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("nope"), "{}", r.stderr);
+    assert_eq!(before, env.repo_state());
+}
+
+#[test]
+fn excludes_and_one_file_system_at_backup() {
+    let env = Env::new();
+    let src = env.path("src");
+    make_rich_tree(&src);
+    let j = env.backup_json(&[&src], &["--exclude", "*.bak", "--exclude", "private", "-x"]);
+    let show = env.coffer(&["show", j["snapshot"].as_str().unwrap(), "--json"]).ok().json();
+    let paths: Vec<String> = show["manifest"]["sources"][0]["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["path"].as_str().map(String::from).unwrap_or_default())
+        .collect();
+    assert!(!paths.iter().any(|p| p.ends_with(".bak") || p.contains("/private")), "{paths:?}");
+    assert!(paths.iter().any(|p| p.ends_with("docs/readme.md")));
+}
