@@ -5,6 +5,7 @@ mod common;
 mod crash;
 mod dedup;
 mod dry_run;
+mod fixture_repo;
 mod memory;
 mod passphrase;
 mod restore_safety;
