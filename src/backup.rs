@@ -8,19 +8,31 @@ use crate::encoding::{Id, RawPath};
 use crate::error::{Error, Result};
 use crate::filter::Patterns;
 use crate::format::{Index, PackEntry, PackWriter};
-use crate::manifest::{Entry, EntryKind, Manifest, Source, Summary, TreeSource, MANIFEST_VERSION};
+use crate::manifest::{DumpKind, DumpSource, Entry, EntryKind, Manifest, Source, Summary, TreeSource, MANIFEST_VERSION};
+use crate::postgres::PgConnection;
 use crate::pipeline;
 use crate::repository::Repository;
-use crate::source::{tree, SourceItem};
+use crate::source::{postgres, tree, SourceItem};
 use crossbeam_channel::bounded;
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
-#[derive(Debug, Clone)]
+/// Which PostgreSQL databases to dump.
+#[derive(Clone)]
+pub struct PgSources {
+    pub connection: PgConnection,
+    /// Databases to dump; empty: the one the connection names.
+    pub databases: Vec<String>,
+    /// Every non-template database plus the globals (roles, tablespaces).
+    pub all: bool,
+}
+
+#[derive(Clone)]
 pub struct BackupOptions {
     pub paths: Vec<PathBuf>,
+    pub postgres: Option<PgSources>,
     pub excludes: Vec<String>,
     pub one_file_system: bool,
     pub tags: Vec<String>,
@@ -36,6 +48,7 @@ impl Default for BackupOptions {
     fn default() -> Self {
         BackupOptions {
             paths: Vec::new(),
+            postgres: None,
             excludes: Vec::new(),
             one_file_system: false,
             tags: Vec::new(),
@@ -77,8 +90,8 @@ enum Done {
 
 pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &dyn Progress) -> Result<BackupSummary> {
     let started = Instant::now();
-    if opts.paths.is_empty() {
-        return Err(Error::InvalidInput("nothing to back up: give at least one path".into()));
+    if opts.paths.is_empty() && opts.postgres.is_none() {
+        return Err(Error::InvalidInput("nothing to back up: give paths, or --pg / --db / --pg-all".into()));
     }
     // A missing source path is an error before anything starts: a cron job
     // with a typo must fail loudly, not commit an empty snapshot.
@@ -88,6 +101,27 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &dyn Progress) 
     let excludes = Patterns::new(&opts.excludes)?;
     let host = opts.host.clone().unwrap_or_else(crate::hostname);
     let roots: Vec<RawPath> = opts.paths.iter().map(|p| tree::stored_root(p)).collect::<Result<_>>()?;
+
+    // Resolve the databases first: a bad connection fails before any work.
+    let dumps: Vec<(PgConnection, DumpKind)> = match &opts.postgres {
+        None => Vec::new(),
+        Some(pg) => {
+            let mut v = Vec::new();
+            if pg.all {
+                v.push((pg.connection.clone(), DumpKind::Globals));
+                for db in pg.connection.list_databases()? {
+                    v.push((pg.connection.with_database(&db), DumpKind::Database));
+                }
+            } else if pg.databases.is_empty() {
+                v.push((pg.connection.clone(), DumpKind::Database));
+            } else {
+                for db in &pg.databases {
+                    v.push((pg.connection.with_database(db), DumpKind::Database));
+                }
+            }
+            v
+        }
+    };
 
     let index = repo.load_index()?;
     let (parent_id, parent_files) = if opts.force { (None, HashMap::new()) } else { find_parent(repo, &host, &roots)? };
@@ -119,6 +153,7 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &dyn Progress) 
         new_packs: Vec::new(),
         sources: Vec::new(),
         file: None,
+        dump: None,
         stats: Summary::default(),
         unreadable: Vec::new(),
         changed: Vec::new(),
@@ -147,6 +182,9 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &dyn Progress) 
                 };
                 for p in &opts.paths {
                     tree::walk(p, &tree_opts, &mut |item| emitter.emit(item))?;
+                }
+                for (conn, kind) in &dumps {
+                    postgres::dump(conn, *kind, chunker, &on_bytes, &mut |item| emitter.emit(item))?;
                 }
                 Ok(())
             },
@@ -185,7 +223,7 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &dyn Progress) 
         tags: opts.tags.clone(),
         tool: format!("coffer {}", env!("CARGO_PKG_VERSION")),
         parent: parent_id,
-        sources: sources.into_iter().map(Source::Tree).collect(),
+        sources,
         summary: stats.clone(),
         warnings,
     };
@@ -205,11 +243,15 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &dyn Progress) 
 fn find_parent(repo: &Repository, host: &str, roots: &[RawPath]) -> Result<(Option<Id>, HashMap<RawPath, Entry>)> {
     let snapshots = repo.list_snapshots()?;
     let parent = snapshots.into_iter().rev().find(|(_, m)| {
-        m.host == host
-            && m.sources.len() == roots.len()
-            && m.sources.iter().zip(roots).all(|(s, r)| match s {
-                Source::Tree(t) => &t.path == r,
+        let trees: Vec<&RawPath> = m
+            .sources
+            .iter()
+            .filter_map(|s| match s {
+                Source::Tree(t) => Some(&t.path),
+                Source::Postgres(_) => None,
             })
+            .collect();
+        m.host == host && !roots.is_empty() && trees.len() == roots.len() && trees.iter().zip(roots).all(|(a, b)| *a == b)
     });
     let Some((id, manifest)) = parent else { return Ok((None, HashMap::new())) };
     let files = manifest
@@ -217,6 +259,7 @@ fn find_parent(repo: &Repository, host: &str, roots: &[RawPath]) -> Result<(Opti
         .into_iter()
         .flat_map(|s| match s {
             Source::Tree(t) => t.entries,
+            Source::Postgres(_) => Vec::new(),
         })
         .filter(|e| e.kind == EntryKind::File)
         .map(|e| (e.path.clone(), e))
@@ -233,8 +276,10 @@ struct Collector<'a> {
     pack_size: usize,
     pack_tx: Option<crossbeam_channel::Sender<(Id, Vec<u8>)>>,
     new_packs: Vec<PackEntry>,
-    sources: Vec<TreeSource>,
+    sources: Vec<Source>,
+    /// The file or dump whose chunks are arriving.
     file: Option<Entry>,
+    dump: Option<DumpSource>,
     stats: Summary,
     unreadable: Vec<String>,
     changed: Vec<String>,
@@ -244,8 +289,11 @@ impl Collector<'_> {
     fn consume(&mut self, done: Done) -> Result<()> {
         match done {
             Done::Chunk { id, size, sealed } => {
-                let file = self.file.as_mut().ok_or_else(|| Error::InvalidInput("chunk outside a file".into()))?;
-                file.chunks.push(id);
+                match (self.file.as_mut(), self.dump.as_mut()) {
+                    (Some(f), _) => f.chunks.push(id),
+                    (None, Some(d)) => d.chunks.push(id),
+                    (None, None) => return Err(Error::InvalidInput("chunk outside a file or dump".into())),
+                }
                 self.stats.bytes += size as u64;
                 if let Some(sealed) = sealed {
                     let fresh = !self.index.contains(&id)
@@ -260,7 +308,18 @@ impl Collector<'_> {
                     }
                 }
             }
-            Done::Pass(SourceItem::Begin(path)) => self.sources.push(TreeSource { path, entries: Vec::new() }),
+            Done::Pass(SourceItem::Begin(path)) => self.sources.push(Source::Tree(TreeSource { path, entries: Vec::new() })),
+            Done::Pass(SourceItem::DumpStart(d)) => self.dump = Some(d),
+            Done::Pass(SourceItem::DumpEnd { sha256, size, server_version, toc, duration_secs }) => {
+                let mut d = self.dump.take().ok_or_else(|| Error::InvalidInput("dump end outside a dump".into()))?;
+                d.sha256 = hex::encode(sha256);
+                d.size = size;
+                d.server_version = server_version;
+                d.toc = toc;
+                d.duration_secs = duration_secs;
+                self.stats.databases += 1;
+                self.sources.push(Source::Postgres(d));
+            }
             Done::Pass(SourceItem::Entry(e)) => {
                 match e.kind {
                     EntryKind::File => {
@@ -293,12 +352,13 @@ impl Collector<'_> {
     }
 
     fn push_entry(&mut self, e: Entry) -> Result<()> {
-        self.sources
-            .last_mut()
-            .ok_or_else(|| Error::InvalidInput("entry before its source".into()))?
-            .entries
-            .push(e);
-        Ok(())
+        match self.sources.last_mut() {
+            Some(Source::Tree(t)) => {
+                t.entries.push(e);
+                Ok(())
+            }
+            _ => Err(Error::InvalidInput("entry before its source".into())),
+        }
     }
 
     fn flush_pack(&mut self) -> Result<()> {

@@ -10,27 +10,33 @@ mod backup;
 mod chunker;
 mod compression;
 mod crypto;
+mod drill;
 mod encoding;
 mod error;
 mod filter;
 mod format;
 mod manifest;
 mod pipeline;
+mod postgres;
 mod repository;
 mod restore;
+mod restore_pg;
 mod source;
 mod verify;
 
 pub use backend::{Backend, BackendError, DryRun, Kind, Local, ObjectInfo};
-pub use backup::{backup, BackupOptions, BackupSummary, NoProgress, Progress};
+pub use backup::{backup, BackupOptions, BackupSummary, NoProgress, PgSources, Progress};
 pub use chunker::ChunkerParams;
 pub use crypto::KdfParams;
 pub use encoding::{Id, RawPath};
 pub use error::{Error, Result};
 pub use format::{Config, FORMAT_VERSION};
-pub use manifest::{Entry, EntryKind, Manifest, Source, Summary, TreeSource, MANIFEST_VERSION};
+pub use manifest::{DumpKind, DumpSource, Entry, EntryKind, Manifest, Source, Summary, TreeSource, MANIFEST_VERSION};
+pub use postgres::{PgConnection, Toc, TocEntry};
 pub use repository::Repository;
+pub use drill::{drill, DrillOptions, DrillReport};
 pub use restore::{restore, RestoreOptions, RestoreSummary};
+pub use restore_pg::{restore_databases, DbRestoreOptions, DbRestoreSummary, DbRestored, DbTarget};
 pub use verify::{verify, ReadData, VerifySummary};
 
 /// This machine's name, recorded in manifests and key objects.

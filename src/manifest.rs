@@ -31,6 +31,38 @@ pub struct Manifest {
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum Source {
     Tree(TreeSource),
+    Postgres(DumpSource),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DumpKind {
+    /// `pg_dump --format=custom --compress=0` of one database.
+    Database,
+    /// `pg_dumpall --globals-only`: roles and tablespaces, plain SQL.
+    Globals,
+}
+
+/// One PostgreSQL dump stream.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DumpSource {
+    /// The database name; "globals" for the globals dump.
+    pub name: String,
+    pub kind: DumpKind,
+    /// The connection it was taken from, without password.
+    pub server: String,
+    pub server_version: String,
+    pub pg_dump_version: String,
+    /// "custom" (pg_restore archive) or "plain" (SQL).
+    pub format: String,
+    pub size: u64,
+    /// SHA-256 of the whole stream, hex.
+    pub sha256: String,
+    pub chunks: Vec<Id>,
+    /// The archive's table of contents (custom format only).
+    #[serde(default)]
+    pub toc: Vec<crate::postgres::TocEntry>,
+    pub duration_secs: f64,
 }
 
 /// A backed-up path: its entries in walk order (a directory before its
@@ -85,6 +117,8 @@ pub struct Summary {
     pub files: u64,
     pub dirs: u64,
     pub symlinks: u64,
+    #[serde(default)]
+    pub databases: u64,
     /// Bytes read from the sources.
     pub bytes: u64,
     /// Chunks and bytes (before compression) not already in the repository.
@@ -96,18 +130,32 @@ pub struct Summary {
 }
 
 impl Manifest {
+    /// File-tree entries of every tree source.
     pub fn entries(&self) -> impl Iterator<Item = &Entry> {
         self.sources.iter().flat_map(|s| match s {
             Source::Tree(t) => t.entries.iter(),
+            Source::Postgres(_) => [].iter(),
+        })
+    }
+
+    pub fn dumps(&self) -> impl Iterator<Item = &DumpSource> {
+        self.sources.iter().filter_map(|s| match s {
+            Source::Postgres(d) => Some(d),
+            Source::Tree(_) => None,
         })
     }
 
     pub fn chunk_ids(&self) -> impl Iterator<Item = &Id> {
-        self.entries().flat_map(|e| e.chunks.iter())
+        self.entries().flat_map(|e| e.chunks.iter()).chain(self.dumps().flat_map(|d| d.chunks.iter()))
     }
 
     /// Checks everything restore relies on; `Err` names the first bad entry.
     pub fn validate(&self) -> Result<(), (String, String)> {
+        for d in self.dumps() {
+            if d.sha256.len() != 64 || !d.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err((d.name.clone(), "dump without a valid checksum".into()));
+            }
+        }
         for e in self.entries() {
             let shown = e.path.display();
             check_relative_path(&e.path.0).map_err(|r| (shown.clone(), r))?;

@@ -8,6 +8,7 @@ mod dry_run;
 mod fixture_repo;
 mod memory;
 mod passphrase;
+mod postgres;
 mod restore_safety;
 mod roundtrip;
 mod tamper;

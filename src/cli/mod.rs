@@ -53,6 +53,17 @@ enum Command {
     Restore(RestoreArgs),
     /// Check the repository's integrity.
     Verify(VerifyArgs),
+    /// Restore drill: restore a database into a scratch database, check it, drop it, time it.
+    Drill(DrillArgs),
+}
+
+/// Where PostgreSQL is. A password belongs in PGPASSFILE / ~/.pgpass or in
+/// COFFER_PG_URL, not in a URL on the command line (visible in `ps`).
+#[derive(Args, Clone)]
+struct PgArgs {
+    /// Directory holding pg_dump, pg_restore and psql (default: PATH).
+    #[arg(long, value_name = "DIR", env = "COFFER_PG_BIN_DIR")]
+    pg_bin_dir: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -68,8 +79,19 @@ struct InitArgs {
 #[derive(Args)]
 struct BackupArgs {
     /// Files and directories to back up.
-    #[arg(required = true)]
+    #[arg(required_unless_present_any = ["pg", "db", "pg_all"])]
     paths: Vec<PathBuf>,
+    /// PostgreSQL server (postgres://user@host:port/db); empty: the libpq environment.
+    #[arg(long, value_name = "URL", env = "COFFER_PG_URL", hide_env_values = true)]
+    pg: Option<String>,
+    /// Database to dump (repeatable; default: the one in --pg).
+    #[arg(long, value_name = "NAME")]
+    db: Vec<String>,
+    /// Dump every database, plus roles and tablespaces (pg_dumpall --globals-only).
+    #[arg(long, conflicts_with = "db")]
+    pg_all: bool,
+    #[command(flatten)]
+    pg_tools: PgArgs,
     /// Leave out paths matching GLOB (a pattern without '/' matches any name).
     #[arg(long, value_name = "GLOB")]
     exclude: Vec<String>,
@@ -110,12 +132,45 @@ struct ShowArgs {
 }
 
 #[derive(Args)]
+#[command(group(clap::ArgGroup::new("destination").required(true).args(["target", "pg_target", "to_file"])))]
 struct RestoreArgs {
     /// Snapshot id, unique id prefix, or "latest".
     snapshot: String,
-    /// Directory to restore into (created if missing).
+    /// Directory to restore files into (created if missing).
     #[arg(long, short = 't')]
-    target: PathBuf,
+    target: Option<PathBuf>,
+    /// PostgreSQL to restore a database into (postgres://user@host:port/db).
+    #[arg(long, value_name = "URL", env = "COFFER_PG_TARGET", hide_env_values = true)]
+    pg_target: Option<String>,
+    /// Write the raw pg_dump archive to FILE (for pg_restore by hand).
+    #[arg(long, value_name = "FILE")]
+    to_file: Option<PathBuf>,
+    /// Which database dump of the snapshot.
+    #[arg(long, value_name = "NAME")]
+    db: Option<String>,
+    /// Every dump of the snapshot: roles first, then each database (created when missing).
+    #[arg(long, conflicts_with_all = ["db", "to_file"])]
+    all: bool,
+    /// Restore only this schema (repeatable).
+    #[arg(long, value_name = "S")]
+    schema: Vec<String>,
+    /// Restore only this table (repeatable).
+    #[arg(long, value_name = "T")]
+    table: Vec<String>,
+    /// Create the archived database (--pg-target then names a maintenance database).
+    #[arg(long)]
+    create: bool,
+    /// Drop objects before recreating them.
+    #[arg(long)]
+    clean: bool,
+    /// Do not restore object ownership.
+    #[arg(long)]
+    no_owner: bool,
+    /// pg_restore parallel jobs (the archive is first written to a temporary file).
+    #[arg(long, default_value_t = 1)]
+    jobs: u32,
+    #[command(flatten)]
+    pg_tools: PgArgs,
     /// Restore only paths matching GLOB, and everything below them.
     #[arg(long, value_name = "GLOB")]
     include: Vec<String>,
@@ -128,6 +183,29 @@ struct RestoreArgs {
     /// With "latest": the newest snapshot having these tags.
     #[arg(long)]
     tag: Vec<String>,
+}
+
+#[derive(Args)]
+struct DrillArgs {
+    /// Snapshot id, unique id prefix, or "latest".
+    snapshot: String,
+    /// Server for the scratch database (postgres://user@host:port/postgres).
+    #[arg(long, value_name = "URL", env = "COFFER_PG_SCRATCH", hide_env_values = true)]
+    pg_scratch: String,
+    /// Which database dump of the snapshot.
+    #[arg(long, value_name = "NAME")]
+    db: Option<String>,
+    /// SQL queries separated by ';', each of which must return true.
+    #[arg(long, value_name = "FILE")]
+    check_sql: Option<PathBuf>,
+    /// pg_restore parallel jobs.
+    #[arg(long, default_value_t = 2)]
+    jobs: u32,
+    /// With "latest": the newest snapshot having these tags.
+    #[arg(long)]
+    tag: Vec<String>,
+    #[command(flatten)]
+    pg_tools: PgArgs,
 }
 
 #[derive(Args)]
@@ -206,6 +284,20 @@ fn hint(e: &anyhow::Error) -> Option<&'static str> {
     }
 }
 
+/// `env` is the variable clap also reads the URL from: a URL that did not
+/// come from it came from the command line.
+fn pg_connection(url: Option<&str>, tools: &PgArgs, flag: &str, env: &str) -> Result<coffer::PgConnection> {
+    let conn = coffer::PgConnection::new(url, tools.pg_bin_dir.clone()).with_context(|| flag.to_string())?;
+    let from_env = url.is_some() && std::env::var(env).ok().as_deref() == url;
+    if conn.has_password() && !from_env {
+        eprintln!(
+            "coffer: warning: the {flag} URL holds a password, visible to other users in ps; \
+             use PGPASSFILE (~/.pgpass) or {env}"
+        );
+    }
+    Ok(conn)
+}
+
 fn backend(cli: &Cli) -> Result<Arc<dyn Backend>> {
     let repo = cli.repo.as_deref().context("no repository given: use -r REPO or set COFFER_REPOSITORY")?;
     if repo.starts_with("s3://") {
@@ -243,8 +335,18 @@ fn run(cli: &Cli) -> Result<u8> {
         }
         Command::Backup(a) => {
             let repo = open(cli)?;
+            let postgres = if a.pg.is_some() || !a.db.is_empty() || a.pg_all {
+                Some(coffer::PgSources {
+                    connection: pg_connection(a.pg.as_deref(), &a.pg_tools, "--pg", "COFFER_PG_URL")?,
+                    databases: a.db.clone(),
+                    all: a.pg_all,
+                })
+            } else {
+                None
+            };
             let opts = coffer::BackupOptions {
                 paths: a.paths.clone(),
+                postgres,
                 excludes: a.exclude.clone(),
                 one_file_system: a.one_file_system,
                 tags: a.tag.clone(),
@@ -286,15 +388,39 @@ fn run(cli: &Cli) -> Result<u8> {
         Command::Restore(a) => {
             let repo = open(cli)?;
             let id = repo.find_snapshot(&a.snapshot, &a.tag)?;
+            let db_target = match (&a.pg_target, &a.to_file) {
+                (Some(url), _) => Some(coffer::DbTarget::Server(pg_connection(Some(url), &a.pg_tools, "--pg-target", "COFFER_PG_TARGET")?)),
+                (None, Some(f)) => Some(coffer::DbTarget::File(f.clone())),
+                (None, None) => None,
+            };
+            if let Some(target) = db_target {
+                let opts = coffer::DbRestoreOptions {
+                    database: a.db.clone(),
+                    all: a.all,
+                    target,
+                    schemas: a.schema.clone(),
+                    tables: a.table.clone(),
+                    create: a.create,
+                    clean: a.clean,
+                    no_owner: a.no_owner,
+                    jobs: a.jobs,
+                    dry_run: a.dry_run,
+                    workers: coffer::default_workers(),
+                };
+                let summary = coffer::restore_databases(&repo, &id, &opts)?;
+                out.restore_databases(&summary);
+                return Ok(exit::OK);
+            }
+            let target = a.target.clone().context("--target DIR is required to restore files")?;
             let opts = coffer::RestoreOptions {
-                target: a.target.clone(),
+                target: target.clone(),
                 include: a.include.clone(),
                 exclude: a.exclude.clone(),
                 dry_run: a.dry_run,
                 workers: coffer::default_workers(),
             };
             let summary = coffer::restore(&repo, &id, &opts)?;
-            out.restore(&summary, &a.target);
+            out.restore(&summary, &target);
             Ok(exit::OK)
         }
         Command::Verify(a) => {
@@ -311,6 +437,28 @@ fn run(cli: &Cli) -> Result<u8> {
             }
             out.verify(&summary);
             Ok(if summary.errors.is_empty() { exit::OK } else { exit::FAILURE })
+        }
+        Command::Drill(a) => {
+            let repo = open(cli)?;
+            let id = repo.find_snapshot(&a.snapshot, &a.tag)?;
+            let check_sql = a
+                .check_sql
+                .as_ref()
+                .map(|p| std::fs::read_to_string(p).with_context(|| format!("--check-sql {}", p.display())))
+                .transpose()?;
+            let opts = coffer::DrillOptions {
+                scratch: pg_connection(Some(&a.pg_scratch), &a.pg_tools, "--pg-scratch", "COFFER_PG_SCRATCH")?,
+                database: a.db.clone(),
+                check_sql,
+                jobs: a.jobs,
+                workers: coffer::default_workers(),
+            };
+            let report = coffer::drill(&repo, &id, &opts)?;
+            if let Some(e) = &report.error {
+                eprintln!("coffer: drill failed: {e}");
+            }
+            out.drill(&report);
+            Ok(if report.passed { exit::OK } else { exit::FAILURE })
         }
     }
 }

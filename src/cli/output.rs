@@ -1,6 +1,6 @@
 //! Printing results: human text, or one JSON document on stdout.
 
-use coffer::{BackupSummary, EntryKind, Id, Manifest, Repository, RestoreSummary, Source, VerifySummary};
+use coffer::{BackupSummary, DbRestoreSummary, DrillReport, EntryKind, Id, Manifest, Repository, RestoreSummary, Source, VerifySummary};
 use serde_json::json;
 use std::path::Path;
 
@@ -29,6 +29,7 @@ fn paths(m: &Manifest) -> Vec<String> {
         .iter()
         .map(|s| match s {
             Source::Tree(t) => t.path.display(),
+            Source::Postgres(d) => format!("pg:{}", d.name),
         })
         .collect()
 }
@@ -64,10 +65,11 @@ impl Output {
         };
         let verb = if s.dry_run { "would add" } else { "added" };
         self.say(&format!(
-            "{head}\n  {} files, {} dirs, {} symlinks, {} read in {:.1}s ({}/s)\n  {verb} {} new chunks, {} new data, {} stored after compression and encryption",
+            "{head}\n  {} files, {} dirs, {} symlinks, {} databases, {} read in {:.1}s ({}/s)\n  {verb} {} new chunks, {} new data, {} stored after compression and encryption",
             st.files,
             st.dirs,
             st.symlinks,
+            st.databases,
             bytes(st.bytes),
             st.duration_secs,
             bytes((st.bytes as f64 / st.duration_secs.max(1e-3)) as u64),
@@ -126,6 +128,16 @@ impl Output {
         }
         for src in &m.sources {
             match src {
+                Source::Postgres(d) => {
+                    println!(
+                        "postgres {} ({:?}, {} format, {}) from {}\n  server {}, pg_dump {}, took {:.1}s, sha256 {}",
+                        d.name, d.kind, d.format, bytes(d.size), d.server, d.server_version, d.pg_dump_version,
+                        d.duration_secs, d.sha256
+                    );
+                    for e in d.toc.iter().filter(|e| matches!(e.desc.as_str(), "SCHEMA" | "TABLE" | "VIEW" | "MATERIALIZED VIEW" | "SEQUENCE" | "FUNCTION")) {
+                        println!("  {:<18} {}.{}", e.desc, e.schema.as_deref().unwrap_or("-"), e.name);
+                    }
+                }
                 Source::Tree(t) => {
                     println!("tree {}", t.path.display());
                     for e in &t.entries {
@@ -164,6 +176,60 @@ impl Output {
             for p in &s.overwritten {
                 self.say(&format!("  {p}"));
             }
+        }
+    }
+
+    pub fn restore_databases(&self, s: &DbRestoreSummary) {
+        if self.json {
+            self.print_json(&serde_json::to_value(s).unwrap_or_default());
+            return;
+        }
+        for d in &s.databases {
+            if s.dry_run {
+                self.say(&format!(
+                    "dry run: the dump of {} ({}, {} chunks) decrypts, matches its checksum and parses; nothing was written",
+                    d.name,
+                    bytes(d.bytes),
+                    d.chunks_checked
+                ));
+                if !d.objects.is_empty() {
+                    self.say(&format!("  {} archive entries would be restored:", d.objects.len()));
+                    for e in &d.objects {
+                        self.say(&format!("    {:<18} {}.{}", e.desc, e.schema.as_deref().unwrap_or("-"), e.name));
+                    }
+                }
+            } else {
+                self.say(&format!("restored {} ({}) into {} in {:.1}s", d.name, bytes(d.bytes), d.target, d.duration_secs));
+            }
+        }
+    }
+
+    pub fn drill(&self, r: &DrillReport) {
+        if self.json {
+            self.print_json(&serde_json::to_value(r).unwrap_or_default());
+            return;
+        }
+        self.say(&format!(
+            "drill {}: database {} of snapshot {} ({}) into scratch database {}",
+            if r.passed { "PASSED" } else { "FAILED" },
+            r.database,
+            &r.snapshot[..8.min(r.snapshot.len())],
+            bytes(r.bytes),
+            r.scratch_database
+        ));
+        self.say(&format!(
+            "  download {:.1}s, restore {:.1}s, checks {:.1}s, total {:.1}s; scratch database {}",
+            r.download_secs,
+            r.restore_secs,
+            r.check_secs,
+            r.total_secs,
+            if r.dropped { "dropped" } else { "NOT dropped" }
+        ));
+        for t in &r.tables {
+            self.say(&format!("  {:>12} rows  {}.{}", t.rows, t.schema, t.table));
+        }
+        for c in &r.checks {
+            self.say(&format!("  check {}: {}", if c.passed { "ok  " } else { "FAIL" }, c.query));
         }
     }
 

@@ -2,10 +2,11 @@
 //! stream of `SourceItem`s for the backup pipeline; none touches the
 //! repository.
 
+pub mod postgres;
 pub mod tree;
 
 use crate::encoding::RawPath;
-use crate::manifest::Entry;
+use crate::manifest::{DumpSource, Entry};
 
 /// What a source emits, in order.
 pub enum SourceItem {
@@ -22,4 +23,7 @@ pub enum SourceItem {
     FileFailed,
     /// Something could not be read; listed in the summary (exit code 3).
     Unreadable(String),
+    /// A database dump begins; its `Chunk`s follow, then `DumpEnd`.
+    DumpStart(DumpSource),
+    DumpEnd { sha256: [u8; 32], size: u64, server_version: String, toc: Vec<crate::postgres::TocEntry>, duration_secs: f64 },
 }

@@ -1,0 +1,385 @@
+//! Restore of PostgreSQL dumps: streamed into pg_restore (or psql for the
+//! globals), written to a file for a manual pg_restore, or, in a dry run,
+//! streamed into `pg_restore --list` to prove the archive parses and to
+//! list what the filters would restore, touching no database.
+//!
+//! Every chunk is authenticated before it reaches pg_restore, and the whole
+//! stream's SHA-256 is checked against the manifest at its end. A streamed
+//! restore into an existing database runs in one transaction, so a stream
+//! that fails half-way leaves the database as it was.
+
+use crate::encoding::Id;
+use crate::error::{Error, Result};
+use crate::format::Index;
+use crate::manifest::{DumpKind, DumpSource, Manifest};
+use crate::pipeline;
+use crate::postgres::{parse_toc, quote_ident, quote_literal, tail, PgConnection, StderrCollector, TocEntry};
+use crate::repository::Repository;
+use sha2::{Digest, Sha256};
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Instant;
+
+pub enum DbTarget {
+    /// Restore into this server/database.
+    Server(PgConnection),
+    /// Write the raw dump to this file.
+    File(PathBuf),
+}
+
+pub struct DbRestoreOptions {
+    /// Which dump of the snapshot; None: the only database dump.
+    pub database: Option<String>,
+    /// Every dump: globals first, then each database (created when missing).
+    pub all: bool,
+    pub target: DbTarget,
+    pub schemas: Vec<String>,
+    pub tables: Vec<String>,
+    /// pg_restore --create: create the archived database (connect to a maintenance database).
+    pub create: bool,
+    /// pg_restore --clean --if-exists: drop objects before recreating them.
+    pub clean: bool,
+    pub no_owner: bool,
+    /// pg_restore -j; above 1 the dump is first written to a temporary file.
+    pub jobs: u32,
+    pub dry_run: bool,
+    pub workers: usize,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DbRestored {
+    pub name: String,
+    pub kind: DumpKind,
+    pub target: String,
+    pub bytes: u64,
+    pub chunks_checked: u64,
+    /// Dry run: the archive entries the filters select.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub objects: Vec<TocEntry>,
+    pub duration_secs: f64,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DbRestoreSummary {
+    pub snapshot: String,
+    pub dry_run: bool,
+    pub databases: Vec<DbRestored>,
+    pub duration_secs: f64,
+}
+
+/// The dumps a restore or drill works on.
+pub fn select_dumps<'m>(manifest: &'m Manifest, database: Option<&str>, all: bool) -> Result<Vec<&'m DumpSource>> {
+    let dumps: Vec<&DumpSource> = manifest.dumps().collect();
+    if dumps.is_empty() {
+        return Err(Error::InvalidInput("the snapshot holds no PostgreSQL dump".into()));
+    }
+    if all {
+        let mut v = dumps;
+        v.sort_by_key(|d| d.kind != DumpKind::Globals);
+        return Ok(v);
+    }
+    let names = || dumps.iter().map(|d| d.name.as_str()).collect::<Vec<_>>().join(", ");
+    match database {
+        Some(name) => dumps
+            .iter()
+            .find(|d| d.name == name)
+            .map(|d| vec![*d])
+            .ok_or_else(|| Error::InvalidInput(format!("the snapshot has no dump of database {name:?} (it has: {})", names()))),
+        None => {
+            let dbs: Vec<&DumpSource> = dumps.iter().copied().filter(|d| d.kind == DumpKind::Database).collect();
+            match dbs.len() {
+                1 => Ok(dbs),
+                _ => Err(Error::InvalidInput(format!(
+                    "the snapshot has several dumps ({}): choose one with --db NAME, or --all",
+                    names()
+                ))),
+            }
+        }
+    }
+}
+
+/// Streams a dump's bytes, in order and authenticated, into `sink`, then
+/// checks the whole stream against the manifest. Returns chunks read.
+pub fn stream_dump(
+    repo: &Repository,
+    index: &Index,
+    snapshot: &Id,
+    dump: &DumpSource,
+    workers: usize,
+    sink: &mut dyn FnMut(&[u8]) -> Result<()>,
+) -> Result<u64> {
+    let mut hasher = Sha256::new();
+    let mut size = 0u64;
+    let mut chunks = 0u64;
+    pipeline::run(
+        workers,
+        workers * 4,
+        |emitter| {
+            for c in &dump.chunks {
+                emitter.emit(*c)?;
+            }
+            Ok(())
+        },
+        |id| repo.read_chunk(index, &id),
+        |data| {
+            hasher.update(&data);
+            size += data.len() as u64;
+            chunks += 1;
+            sink(&data)
+        },
+    )?;
+    if hex::encode(hasher.finalize()) != dump.sha256 || size != dump.size {
+        return Err(Error::corrupt(
+            format!("dump of {} in snapshot {}", dump.name, snapshot.short()),
+            "restored stream does not match the manifest's sha256",
+        ));
+    }
+    Ok(chunks)
+}
+
+fn pipe_error(what: &str, e: std::io::Error) -> Error {
+    Error::SourceFailed { source_name: what.into(), message: format!("writing to it: {e}") }
+}
+
+pub fn restore_databases(repo: &Repository, snapshot: &Id, opts: &DbRestoreOptions) -> Result<DbRestoreSummary> {
+    let started = Instant::now();
+    let manifest = repo.load_snapshot(snapshot)?;
+    manifest.validate().map_err(|(path, reason)| Error::UnsafeEntry { snapshot: snapshot.to_hex(), path, reason })?;
+    let dumps = select_dumps(&manifest, opts.database.as_deref(), opts.all)?;
+    if matches!(opts.target, DbTarget::File(_)) && dumps.len() != 1 {
+        return Err(Error::InvalidInput("--to-file writes one dump: choose it with --db NAME".into()));
+    }
+    let index = repo.load_index()?;
+    // Every chunk must be findable before a database is touched.
+    for d in &dumps {
+        if let Some(missing) = d.chunks.iter().find(|c| !index.contains(c)) {
+            return Err(Error::corrupt(
+                format!("snapshot {snapshot}"),
+                format!("chunk {} of the dump of {} is in no pack", missing.short(), d.name),
+            ));
+        }
+    }
+    let mut done = Vec::new();
+    for dump in dumps {
+        let t = Instant::now();
+        let (target, chunks, objects) = if opts.dry_run {
+            let (chunks, objects) = dry_run(repo, &index, snapshot, dump, opts)?;
+            ("(dry run: nothing written)".to_string(), chunks, objects)
+        } else {
+            match &opts.target {
+                DbTarget::File(path) => (path.display().to_string(), to_file(repo, &index, snapshot, dump, path, opts.workers)?, vec![]),
+                DbTarget::Server(conn) => {
+                    let (shown, chunks) = to_server(repo, &index, snapshot, dump, conn, opts)?;
+                    (shown, chunks, vec![])
+                }
+            }
+        };
+        done.push(DbRestored {
+            name: dump.name.clone(),
+            kind: dump.kind,
+            target,
+            bytes: dump.size,
+            chunks_checked: chunks,
+            objects,
+            duration_secs: t.elapsed().as_secs_f64(),
+        });
+    }
+    Ok(DbRestoreSummary {
+        snapshot: snapshot.to_hex(),
+        dry_run: opts.dry_run,
+        databases: done,
+        duration_secs: started.elapsed().as_secs_f64(),
+    })
+}
+
+fn filter_args(opts: &DbRestoreOptions) -> Vec<String> {
+    let mut args = Vec::new();
+    for s in &opts.schemas {
+        args.push(format!("--schema={s}"));
+    }
+    for t in &opts.tables {
+        args.push(format!("--table={t}"));
+    }
+    args
+}
+
+/// Streams the dump into `pg_restore --list`: proves it parses and lists
+/// what the filters select. Touches no database.
+fn dry_run(
+    repo: &Repository,
+    index: &Index,
+    snapshot: &Id,
+    dump: &DumpSource,
+    opts: &DbRestoreOptions,
+) -> Result<(u64, Vec<TocEntry>)> {
+    if dump.kind == DumpKind::Globals {
+        let chunks = stream_dump(repo, index, snapshot, dump, opts.workers, &mut |_| Ok(()))?;
+        return Ok((chunks, vec![]));
+    }
+    let tools = match &opts.target {
+        DbTarget::Server(c) => c.clone(),
+        DbTarget::File(_) => PgConnection::new(None, None)?,
+    };
+    let mut lister = tools
+        .tool("pg_restore")
+        .arg("--list")
+        .args(filter_args(opts))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| Error::SourceFailed { source_name: "pg_restore --list".into(), message: format!("cannot run: {e}") })?;
+    let mut stdin = lister.stdin.take();
+    let mut out = lister.stdout.take().expect("piped");
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = std::io::Read::read_to_string(&mut out, &mut s);
+        s
+    });
+    let err = StderrCollector::start(&mut lister);
+    let chunks = stream_dump(repo, index, snapshot, dump, opts.workers, &mut |data| {
+        // The lister exits once it has the table of contents; keep checking
+        // the rest of the stream without it.
+        if let Some(s) = stdin.as_mut() {
+            if s.write_all(data).is_err() {
+                stdin = None;
+            }
+        }
+        Ok(())
+    });
+    drop(stdin);
+    let status = lister.wait().map_err(|e| Error::SourceFailed { source_name: "pg_restore --list".into(), message: e.to_string() })?;
+    let listing = reader.join().unwrap_or_default();
+    let err_text = err.finish();
+    let chunks = chunks?;
+    if !status.success() {
+        return Err(Error::SourceFailed {
+            source_name: format!("pg_restore --list of the dump of {}", dump.name),
+            message: tail(&err_text, status),
+        });
+    }
+    Ok((chunks, parse_toc(&listing).entries))
+}
+
+fn to_file(repo: &Repository, index: &Index, snapshot: &Id, dump: &DumpSource, path: &PathBuf, workers: usize) -> Result<u64> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let mut tmp = tempfile::Builder::new().prefix(".coffer-").suffix(".tmp").tempfile_in(&dir).map_err(|e| Error::io(&dir, e))?;
+    let chunks = stream_dump(repo, index, snapshot, dump, workers, &mut |data| {
+        tmp.write_all(data).map_err(|e| Error::io(path, e))
+    })?;
+    tmp.as_file().sync_all().map_err(|e| Error::io(path, e))?;
+    // Renamed into place only once the checksum matched.
+    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
+    Ok(chunks)
+}
+
+fn to_server(
+    repo: &Repository,
+    index: &Index,
+    snapshot: &Id,
+    dump: &DumpSource,
+    conn: &PgConnection,
+    opts: &DbRestoreOptions,
+) -> Result<(String, u64)> {
+    if dump.kind == DumpKind::Globals {
+        let mut cmd = conn.tool_for_db("psql");
+        cmd.args(["-X", "-q", "-f", "-"]);
+        let chunks = feed(repo, index, snapshot, dump, cmd, "psql (globals)", opts.workers)?;
+        return Ok((conn.display(), chunks));
+    }
+    // With --all, a database that exists on the target is restored into;
+    // one that does not is created from the archive.
+    let (target, create) = if opts.all {
+        let exists = !conn
+            .query(&format!("SELECT 1 FROM pg_database WHERE datname = {}", quote_literal(&dump.name)))?
+            .trim()
+            .is_empty();
+        if exists {
+            (conn.with_database(&dump.name), false)
+        } else {
+            (conn.clone(), true)
+        }
+    } else {
+        (conn.clone(), opts.create)
+    };
+    if !create {
+        // pg_restore --schema restores the objects in a schema, not the
+        // schema itself: create it, so a schema restores into an empty database.
+        for schema in &opts.schemas {
+            target.query(&format!("CREATE SCHEMA IF NOT EXISTS {}", quote_ident(schema)))?;
+        }
+    }
+    let mut cmd = target.tool_for_db("pg_restore");
+    cmd.args(filter_args(opts));
+    if create {
+        cmd.arg("--create");
+    }
+    if opts.clean {
+        cmd.args(["--clean", "--if-exists"]);
+    }
+    if opts.no_owner {
+        cmd.arg("--no-owner");
+    }
+    let shown = if create { format!("{} (created from {})", dump.name, target.display()) } else { target.display() };
+    if opts.jobs > 1 {
+        // Parallel restore needs a seekable archive.
+        let mut tmp = tempfile::Builder::new().prefix("coffer-restore-").tempfile().map_err(|e| Error::io(std::env::temp_dir(), e))?;
+        let chunks = stream_dump(repo, index, snapshot, dump, opts.workers, &mut |data| {
+            tmp.write_all(data).map_err(|e| Error::io(tmp.path().to_path_buf(), e))
+        })?;
+        tmp.flush().map_err(|e| Error::io(tmp.path().to_path_buf(), e))?;
+        cmd.arg(format!("--jobs={}", opts.jobs)).arg(tmp.path());
+        crate::postgres::run_captured(cmd, &format!("pg_restore of {} into {}", dump.name, target.display()))?;
+        return Ok((shown, chunks));
+    }
+    if !create {
+        // One transaction: a stream that fails half-way changes nothing.
+        cmd.arg("--single-transaction");
+    }
+    let chunks = feed(repo, index, snapshot, dump, cmd, &format!("pg_restore of {} into {}", dump.name, target.display()), opts.workers)?;
+    Ok((shown, chunks))
+}
+
+/// Streams a dump into a tool's stdin. If the stream fails, the tool is
+/// killed before it sees end-of-input, so it cannot commit a partial restore.
+fn feed(repo: &Repository, index: &Index, snapshot: &Id, dump: &DumpSource, mut cmd: std::process::Command, what: &str, workers: usize) -> Result<u64> {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| Error::SourceFailed { source_name: what.into(), message: format!("cannot run: {e}") })?;
+    let err = StderrCollector::start(&mut child);
+    let mut stdin = child.stdin.take();
+    let streamed = stream_dump(repo, index, snapshot, dump, workers, &mut |data| {
+        // pg_restore may stop reading once a filtered restore has all it
+        // needs: keep checking the stream; its exit status decides.
+        if let Some(s) = stdin.as_mut() {
+            match s.write_all(data) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => stdin = None,
+                Err(e) => return Err(pipe_error(what, e)),
+            }
+        }
+        Ok(())
+    });
+    if streamed.is_err() {
+        let _ = child.kill();
+    }
+    drop(stdin);
+    let status = child.wait().map_err(|e| Error::SourceFailed { source_name: what.into(), message: e.to_string() })?;
+    let err_text = err.finish();
+    match streamed {
+        // The tool's own message says more than the broken pipe it caused.
+        Err(Error::SourceFailed { .. }) if !status.success() => {
+            Err(Error::SourceFailed { source_name: what.into(), message: tail(&err_text, status) })
+        }
+        Err(e) => Err(e),
+        Ok(_) if !status.success() => Err(Error::SourceFailed { source_name: what.into(), message: tail(&err_text, status) }),
+        Ok(chunks) => Ok(chunks),
+    }
+}

@@ -1,0 +1,181 @@
+//! Throwaway PostgreSQL clusters for tests: initdb into a temp dir, our own
+//! port on 127.0.0.1, run as the `postgres` user when the tests run as root.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+pub const PG_PASSWORD: &str = "pg-test-secret";
+
+/// Where initdb & co. are: COFFER_TEST_PG_BIN, Debian's layout, or PATH.
+pub fn bin_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("COFFER_TEST_PG_BIN") {
+        return PathBuf::from(d);
+    }
+    let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path().join("bin")).filter(|p| p.join("initdb").exists()).collect())
+        .unwrap_or_default();
+    versions.sort_by_key(|p| p.parent().and_then(|v| v.file_name()).and_then(|v| v.to_str()).and_then(|v| v.parse::<u32>().ok()));
+    versions.pop().unwrap_or_else(|| {
+        let out = Command::new("sh").args(["-c", "command -v initdb"]).output().expect("sh");
+        let p = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        assert!(!p.is_empty(), "PostgreSQL server binaries not found: run `make test`, which installs them");
+        Path::new(&p).parent().unwrap().to_path_buf()
+    })
+}
+
+pub struct Cluster {
+    pub dir: tempfile::TempDir,
+    pub port: u16,
+}
+
+fn as_postgres(program: &Path) -> Command {
+    if coffer::is_root() {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--"]).arg(program);
+        c
+    } else {
+        Command::new(program)
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn check(mut c: Command, what: &str) -> String {
+    let out = c.output().unwrap_or_else(|e| panic!("{what}: {e}"));
+    assert!(out.status.success(), "{what} failed: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+impl Cluster {
+    pub fn start() -> Cluster {
+        let bin = bin_dir();
+        let dir = tempfile::Builder::new().prefix("coffer-pg-").tempdir().unwrap();
+        let pwfile = dir.path().join("pw");
+        std::fs::write(&pwfile, PG_PASSWORD).unwrap();
+        if coffer::is_root() {
+            check(
+                {
+                    let mut c = Command::new("chown");
+                    c.args(["-R", "postgres:"]).arg(dir.path());
+                    c
+                },
+                "chown",
+            );
+        }
+        let data = dir.path().join("data");
+        let mut c = as_postgres(&bin.join("initdb"));
+        c.arg("-D").arg(&data).args(["-U", "postgres", "-E", "UTF8", "--no-locale", "--auth-local=trust", "--auth-host=scram-sha-256"]);
+        c.arg(format!("--pwfile={}", pwfile.display()));
+        check(c, "initdb");
+        // Retry on a port another process grabbed meanwhile.
+        for attempt in 0..5 {
+            let port = free_port();
+            let mut c = as_postgres(&bin.join("pg_ctl"));
+            c.arg("-D").arg(&data).arg("-l").arg(dir.path().join("log")).args(["-w", "-t", "60", "-o"]);
+            c.arg(format!(
+                "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off",
+                dir.path().display()
+            ));
+            c.arg("start");
+            let out = c.output().unwrap();
+            if out.status.success() {
+                return Cluster { dir, port };
+            }
+            assert!(attempt < 4, "pg_ctl start failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        unreachable!()
+    }
+
+    pub fn url(&self, db: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{db}", self.port)
+    }
+
+    pub fn url_with_password(&self, db: &str) -> String {
+        format!("postgres://postgres:{PG_PASSWORD}@127.0.0.1:{}/{db}", self.port)
+    }
+
+    fn tool(&self, name: &str) -> Command {
+        let mut c = Command::new(bin_dir().join(name));
+        c.env("PGPASSWORD", PG_PASSWORD);
+        c
+    }
+
+    pub fn psql(&self, db: &str, sql: &str) -> String {
+        let mut c = self.tool("psql");
+        c.args(["-X", "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1", "-d", &self.url(db), "-c", sql]);
+        check(c, &format!("psql {sql}"))
+    }
+
+    pub fn psql_file(&self, db: &str, file: &Path) {
+        let mut c = self.tool("psql");
+        c.args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", &self.url(db), "-f"]).arg(file);
+        check(c, "psql -f");
+    }
+
+    pub fn create_db(&self, db: &str) {
+        self.psql("postgres", &format!("CREATE DATABASE \"{db}\""));
+    }
+
+    /// A database with the fixture schema and a pgbench table set of `scale`.
+    pub fn create_sample_db(&self, db: &str, scale: u32) {
+        self.create_db(db);
+        let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/postgres/sample.sql");
+        self.psql_file(db, &fixture);
+        if scale > 0 {
+            let mut c = self.tool("pgbench");
+            c.args(["-i", "-q", "-s", &scale.to_string(), "-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", "postgres", db]);
+            check(c, "pgbench -i");
+        }
+    }
+
+    pub fn databases(&self) -> Vec<String> {
+        self.psql("postgres", "SELECT datname FROM pg_database ORDER BY 1").lines().map(String::from).collect()
+    }
+
+    /// The plain-SQL dump of a database, for comparing two databases.
+    /// `\restrict` lines carry a random key per dump and are left out.
+    pub fn plain_dump(&self, db: &str) -> String {
+        let mut c = self.tool("pg_dump");
+        c.args(["--no-owner", "-d", &self.url(db)]);
+        check(c, "pg_dump plain")
+            .lines()
+            .filter(|l| !l.starts_with("\\restrict") && !l.starts_with("\\unrestrict"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    fn stop(&self) {
+        let mut c = as_postgres(&bin_dir().join("pg_ctl"));
+        c.arg("-D").arg(self.dir.path().join("data")).args(["-m", "immediate", "stop"]);
+        let _ = c.output();
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+static SHARED: OnceLock<Cluster> = OnceLock::new();
+
+/// The cluster every test may share (each uses its own databases).
+pub fn shared() -> &'static Cluster {
+    SHARED.get_or_init(|| {
+        let c = Cluster::start();
+        // Statics are never dropped: stop the server when the tests exit.
+        // SAFETY: registering a plain extern "C" function.
+        unsafe { libc::atexit(stop_shared) };
+        c
+    })
+}
+
+extern "C" fn stop_shared() {
+    if let Some(c) = SHARED.get() {
+        c.stop();
+        let _ = std::fs::remove_dir_all(c.dir.path());
+    }
+}
