@@ -8,13 +8,14 @@ all: build
 build:
 	$(CARGO) build --release --locked
 
-# Backs up the sample tree into ./demo/repo, lists it, dry-run restores it,
-# restores part of it and verifies it.
+# Backs up the sample tree and a sample database into ./demo/repo, lists it,
+# dry-run restores it, restores part of it, runs a restore drill, verifies.
 demo: build
 	./scripts/demo.sh
 
 # Everything the tests need is installed by this target; CI runs exactly this.
 test:
+	./scripts/ensure-postgres.sh
 	$(CARGO) test --locked -- --test-threads=$${TEST_THREADS:-4}
 
 clean:

@@ -286,3 +286,37 @@ fn a_url_password_reaches_pg_dump_without_a_command_line() {
     let show = env.coffer(&["show", "latest", "--json"]).ok();
     assert!(!show.stdout.contains(PG_PASSWORD));
 }
+
+#[test]
+fn a_tampered_dump_fails_the_restore_and_leaves_the_target_as_it_was() {
+    let cluster = pg::shared();
+    let env = Env::new();
+    let db = unique("tampered");
+    cluster.create_sample_db(&db, 2);
+    let j = backup_db(&env, cluster, &db);
+    // Several chunks, and the damage 60% into the pack: pg_restore has already
+    // been fed part of the stream when the damaged chunk is reached.
+    assert!(j["new_chunks"].as_u64().unwrap() >= 4, "{j}");
+    let packs = env.repo_file("data");
+    let mut packs_by_size: Vec<_> = packs.iter().map(|p| (fs::metadata(p).unwrap().len(), p.clone())).collect();
+    packs_by_size.sort();
+    flip_byte(&packs_by_size.last().unwrap().1, 0.6);
+
+    let target = unique("target");
+    cluster.create_db(&target);
+    cluster.psql(&target, "CREATE TABLE keep_me (x int); INSERT INTO keep_me VALUES (7);");
+    let before = cluster.plain_dump(&target);
+    let r = run(&env, &["restore", "latest", "--pg-target", &cluster.url(&target)]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("is corrupt or was tampered with"), "{}", r.stderr);
+    assert_eq!(before, cluster.plain_dump(&target), "a failed restore changed the target database");
+
+    // The dry run sees the damage too, and --to-file leaves no file.
+    let r = run(&env, &["restore", "latest", "--dry-run", "--pg-target", &cluster.url(&target)]);
+    assert_eq!(r.code, 1);
+    let file = env.path("out.pgc");
+    let r = run(&env, &["restore", "latest", "--to-file", file.to_str().unwrap()]);
+    assert_eq!(r.code, 1);
+    assert!(!file.exists());
+    assert!(fs::read_dir(env.dir.path()).unwrap().all(|e| !e.unwrap().file_name().to_string_lossy().starts_with(".coffer-")));
+}

@@ -2,6 +2,15 @@
 
 use coffer::{BackupSummary, DbRestoreSummary, DrillReport, EntryKind, Id, Manifest, Repository, RestoreSummary, Source, VerifySummary};
 use serde_json::json;
+
+/// println! that treats a closed stdout (`coffer show | head`) as the end of
+/// output, not a panic.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
 use std::path::Path;
 
 pub struct Output {
@@ -36,12 +45,12 @@ fn paths(m: &Manifest) -> Vec<String> {
 
 impl Output {
     fn print_json(&self, v: &serde_json::Value) {
-        println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+        outln!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
     }
 
     fn say(&self, text: &str) {
         if !self.quiet {
-            println!("{text}");
+            outln!("{text}");
         }
     }
 
@@ -94,9 +103,9 @@ impl Output {
             self.print_json(&json!(v));
             return;
         }
-        println!("{:<10} {:<20} {:<16} {:<16} {:>10}  paths", "id", "time (UTC)", "host", "tags", "size");
+        outln!("{:<10} {:<20} {:<16} {:<16} {:>10}  paths", "id", "time (UTC)", "host", "tags", "size");
         for (id, m) in list {
-            println!(
+            outln!(
                 "{:<10} {:<20} {:<16} {:<16} {:>10}  {}",
                 id.short(),
                 m.time.format("%Y-%m-%d %H:%M:%S"),
@@ -114,32 +123,32 @@ impl Output {
             self.print_json(&json!({"id": id, "manifest": m}));
             return;
         }
-        println!("snapshot {id}\n  time {}\n  host {}\n  tags {}\n  tool {}", m.time, m.host, m.tags.join(","), m.tool);
+        outln!("snapshot {id}\n  time {}\n  host {}\n  tags {}\n  tool {}", m.time, m.host, m.tags.join(","), m.tool);
         if let Some(p) = &m.parent {
-            println!("  parent {}", p.short());
+            outln!("  parent {}", p.short());
         }
         let s = &m.summary;
-        println!(
+        outln!(
             "  {} files, {} dirs, {} symlinks, {} ({} new, {} stored), took {:.1}s",
             s.files, s.dirs, s.symlinks, bytes(s.bytes), bytes(s.new_bytes), bytes(s.stored_bytes), s.duration_secs
         );
         for w in &m.warnings {
-            println!("  warning: {w}");
+            outln!("  warning: {w}");
         }
         for src in &m.sources {
             match src {
                 Source::Postgres(d) => {
-                    println!(
+                    outln!(
                         "postgres {} ({:?}, {} format, {}) from {}\n  server {}, pg_dump {}, took {:.1}s, sha256 {}",
                         d.name, d.kind, d.format, bytes(d.size), d.server, d.server_version, d.pg_dump_version,
                         d.duration_secs, d.sha256
                     );
                     for e in d.toc.iter().filter(|e| matches!(e.desc.as_str(), "SCHEMA" | "TABLE" | "VIEW" | "MATERIALIZED VIEW" | "SEQUENCE" | "FUNCTION")) {
-                        println!("  {:<18} {}.{}", e.desc, e.schema.as_deref().unwrap_or("-"), e.name);
+                        outln!("  {:<18} {}.{}", e.desc, e.schema.as_deref().unwrap_or("-"), e.name);
                     }
                 }
                 Source::Tree(t) => {
-                    println!("tree {}", t.path.display());
+                    outln!("tree {}", t.path.display());
                     for e in &t.entries {
                         let kind = match e.kind {
                             EntryKind::File => '-',
@@ -147,7 +156,7 @@ impl Output {
                             EntryKind::Symlink => 'l',
                         };
                         let target = e.target.as_ref().map(|t| format!(" -> {}", t.display())).unwrap_or_default();
-                        println!("  {kind}{:04o} {:>6}:{:<6} {:>10}  {}{target}", e.mode, e.uid, e.gid, e.size, e.path.display());
+                        outln!("  {kind}{:04o} {:>6}:{:<6} {:>10}  {}{target}", e.mode, e.uid, e.gid, e.size, e.path.display());
                     }
                 }
             }
