@@ -143,3 +143,73 @@ fn excludes_and_one_file_system_at_backup() {
     assert!(!paths.iter().any(|p| p.ends_with(".bak") || p.contains("/private")), "{paths:?}");
     assert!(paths.iter().any(|p| p.ends_with("docs/readme.md")));
 }
+
+#[test]
+fn a_file_changing_while_it_is_read_is_flagged() {
+    let env = Env::new();
+    let src = env.path("src");
+    fs::create_dir_all(&src).unwrap();
+    let growing = src.join("growing.log");
+    fs::write(&growing, pseudo_random(64 * 1024 * 1024, 9)).unwrap();
+    fs::write(src.join("still.txt"), b"unchanged").unwrap();
+    // Appends a byte every millisecond until the backup is done.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (stop, growing) = (stop.clone(), growing.clone());
+        std::thread::spawn(move || {
+            use std::io::Write;
+            let mut f = fs::OpenOptions::new().append(true).open(growing).unwrap();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                f.write_all(b"x").unwrap();
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+        })
+    };
+    let r = env.coffer_os(&["backup".as_ref(), "--json".as_ref(), src.as_os_str()]);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    writer.join().unwrap();
+    let j = r.ok().json();
+    let changed: Vec<String> = j["changed"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect();
+    assert_eq!(changed.len(), 1, "{changed:?}");
+    assert!(changed[0].ends_with("growing.log"));
+    let show = env.coffer(&["show", "latest", "--json"]).ok().json();
+    let entries = show["manifest"]["sources"][0]["entries"].as_array().unwrap().clone();
+    let flagged: Vec<_> = entries.iter().filter(|e| e["changed"] == true).collect();
+    assert_eq!(flagged.len(), 1);
+    assert!(flagged[0]["path"].as_str().unwrap().ends_with("growing.log"));
+    assert!(show["manifest"]["warnings"][0].as_str().unwrap().contains("changed while read"));
+}
+
+#[test]
+fn one_file_system_does_not_descend_into_other_mounts() {
+    let env = Env::new();
+    let src = env.path("src");
+    let inner = src.join("mnt");
+    fs::create_dir_all(&inner).unwrap();
+    fs::write(src.join("here.txt"), b"same fs").unwrap();
+    let mounted = std::process::Command::new("mount").args(["-t", "tmpfs", "tmpfs"]).arg(&inner).output();
+    if !matches!(&mounted, Ok(o) if o.status.success()) {
+        eprintln!("skipped: cannot mount a tmpfs here (needs root)");
+        return;
+    }
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _guard = Unmount(inner.clone());
+    fs::write(inner.join("other-fs.txt"), b"other fs").unwrap();
+
+    let paths = |extra: &[&str]| -> Vec<String> {
+        let j = env.backup_json(&[&src], extra);
+        let show = env.coffer(&["show", j["snapshot"].as_str().unwrap(), "--json"]).ok().json();
+        show["manifest"]["sources"][0]["entries"].as_array().unwrap().iter().map(|e| e["path"].as_str().unwrap().to_string()).collect()
+    };
+    let all = paths(&["--force"]);
+    assert!(all.iter().any(|p| p.ends_with("mnt/other-fs.txt")), "{all:?}");
+    let one = paths(&["--force", "--one-file-system"]);
+    assert!(one.iter().any(|p| p.ends_with("/mnt")), "the mount point itself is kept: {one:?}");
+    assert!(!one.iter().any(|p| p.ends_with("other-fs.txt")), "{one:?}");
+    assert!(one.iter().any(|p| p.ends_with("here.txt")));
+}

@@ -170,6 +170,12 @@ pub fn make_rich_tree(root: &Path) {
     fs::set_permissions(root.join("private/secret.txt"), fs::Permissions::from_mode(0o400)).unwrap();
     fs::set_permissions(root.join("one-byte"), fs::Permissions::from_mode(0o2640)).unwrap();
     fs::set_permissions(root.join("private"), fs::Permissions::from_mode(0o700)).unwrap();
+    if coffer::is_root() {
+        // Owners other than root, restored only when running as root.
+        std::os::unix::fs::lchown(root.join("docs/readme.md"), Some(1234), Some(5678)).unwrap();
+        std::os::unix::fs::lchown(root.join("link-relative"), Some(4321), Some(8765)).unwrap();
+        std::os::unix::fs::lchown(root.join("docs/deep"), Some(2222), Some(3333)).unwrap();
+    }
     for (i, p) in walk_all(root).iter().enumerate() {
         set_mtime(p, 1_600_000_000 + i as i64 * 1000, 123_456_789);
     }
