@@ -66,4 +66,13 @@ impl Error {
     pub fn corrupt(object: impl Into<String>, reason: impl Into<String>) -> Self {
         Error::Corrupt { object: object.into(), reason: reason.into() }
     }
+
+    /// `Ok` when an object's format version is the one this build reads.
+    pub fn check_version(object: impl FnOnce() -> String, version: u32, supported: u32) -> Result<()> {
+        if version == supported {
+            Ok(())
+        } else {
+            Err(Error::UnsupportedVersion { object: object(), version, supported })
+        }
+    }
 }

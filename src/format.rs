@@ -33,13 +33,7 @@ impl Config {
             version: u32,
         }
         let v: Version = serde_json::from_slice(bytes).map_err(|e| Error::corrupt("config", e.to_string()))?;
-        if v.version != FORMAT_VERSION {
-            return Err(Error::UnsupportedVersion {
-                object: "config".into(),
-                version: v.version,
-                supported: FORMAT_VERSION,
-            });
-        }
+        Error::check_version(|| "config".into(), v.version, FORMAT_VERSION)?;
         let c: Config = serde_json::from_slice(bytes).map_err(|e| Error::corrupt("config", e.to_string()))?;
         c.chunker.validate().map_err(|e| Error::corrupt("config", e))?;
         if !(1024 * 1024..=1024 * 1024 * 1024).contains(&c.pack_size) {

@@ -102,9 +102,7 @@ impl Repository {
             return Err(Error::corrupt(object, "content does not match its name (sha256)"));
         }
         let key: KeyFile = serde_json::from_slice(&bytes).map_err(|e| Error::corrupt(&object, e.to_string()))?;
-        if key.version != FORMAT_VERSION {
-            return Err(Error::UnsupportedVersion { object, version: key.version, supported: FORMAT_VERSION });
-        }
+        Error::check_version(|| object.clone(), key.version, FORMAT_VERSION)?;
         if key.kdf.is_excessive() {
             let p = &key.kdf;
             return Err(Error::ExcessiveKdf {
@@ -191,13 +189,7 @@ impl Repository {
 
     pub fn load_index_file(&self, id: &Id) -> Result<IndexFile> {
         let file: IndexFile = self.load_sealed(Kind::Index, Role::Index, id, "index")?;
-        if file.version != FORMAT_VERSION {
-            return Err(Error::UnsupportedVersion {
-                object: format!("index {id}"),
-                version: file.version,
-                supported: FORMAT_VERSION,
-            });
-        }
+        Error::check_version(|| format!("index {id}"), file.version, FORMAT_VERSION)?;
         Ok(file)
     }
 
@@ -233,13 +225,7 @@ impl Repository {
 
     pub fn load_snapshot(&self, id: &Id) -> Result<Manifest> {
         let m: Manifest = self.load_sealed(Kind::Snapshot, Role::Snapshot, id, "snapshot")?;
-        if m.version != MANIFEST_VERSION {
-            return Err(Error::UnsupportedVersion {
-                object: format!("snapshot {id}"),
-                version: m.version,
-                supported: MANIFEST_VERSION,
-            });
-        }
+        Error::check_version(|| format!("snapshot {id}"), m.version, MANIFEST_VERSION)?;
         Ok(m)
     }
 

@@ -79,14 +79,14 @@ fn table_and_schema_restores_bring_exactly_those_objects() {
     let t = unique("only_table");
     cluster.create_db(&t);
     run(&env, &["restore", "latest", "--pg-target", &cluster.url(&t), "--table", "pgbench_branches"]).ok();
-    let tables = cluster.psql(&t, "SELECT schemaname || '.' || tablename FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1");
+    let tables = cluster.user_tables(&t);
     assert_eq!(tables.trim(), "public.pgbench_branches");
     assert_eq!(cluster.psql(&t, "SELECT count(*) FROM pgbench_branches").trim(), "1");
 
     let s = unique("only_schema");
     cluster.create_db(&s);
     run(&env, &["restore", "latest", "--pg-target", &cluster.url(&s), "--schema", "audit"]).ok();
-    let tables = cluster.psql(&s, "SELECT schemaname || '.' || tablename FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1");
+    let tables = cluster.user_tables(&s);
     assert_eq!(tables.trim(), "audit.events");
     assert_eq!(
         cluster.psql(&s, "SELECT count(*) FROM audit.events").trim(),

@@ -131,6 +131,11 @@ impl Cluster {
         }
     }
 
+    /// `schema.table` of every user table, sorted, one per line.
+    pub fn user_tables(&self, db: &str) -> String {
+        self.psql(db, "SELECT schemaname || '.' || tablename FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1")
+    }
+
     pub fn databases(&self) -> Vec<String> {
         self.psql("postgres", "SELECT datname FROM pg_database ORDER BY 1").lines().map(String::from).collect()
     }
