@@ -10,7 +10,8 @@ use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::io::Read;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::io::Write;
+use std::process::{Child, ChildStdin, Command, Stdio};
 use zeroize::Zeroizing;
 
 #[derive(Clone)]
@@ -216,6 +217,72 @@ impl StderrCollector {
 
     pub fn finish(self) -> String {
         self.0.and_then(|h| h.join().ok()).unwrap_or_default()
+    }
+}
+
+/// `pg_restore --list` fed a stream as it goes by: it reads the archive's
+/// head (the table of contents) and may exit before the stream ends, which
+/// only ends the feeding. Proves the stream parses as an archive.
+pub struct TocLister {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    out: Option<std::thread::JoinHandle<String>>,
+    err: StderrCollector,
+}
+
+impl TocLister {
+    /// `filters`: pg_restore selection flags (`--schema=S`, `--table=T`).
+    pub fn start(conn: &PgConnection, filters: &[String]) -> Result<TocLister> {
+        let mut child = conn
+            .tool("pg_restore")
+            .arg("--list")
+            .args(filters)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| Error::SourceFailed { source_name: "pg_restore --list".into(), message: format!("cannot run: {e}") })?;
+        let stdin = child.stdin.take();
+        // Read its output on a thread: a long listing must not block it.
+        let out = child.stdout.take().map(|mut o| {
+            std::thread::spawn(move || {
+                let mut s = String::new();
+                let _ = o.read_to_string(&mut s);
+                s
+            })
+        });
+        let err = StderrCollector::start(&mut child);
+        Ok(TocLister { child, stdin, out, err })
+    }
+
+    pub fn feed(&mut self, data: &[u8]) {
+        if let Some(s) = self.stdin.as_mut() {
+            if data.is_empty() || s.write_all(data).is_err() {
+                self.stdin = None;
+            }
+        }
+    }
+
+    /// Ends the stream and returns the listing; `what` names the dump in errors.
+    pub fn finish(mut self, what: &str) -> Result<Toc> {
+        drop(self.stdin.take());
+        let status = self.child.wait().map_err(|e| Error::SourceFailed { source_name: what.into(), message: e.to_string() })?;
+        let listing = self.out.take().and_then(|h| h.join().ok()).unwrap_or_default();
+        let err_text = self.err.finish();
+        if !status.success() {
+            return Err(Error::SourceFailed {
+                source_name: what.into(),
+                message: format!("the dump does not parse as an archive: {}", tail(&err_text, status)),
+            });
+        }
+        Ok(parse_toc(&listing))
+    }
+
+    /// Stops it without waiting for the stream's end.
+    pub fn abort(mut self) {
+        drop(self.stdin.take());
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 

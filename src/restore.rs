@@ -141,7 +141,7 @@ pub fn restore(repo: &Repository, snapshot: &Id, opts: &RestoreOptions) -> Resul
             if owner {
                 std::os::unix::fs::lchown(&tmp, Some(e.uid), Some(e.gid))?;
             }
-            let t = filetime::FileTime::from_unix_time(e.mtime_ns.div_euclid(1_000_000_000), e.mtime_ns.rem_euclid(1_000_000_000) as u32);
+            let t = file_time(e.mtime_ns);
             filetime::set_symlink_file_times(&tmp, t, t)?;
             fs::rename(&tmp, &path)
         };

@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::format::Index;
 use crate::manifest::{DumpKind, DumpSource, Manifest};
 use crate::pipeline;
-use crate::postgres::{parse_toc, quote_ident, quote_literal, tail, PgConnection, StderrCollector, TocEntry};
+use crate::postgres::{quote_ident, quote_literal, tail, PgConnection, StderrCollector, TocEntry, TocLister};
 use crate::repository::Repository;
 use sha2::{Digest, Sha256};
 use std::io::Write;
@@ -221,45 +221,20 @@ fn dry_run(
         DbTarget::Server(c) => c.clone(),
         DbTarget::File(_) => PgConnection::new(None, None)?,
     };
-    let mut lister = tools
-        .tool("pg_restore")
-        .arg("--list")
-        .args(filter_args(opts))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| Error::SourceFailed { source_name: "pg_restore --list".into(), message: format!("cannot run: {e}") })?;
-    let mut stdin = lister.stdin.take();
-    let mut out = lister.stdout.take().expect("piped");
-    let reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = std::io::Read::read_to_string(&mut out, &mut s);
-        s
-    });
-    let err = StderrCollector::start(&mut lister);
+    let mut lister = TocLister::start(&tools, &filter_args(opts))?;
     let chunks = stream_dump(repo, index, snapshot, dump, opts.workers, &mut |data| {
-        // The lister exits once it has the table of contents; keep checking
-        // the rest of the stream without it.
-        if let Some(s) = stdin.as_mut() {
-            if s.write_all(data).is_err() {
-                stdin = None;
-            }
-        }
+        lister.feed(data);
         Ok(())
     });
-    drop(stdin);
-    let status = lister.wait().map_err(|e| Error::SourceFailed { source_name: "pg_restore --list".into(), message: e.to_string() })?;
-    let listing = reader.join().unwrap_or_default();
-    let err_text = err.finish();
-    let chunks = chunks?;
-    if !status.success() {
-        return Err(Error::SourceFailed {
-            source_name: format!("pg_restore --list of the dump of {}", dump.name),
-            message: tail(&err_text, status),
-        });
-    }
-    Ok((chunks, parse_toc(&listing).entries))
+    let chunks = match chunks {
+        Ok(c) => c,
+        Err(e) => {
+            lister.abort();
+            return Err(e);
+        }
+    };
+    let toc = lister.finish(&format!("pg_restore --list of the dump of {}", dump.name))?;
+    Ok((chunks, toc.entries))
 }
 
 fn to_file(repo: &Repository, index: &Index, snapshot: &Id, dump: &DumpSource, path: &PathBuf, workers: usize) -> Result<u64> {

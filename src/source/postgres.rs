@@ -11,10 +11,10 @@ use super::SourceItem;
 use crate::chunker::ChunkerParams;
 use crate::error::{Error, Result};
 use crate::manifest::{DumpKind, DumpSource};
-use crate::postgres::{parse_toc, tail, PgConnection, StderrCollector};
+use crate::postgres::{tail, PgConnection, StderrCollector, Toc, TocLister};
 use sha2::{Digest, Sha256};
-use std::io::{Read, Write};
-use std::process::{ChildStdin, Stdio};
+use std::io::Read;
+use std::process::Stdio;
 use std::time::Instant;
 
 /// Dumps one database (or the globals) and emits its stream.
@@ -56,29 +56,8 @@ pub fn dump(
     let stderr = StderrCollector::start(&mut child);
     let stdout = child.stdout.take().expect("stdout is piped");
 
-    // The TOC reader takes the archive's head and exits; it may stop reading
-    // at any time, which only ends the tee.
     let mut lister = match kind {
-        DumpKind::Database => {
-            let mut l = conn
-                .tool("pg_restore")
-                .arg("--list")
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .map_err(|e| Error::SourceFailed { source_name: what.clone(), message: format!("cannot run pg_restore: {e}") })?;
-            let tee = l.stdin.take();
-            let out = l.stdout.take().map(|mut o| {
-                std::thread::spawn(move || {
-                    let mut s = String::new();
-                    let _ = o.read_to_string(&mut s);
-                    s
-                })
-            });
-            let err = StderrCollector::start(&mut l);
-            Some((l, tee, out, err))
-        }
+        DumpKind::Database => Some(TocLister::start(conn, &[])?),
         DumpKind::Globals => None,
     };
 
@@ -97,12 +76,7 @@ pub fn dump(
     };
     emit(SourceItem::DumpStart(skeleton))?;
 
-    let mut reader = TeeReader {
-        inner: stdout,
-        tee: lister.as_mut().and_then(|l| l.1.take()),
-        hasher: Sha256::new(),
-        bytes: 0,
-    };
+    let mut reader = TeeReader { inner: stdout, tee: lister.as_mut(), hasher: Sha256::new(), bytes: 0 };
     let split = chunker.split(
         &mut reader,
         |chunk| {
@@ -111,32 +85,24 @@ pub fn dump(
         },
         |e| Error::SourceFailed { source_name: what.clone(), message: format!("reading its output: {e}") },
     );
-    let TeeReader { hasher, bytes, tee, .. } = reader;
-    drop(tee);
+    let TeeReader { hasher, bytes, .. } = reader;
     if split.is_err() {
         // Stop pg_dump rather than leave it blocked on a full pipe.
         let _ = child.kill();
     }
     let status = child.wait().map_err(|e| Error::SourceFailed { source_name: what.clone(), message: e.to_string() })?;
     let err_text = stderr.finish();
-    split?;
-    if !status.success() {
+    if split.is_err() || !status.success() {
+        if let Some(l) = lister {
+            l.abort();
+        }
+        split?;
         return Err(Error::SourceFailed { source_name: what, message: tail(&err_text, status) });
     }
-
-    let mut toc = Default::default();
-    if let Some((mut l, _, out, err)) = lister {
-        let status = l.wait().map_err(|e| Error::SourceFailed { source_name: what.clone(), message: e.to_string() })?;
-        let listing = out.and_then(|h| h.join().ok()).unwrap_or_default();
-        let err_text = err.finish();
-        if !status.success() {
-            return Err(Error::SourceFailed {
-                source_name: what,
-                message: format!("the dump does not parse as an archive: {}", tail(&err_text, status)),
-            });
-        }
-        toc = parse_toc(&listing);
-    }
+    let toc = match lister {
+        Some(l) => l.finish(&what)?,
+        None => Toc::default(),
+    };
     let server_version = match kind {
         DumpKind::Database => toc.server_version.clone(),
         DumpKind::Globals => conn.server_version().unwrap_or_default(),
@@ -150,23 +116,20 @@ pub fn dump(
     })
 }
 
-struct TeeReader<R: Read> {
+struct TeeReader<'a, R: Read> {
     inner: R,
-    tee: Option<ChildStdin>,
+    tee: Option<&'a mut TocLister>,
     hasher: Sha256,
     bytes: u64,
 }
 
-impl<R: Read> Read for TeeReader<R> {
+impl<R: Read> Read for TeeReader<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.hasher.update(&buf[..n]);
         self.bytes += n as u64;
         if let Some(t) = self.tee.as_mut() {
-            if n == 0 || t.write_all(&buf[..n]).is_err() {
-                // EOF, or the lister has read what it needs and exited.
-                self.tee = None;
-            }
+            t.feed(&buf[..n]);
         }
         Ok(n)
     }
