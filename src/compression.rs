@@ -21,14 +21,12 @@ pub enum CodecError {
 /// Compresses with zstd at `level`, keeping the stored form when compression
 /// does not shrink the data (already compressed or random input).
 pub fn encode(data: &[u8], level: i32) -> Vec<u8> {
-    if level > 0 || level < 0 {
-        if let Ok(compressed) = zstd::bulk::compress(data, level) {
-            if compressed.len() < data.len() {
-                let mut out = Vec::with_capacity(compressed.len() + 1);
-                out.push(ZSTD);
-                out.extend_from_slice(&compressed);
-                return out;
-            }
+    if let Ok(compressed) = zstd::bulk::compress(data, level) {
+        if compressed.len() < data.len() {
+            let mut out = Vec::with_capacity(compressed.len() + 1);
+            out.push(ZSTD);
+            out.extend_from_slice(&compressed);
+            return out;
         }
     }
     let mut out = Vec::with_capacity(data.len() + 1);

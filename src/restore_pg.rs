@@ -304,9 +304,9 @@ fn to_server(
         // Parallel restore needs a seekable archive.
         let mut tmp = tempfile::Builder::new().prefix("coffer-restore-").tempfile().map_err(|e| Error::io(std::env::temp_dir(), e))?;
         let chunks = stream_dump(repo, index, snapshot, dump, opts.workers, &mut |data| {
-            tmp.write_all(data).map_err(|e| Error::io(tmp.path().to_path_buf(), e))
+            tmp.write_all(data).map_err(|e| Error::io(tmp.path(), e))
         })?;
-        tmp.flush().map_err(|e| Error::io(tmp.path().to_path_buf(), e))?;
+        tmp.flush().map_err(|e| Error::io(tmp.path(), e))?;
         cmd.arg(format!("--jobs={}", opts.jobs)).arg(tmp.path());
         crate::postgres::run_captured(cmd, &format!("pg_restore of {} into {}", dump.name, target.display()))?;
         return Ok((shown, chunks));

@@ -6,6 +6,8 @@ use std::io::Read;
 
 /// Runs a command and returns its exit code and peak RSS in KiB (wait4).
 fn run_measured(mut cmd: std::process::Command) -> (i32, i64) {
+    // Reaped by wait4 below, which also reports its peak RSS.
+    #[allow(clippy::zombie_processes)]
     let child = cmd.stdout(std::process::Stdio::null()).spawn().unwrap();
     let mut status = 0;
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
