@@ -37,7 +37,7 @@ pub use repository::Repository;
 pub use drill::{drill, DrillOptions, DrillReport};
 pub use restore::{restore, RestoreOptions, RestoreSummary};
 pub use restore_pg::{restore_databases, DbRestoreOptions, DbRestoreSummary, DbRestored, DbTarget};
-pub use verify::{verify, ReadData, VerifySummary};
+pub use verify::{verify, ReadData, VerifyOptions, VerifySummary};
 
 /// This machine's name, recorded in manifests and key objects.
 pub fn hostname() -> String {

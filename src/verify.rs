@@ -20,6 +20,15 @@ pub enum ReadData {
     Subset(f64),
 }
 
+#[derive(Debug, Clone)]
+pub struct VerifyOptions {
+    pub read_data: ReadData,
+    /// Fail when the newest snapshot (with `tags`) is older than this: the
+    /// check that tells a cron job's silence from its success.
+    pub max_age: Option<std::time::Duration>,
+    pub tags: Vec<String>,
+}
+
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct VerifySummary {
     pub keys: usize,
@@ -28,14 +37,23 @@ pub struct VerifySummary {
     pub packs: usize,
     pub packs_read: usize,
     pub chunks_checked: u64,
+    /// The newest snapshot (with the tags asked for) and its age.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub newest_snapshot: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub newest_age_secs: Option<f64>,
     /// Every problem found, each naming its object. Empty means sound.
     pub errors: Vec<String>,
     pub duration_secs: f64,
 }
 
-pub fn verify(repo: &Repository, only: Option<&Id>, read_data: ReadData) -> Result<VerifySummary> {
+pub fn verify(repo: &Repository, only: Option<&Id>, opts: &VerifyOptions) -> Result<VerifySummary> {
     let started = std::time::Instant::now();
+    let read_data = opts.read_data;
     let mut s = VerifySummary::default();
+    if let Some(max_age) = opts.max_age {
+        check_freshness(repo, max_age, &opts.tags, &mut s)?;
+    }
     match repo.check_key_objects() {
         Ok(n) => s.keys = n,
         Err(e) => s.errors.push(e.to_string()),
@@ -120,6 +138,31 @@ pub fn verify(repo: &Repository, only: Option<&Id>, read_data: ReadData) -> Resu
     }
     s.duration_secs = started.elapsed().as_secs_f64();
     Ok(s)
+}
+
+fn check_freshness(repo: &Repository, max_age: std::time::Duration, tags: &[String], s: &mut VerifySummary) -> Result<()> {
+    let wanted = if tags.is_empty() { String::new() } else { format!(" tagged {}", tags.join(",")) };
+    let newest = repo.list_snapshots()?.into_iter().rev().find(|(_, m)| tags.iter().all(|t| m.tags.contains(t)));
+    let Some((id, m)) = newest else {
+        s.errors.push(format!("no snapshot{wanted} at all (--max-age {})", hours(max_age)));
+        return Ok(());
+    };
+    let age = (chrono::Utc::now() - m.time).to_std().unwrap_or_default();
+    s.newest_snapshot = Some(id.to_hex());
+    s.newest_age_secs = Some(age.as_secs_f64());
+    if age > max_age {
+        s.errors.push(format!(
+            "newest snapshot{wanted} {} is {} old, older than --max-age {}",
+            id.short(),
+            hours(age),
+            hours(max_age)
+        ));
+    }
+    Ok(())
+}
+
+fn hours(d: std::time::Duration) -> String {
+    format!("{:.1}h", d.as_secs_f64() / 3600.0)
 }
 
 fn check_pack(repo: &Repository, p: &PackEntry, checked: &mut u64) -> Result<()> {

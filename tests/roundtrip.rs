@@ -213,3 +213,33 @@ fn one_file_system_does_not_descend_into_other_mounts() {
     assert!(!one.iter().any(|p| p.ends_with("other-fs.txt")), "{one:?}");
     assert!(one.iter().any(|p| p.ends_with("here.txt")));
 }
+
+#[test]
+fn verify_max_age_fails_when_the_newest_snapshot_is_stale() {
+    let env = Env::new();
+    let r = env.coffer(&["verify", "--max-age", "26h"]);
+    assert_eq!(r.code, 1, "an empty repository is not fresh");
+    assert!(r.stderr.contains("no snapshot at all"), "{}", r.stderr);
+
+    let src = env.path("src");
+    fs::create_dir_all(&src).unwrap();
+    fs::write(src.join("a"), b"a").unwrap();
+    env.backup_json(&[&src], &["--tag", "nightly"]);
+    env.coffer(&["verify", "--max-age", "26h"]).ok();
+
+    // Age the snapshot by 30 hours: rewrite its manifest with an older time.
+    let repo = coffer::Repository::open(std::sync::Arc::new(coffer::Local::new(env.repo())), PASSPHRASE.as_bytes()).unwrap();
+    let id = repo.find_snapshot("latest", &[]).unwrap();
+    let mut m = repo.load_snapshot(&id).unwrap();
+    m.time -= chrono::Duration::hours(30);
+    repo.save_snapshot(&m).unwrap();
+    fs::remove_file(env.repo().join("snapshots").join(id.to_hex())).unwrap();
+
+    let r = env.coffer(&["verify", "--max-age", "26h", "--tag", "nightly"]);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert!(r.stderr.contains("tagged nightly") && r.stderr.contains("older than --max-age 26.0h"), "{}", r.stderr);
+    let j = env.coffer(&["verify", "--max-age", "2d", "--json"]).ok().json();
+    assert!(j["newest_age_secs"].as_f64().unwrap() > 29.0 * 3600.0);
+    let r = env.coffer(&["verify", "--max-age", "2d", "--tag", "manual"]);
+    assert_eq!(r.code, 1, "no snapshot with that tag");
+}

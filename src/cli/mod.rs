@@ -218,6 +218,12 @@ struct VerifyArgs {
     /// Download and check this percentage of packs, chosen at random.
     #[arg(long, value_name = "PCT", value_parser = parse_percent)]
     read_data_subset: Option<f64>,
+    /// Fail when the newest snapshot is older than this (e.g. 26h, 2d).
+    #[arg(long, value_name = "AGE", value_parser = humantime::parse_duration)]
+    max_age: Option<std::time::Duration>,
+    /// With --max-age: the newest snapshot having these tags.
+    #[arg(long, requires = "max_age")]
+    tag: Vec<String>,
 }
 
 fn parse_percent(s: &str) -> std::result::Result<f64, String> {
@@ -431,7 +437,8 @@ fn run(cli: &Cli) -> Result<u8> {
                 (false, Some(p)) => ReadData::Subset(p),
                 _ => ReadData::None,
             };
-            let summary = coffer::verify(&repo, only.as_ref(), read)?;
+            let opts = coffer::VerifyOptions { read_data: read, max_age: a.max_age, tags: a.tag.clone() };
+            let summary = coffer::verify(&repo, only.as_ref(), &opts)?;
             for e in &summary.errors {
                 eprintln!("coffer: error: {e}");
             }
