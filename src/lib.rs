@@ -24,7 +24,7 @@ mod restore_pg;
 mod source;
 mod verify;
 
-pub use backend::{Backend, BackendError, DryRun, Kind, Local, ObjectInfo};
+pub use backend::{Backend, BackendError, DryRun, Kind, Local, ObjectInfo, S3Options, S3};
 pub use backup::{backup, BackupOptions, BackupSummary, NoProgress, PgSources, Progress};
 pub use chunker::ChunkerParams;
 pub use crypto::KdfParams;

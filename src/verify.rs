@@ -36,6 +36,9 @@ pub struct VerifySummary {
     pub indexes: usize,
     pub packs: usize,
     pub packs_read: usize,
+    /// Unfinished multipart uploads under the repository (S3): left by an
+    /// interrupted upload, aborted by the next coffer run of the same host.
+    pub incomplete_uploads: usize,
     pub chunks_checked: u64,
     /// The newest snapshot (with the tags asked for) and its age.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -59,6 +62,7 @@ pub fn verify(repo: &Repository, only: Option<&Id>, opts: &VerifyOptions) -> Res
         Err(e) => s.errors.push(e.to_string()),
     }
 
+    s.incomplete_uploads = repo.backend().incomplete_uploads().map_err(backend_error)?.len();
     let mut packs: HashMap<Id, PackEntry> = HashMap::new();
     for id in repo.list_ids(Kind::Index)? {
         s.indexes += 1;

@@ -50,4 +50,7 @@ impl Backend for DryRun {
     fn delete(&self, _kind: Kind, _name: &str) -> BackendResult<()> {
         Ok(())
     }
+    fn incomplete_uploads(&self) -> BackendResult<Vec<String>> {
+        self.inner.incomplete_uploads()
+    }
 }

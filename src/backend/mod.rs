@@ -5,9 +5,11 @@
 
 mod dry_run;
 mod local;
+mod s3;
 
 pub use dry_run::DryRun;
 pub use local::Local;
+pub use s3::{S3Options, S3};
 
 use std::io::Read;
 
@@ -87,4 +89,8 @@ pub trait Backend: Send + Sync {
     fn open(&self, kind: Kind, name: &str) -> BackendResult<Box<dyn Read + Send>>;
     fn list(&self, kind: Kind) -> BackendResult<Vec<ObjectInfo>>;
     fn delete(&self, kind: Kind, name: &str) -> BackendResult<()>;
+    /// Keys with an unfinished multipart upload (S3); none elsewhere.
+    fn incomplete_uploads(&self) -> BackendResult<Vec<String>> {
+        Ok(Vec::new())
+    }
 }

@@ -26,9 +26,11 @@ pub mod exit {
 #[derive(Parser)]
 #[command(name = "coffer", version, about = "Encrypted, deduplicating backups of PostgreSQL and file trees")]
 struct Cli {
-    /// Repository: a local directory (or s3://bucket/prefix once supported).
+    /// Repository: a local directory, or s3://bucket/prefix.
     #[arg(short = 'r', long = "repo", env = "COFFER_REPOSITORY", global = true)]
     repo: Option<String>,
+    #[command(flatten)]
+    s3: S3Args,
     /// Print one JSON document on stdout (logs and warnings go to stderr).
     #[arg(long, global = true)]
     json: bool,
@@ -37,6 +39,39 @@ struct Cli {
     quiet: bool,
     #[command(subcommand)]
     command: Command,
+}
+
+/// S3 settings; credentials come from the AWS chain (AWS_ACCESS_KEY_ID /
+/// AWS_SECRET_ACCESS_KEY, AWS_PROFILE, instance metadata), never a flag.
+#[derive(Args)]
+struct S3Args {
+    /// S3 endpoint for a non-AWS store (e.g. http://127.0.0.1:3900).
+    #[arg(long, global = true, env = "COFFER_S3_ENDPOINT", value_name = "URL")]
+    s3_endpoint: Option<String>,
+    /// Path-style addressing (endpoint/bucket/key): Garage, MinIO, most self-hosted stores.
+    #[arg(long, global = true, env = "COFFER_S3_PATH_STYLE")]
+    s3_path_style: bool,
+    /// Region (default: AWS_REGION / profile, else us-east-1).
+    #[arg(long, global = true, env = "COFFER_S3_REGION", value_name = "REGION")]
+    s3_region: Option<String>,
+    /// Storage class for new objects (e.g. STANDARD_IA).
+    #[arg(long, global = true, env = "COFFER_S3_STORAGE_CLASS", value_name = "CLASS")]
+    storage_class: Option<String>,
+    /// Server-side encryption: AES256 or aws:kms.
+    #[arg(long, global = true, env = "COFFER_S3_SSE", value_name = "MODE")]
+    s3_sse: Option<String>,
+    /// KMS key for --s3-sse aws:kms.
+    #[arg(long, global = true, env = "COFFER_S3_SSE_KMS_KEY_ID", value_name = "ID")]
+    s3_sse_kms_key_id: Option<String>,
+    /// Multipart part size in MiB (at least 5; objects this small go up in one PUT).
+    #[arg(long, global = true, env = "COFFER_S3_PART_SIZE_MIB", default_value_t = 8, value_parser = clap::value_parser!(u64).range(5..=5120))]
+    s3_part_size_mib: u64,
+    /// Parts of one upload in flight at once.
+    #[arg(long, global = true, env = "COFFER_S3_CONCURRENCY", default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=64))]
+    s3_concurrency: u64,
+    /// Attempts per request on 5xx, throttling and connection errors.
+    #[arg(long, global = true, env = "COFFER_S3_MAX_ATTEMPTS", default_value_t = 6, value_parser = clap::value_parser!(u32).range(1..=100))]
+    s3_max_attempts: u32,
 }
 
 #[derive(Subcommand)]
@@ -307,7 +342,20 @@ fn pg_connection(url: Option<&str>, tools: &PgArgs, flag: &str, env: &str) -> Re
 fn backend(cli: &Cli) -> Result<Arc<dyn Backend>> {
     let repo = cli.repo.as_deref().context("no repository given: use -r REPO or set COFFER_REPOSITORY")?;
     if repo.starts_with("s3://") {
-        anyhow::bail!("repository {repo}: S3 repositories are not supported by this build yet");
+        let a = &cli.s3;
+        let opts = coffer::S3Options {
+            endpoint: a.s3_endpoint.clone(),
+            region: a.s3_region.clone(),
+            path_style: a.s3_path_style,
+            storage_class: a.storage_class.clone(),
+            sse: a.s3_sse.clone(),
+            sse_kms_key_id: a.s3_sse_kms_key_id.clone(),
+            part_size: (a.s3_part_size_mib * 1024 * 1024) as usize,
+            concurrency: a.s3_concurrency as usize,
+            max_attempts: a.s3_max_attempts,
+            static_credentials: None,
+        };
+        return Ok(Arc::new(coffer::S3::new(repo, opts)?));
     }
     Ok(Arc::new(Local::new(repo)))
 }
