@@ -1,7 +1,7 @@
 # coffer: the two commands of the quick start are `make demo` and `make test`.
 CARGO ?= cargo
 
-.PHONY: all build demo test clean
+.PHONY: all build demo demo-s3 test clean
 
 all: build
 
@@ -14,9 +14,15 @@ demo: build
 	./scripts/demo.sh
 
 # Everything the tests need is installed by this target; CI runs exactly this.
+# The same demo against a throwaway Garage (S3) server on 127.0.0.1.
+demo-s3: build
+	./scripts/ensure-garage.sh
+	./scripts/demo-s3.sh
+
 test:
 	./scripts/ensure-postgres.sh
-	$(CARGO) test --locked -- --test-threads=$${TEST_THREADS:-4}
+	./scripts/ensure-garage.sh
+	PATH="$$HOME/.cargo/bin:$$PATH" $(CARGO) test --locked -- --test-threads=$${TEST_THREADS:-4}
 
 clean:
 	rm -rf demo

@@ -2,6 +2,7 @@
 
 mod common;
 
+mod backend_contract;
 mod crash;
 mod dedup;
 mod dry_run;
@@ -11,4 +12,5 @@ mod passphrase;
 mod postgres;
 mod restore_safety;
 mod roundtrip;
+mod s3;
 mod tamper;

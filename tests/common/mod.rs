@@ -4,7 +4,9 @@
 
 #![allow(dead_code)]
 
+pub mod garage;
 pub mod pg;
+pub mod proxy;
 
 use std::ffi::OsStr;
 use std::fs;

@@ -1,0 +1,226 @@
+//! S3 repositories against a real S3-compatible server (Garage), with a
+//! fault-injecting proxy where the test needs faults or byte counts.
+
+use crate::common::garage::{self, Garage};
+use crate::common::pg::{self, PG_PASSWORD};
+use crate::common::proxy::Proxy;
+use crate::common::*;
+use std::fs;
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+fn unique(prefix: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!("{prefix}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst))
+}
+
+/// A workspace whose repository is a fresh prefix in the Garage bucket,
+/// reached directly or through `endpoint` (a proxy).
+struct S3Env {
+    env: Env,
+    repo: String,
+    vars: Vec<(String, String)>,
+}
+
+impl S3Env {
+    fn new(g: &Garage, endpoint: Option<String>) -> S3Env {
+        let env = Env::empty();
+        let repo = format!("s3://{}/{}", g.get("GARAGE_TEST_BUCKET"), unique("repo"));
+        let mut vars = g.env.clone();
+        if let Some(e) = endpoint {
+            vars.retain(|(k, _)| k != "COFFER_S3_ENDPOINT");
+            vars.push(("COFFER_S3_ENDPOINT".into(), e));
+        }
+        let s = S3Env { env, repo, vars };
+        s.run(&["init", "--kdf-memory-kib", "256", "--kdf-iterations", "1"]).ok();
+        s
+    }
+
+    fn command(&self) -> Command {
+        let mut c = self.env.command();
+        c.envs(self.vars.iter().map(|(k, v)| (k, v)))
+            .env("COFFER_REPOSITORY", &self.repo)
+            .env("XDG_CACHE_HOME", self.env.path("cache"))
+            .env("PGPASSWORD", PG_PASSWORD)
+            .env("COFFER_PG_BIN_DIR", pg::bin_dir());
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Run {
+        self.command().args(args).output().unwrap().into()
+    }
+}
+
+fn random_file(path: &std::path::Path, mib: usize, seed: u64) {
+    fs::write(path, pseudo_random(mib * 1024 * 1024, seed)).unwrap();
+}
+
+#[test]
+fn file_trees_and_databases_round_trip_through_s3() {
+    let g = garage::shared();
+    let s = S3Env::new(g, None);
+    let src = s.env.path("src");
+    make_rich_tree(&src);
+    // A file large enough for a multipart pack upload.
+    random_file(&src.join("large.bin"), 20, 11);
+    let cluster = pg::shared();
+    let db = unique("s3db").replace('-', "_");
+    cluster.create_sample_db(&db, 1);
+
+    let j = s.run(&["backup", "--json", src.to_str().unwrap(), "--pg", &cluster.url(&db)]).ok().json();
+    assert_eq!(j["databases"], 1);
+    s.run(&["verify", "--read-data"]).ok();
+
+    let target = s.env.path("out");
+    s.run(&["restore", "latest", "--target", target.to_str().unwrap()]).ok();
+    assert_eq!(describe(&src), describe(&restored(&target, &src)));
+
+    let copy = unique("s3copy").replace('-', "_");
+    cluster.create_db(&copy);
+    s.run(&["restore", "latest", "--db", &db, "--pg-target", &cluster.url(&copy)]).ok();
+    assert_eq!(cluster.plain_dump(&db), cluster.plain_dump(&copy));
+
+    // Unchanged data adds (almost) nothing: the files nothing, the dump one
+    // chunk (its archive header carries the dump's timestamp).
+    let again = s.run(&["backup", "--json", src.to_str().unwrap(), "--pg", &cluster.url(&db)]).ok().json();
+    assert!(again["new_chunks"].as_u64().unwrap() <= 1, "{again}");
+    assert!(again["stored_bytes"].as_u64().unwrap() < 1024 * 1024, "{again}");
+    let list = s.run(&["snapshots", "--json"]).ok().json();
+    assert_eq!(list.as_array().unwrap().len(), 2);
+    assert_eq!(s.run(&["verify", "--json"]).ok().json()["incomplete_uploads"], 0);
+}
+
+#[test]
+fn a_partial_restore_fetches_only_what_it_needs() {
+    let g = garage::shared();
+    let proxy = Proxy::start(g.addr());
+    let s = S3Env::new(g, Some(proxy.endpoint()));
+    let src = s.env.path("src");
+    fs::create_dir_all(&src).unwrap();
+    random_file(&src.join("a.bin"), 6, 1);
+    random_file(&src.join("b.bin"), 6, 2);
+    s.run(&["backup", src.to_str().unwrap()]).ok();
+
+    proxy.reset_counters();
+    let all = s.env.path("all");
+    s.run(&["restore", "latest", "--target", all.to_str().unwrap()]).ok();
+    let full = proxy.state.bytes_down.load(Ordering::SeqCst);
+
+    proxy.reset_counters();
+    let part = s.env.path("part");
+    s.run(&["restore", "latest", "--target", part.to_str().unwrap(), "--include", "a.bin"]).ok();
+    let partial = proxy.state.bytes_down.load(Ordering::SeqCst);
+    assert_eq!(fs::read(restored(&part, &src).join("a.bin")).unwrap(), fs::read(src.join("a.bin")).unwrap());
+    assert!(!restored(&part, &src).join("b.bin").exists());
+    // Both files sit in one pack; ranged reads fetch a.bin's chunks only.
+    assert!(full > 12 * 1024 * 1024, "full restore fetched {full}");
+    assert!(partial < 7 * 1024 * 1024, "partial restore fetched {partial} bytes of {full}");
+    let ranged = proxy.state.requests.lock().unwrap().iter().filter(|r| r.starts_with("GET") && r.contains("/data/")).count();
+    assert!(ranged >= 1);
+}
+
+#[test]
+fn transient_503s_are_retried_and_the_backup_succeeds() {
+    let g = garage::shared();
+    let proxy = Proxy::start(g.addr());
+    let s = S3Env::new(g, Some(proxy.endpoint()));
+    let src = s.env.path("src");
+    fs::create_dir_all(&src).unwrap();
+    random_file(&src.join("big.bin"), 20, 3);
+    // Uploads (pack parts, index, manifest) and reads alike.
+    proxy.fail_next("PUT", 4);
+    s.run(&["backup", src.to_str().unwrap()]).ok();
+    assert_eq!(proxy.state.injected_503.load(Ordering::SeqCst), 4);
+    proxy.fail_next("GET", 3);
+    let target = s.env.path("out");
+    s.run(&["restore", "latest", "--target", target.to_str().unwrap()]).ok();
+    assert_eq!(proxy.state.injected_503.load(Ordering::SeqCst), 7);
+    assert_eq!(fs::read(restored(&target, &src).join("big.bin")).unwrap(), fs::read(src.join("big.bin")).unwrap());
+
+    // Past the retry budget: a clear error, nothing committed.
+    let snapshots_before = s.run(&["snapshots", "--json"]).ok().json().as_array().unwrap().len();
+    fs::write(src.join("new.txt"), b"new").unwrap();
+    proxy.fail_next("PUT", 1000);
+    let r = s.run(&["backup", "--s3-max-attempts", "2", src.to_str().unwrap()]);
+    proxy.fail_next("PUT", 0);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("SlowDown") && r.stderr.contains(&proxy.endpoint()), "{}", r.stderr);
+    assert_eq!(r.stderr.trim().lines().count(), 1, "{}", r.stderr);
+    assert_eq!(s.run(&["snapshots", "--json"]).ok().json().as_array().unwrap().len(), snapshots_before);
+}
+
+#[test]
+fn a_connection_cut_mid_get_is_retried() {
+    let g = garage::shared();
+    let proxy = Proxy::start(g.addr());
+    let s = S3Env::new(g, Some(proxy.endpoint()));
+    let src = s.env.path("src");
+    fs::create_dir_all(&src).unwrap();
+    random_file(&src.join("big.bin"), 4, 4);
+    s.run(&["backup", src.to_str().unwrap()]).ok();
+    proxy.state.cut_after.store(100_000, Ordering::SeqCst);
+    proxy.state.cut_gets.store(2, Ordering::SeqCst);
+    let target = s.env.path("out");
+    s.run(&["restore", "latest", "--target", target.to_str().unwrap()]).ok();
+    assert_eq!(proxy.state.cut_done.load(Ordering::SeqCst), 2, "the cuts happened");
+    assert_eq!(fs::read(restored(&target, &src).join("big.bin")).unwrap(), fs::read(src.join("big.bin")).unwrap());
+}
+
+#[test]
+fn the_server_stopping_mid_backup_fails_cleanly_and_the_next_backup_succeeds() {
+    let g = Garage::start();
+    let proxy = Proxy::start(g.addr());
+    let s = S3Env::new(&g, Some(proxy.endpoint()));
+    let src = s.env.path("src");
+    fs::create_dir_all(&src).unwrap();
+    random_file(&src.join("big.bin"), 96, 5);
+
+    let child = s
+        .command()
+        .args(["backup", "--s3-max-attempts", "3", src.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Stop the server once a multipart upload is under way.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !proxy.state.requests.lock().unwrap().iter().any(|r| r.starts_with("PUT") && r.contains("partNumber")) {
+        assert!(std::time::Instant::now() < deadline, "no multipart upload began");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    g.stop();
+    let r: Run = child.wait_with_output().unwrap().into();
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains(&proxy.endpoint()), "names the endpoint: {}", r.stderr);
+    assert_eq!(r.stderr.trim().lines().count(), 1, "{}", r.stderr);
+
+    g.restart();
+    assert_eq!(s.run(&["snapshots", "--json"]).ok().json().as_array().unwrap().len(), 0, "no snapshot was committed");
+    // The next run aborts the upload the dead process left open.
+    s.run(&["backup", src.to_str().unwrap()]).ok();
+    let v = s.run(&["verify", "--read-data", "--json"]).ok().json();
+    assert_eq!(v["incomplete_uploads"], 0, "{v}");
+    assert_eq!(s.run(&["snapshots", "--json"]).ok().json().as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn wrong_credentials_and_a_missing_bucket_give_one_line_errors() {
+    let g = garage::shared();
+    let s = S3Env::new(g, None);
+    let r: Run = s.command().env("AWS_SECRET_ACCESS_KEY", "not-the-secret").args(["snapshots"]).output().unwrap().into();
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("coffer-test") && r.stderr.contains(&g.endpoint()), "{}", r.stderr);
+    assert!(r.stderr.contains("403"), "{}", r.stderr);
+    assert!(!r.stderr.contains("not-the-secret"));
+
+    let r: Run = s
+        .command()
+        .env("COFFER_REPOSITORY", "s3://no-such-bucket/x")
+        .args(["init", "--kdf-memory-kib", "256", "--kdf-iterations", "1"])
+        .output()
+        .unwrap()
+        .into();
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("no-such-bucket") && r.stderr.contains(&g.endpoint()), "{}", r.stderr);
+    assert_eq!(r.stderr.trim().lines().count(), 1, "{}", r.stderr);
+}
