@@ -4,18 +4,31 @@ use crate::common::*;
 use std::fs;
 use std::io::Read;
 
-/// Runs a command and returns its exit code and peak RSS in KiB (wait4).
-fn run_measured(mut cmd: std::process::Command) -> (i32, i64) {
-    // Reaped by wait4 below, which also reports its peak RSS.
-    #[allow(clippy::zombie_processes)]
-    let child = cmd.stdout(std::process::Stdio::null()).spawn().unwrap();
-    let mut status = 0;
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let pid = child.id() as libc::pid_t;
-    // SAFETY: waiting for our own child with valid out-pointers.
-    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    assert_eq!(r, pid);
-    (libc::WEXITSTATUS(status), usage.ru_maxrss)
+/// Runs a command and returns its exit code and peak RSS in KiB.
+///
+/// Not wait4 on a child of this process: spawn runs the child in this
+/// process's address space until exec, and the kernel counts that (large,
+/// shared with every other test) address space in the child's peak. A small
+/// python process forks coffer instead, and reports its wait4 peak.
+fn run_measured(cmd: std::process::Command) -> (i32, i64) {
+    const MEASURE: &str = "import os, sys\n\
+pid = os.fork()\n\
+if pid == 0:\n    os.execvp(sys.argv[1], sys.argv[1:])\n\
+_, status, ru = os.wait4(pid, 0)\n\
+print(ru.ru_maxrss)\n\
+sys.exit(os.waitstatus_to_exitcode(status))\n";
+    let mut m = std::process::Command::new("python3");
+    m.arg("-c").arg(MEASURE).arg(cmd.get_program()).args(cmd.get_args());
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => m.env(k, v),
+            None => m.env_remove(k),
+        };
+    }
+    let out = m.stdin(std::process::Stdio::null()).stderr(std::process::Stdio::inherit()).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let rss: i64 = stdout.lines().last().and_then(|l| l.trim().parse().ok()).unwrap_or_else(|| panic!("no RSS in {stdout:?}"));
+    (out.status.code().unwrap_or(-1), rss)
 }
 
 #[test]
