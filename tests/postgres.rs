@@ -58,6 +58,17 @@ fn a_database_restored_into_a_new_database_dumps_identically() {
     run(&env, &["restore", &id, "--pg-target", &cluster.url(&copy)]).ok();
     assert_eq!(cluster.plain_dump(&db), cluster.plain_dump(&copy));
 
+    // Parallel restore (through a temporary seekable file) gives the same.
+    let parallel = unique("parallel");
+    cluster.create_db(&parallel);
+    run(&env, &["restore", &id, "--pg-target", &cluster.url(&parallel), "--jobs", "2"]).ok();
+    assert_eq!(cluster.plain_dump(&db), cluster.plain_dump(&parallel));
+
+    // --create makes the database itself, named as in the archive.
+    cluster.psql("postgres", &format!("DROP DATABASE \"{db}\""));
+    run(&env, &["restore", &id, "--pg-target", &cluster.url("postgres"), "--create"]).ok();
+    assert_eq!(cluster.plain_dump(&copy), cluster.plain_dump(&db));
+
     // --to-file gives the raw archive, which pg_restore reads.
     let file = env.path("dump.pgc");
     run(&env, &["restore", &id, "--to-file", file.to_str().unwrap()]).ok();
