@@ -26,47 +26,29 @@ fn no_passphrase_and_no_terminal_fails_at_once() {
     assert!(r.stderr.contains("no passphrase") && r.stderr.contains("COFFER_PASSWORD_FILE"), "{}", r.stderr);
 }
 
+/// coffer `snapshots` with COFFER_PASSWORD unset and these variables set.
+fn snapshots_with(env: &Env, vars: &[(&str, String)]) -> Run {
+    let mut c = env.command();
+    c.env_remove("COFFER_PASSWORD");
+    for (k, v) in vars {
+        c.env(k, v);
+    }
+    c.args(["snapshots", "--json"]).output().unwrap().into()
+}
+
 #[test]
 fn passphrase_file_and_command_work() {
     let env = Env::new();
     let file = env.path("pass");
     fs::write(&file, format!("{PASSPHRASE}\n")).unwrap();
     fs::set_permissions(&file, fs::Permissions::from_mode(0o600)).unwrap();
-    let r: Run = env
-        .command()
-        .env_remove("COFFER_PASSWORD")
-        .env("COFFER_PASSWORD_FILE", &file)
-        .args(["snapshots", "--json"])
-        .output()
-        .unwrap()
-        .into();
-    r.ok();
-    let r: Run = env
-        .command()
-        .env_remove("COFFER_PASSWORD")
-        .env("COFFER_PASSWORD_COMMAND", format!("cat {}", file.display()))
-        .args(["snapshots", "--json"])
-        .output()
-        .unwrap()
-        .into();
-    r.ok();
-    let r: Run = env
-        .command()
-        .env_remove("COFFER_PASSWORD")
-        .env("COFFER_PASSWORD_COMMAND", "exit 3")
-        .args(["snapshots"])
-        .output()
-        .unwrap()
-        .into();
+    snapshots_with(&env, &[("COFFER_PASSWORD_FILE", file.display().to_string())]).ok();
+    snapshots_with(&env, &[("COFFER_PASSWORD_COMMAND", format!("cat {}", file.display()))]).ok();
+
+    let r = snapshots_with(&env, &[("COFFER_PASSWORD_COMMAND", "exit 3".into())]);
     assert_eq!(r.code, 1);
     assert!(r.stderr.contains("COFFER_PASSWORD_COMMAND failed"), "{}", r.stderr);
-    let r: Run = env
-        .command()
-        .env("COFFER_PASSWORD_FILE", env.path("missing"))
-        .args(["snapshots"])
-        .output()
-        .unwrap()
-        .into();
+    let r = snapshots_with(&env, &[("COFFER_PASSWORD_FILE", env.path("missing").display().to_string())]);
     assert_eq!(r.code, 1);
     assert!(r.stderr.contains("COFFER_PASSWORD_FILE") && r.stderr.contains("missing"), "{}", r.stderr);
 }

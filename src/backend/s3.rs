@@ -63,6 +63,25 @@ impl Default for S3Options {
     }
 }
 
+/// Applies the settings every new object gets (storage class, server-side
+/// encryption) to a PutObject or CreateMultipartUpload request: two builder
+/// types with the same setters, so one list of settings serves both.
+macro_rules! with_object_settings {
+    ($req:expr, $opts:expr) => {{
+        let mut req = $req;
+        if let Some(c) = &$opts.storage_class {
+            req = req.storage_class(StorageClass::from(c.as_str()));
+        }
+        if let Some(s) = &$opts.sse {
+            req = req.server_side_encryption(ServerSideEncryption::from(s.as_str()));
+        }
+        if let Some(k) = &$opts.sse_kms_key_id {
+            req = req.ssekms_key_id(k);
+        }
+        req
+    }};
+}
+
 pub struct S3 {
     runtime: tokio::runtime::Runtime,
     client: aws_sdk_s3::Client,
@@ -176,31 +195,15 @@ impl S3 {
     }
 
     async fn put_single(&self, key: &str, body: Bytes) -> BackendResult<()> {
-        let mut req = self.client.put_object().bucket(&self.bucket).key(key).body(ByteStream::from(body));
-        if let Some(c) = &self.opts.storage_class {
-            req = req.storage_class(StorageClass::from(c.as_str()));
-        }
-        if let Some(s) = &self.opts.sse {
-            req = req.server_side_encryption(ServerSideEncryption::from(s.as_str()));
-        }
-        if let Some(k) = &self.opts.sse_kms_key_id {
-            req = req.ssekms_key_id(k);
-        }
+        let req = self.client.put_object().bucket(&self.bucket).key(key).body(ByteStream::from(body));
+        let req = with_object_settings!(req, self.opts);
         req.send().await.map_err(|e| self.error("PUT", key, &e))?;
         Ok(())
     }
 
     async fn put_multipart(&self, key: &str, body: Bytes) -> BackendResult<()> {
-        let mut req = self.client.create_multipart_upload().bucket(&self.bucket).key(key);
-        if let Some(c) = &self.opts.storage_class {
-            req = req.storage_class(StorageClass::from(c.as_str()));
-        }
-        if let Some(s) = &self.opts.sse {
-            req = req.server_side_encryption(ServerSideEncryption::from(s.as_str()));
-        }
-        if let Some(k) = &self.opts.sse_kms_key_id {
-            req = req.ssekms_key_id(k);
-        }
+        let req = self.client.create_multipart_upload().bucket(&self.bucket).key(key);
+        let req = with_object_settings!(req, self.opts);
         let created = req.send().await.map_err(|e| self.error("CreateMultipartUpload", key, &e))?;
         let upload_id = created
             .upload_id()
