@@ -149,6 +149,19 @@ impl Manifest {
         self.entries().flat_map(|e| e.chunks.iter()).chain(self.dumps().flat_map(|d| d.chunks.iter()))
     }
 
+    /// The names of its sources: tree paths, and `pg:NAME` for dumps.
+    /// Snapshots of the same host and source names form a group (parent
+    /// lookup, retention).
+    pub fn source_names(&self) -> Vec<String> {
+        self.sources
+            .iter()
+            .map(|s| match s {
+                Source::Tree(t) => t.path.display(),
+                Source::Postgres(d) => format!("pg:{}", d.name),
+            })
+            .collect()
+    }
+
     /// Checks everything restore relies on; `Err` names the first bad entry.
     pub fn validate(&self) -> Result<(), (String, String)> {
         for d in self.dumps() {

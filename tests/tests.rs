@@ -7,6 +7,7 @@ mod crash;
 mod dedup;
 mod dry_run;
 mod fixture_repo;
+mod forget;
 mod memory;
 mod passphrase;
 mod postgres;

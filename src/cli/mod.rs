@@ -90,6 +90,42 @@ enum Command {
     Verify(VerifyArgs),
     /// Restore drill: restore a database into a scratch database, check it, drop it, time it.
     Drill(DrillArgs),
+    /// Forget snapshots by a retention policy (their data stays until prune).
+    Forget(ForgetArgs),
+}
+
+#[derive(Args)]
+struct ForgetArgs {
+    /// Keep the N newest snapshots.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    keep_last: u32,
+    /// Keep the newest snapshot of each of the last N hours that have one (UTC).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    keep_hourly: u32,
+    /// ... of each of the last N days.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    keep_daily: u32,
+    /// ... of each of the last N ISO weeks.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    keep_weekly: u32,
+    /// ... of each of the last N months.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    keep_monthly: u32,
+    /// ... of each of the last N years.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    keep_yearly: u32,
+    /// Keep every snapshot with this tag (repeatable).
+    #[arg(long, value_name = "TAG")]
+    keep_tag: Vec<String>,
+    /// Only consider snapshots with this tag (repeatable: all must match).
+    #[arg(long)]
+    tag: Vec<String>,
+    /// Only consider snapshots of this host.
+    #[arg(long)]
+    host: Option<String>,
+    /// Report what would be forgotten; delete nothing.
+    #[arg(short = 'n', long)]
+    dry_run: bool,
 }
 
 /// Where PostgreSQL is. A password belongs in PGPASSFILE / ~/.pgpass or in
@@ -492,6 +528,26 @@ fn run(cli: &Cli) -> Result<u8> {
             }
             out.verify(&summary);
             Ok(if summary.errors.is_empty() { exit::OK } else { exit::FAILURE })
+        }
+        Command::Forget(a) => {
+            let repo = open(cli)?;
+            let opts = coffer::ForgetOptions {
+                policy: coffer::KeepPolicy {
+                    last: a.keep_last,
+                    hourly: a.keep_hourly,
+                    daily: a.keep_daily,
+                    weekly: a.keep_weekly,
+                    monthly: a.keep_monthly,
+                    yearly: a.keep_yearly,
+                    tags: a.keep_tag.clone(),
+                },
+                tags: a.tag.clone(),
+                host: a.host.clone(),
+                dry_run: a.dry_run,
+            };
+            let summary = coffer::forget(&repo, &opts)?;
+            out.forget(&summary);
+            Ok(exit::OK)
         }
         Command::Drill(a) => {
             let repo = open(cli)?;

@@ -1,6 +1,6 @@
 //! Printing results: human text, or one JSON document on stdout.
 
-use coffer::{BackupSummary, DbRestoreSummary, DrillReport, EntryKind, Id, Manifest, Repository, RestoreSummary, Source, VerifySummary};
+use coffer::{BackupSummary, DbRestoreSummary, DrillReport, ForgetSummary, EntryKind, Id, Manifest, Repository, RestoreSummary, Source, VerifySummary};
 use serde_json::json;
 
 /// println! that treats a closed stdout (`coffer show | head`) as the end of
@@ -31,16 +31,6 @@ pub fn bytes(n: u64) -> String {
     } else {
         format!("{v:.1} {}", UNITS[u])
     }
-}
-
-fn paths(m: &Manifest) -> Vec<String> {
-    m.sources
-        .iter()
-        .map(|s| match s {
-            Source::Tree(t) => t.path.display(),
-            Source::Postgres(d) => format!("pg:{}", d.name),
-        })
-        .collect()
 }
 
 impl Output {
@@ -96,7 +86,7 @@ impl Output {
             let v: Vec<_> = list
                 .iter()
                 .map(|(id, m)| {
-                    json!({"id": id, "time": m.time, "host": m.host, "tags": m.tags, "paths": paths(m),
+                    json!({"id": id, "time": m.time, "host": m.host, "tags": m.tags, "paths": m.source_names(),
                            "parent": m.parent, "summary": m.summary, "warnings": m.warnings.len()})
                 })
                 .collect();
@@ -112,7 +102,7 @@ impl Output {
                 m.host,
                 m.tags.join(","),
                 bytes(m.summary.bytes),
-                paths(m).join(" ")
+                m.source_names().join(" ")
             );
         }
         self.say(&format!("{} snapshots", list.len()));
@@ -240,6 +230,24 @@ impl Output {
         for c in &r.checks {
             self.say(&format!("  check {}: {}", if c.passed { "ok  " } else { "FAIL" }, c.query));
         }
+    }
+
+    pub fn forget(&self, s: &ForgetSummary) {
+        if self.json {
+            self.print_json(&serde_json::to_value(s).unwrap_or_default());
+            return;
+        }
+        for g in &s.groups {
+            self.say(&format!("host {}, sources {}:", g.host, g.sources.join(" ")));
+            for k in &g.keep {
+                self.say(&format!("  keep    {}  {}  ({})", &k.id[..8], k.time.format("%Y-%m-%d %H:%M:%S"), k.reasons.join(", ")));
+            }
+            for r in &g.remove {
+                self.say(&format!("  {}  {}  {}", if s.dry_run { "would forget" } else { "forget  " }, &r.id[..8], r.time.format("%Y-%m-%d %H:%M:%S")));
+            }
+        }
+        let verb = if s.dry_run { "would forget" } else { "forgot" };
+        self.say(&format!("kept {} snapshots, {verb} {}; their data stays until prune", s.kept, s.removed));
     }
 
     pub fn verify(&self, s: &VerifySummary) {

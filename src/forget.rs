@@ -1,0 +1,189 @@
+//! Retention: which snapshots a policy keeps, and forgetting the others.
+//!
+//! restic's semantics: snapshots are grouped by host and sources; in each
+//! group, newest first, `last` keeps the N newest, and `hourly`, `daily`,
+//! `weekly` (ISO weeks), `monthly`, `yearly` each keep the newest snapshot of
+//! the N most recent hours/days/... that have one. A snapshot kept by any
+//! rule, or carrying a `tags` tag, is kept. Buckets are in UTC.
+//!
+//! Forgetting deletes manifests only; the data they used stays until prune.
+
+use crate::backend::Kind;
+use crate::encoding::Id;
+use crate::error::{Error, Result};
+use crate::manifest::Manifest;
+use crate::repository::{backend_error, Repository};
+use chrono::{DateTime, Datelike, Timelike, Utc};
+
+#[derive(Debug, Clone, Default)]
+pub struct KeepPolicy {
+    pub last: u32,
+    pub hourly: u32,
+    pub daily: u32,
+    pub weekly: u32,
+    pub monthly: u32,
+    pub yearly: u32,
+    /// Snapshots with any of these tags are kept.
+    pub tags: Vec<String>,
+}
+
+impl KeepPolicy {
+    pub fn is_empty(&self) -> bool {
+        self.last + self.hourly + self.daily + self.weekly + self.monthly + self.yearly == 0 && self.tags.is_empty()
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ForgetOptions {
+    pub policy: KeepPolicy,
+    /// Only snapshots having all these tags are considered.
+    pub tags: Vec<String>,
+    /// Only snapshots of this host are considered.
+    pub host: Option<String>,
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SnapshotRef {
+    pub id: String,
+    pub time: DateTime<Utc>,
+    /// Why it is kept (`last`, `daily`, `tag`, ...); empty when removed.
+    pub reasons: Vec<&'static str>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ForgetGroup {
+    pub host: String,
+    pub sources: Vec<String>,
+    pub keep: Vec<SnapshotRef>,
+    pub remove: Vec<SnapshotRef>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ForgetSummary {
+    pub dry_run: bool,
+    pub kept: usize,
+    pub removed: usize,
+    pub groups: Vec<ForgetGroup>,
+}
+
+/// For each snapshot (newest first), the rules that keep it; empty: removed.
+pub fn apply_policy(newest_first: &[(DateTime<Utc>, &[String])], policy: &KeepPolicy) -> Vec<Vec<&'static str>> {
+    type Bucket = fn(&DateTime<Utc>, usize) -> i64;
+    let rules: [(&'static str, u32, Bucket); 6] = [
+        ("last", policy.last, |_, i| i as i64),
+        ("hourly", policy.hourly, |t, _| ((t.year() as i64 * 1000 + t.ordinal() as i64) * 100) + t.hour() as i64),
+        ("daily", policy.daily, |t, _| t.year() as i64 * 1000 + t.ordinal() as i64),
+        ("weekly", policy.weekly, |t, _| {
+            let w = t.iso_week();
+            w.year() as i64 * 100 + w.week() as i64
+        }),
+        ("monthly", policy.monthly, |t, _| t.year() as i64 * 100 + t.month() as i64),
+        ("yearly", policy.yearly, |t, _| t.year() as i64),
+    ];
+    let mut left: Vec<u32> = rules.iter().map(|r| r.1).collect();
+    let mut last_bucket: Vec<Option<i64>> = vec![None; rules.len()];
+    newest_first
+        .iter()
+        .enumerate()
+        .map(|(i, (time, tags))| {
+            let mut reasons = Vec::new();
+            if policy.tags.iter().any(|t| tags.contains(t)) {
+                reasons.push("tag");
+            }
+            for (r, (name, _, bucket)) in rules.iter().enumerate() {
+                if left[r] == 0 {
+                    continue;
+                }
+                let b = bucket(time, i);
+                if last_bucket[r] != Some(b) {
+                    last_bucket[r] = Some(b);
+                    left[r] -= 1;
+                    reasons.push(*name);
+                }
+            }
+            reasons
+        })
+        .collect()
+}
+
+pub fn forget(repo: &Repository, opts: &ForgetOptions) -> Result<ForgetSummary> {
+    if opts.policy.is_empty() {
+        return Err(Error::InvalidInput(
+            "no keep policy given (--keep-last, --keep-daily, ...): refusing to forget every snapshot".into(),
+        ));
+    }
+    let mut snapshots: Vec<(Id, Manifest)> = repo
+        .list_snapshots()?
+        .into_iter()
+        .filter(|(_, m)| opts.tags.iter().all(|t| m.tags.contains(t)))
+        .filter(|(_, m)| opts.host.as_ref().is_none_or(|h| &m.host == h))
+        .collect();
+    snapshots.reverse(); // newest first
+
+    let mut groups: Vec<((String, Vec<String>), Vec<(Id, Manifest)>)> = Vec::new();
+    for (id, m) in snapshots {
+        let key = (m.host.clone(), m.source_names());
+        match groups.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, v)) => v.push((id, m)),
+            None => groups.push((key, vec![(id, m)])),
+        }
+    }
+
+    let mut summary = ForgetSummary { dry_run: opts.dry_run, kept: 0, removed: 0, groups: Vec::new() };
+    for ((host, sources), list) in groups {
+        let input: Vec<(DateTime<Utc>, &[String])> = list.iter().map(|(_, m)| (m.time, m.tags.as_slice())).collect();
+        let verdicts = apply_policy(&input, &opts.policy);
+        let mut group = ForgetGroup { host, sources, keep: Vec::new(), remove: Vec::new() };
+        for ((id, m), reasons) in list.iter().zip(verdicts) {
+            let r = SnapshotRef { id: id.to_hex(), time: m.time, reasons };
+            if r.reasons.is_empty() {
+                group.remove.push(r);
+            } else {
+                group.keep.push(r);
+            }
+        }
+        summary.kept += group.keep.len();
+        summary.removed += group.remove.len();
+        if !opts.dry_run {
+            for r in &group.remove {
+                repo.backend().delete(Kind::Snapshot, &r.id).map_err(backend_error)?;
+            }
+        }
+        summary.groups.push(group);
+    }
+    Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn at(y: i32, mo: u32, d: u32, h: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(y, mo, d, h, 0, 0).unwrap()
+    }
+
+    #[test]
+    fn weekly_buckets_are_iso_weeks_across_the_new_year() {
+        // 2025-12-29 (Mon) .. 2026-01-04 (Sun) is ISO week 2026-W01.
+        let none: &[String] = &[];
+        let list = [(at(2026, 1, 4, 1), none), (at(2025, 12, 29, 1), none), (at(2025, 12, 28, 1), none)];
+        let p = KeepPolicy { weekly: 5, ..Default::default() };
+        let kept: Vec<bool> = apply_policy(&list, &p).iter().map(|r| !r.is_empty()).collect();
+        assert_eq!(kept, [true, false, true]);
+    }
+
+    #[test]
+    fn every_rule_keeps_the_newest_of_its_bucket() {
+        let none: &[String] = &[];
+        let list = [(at(2026, 3, 1, 5), none), (at(2026, 3, 1, 4), none), (at(2026, 2, 27, 4), none), (at(2025, 5, 1, 4), none)];
+        let p = KeepPolicy { yearly: 2, ..Default::default() };
+        let kept: Vec<bool> = apply_policy(&list, &p).iter().map(|r| !r.is_empty()).collect();
+        assert_eq!(kept, [true, false, false, true]);
+        let p = KeepPolicy { hourly: 3, ..Default::default() };
+        let kept: Vec<bool> = apply_policy(&list, &p).iter().map(|r| !r.is_empty()).collect();
+        assert_eq!(kept, [true, true, true, false]);
+        assert!(KeepPolicy::default().is_empty());
+    }
+}
