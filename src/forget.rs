@@ -121,7 +121,9 @@ pub fn forget(repo: &Repository, opts: &ForgetOptions) -> Result<ForgetSummary> 
         .collect();
     snapshots.reverse(); // newest first
 
-    let mut groups: Vec<((String, Vec<String>), Vec<(Id, Manifest)>)> = Vec::new();
+    // (host, source names) -> its snapshots, newest first.
+    type Group = ((String, Vec<String>), Vec<(Id, Manifest)>);
+    let mut groups: Vec<Group> = Vec::new();
     for (id, m) in snapshots {
         let key = (m.host.clone(), m.source_names());
         match groups.iter_mut().find(|(k, _)| *k == key) {

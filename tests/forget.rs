@@ -17,7 +17,8 @@ fn calendar(env: &Env) -> Vec<(&'static str, coffer::Id)> {
     let original = repo.find_snapshot("latest", &[]).unwrap();
     let base = repo.load_snapshot(&original).unwrap();
     // 2026-01-01 is a Thursday; ISO week 2026-W01 is Dec 29 .. Jan 4.
-    let dates: [(&str, (i32, u32, u32, u32), &[&str], &str); 10] = [
+    type Dated = (&'static str, (i32, u32, u32, u32), &'static [&'static str], &'static str);
+    let dates: [Dated; 10] = [
         ("A", (2026, 1, 1, 2), &[], "db1"),
         ("B", (2026, 1, 2, 2), &[], "db1"),
         ("C", (2026, 1, 3, 2), &["keep"], "db1"),
