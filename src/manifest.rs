@@ -173,7 +173,7 @@ impl Manifest {
             let shown = e.path.display();
             check_relative_path(&e.path.0).map_err(|r| (shown.clone(), r))?;
             match e.kind {
-                EntryKind::Symlink if e.target.as_ref().map_or(true, |t| t.0.is_empty()) => {
+                EntryKind::Symlink if e.target.as_ref().is_none_or(|t| t.0.is_empty()) => {
                     return Err((shown, "symlink without a target".into()));
                 }
                 EntryKind::File if e.sha256.is_none() => {
