@@ -115,6 +115,7 @@ impl KdfParams {
 }
 
 /// The repository's random master key. Never stored except wrapped.
+#[derive(Clone)]
 pub struct MasterKey(Zeroizing<[u8; KEY_LEN]>);
 
 impl MasterKey {

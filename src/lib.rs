@@ -35,7 +35,7 @@ pub use forget::{apply_policy, forget, ForgetGroup, ForgetOptions, ForgetSummary
 pub use format::{Config, FORMAT_VERSION};
 pub use manifest::{DumpKind, DumpSource, Entry, EntryKind, Manifest, Source, Summary, TreeSource, MANIFEST_VERSION};
 pub use postgres::{PgConnection, Toc, TocEntry};
-pub use repository::Repository;
+pub use repository::{KeyInfo, Repository};
 pub use drill::{drill, DrillOptions, DrillReport};
 pub use restore::{restore, RestoreOptions, RestoreSummary};
 pub use restore_pg::{restore_databases, DbRestoreOptions, DbRestoreSummary, DbRestored, DbTarget};

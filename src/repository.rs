@@ -21,6 +21,20 @@ pub struct Repository {
     backend: Arc<dyn Backend>,
     config: Config,
     keys: Keys,
+    /// Kept (zeroized on drop) to wrap it under new passphrases.
+    master: MasterKey,
+    /// The key object this repository was opened with.
+    key_name: String,
+}
+
+/// A key object, as `key list` shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct KeyInfo {
+    pub name: String,
+    pub created: chrono::DateTime<chrono::Utc>,
+    pub host: String,
+    /// The key this process opened the repository with.
+    pub current: bool,
 }
 
 pub(crate) fn backend_error(e: BackendError) -> Error {
@@ -67,7 +81,7 @@ impl Repository {
         let config_bytes = serde_json::to_vec_pretty(&config).map_err(|e| Error::InvalidInput(e.to_string()))?;
         backend.put(Kind::Config, "config", &config_bytes).map_err(backend_error)?;
         let keys = master.subkeys(&config.id.0);
-        Ok(Repository { backend, config, keys })
+        Ok(Repository { backend, config, keys, master, key_name: name })
     }
 
     /// Opens a repository with a passphrase, trying every key object.
@@ -83,7 +97,7 @@ impl Repository {
             match Self::try_key(&*backend, &config, &info.name, passphrase) {
                 Ok(Some(master)) => {
                     let keys = master.subkeys(&config.id.0);
-                    return Ok(Repository { backend, config, keys });
+                    return Ok(Repository { backend, config, keys, master, key_name: info.name });
                 }
                 Ok(None) => {}
                 Err(e) => {
@@ -132,8 +146,13 @@ impl Repository {
 
     /// Same repository and keys, another backend (e.g. a dry-run wrapper).
     pub fn with_backend(&self, backend: Arc<dyn Backend>) -> Repository {
-        let master_keys = self.keys.clone();
-        Repository { backend, config: self.config.clone(), keys: master_keys }
+        Repository {
+            backend,
+            config: self.config.clone(),
+            keys: self.keys.clone(),
+            master: self.master.clone(),
+            key_name: self.key_name.clone(),
+        }
     }
 
     // ---- chunks ----
@@ -284,6 +303,61 @@ impl Repository {
         let payload = self.keys.open(role, &id.0, &sealed).map_err(|e| Error::corrupt(&object, e.to_string()))?;
         let json = compression::decode(&payload, METADATA_LIMIT).map_err(|e| Error::corrupt(&object, e.to_string()))?;
         serde_json::from_slice(&json).map_err(|e| Error::corrupt(&object, format!("invalid JSON: {e}")))
+    }
+
+    // ---- keys ----
+
+    /// Every key object, oldest first.
+    pub fn list_keys(&self) -> Result<Vec<KeyInfo>> {
+        let mut out = Vec::new();
+        for info in self.backend.list(Kind::Key).map_err(backend_error)? {
+            let bytes = self.backend.get(Kind::Key, &info.name).map_err(backend_error)?;
+            let key: KeyFile = serde_json::from_slice(&bytes)
+                .map_err(|e| Error::corrupt(format!("key keys/{}", info.name), e.to_string()))?;
+            out.push(KeyInfo { current: info.name == self.key_name, name: info.name, created: key.created, host: key.host });
+        }
+        out.sort_by(|a, b| a.created.cmp(&b.created).then(a.name.cmp(&b.name)));
+        Ok(out)
+    }
+
+    /// Wraps the master key under another passphrase: one new key object,
+    /// no data rewritten. Returns its name.
+    pub fn add_key(&self, passphrase: &[u8], kdf: KdfParams) -> Result<String> {
+        let (name, bytes) = new_key_file(&self.master, &self.config, passphrase, kdf)?;
+        self.backend.put(Kind::Key, &name, &bytes).map_err(backend_error)?;
+        Ok(name)
+    }
+
+    /// Removes a key object by name or unique prefix. The key in use and the
+    /// last key are refused: a repository must always keep a way in.
+    pub fn remove_key(&self, query: &str) -> Result<String> {
+        let keys = self.list_keys()?;
+        let matches: Vec<&KeyInfo> = keys.iter().filter(|k| k.name.starts_with(query) && !query.is_empty()).collect();
+        let key = match matches.as_slice() {
+            [k] => *k,
+            [] => return Err(Error::NotFound { object: format!("key {query}") }),
+            _ => return Err(Error::InvalidInput(format!("key prefix {query:?} is ambiguous"))),
+        };
+        if keys.len() == 1 {
+            return Err(Error::InvalidInput("refusing to remove the repository's last key".into()));
+        }
+        if key.current {
+            return Err(Error::InvalidInput(
+                "refusing to remove the key in use; open the repository with another passphrase, or use `key passwd`".into(),
+            ));
+        }
+        self.backend.delete(Kind::Key, &key.name).map_err(backend_error)?;
+        Ok(key.name.clone())
+    }
+
+    /// Replaces the key in use by one under a new passphrase: the new key is
+    /// stored before the old one is deleted, so there is always a way in.
+    pub fn change_passphrase(&mut self, passphrase: &[u8], kdf: KdfParams) -> Result<String> {
+        let old = self.key_name.clone();
+        let name = self.add_key(passphrase, kdf)?;
+        self.key_name = name.clone();
+        self.backend.delete(Kind::Key, &old).map_err(backend_error)?;
+        Ok(name)
     }
 
     /// Checks every key object's name against its content. For `verify`.

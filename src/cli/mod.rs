@@ -92,6 +92,9 @@ enum Command {
     Drill(DrillArgs),
     /// Forget snapshots by a retention policy (their data stays until prune).
     Forget(ForgetArgs),
+    /// Manage the passphrases that open the repository.
+    #[command(subcommand)]
+    Key(KeyCommand),
 }
 
 #[derive(Args)]
@@ -137,14 +140,51 @@ struct PgArgs {
     pg_bin_dir: Option<PathBuf>,
 }
 
+/// Key derivation cost of a new key: RFC 9106's recommendation unless a
+/// test asks for a cheap one (hidden flags).
 #[derive(Args)]
-struct InitArgs {
+struct KdfArgs {
     /// Argon2id memory in KiB (default: RFC 9106's 64 MiB). For tests only.
     #[arg(long, hide = true)]
     kdf_memory_kib: Option<u32>,
     /// Argon2id iterations (default 3). For tests only.
     #[arg(long, hide = true)]
     kdf_iterations: Option<u32>,
+}
+
+impl KdfArgs {
+    fn params(&self) -> KdfParams {
+        let recommended = KdfParams::recommended();
+        match (self.kdf_memory_kib, self.kdf_iterations) {
+            (None, None) => recommended,
+            (m, t) => KdfParams::with_cost(
+                m.unwrap_or(recommended.memory_kib),
+                t.unwrap_or(recommended.iterations),
+                if m.is_some() { 1 } else { recommended.parallelism },
+            ),
+        }
+    }
+}
+
+#[derive(Args)]
+struct InitArgs {
+    #[command(flatten)]
+    kdf: KdfArgs,
+}
+
+#[derive(Subcommand)]
+enum KeyCommand {
+    /// List the repository's keys (passphrases).
+    List,
+    /// Add a passphrase (read from COFFER_NEW_PASSWORD_FILE / _COMMAND / COFFER_NEW_PASSWORD or a prompt).
+    Add(KdfArgs),
+    /// Change the passphrase in use: add the new key, then remove the old one.
+    Passwd(KdfArgs),
+    /// Remove a key by id or unique prefix (not the one in use, never the last).
+    Remove {
+        /// Key id or prefix, as `key list` shows it.
+        key: String,
+    },
 }
 
 #[derive(Args)]
@@ -413,13 +453,7 @@ fn run(cli: &Cli) -> Result<u8> {
         Command::Init(a) => {
             let backend = backend(cli)?;
             let pass = passphrase::read(true)?;
-            let mut kdf = KdfParams::recommended();
-            if let Some(m) = a.kdf_memory_kib {
-                kdf = KdfParams::with_cost(m, a.kdf_iterations.unwrap_or(kdf.iterations), 1);
-            } else if let Some(t) = a.kdf_iterations {
-                kdf = KdfParams::with_cost(kdf.memory_kib, t, kdf.parallelism);
-            }
-            let repo = Repository::init(backend, pass.as_bytes(), kdf)?;
+            let repo = Repository::init(backend, pass.as_bytes(), a.kdf.params())?;
             out.init(&repo);
             Ok(exit::OK)
         }
@@ -528,6 +562,27 @@ fn run(cli: &Cli) -> Result<u8> {
             }
             out.verify(&summary);
             Ok(if summary.errors.is_empty() { exit::OK } else { exit::FAILURE })
+        }
+        Command::Key(k) => {
+            let mut repo = open(cli)?;
+            match k {
+                KeyCommand::List => out.keys(&repo.list_keys()?),
+                KeyCommand::Add(kdf) => {
+                    let pass = passphrase::read_from(&passphrase::NEW, true)?;
+                    let name = repo.add_key(pass.as_bytes(), kdf.params())?;
+                    out.key_changed("added", &name);
+                }
+                KeyCommand::Passwd(kdf) => {
+                    let pass = passphrase::read_from(&passphrase::NEW, true)?;
+                    let name = repo.change_passphrase(pass.as_bytes(), kdf.params())?;
+                    out.key_changed("changed the passphrase; new key", &name);
+                }
+                KeyCommand::Remove { key } => {
+                    let name = repo.remove_key(key)?;
+                    out.key_changed("removed", &name);
+                }
+            }
+            Ok(exit::OK)
         }
         Command::Forget(a) => {
             let repo = open(cli)?;

@@ -1,6 +1,6 @@
 //! Printing results: human text, or one JSON document on stdout.
 
-use coffer::{BackupSummary, DbRestoreSummary, DrillReport, ForgetSummary, EntryKind, Id, Manifest, Repository, RestoreSummary, Source, VerifySummary};
+use coffer::{BackupSummary, DbRestoreSummary, DrillReport, ForgetSummary, KeyInfo, EntryKind, Id, Manifest, Repository, RestoreSummary, Source, VerifySummary};
 use serde_json::json;
 
 /// println! that treats a closed stdout (`coffer show | head`) as the end of
@@ -229,6 +229,24 @@ impl Output {
         }
         for c in &r.checks {
             self.say(&format!("  check {}: {}", if c.passed { "ok  " } else { "FAIL" }, c.query));
+        }
+    }
+
+    pub fn keys(&self, keys: &[KeyInfo]) {
+        if self.json {
+            self.print_json(&serde_json::to_value(keys).unwrap_or_default());
+            return;
+        }
+        for k in keys {
+            outln!("{} {}  {}  {}", if k.current { '*' } else { ' ' }, &k.name[..12.min(k.name.len())], k.created.format("%Y-%m-%d %H:%M:%S"), k.host);
+        }
+    }
+
+    pub fn key_changed(&self, what: &str, name: &str) {
+        if self.json {
+            self.print_json(&json!({ "key": name, "action": what }));
+        } else {
+            self.say(&format!("{what} {}", &name[..12.min(name.len())]));
         }
     }
 

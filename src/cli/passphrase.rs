@@ -6,42 +6,59 @@ use anyhow::{bail, Context, Result};
 use std::io::IsTerminal;
 use zeroize::Zeroizing;
 
+/// Where one passphrase is read from: a prefix of environment variables
+/// (`{prefix}_FILE`, `{prefix}_COMMAND`, `{prefix}`) and a prompt.
+pub struct Source {
+    pub prefix: &'static str,
+    pub prompt: &'static str,
+}
+
+/// The repository's passphrase.
+pub const CURRENT: Source = Source { prefix: "COFFER_PASSWORD", prompt: "passphrase" };
+/// A passphrase for a new key (`key add`, `key passwd`).
+pub const NEW: Source = Source { prefix: "COFFER_NEW_PASSWORD", prompt: "new passphrase" };
+
 pub fn read(confirm: bool) -> Result<Zeroizing<String>> {
-    let pass = if let Some(path) = std::env::var_os("COFFER_PASSWORD_FILE") {
+    read_from(&CURRENT, confirm)
+}
+
+pub fn read_from(source: &Source, confirm: bool) -> Result<Zeroizing<String>> {
+    let (file_var, command_var, plain_var) =
+        (format!("{}_FILE", source.prefix), format!("{}_COMMAND", source.prefix), source.prefix);
+    let pass = if let Some(path) = std::env::var_os(&file_var) {
         let text = Zeroizing::new(
             std::fs::read_to_string(&path)
-                .with_context(|| format!("COFFER_PASSWORD_FILE={}: cannot read the file", path.to_string_lossy()))?,
+                .with_context(|| format!("{file_var}={}: cannot read the file", path.to_string_lossy()))?,
         );
         Zeroizing::new(strip_newline(&text).to_string())
-    } else if let Some(cmd) = std::env::var_os("COFFER_PASSWORD_COMMAND") {
+    } else if let Some(cmd) = std::env::var_os(&command_var) {
         let out = std::process::Command::new("sh")
             .arg("-c")
             .arg(&cmd)
             .stdin(std::process::Stdio::null())
             .stderr(std::process::Stdio::inherit())
             .output()
-            .context("COFFER_PASSWORD_COMMAND: cannot run sh")?;
+            .with_context(|| format!("{command_var}: cannot run sh"))?;
         let text = Zeroizing::new(String::from_utf8(out.stdout).unwrap_or_default());
         if !out.status.success() {
-            bail!("COFFER_PASSWORD_COMMAND failed ({})", out.status);
+            bail!("{command_var} failed ({})", out.status);
         }
         Zeroizing::new(strip_newline(&text).to_string())
-    } else if let Ok(p) = std::env::var("COFFER_PASSWORD") {
+    } else if let Ok(p) = std::env::var(plain_var) {
         Zeroizing::new(p)
     } else if std::io::stdin().is_terminal() {
-        let p = Zeroizing::new(rpassword::prompt_password("passphrase: ").context("reading the passphrase")?);
+        let prompt = source.prompt;
+        let p = Zeroizing::new(rpassword::prompt_password(format!("{prompt}: ")).context("reading the passphrase")?);
         if confirm {
-            let again = Zeroizing::new(rpassword::prompt_password("passphrase again: ").context("reading the passphrase")?);
+            let again =
+                Zeroizing::new(rpassword::prompt_password(format!("{prompt} again: ")).context("reading the passphrase")?);
             if *again != *p {
                 bail!("the two passphrases differ");
             }
         }
         p
     } else {
-        bail!(
-            "no passphrase: set COFFER_PASSWORD_FILE (recommended for cron), COFFER_PASSWORD_COMMAND or \
-             COFFER_PASSWORD, or run on a terminal"
-        );
+        bail!("no {}: set {file_var} (recommended for cron), {command_var} or {plain_var}, or run on a terminal", source.prompt);
     };
     if pass.is_empty() {
         bail!("the passphrase is empty");

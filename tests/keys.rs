@@ -1,0 +1,66 @@
+//! Several passphrases for one repository; changing one; removing keys.
+
+use crate::common::*;
+use std::fs;
+
+const KDF: [&str; 4] = ["--kdf-memory-kib", "256", "--kdf-iterations", "1"];
+
+fn with_pass(env: &Env, pass: &str, args: &[&str]) -> Run {
+    env.command().env("COFFER_PASSWORD", pass).args(args).output().unwrap().into()
+}
+
+fn key_cmd(env: &Env, pass: &str, new: &str, args: &[&str]) -> Run {
+    let mut all: Vec<&str> = args.to_vec();
+    all.extend_from_slice(&KDF);
+    env.command().env("COFFER_PASSWORD", pass).env("COFFER_NEW_PASSWORD", new).args(&all).output().unwrap().into()
+}
+
+#[test]
+fn keys_can_be_added_changed_and_removed_and_old_passphrases_stop_working() {
+    let env = Env::new();
+    let src = env.path("src");
+    fs::create_dir_all(&src).unwrap();
+    fs::write(src.join("f"), b"payload").unwrap();
+    env.backup_json(&[&src], &[]);
+    let packs_before = env.repo_file("data");
+
+    // A second passphrase opens the same repository.
+    key_cmd(&env, PASSPHRASE, "second passphrase", &["key", "add"]).ok();
+    with_pass(&env, "second passphrase", &["snapshots"]).ok();
+    with_pass(&env, PASSPHRASE, &["snapshots"]).ok();
+    let keys = with_pass(&env, "second passphrase", &["key", "list", "--json"]).ok().json();
+    let keys = keys.as_array().unwrap();
+    assert_eq!(keys.len(), 2);
+    assert_eq!(keys.iter().filter(|k| k["current"] == true).count(), 1);
+
+    // Changing the first passphrase: the old one stops working, the new and
+    // the second one work, and only one small key object changed.
+    key_cmd(&env, PASSPHRASE, "third passphrase", &["key", "passwd"]).ok();
+    let r = with_pass(&env, PASSPHRASE, &["snapshots"]);
+    assert_eq!(r.code, 12, "the old passphrase still works: {}", r.stderr);
+    with_pass(&env, "third passphrase", &["snapshots"]).ok();
+    with_pass(&env, "second passphrase", &["snapshots"]).ok();
+    assert_eq!(env.repo_file("keys").len(), 2);
+    assert_eq!(env.repo_file("data"), packs_before, "no data was rewritten");
+
+    // The key in use cannot be removed; another one can; the last one cannot.
+    let list = with_pass(&env, "third passphrase", &["key", "list", "--json"]).ok().json();
+    let current = list.as_array().unwrap().iter().find(|k| k["current"] == true).unwrap()["name"].as_str().unwrap().to_string();
+    let other = list.as_array().unwrap().iter().find(|k| k["current"] == false).unwrap()["name"].as_str().unwrap().to_string();
+    let r = with_pass(&env, "third passphrase", &["key", "remove", &current[..10]]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("key in use"), "{}", r.stderr);
+    with_pass(&env, "third passphrase", &["key", "remove", &other[..10]]).ok();
+    let r = with_pass(&env, "second passphrase", &["snapshots"]);
+    assert_eq!(r.code, 12, "a removed key still opens the repository");
+    assert_eq!(env.repo_file("keys").len(), 1);
+    let r = with_pass(&env, "third passphrase", &["key", "remove", &current[..10]]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("last key"), "{}", r.stderr);
+
+    // Everything still restores with the remaining passphrase.
+    let target = env.path("out");
+    with_pass(&env, "third passphrase", &["restore", "latest", "--target", target.to_str().unwrap()]).ok();
+    assert_eq!(fs::read(restored(&target, &src).join("f")).unwrap(), b"payload");
+    with_pass(&env, "third passphrase", &["verify", "--read-data"]).ok();
+}
