@@ -123,6 +123,8 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &dyn Progress) 
         }
     };
 
+    // Shared: backups run side by side, but prune waits for all of them.
+    let _lock = if opts.dry_run { None } else { Some(crate::lock::Lock::acquire(repo, false)?) };
     let index = repo.load_index()?;
     let (parent_id, parent_files) = if opts.force { (None, HashMap::new()) } else { find_parent(repo, &host, &roots)? };
 

@@ -28,6 +28,7 @@ pub enum Role {
     PackHeader,
     Index,
     Snapshot,
+    Lock,
 }
 
 impl Role {
@@ -38,6 +39,7 @@ impl Role {
             Role::PackHeader => b"pack-header",
             Role::Index => b"index",
             Role::Snapshot => b"snapshot",
+            Role::Lock => b"lock",
         }
     }
 }
@@ -172,7 +174,7 @@ impl Keys {
     fn cipher(&self, role: Role) -> &Aes256Gcm {
         match role {
             Role::Chunk | Role::PackHeader => &self.data,
-            Role::Index | Role::Snapshot | Role::Key => &self.metadata,
+            Role::Index | Role::Snapshot | Role::Lock | Role::Key => &self.metadata,
         }
     }
 

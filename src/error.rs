@@ -54,6 +54,10 @@ pub enum Error {
     #[error("{0}")]
     InvalidInput(String),
 
+    /// Another process holds a conflicting lock (exit code 11).
+    #[error("repository {location} is locked: {holder}")]
+    Locked { location: String, holder: String },
+
     #[error("{source_name} failed: {message}")]
     SourceFailed { source_name: String, message: String },
 }

@@ -113,6 +113,7 @@ pub fn forget(repo: &Repository, opts: &ForgetOptions) -> Result<ForgetSummary> 
             "no keep policy given (--keep-last, --keep-daily, ...): refusing to forget every snapshot".into(),
         ));
     }
+    let _lock = if opts.dry_run { None } else { Some(crate::lock::Lock::acquire(repo, false)?) };
     let mut snapshots: Vec<(Id, Manifest)> = repo
         .list_snapshots()?
         .into_iter()

@@ -20,6 +20,7 @@ pub mod exit {
     pub const USAGE: u8 = 2;
     pub const PARTIAL: u8 = 3;
     pub const NO_REPOSITORY: u8 = 10;
+    pub const LOCKED: u8 = 11;
     pub const WRONG_PASSPHRASE: u8 = 12;
 }
 
@@ -95,6 +96,24 @@ enum Command {
     /// Manage the passphrases that open the repository.
     #[command(subcommand)]
     Key(KeyCommand),
+    /// Reclaim the space no snapshot uses (takes an exclusive lock).
+    Prune(PruneArgs),
+    /// Remove stale locks (with --all, every lock).
+    Unlock {
+        /// Remove every lock, not only stale ones.
+        #[arg(long)]
+        all: bool,
+    },
+}
+
+#[derive(Args)]
+struct PruneArgs {
+    /// Report what would be deleted and repacked; change nothing.
+    #[arg(short = 'n', long)]
+    dry_run: bool,
+    /// Repack a pack once more than this percentage of it is unused.
+    #[arg(long, value_name = "PCT", default_value = "20", value_parser = parse_percent)]
+    max_unused: f64,
 }
 
 #[derive(Args)]
@@ -129,6 +148,9 @@ struct ForgetArgs {
     /// Report what would be forgotten; delete nothing.
     #[arg(short = 'n', long)]
     dry_run: bool,
+    /// Prune afterwards (reclaim the space of forgotten snapshots).
+    #[arg(long)]
+    prune: bool,
 }
 
 /// Where PostgreSQL is. A password belongs in PGPASSFILE / ~/.pgpass or in
@@ -388,6 +410,7 @@ fn exit_code(e: &anyhow::Error) -> u8 {
     match core_error(e) {
         Some(Error::NoRepository { .. }) => exit::NO_REPOSITORY,
         Some(Error::WrongPassphrase { .. }) => exit::WRONG_PASSPHRASE,
+        Some(Error::Locked { .. }) => exit::LOCKED,
         _ => exit::FAILURE,
     }
 }
@@ -397,6 +420,7 @@ fn hint(e: &anyhow::Error) -> Option<&'static str> {
         Error::WrongPassphrase { .. } => Some("check COFFER_PASSWORD_FILE / COFFER_PASSWORD_COMMAND / COFFER_PASSWORD"),
         Error::NoRepository { .. } => Some("create one with `coffer init -r REPO`, or check -r / COFFER_REPOSITORY"),
         Error::Corrupt { .. } => Some("run `coffer verify --read-data` to list every damaged object"),
+        Error::Locked { .. } => Some("wait for it to finish; a lock whose process died is ignored, `coffer unlock` removes stale ones"),
         _ => None,
     }
 }
@@ -601,7 +625,24 @@ fn run(cli: &Cli) -> Result<u8> {
                 dry_run: a.dry_run,
             };
             let summary = coffer::forget(&repo, &opts)?;
-            out.forget(&summary);
+            if a.prune {
+                let pruned = coffer::prune(&repo, &coffer::PruneOptions { dry_run: a.dry_run, ..Default::default() })?;
+                out.forget_and_prune(&summary, &pruned);
+            } else {
+                out.forget(&summary);
+            }
+            Ok(exit::OK)
+        }
+        Command::Prune(a) => {
+            let repo = open(cli)?;
+            let summary = coffer::prune(&repo, &coffer::PruneOptions { dry_run: a.dry_run, max_unused: a.max_unused / 100.0 })?;
+            out.prune(&summary);
+            Ok(exit::OK)
+        }
+        Command::Unlock { all } => {
+            let repo = open(cli)?;
+            let n = coffer::unlock(&repo, *all)?;
+            out.unlocked(n);
             Ok(exit::OK)
         }
         Command::Drill(a) => {

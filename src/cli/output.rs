@@ -1,6 +1,6 @@
 //! Printing results: human text, or one JSON document on stdout.
 
-use coffer::{BackupSummary, DbRestoreSummary, DrillReport, ForgetSummary, KeyInfo, EntryKind, Id, Manifest, Repository, RestoreSummary, Source, VerifySummary};
+use coffer::{BackupSummary, DbRestoreSummary, DrillReport, ForgetSummary, KeyInfo, PruneSummary, EntryKind, Id, Manifest, Repository, RestoreSummary, Source, VerifySummary};
 use serde_json::json;
 
 /// println! that treats a closed stdout (`coffer show | head`) as the end of
@@ -266,6 +266,45 @@ impl Output {
         }
         let verb = if s.dry_run { "would forget" } else { "forgot" };
         self.say(&format!("kept {} snapshots, {verb} {}; their data stays until prune", s.kept, s.removed));
+    }
+
+    pub fn prune(&self, s: &PruneSummary) {
+        if self.json {
+            self.print_json(&serde_json::to_value(s).unwrap_or_default());
+            return;
+        }
+        self.say(&self.prune_text(s));
+    }
+
+    fn prune_text(&self, s: &PruneSummary) -> String {
+        let verb = if s.dry_run { "would delete" } else { "deleted" };
+        format!(
+            "prune: {verb} {} unused packs and {} left by interrupted backups, repacked {} into {} new; {} -> {} ({} reclaimed)",
+            s.packs_deleted,
+            s.packs_unindexed,
+            s.packs_repacked,
+            s.packs_written,
+            bytes(s.bytes_before),
+            bytes(s.bytes_after),
+            bytes(s.bytes_reclaimed)
+        )
+    }
+
+    pub fn forget_and_prune(&self, f: &ForgetSummary, p: &PruneSummary) {
+        if self.json {
+            self.print_json(&json!({ "forget": f, "prune": p }));
+            return;
+        }
+        self.forget(f);
+        self.say(&self.prune_text(p));
+    }
+
+    pub fn unlocked(&self, n: usize) {
+        if self.json {
+            self.print_json(&json!({ "removed_locks": n }));
+        } else {
+            self.say(&format!("removed {n} locks"));
+        }
     }
 
     pub fn verify(&self, s: &VerifySummary) {

@@ -1,0 +1,158 @@
+//! Repository locks: backup and forget take a shared lock, prune an
+//! exclusive one, so prune never deletes data a running backup is about to
+//! reference. A lock is a sealed object under `locks/`; its holder rewrites
+//! it every few minutes. A lock not refreshed for `STALE_AFTER`, or held by a
+//! process of this host that no longer exists, is stale and ignored.
+//!
+//! Race-free without compare-and-swap: each side writes its own lock first,
+//! then lists the others; of two that race, at least one sees the other and
+//! backs off.
+
+use crate::backend::{Backend, Kind};
+use crate::crypto::{Keys, Role};
+use crate::encoding::Id;
+use crate::error::{Error, Result};
+use crate::repository::{backend_error, Repository};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub const STALE_AFTER: Duration = Duration::from_secs(30 * 60);
+const REFRESH_EVERY: Duration = Duration::from_secs(5 * 60);
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LockInfo {
+    pub exclusive: bool,
+    pub host: String,
+    pub pid: u32,
+    pub created: DateTime<Utc>,
+    pub refreshed: DateTime<Utc>,
+}
+
+impl LockInfo {
+    pub fn is_stale(&self) -> bool {
+        let age = (Utc::now() - self.refreshed).to_std().unwrap_or_default();
+        if age > STALE_AFTER {
+            return true;
+        }
+        // SAFETY: kill with signal 0 only asks whether the process exists.
+        self.host == crate::hostname()
+            && unsafe { libc::kill(self.pid as i32, 0) } != 0
+            && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "{} lock held by pid {} on {} since {}",
+            if self.exclusive { "an exclusive" } else { "a" },
+            self.pid,
+            self.host,
+            self.created.format("%Y-%m-%d %H:%M:%S UTC")
+        )
+    }
+}
+
+fn seal(keys: &Keys, id: &Id, info: &LockInfo) -> Result<Vec<u8>> {
+    let json = serde_json::to_vec(info).map_err(|e| Error::InvalidInput(e.to_string()))?;
+    Ok(keys.seal(Role::Lock, &id.0, &json))
+}
+
+/// Every lock in the repository (unreadable ones are reported as errors:
+/// a lock we cannot read might be a live exclusive one).
+pub fn list_locks(repo: &Repository) -> Result<Vec<(Id, LockInfo)>> {
+    let mut out = Vec::new();
+    for id in repo.list_ids(Kind::Lock)? {
+        let sealed = match repo.backend().get(Kind::Lock, &id.to_hex()) {
+            Ok(s) => s,
+            Err(e) if e.is_not_found() => continue, // released meanwhile
+            Err(e) => return Err(backend_error(e)),
+        };
+        let json = repo
+            .keys()
+            .open(Role::Lock, &id.0, &sealed)
+            .map_err(|e| Error::corrupt(format!("lock {id}"), e.to_string()))?;
+        let info: LockInfo =
+            serde_json::from_slice(&json).map_err(|e| Error::corrupt(format!("lock {id}"), e.to_string()))?;
+        out.push((id, info));
+    }
+    Ok(out)
+}
+
+/// Removes stale locks (or, with `all`, every lock). Returns how many.
+pub fn unlock(repo: &Repository, all: bool) -> Result<usize> {
+    let mut removed = 0;
+    for (id, info) in list_locks(repo)? {
+        if all || info.is_stale() {
+            match repo.backend().delete(Kind::Lock, &id.to_hex()) {
+                Ok(()) => removed += 1,
+                Err(e) if e.is_not_found() => {}
+                Err(e) => return Err(backend_error(e)),
+            }
+        }
+    }
+    Ok(removed)
+}
+
+/// A held lock; released (deleted) on drop.
+pub struct Lock {
+    backend: Arc<dyn Backend>,
+    id: Id,
+    stop: Arc<AtomicBool>,
+    refresher: Option<std::thread::JoinHandle<()>>,
+    /// Stale locks of others that were ignored, for the caller to report.
+    pub stale_ignored: usize,
+}
+
+impl Lock {
+    pub fn acquire(repo: &Repository, exclusive: bool) -> Result<Lock> {
+        let id = Id::random();
+        let now = Utc::now();
+        let mut info = LockInfo { exclusive, host: crate::hostname(), pid: std::process::id(), created: now, refreshed: now };
+        let backend = repo.backend().clone();
+        backend.put(Kind::Lock, &id.to_hex(), &seal(repo.keys(), &id, &info)?).map_err(backend_error)?;
+        let mut lock = Lock { backend: backend.clone(), id, stop: Arc::new(AtomicBool::new(false)), refresher: None, stale_ignored: 0 };
+
+        // Drop releases our lock object if we back off below.
+        for (other, theirs) in list_locks(repo)? {
+            if other == id {
+                continue;
+            }
+            if theirs.is_stale() {
+                lock.stale_ignored += 1;
+                continue;
+            }
+            if exclusive || theirs.exclusive {
+                return Err(Error::Locked { location: repo.location(), holder: theirs.describe() });
+            }
+        }
+
+        let (stop, keys) = (lock.stop.clone(), repo.keys().clone());
+        lock.refresher = Some(std::thread::spawn(move || {
+            let mut waited = Duration::ZERO;
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(200));
+                waited += Duration::from_millis(200);
+                if waited >= REFRESH_EVERY {
+                    waited = Duration::ZERO;
+                    info.refreshed = Utc::now();
+                    if let Ok(sealed) = seal(&keys, &id, &info) {
+                        let _ = backend.put(Kind::Lock, &id.to_hex(), &sealed);
+                    }
+                }
+            }
+        }));
+        Ok(lock)
+    }
+}
+
+impl Drop for Lock {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.refresher.take() {
+            let _ = h.join();
+        }
+        let _ = self.backend.delete(Kind::Lock, &self.id.to_hex());
+    }
+}
