@@ -25,7 +25,8 @@ fn keys_can_be_added_changed_and_removed_and_old_passphrases_stop_working() {
     let packs_before = env.repo_file("data");
 
     // A second passphrase opens the same repository.
-    key_cmd(&env, PASSPHRASE, "second passphrase", &["key", "add"]).ok();
+    let added = key_cmd(&env, PASSPHRASE, "second passphrase", &["key", "add", "--json"]).ok().json();
+    assert_eq!(added["action"], "added");
     with_pass(&env, "second passphrase", &["snapshots"]).ok();
     with_pass(&env, PASSPHRASE, &["snapshots"]).ok();
     let keys = with_pass(&env, "second passphrase", &["key", "list", "--json"]).ok().json();
@@ -35,7 +36,7 @@ fn keys_can_be_added_changed_and_removed_and_old_passphrases_stop_working() {
 
     // Changing the first passphrase: the old one stops working, the new and
     // the second one work, and only one small key object changed.
-    key_cmd(&env, PASSPHRASE, "third passphrase", &["key", "passwd"]).ok();
+    key_cmd(&env, PASSPHRASE, "third passphrase", &["key", "passwd", "--json"]).ok().json();
     let r = with_pass(&env, PASSPHRASE, &["snapshots"]);
     assert_eq!(r.code, 12, "the old passphrase still works: {}", r.stderr);
     with_pass(&env, "third passphrase", &["snapshots"]).ok();
@@ -50,7 +51,8 @@ fn keys_can_be_added_changed_and_removed_and_old_passphrases_stop_working() {
     let r = with_pass(&env, "third passphrase", &["key", "remove", &current[..10]]);
     assert_eq!(r.code, 1);
     assert!(r.stderr.contains("key in use"), "{}", r.stderr);
-    with_pass(&env, "third passphrase", &["key", "remove", &other[..10]]).ok();
+    let removed = with_pass(&env, "third passphrase", &["key", "remove", &other[..10], "--json"]).ok().json();
+    assert_eq!(removed["key"].as_str(), Some(other.as_str()));
     let r = with_pass(&env, "second passphrase", &["snapshots"]);
     assert_eq!(r.code, 12, "a removed key still opens the repository");
     assert_eq!(env.repo_file("keys").len(), 1);

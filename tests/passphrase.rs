@@ -59,7 +59,8 @@ fn missing_repository_exit_10_and_init_twice_refused() {
     let r = env.coffer(&["snapshots"]);
     assert_eq!(r.code, 10, "{}", r.stderr);
     assert!(r.stderr.contains("no coffer repository at"), "{}", r.stderr);
-    env.coffer(&["init", "--kdf-memory-kib", "256", "--kdf-iterations", "1"]).ok();
+    let created = env.coffer(&["init", "--json", "--kdf-memory-kib", "256", "--kdf-iterations", "1"]).ok().json();
+    assert_eq!(created["id"].as_str().map(str::len), Some(64));
     let r = env.coffer(&["init", "--kdf-memory-kib", "256", "--kdf-iterations", "1"]);
     assert_eq!(r.code, 1);
     assert!(r.stderr.contains("already exists"), "{}", r.stderr);

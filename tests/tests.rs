@@ -12,6 +12,7 @@ mod keys;
 mod memory;
 mod passphrase;
 mod postgres;
+mod profile;
 mod prune;
 mod restore_safety;
 mod roundtrip;

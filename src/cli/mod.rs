@@ -4,6 +4,7 @@
 
 mod output;
 mod passphrase;
+mod profile;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
@@ -38,6 +39,15 @@ struct Cli {
     /// Print nothing but errors and warnings.
     #[arg(short, long, global = true)]
     quiet: bool,
+    /// Take settings from this profile of the configuration file.
+    #[arg(long, global = true, env = "COFFER_PROFILE", value_name = "NAME")]
+    profile: Option<String>,
+    /// The configuration file (default: /etc/coffer/coffer.toml, ~/.config/coffer/coffer.toml).
+    #[arg(long, global = true, env = "COFFER_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// From the profile: the passphrase file when no COFFER_PASSWORD* is set.
+    #[arg(skip)]
+    password_file: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -212,7 +222,6 @@ enum KeyCommand {
 #[derive(Args)]
 struct BackupArgs {
     /// Files and directories to back up.
-    #[arg(required_unless_present_any = ["pg", "db", "pg_all"])]
     paths: Vec<PathBuf>,
     /// PostgreSQL server (postgres://user@host:port/db); empty: the libpq environment.
     #[arg(long, value_name = "URL", env = "COFFER_PG_URL", hide_env_values = true)]
@@ -368,8 +377,20 @@ fn parse_percent(s: &str) -> std::result::Result<f64, String> {
     }
 }
 
+/// A usage error found after parsing (exit code 2).
+#[derive(Debug)]
+struct Usage(String);
+
+impl std::fmt::Display for Usage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Usage {}
+
 pub fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let mut cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
             // --help and --version are not errors.
@@ -378,7 +399,7 @@ pub fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
-    match run(&cli) {
+    match apply_profile(&mut cli).and_then(|()| run(&cli)) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("coffer: error: {}", one_line(&e));
@@ -407,6 +428,9 @@ fn core_error(e: &anyhow::Error) -> Option<&Error> {
 }
 
 fn exit_code(e: &anyhow::Error) -> u8 {
+    if e.downcast_ref::<Usage>().is_some() {
+        return exit::USAGE;
+    }
     match core_error(e) {
         Some(Error::NoRepository { .. }) => exit::NO_REPOSITORY,
         Some(Error::WrongPassphrase { .. }) => exit::WRONG_PASSPHRASE,
@@ -423,6 +447,58 @@ fn hint(e: &anyhow::Error) -> Option<&'static str> {
         Error::Locked { .. } => Some("wait for it to finish; a lock whose process died is ignored, `coffer unlock` removes stale ones"),
         _ => None,
     }
+}
+
+/// Fills in, from `--profile`, whatever the command line left out.
+fn apply_profile(cli: &mut Cli) -> Result<()> {
+    let Some(name) = cli.profile.clone() else { return Ok(()) };
+    let p = profile::load(cli.config.as_deref(), &name)?;
+    cli.repo = cli.repo.take().or(p.repository);
+    cli.password_file = p.password_file;
+    let s3 = &mut cli.s3;
+    s3.s3_endpoint = s3.s3_endpoint.take().or(p.s3_endpoint);
+    s3.s3_region = s3.s3_region.take().or(p.s3_region);
+    s3.storage_class = s3.storage_class.take().or(p.storage_class);
+    s3.s3_path_style |= p.s3_path_style;
+    match &mut cli.command {
+        Command::Backup(a) => {
+            if a.paths.is_empty() && a.pg.is_none() && a.db.is_empty() && !a.pg_all {
+                a.paths = p.paths;
+                a.pg = p.pg;
+                a.db = p.databases;
+                a.pg_all = p.pg_all;
+            }
+            a.exclude.extend(p.exclude);
+            if a.tag.is_empty() {
+                a.tag = p.tags;
+            }
+            a.host = a.host.take().or(p.host);
+            a.one_file_system |= p.one_file_system;
+            a.pg_tools.pg_bin_dir = a.pg_tools.pg_bin_dir.take().or(p.pg_bin_dir);
+        }
+        Command::Forget(a) => {
+            let none_given = [a.keep_last, a.keep_hourly, a.keep_daily, a.keep_weekly, a.keep_monthly, a.keep_yearly]
+                .iter()
+                .all(|n| *n == 0)
+                && a.keep_tag.is_empty();
+            if none_given {
+                a.keep_last = p.keep_last.unwrap_or(0);
+                a.keep_hourly = p.keep_hourly.unwrap_or(0);
+                a.keep_daily = p.keep_daily.unwrap_or(0);
+                a.keep_weekly = p.keep_weekly.unwrap_or(0);
+                a.keep_monthly = p.keep_monthly.unwrap_or(0);
+                a.keep_yearly = p.keep_yearly.unwrap_or(0);
+                a.keep_tag = p.keep_tags;
+            }
+            // A profile's forget only considers that profile's snapshots.
+            if a.tag.is_empty() {
+                a.tag = p.tags;
+            }
+            a.host = a.host.take().or(p.host);
+        }
+        _ => {}
+    }
+    Ok(())
 }
 
 /// `env` is the variable clap also reads the URL from: a URL that did not
@@ -467,7 +543,7 @@ fn open(cli: &Cli) -> Result<Repository> {
     if matches!(backend.get(coffer::Kind::Config, "config"), Err(e) if e.is_not_found()) {
         return Err(Error::NoRepository { location }.into());
     }
-    let pass = passphrase::read(false)?;
+    let pass = passphrase::read_or_file(cli.password_file.as_deref())?;
     Ok(Repository::open(backend, pass.as_bytes())?)
 }
 
@@ -482,6 +558,9 @@ fn run(cli: &Cli) -> Result<u8> {
             Ok(exit::OK)
         }
         Command::Backup(a) => {
+            if a.paths.is_empty() && a.pg.is_none() && a.db.is_empty() && !a.pg_all {
+                return Err(Usage("backup: nothing to back up: give PATHs, --pg/--db/--pg-all, or --profile".into()).into());
+            }
             let repo = open(cli)?;
             let postgres = if a.pg.is_some() || !a.db.is_empty() || a.pg_all {
                 Some(coffer::PgSources {

@@ -22,6 +22,28 @@ pub fn read(confirm: bool) -> Result<Zeroizing<String>> {
     read_from(&CURRENT, confirm)
 }
 
+/// The repository's passphrase; `profile_file` (a profile's password_file)
+/// is used when no COFFER_PASSWORD* variable is set.
+pub fn read_or_file(profile_file: Option<&std::path::Path>) -> Result<Zeroizing<String>> {
+    let env_given = ["COFFER_PASSWORD_FILE", "COFFER_PASSWORD_COMMAND", "COFFER_PASSWORD"]
+        .iter()
+        .any(|v| std::env::var_os(v).is_some());
+    match profile_file {
+        Some(path) if !env_given => {
+            let text = Zeroizing::new(
+                std::fs::read_to_string(path)
+                    .with_context(|| format!("profile password_file {}: cannot read the file", path.display()))?,
+            );
+            let pass = Zeroizing::new(strip_newline(&text).to_string());
+            if pass.is_empty() {
+                bail!("profile password_file {}: the passphrase is empty", path.display());
+            }
+            Ok(pass)
+        }
+        _ => read(false),
+    }
+}
+
 pub fn read_from(source: &Source, confirm: bool) -> Result<Zeroizing<String>> {
     let (file_var, command_var, plain_var) =
         (format!("{}_FILE", source.prefix), format!("{}_COMMAND", source.prefix), source.prefix);
