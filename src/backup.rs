@@ -77,7 +77,14 @@ pub struct BackupSummary {
 
 /// Progress callbacks; the CLI draws a bar from them.
 pub trait Progress: Sync {
+    /// Does it want `total` (a pre-scan of the trees' sizes, for an ETA)?
+    fn wants_total(&self) -> bool {
+        false
+    }
+    /// Files and bytes the trees hold (dumps are not included: unknown ahead).
+    fn total(&self, _files: u64, _bytes: u64) {}
     fn bytes_read(&self, _n: u64) {}
+    fn file_done(&self) {}
 }
 
 pub struct NoProgress;
@@ -125,6 +132,15 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &dyn Progress) 
 
     // Shared: backups run side by side, but prune waits for all of them.
     let _lock = if opts.dry_run { None } else { Some(crate::lock::Lock::acquire(repo, false)?) };
+    if progress.wants_total() {
+        let (mut files, mut bytes) = (0, 0);
+        for p in &opts.paths {
+            let (f, b) = tree::scan(p, &excludes, opts.one_file_system);
+            files += f;
+            bytes += b;
+        }
+        progress.total(files, bytes);
+    }
     let index = repo.load_index()?;
     let (parent_id, parent_files) = if opts.force { (None, HashMap::new()) } else { find_parent(repo, &host, &roots)? };
 
@@ -183,7 +199,12 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &dyn Progress) 
                     on_bytes: &on_bytes,
                 };
                 for p in &opts.paths {
-                    tree::walk(p, &tree_opts, &mut |item| emitter.emit(item))?;
+                    tree::walk(p, &tree_opts, &mut |item| {
+                        if matches!(item, SourceItem::Entry(_) | SourceItem::FileStart(_)) {
+                            progress.file_done();
+                        }
+                        emitter.emit(item)
+                    })?;
                 }
                 for (conn, kind) in &dumps {
                     postgres::dump(conn, *kind, chunker, &on_bytes, &mut |item| emitter.emit(item))?;

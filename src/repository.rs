@@ -128,6 +128,11 @@ impl Repository {
         Ok(MasterKey::unwrap(&kek, &config.id.0, &key.wrapped).ok())
     }
 
+    /// The key object this repository was opened with.
+    pub fn key_name(&self) -> &str {
+        &self.key_name
+    }
+
     pub fn backend(&self) -> &Arc<dyn Backend> {
         &self.backend
     }

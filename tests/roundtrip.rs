@@ -243,3 +243,32 @@ fn verify_max_age_fails_when_the_newest_snapshot_is_stale() {
     let r = env.coffer(&["verify", "--max-age", "2d", "--tag", "manual"]);
     assert_eq!(r.code, 1, "no snapshot with that tag");
 }
+
+#[test]
+fn a_progress_line_on_a_terminal_and_none_without_one() {
+    let env = Env::new();
+    let src = env.path("src");
+    fs::create_dir_all(&src).unwrap();
+    fs::write(src.join("big.bin"), pseudo_random(96 * 1024 * 1024, 21)).unwrap();
+    fs::write(src.join("small.txt"), b"small").unwrap();
+
+    // Without a terminal: the summary, no progress line.
+    let r = env.coffer_os(&["backup".as_ref(), "-v".as_ref(), src.as_os_str()]).ok();
+    assert!(!r.stderr.contains("ETA") && !r.stdout.contains("ETA"), "{}", r.stderr);
+    assert!(r.stderr.contains("opened repository") && r.stderr.contains("no parent snapshot"), "-v logs: {}", r.stderr);
+
+    // On a terminal (script gives coffer a pseudo-terminal): files, bytes of
+    // the total, throughput, ETA.
+    let cmd = format!("{} backup --force {}", bin(), src.display());
+    let r: Run = {
+        let mut c = std::process::Command::new("script");
+        c.args(["-qec", &cmd, "/dev/null"])
+            .env("COFFER_PASSWORD", PASSPHRASE)
+            .env("COFFER_REPOSITORY", env.repo())
+            .stdin(std::process::Stdio::null());
+        c.output().unwrap().into()
+    };
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("files") && r.stdout.contains("of 96.0 MiB") && r.stdout.contains("ETA"), "{}", r.stdout);
+    assert!(r.stdout.contains("snapshot") && r.stdout.contains("saved"));
+}

@@ -39,6 +39,9 @@ struct Cli {
     /// Print nothing but errors and warnings.
     #[arg(short, long, global = true)]
     quiet: bool,
+    /// Log what happens on stderr (repository, key, parent snapshot, timings).
+    #[arg(short, long, global = true)]
+    verbose: bool,
     /// Take settings from this profile of the configuration file.
     #[arg(long, global = true, env = "COFFER_PROFILE", value_name = "NAME")]
     profile: Option<String>,
@@ -544,7 +547,11 @@ fn open(cli: &Cli) -> Result<Repository> {
         return Err(Error::NoRepository { location }.into());
     }
     let pass = passphrase::read_or_file(cli.password_file.as_deref())?;
-    Ok(Repository::open(backend, pass.as_bytes())?)
+    let repo = Repository::open(backend, pass.as_bytes())?;
+    if cli.verbose {
+        eprintln!("coffer: opened repository {} ({}) with key {}", repo.config().id.short(), repo.location(), &repo.key_name()[..12]);
+    }
+    Ok(repo)
 }
 
 fn run(cli: &Cli) -> Result<u8> {
@@ -586,6 +593,13 @@ fn run(cli: &Cli) -> Result<u8> {
             let bar = output::ProgressBar::new(!cli.json && !cli.quiet && std::io::stderr().is_terminal());
             let summary = coffer::backup(&repo, &opts, &bar)?;
             bar.finish();
+            if cli.verbose {
+                match &summary.parent {
+                    Some(p) => eprintln!("coffer: parent snapshot {} (unchanged files were not re-read)", p.short()),
+                    None => eprintln!("coffer: no parent snapshot: every file was read"),
+                }
+                eprintln!("coffer: backup took {:.2}s", summary.stats.duration_secs);
+            }
             for u in &summary.unreadable {
                 eprintln!("coffer: warning: could not read {u}");
             }

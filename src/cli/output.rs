@@ -326,35 +326,61 @@ impl Output {
     }
 }
 
-/// A progress line on a TTY; does nothing otherwise.
-pub struct ProgressBar(Option<indicatif::ProgressBar>);
+/// A progress line on a TTY (files, bytes, throughput, ETA); nothing otherwise.
+pub struct ProgressBar {
+    bar: Option<indicatif::ProgressBar>,
+    bytes: std::sync::atomic::AtomicU64,
+    total: std::sync::atomic::AtomicU64,
+}
 
 impl ProgressBar {
     pub fn new(enabled: bool) -> Self {
-        if !enabled {
-            return ProgressBar(None);
-        }
-        let bar = indicatif::ProgressBar::new_spinner();
-        if let Ok(style) =
-            indicatif::ProgressStyle::with_template("{spinner} {bytes} read  {binary_bytes_per_sec}  {elapsed}")
-        {
-            bar.set_style(style);
-        }
-        bar.enable_steady_tick(std::time::Duration::from_millis(200));
-        ProgressBar(Some(bar))
+        let bar = enabled.then(|| {
+            let bar = indicatif::ProgressBar::new_spinner();
+            if let Ok(style) = indicatif::ProgressStyle::with_template("{spinner} {pos} files  {msg}  {elapsed}") {
+                bar.set_style(style);
+            }
+            bar.enable_steady_tick(std::time::Duration::from_millis(200));
+            bar
+        });
+        ProgressBar { bar, bytes: Default::default(), total: Default::default() }
     }
 
     pub fn finish(&self) {
-        if let Some(b) = &self.0 {
+        if let Some(b) = &self.bar {
             b.finish_and_clear();
         }
     }
 }
 
 impl coffer::Progress for ProgressBar {
+    fn wants_total(&self) -> bool {
+        self.bar.is_some()
+    }
+
+    fn total(&self, _files: u64, total: u64) {
+        self.total.store(total, std::sync::atomic::Ordering::Relaxed);
+    }
+
     fn bytes_read(&self, n: u64) {
-        if let Some(b) = &self.0 {
-            b.inc(n);
+        use std::sync::atomic::Ordering::Relaxed;
+        let Some(b) = &self.bar else { return };
+        let done = self.bytes.fetch_add(n, Relaxed) + n;
+        let total = self.total.load(Relaxed);
+        let rate = done as f64 / b.elapsed().as_secs_f64().max(0.001);
+        let of = if total > 0 { format!(" of {}", bytes(total)) } else { String::new() };
+        // Dumps are not in the total: past it, no ETA.
+        let eta = if total > done && rate > 0.0 {
+            format!("  ETA {}s", ((total - done) as f64 / rate).ceil() as u64)
+        } else {
+            String::new()
+        };
+        b.set_message(format!("{}{of}  {}/s{eta}", bytes(done), bytes(rate as u64)));
+    }
+
+    fn file_done(&self) {
+        if let Some(b) = &self.bar {
+            b.inc(1);
         }
     }
 }

@@ -132,6 +132,34 @@ pub fn walk(root: &Path, opts: &TreeOptions<'_>, emit: &mut dyn FnMut(SourceItem
     Ok(())
 }
 
+/// Files and bytes below `root` as `walk` would see them (for an ETA).
+/// Unreadable parts are skipped silently: `walk` reports them.
+pub fn scan(root: &Path, excludes: &Patterns, one_file_system: bool) -> (u64, u64) {
+    let Ok(stored) = stored_root(root) else { return (0, 0) };
+    let Ok(meta) = fs::symlink_metadata(root) else { return (0, 0) };
+    let dev = meta.dev();
+    let (mut files, mut bytes) = (0, 0);
+    let mut stack = vec![(root.to_path_buf(), stored, meta)];
+    while let Some((fs_path, path, meta)) = stack.pop() {
+        if meta.is_file() {
+            files += 1;
+            bytes += meta.len();
+        } else if meta.is_dir() && !(one_file_system && meta.dev() != dev) {
+            let Ok(rd) = fs::read_dir(&fs_path) else { continue };
+            for e in rd.flatten() {
+                let child = join(&path, e.file_name().as_bytes());
+                if excludes.matches(&child.0) {
+                    continue;
+                }
+                if let Ok(m) = fs::symlink_metadata(e.path()) {
+                    stack.push((e.path(), child, m));
+                }
+            }
+        }
+    }
+    (files, bytes)
+}
+
 fn unchanged(a: &Metadata, b: &Metadata) -> bool {
     a.len() == b.len()
         && a.mtime() == b.mtime()
