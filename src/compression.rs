@@ -21,13 +21,33 @@ pub enum CodecError {
 /// Compresses with zstd at `level`, keeping the stored form when compression
 /// does not shrink the data (already compressed or random input).
 pub fn encode(data: &[u8], level: i32) -> Vec<u8> {
-    if let Ok(compressed) = zstd::bulk::compress(data, level) {
-        if compressed.len() < data.len() {
-            let mut out = Vec::with_capacity(compressed.len() + 1);
-            out.push(ZSTD);
-            out.extend_from_slice(&compressed);
-            return out;
+    thread_local! {
+        // One zstd context per worker thread, reused across chunks: creating
+        // one per chunk allocates (and page-faults) several MiB each time.
+        static COMPRESSOR: std::cell::RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    let compressed = COMPRESSOR.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.as_ref().map(|(l, _)| *l) != Some(level) {
+            *slot = zstd::bulk::Compressor::new(level).ok().map(|c| (level, c));
         }
+        let (_, compressor) = slot.as_mut()?;
+        // Room for the flag byte first, then at most the input's size: a
+        // result that does not fit is not worth keeping compressed.
+        let mut out = Vec::with_capacity(data.len() + 1);
+        out.push(ZSTD);
+        let mut body = vec![0u8; data.len().saturating_sub(1)];
+        match compressor.compress_to_buffer(data, &mut body) {
+            Ok(n) if n < data.len() => {
+                out.extend_from_slice(&body[..n]);
+                Some(out)
+            }
+            _ => None,
+        }
+    });
+    if let Some(out) = compressed {
+        return out;
     }
     let mut out = Vec::with_capacity(data.len() + 1);
     out.push(STORED);
