@@ -7,10 +7,9 @@
 use crate::encoding::Id;
 use crate::error::{Error, Result};
 use crate::manifest::DumpKind;
-use crate::postgres::{quote_ident, tail, PgConnection};
+use crate::postgres::{quote_ident, run_captured, PgConnection};
 use crate::repository::Repository;
-use crate::restore_pg::{select_dumps, stream_dump};
-use std::io::Write;
+use crate::restore_pg::{dump_to_temp_file, select_dumps};
 use std::time::Instant;
 
 pub struct DrillOptions {
@@ -101,10 +100,7 @@ fn run_phases(
     // Download: fetch, decrypt, check, into a seekable file (pg_restore -j).
     let t = Instant::now();
     let index = repo.load_index()?;
-    let mut tmp = tempfile::Builder::new().prefix("coffer-drill-").tempfile().map_err(|e| Error::io(std::env::temp_dir(), e))?;
-    let path = tmp.path().to_path_buf();
-    stream_dump(repo, &index, snapshot, dump, opts.workers, &mut |data| tmp.write_all(data).map_err(|e| Error::io(&path, e)))?;
-    tmp.flush().map_err(|e| Error::io(&path, e))?;
+    let (tmp, _) = dump_to_temp_file(repo, &index, snapshot, dump, opts.workers)?;
     report.download_secs = t.elapsed().as_secs_f64();
 
     // Restore. Owners and grants are left out: the scratch server need not
@@ -113,18 +109,8 @@ fn run_phases(
     let target = opts.scratch.with_database(scratch_name);
     let mut cmd = target.tool_for_db("pg_restore");
     cmd.args(["--no-owner", "--no-privileges", "--exit-on-error"]);
-    cmd.arg(format!("--jobs={}", opts.jobs.max(1))).arg(&path);
-    let out = cmd
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .output()
-        .map_err(|e| Error::SourceFailed { source_name: "pg_restore".into(), message: format!("cannot run: {e}") })?;
-    if !out.status.success() {
-        return Err(Error::SourceFailed {
-            source_name: format!("pg_restore into scratch database {scratch_name}"),
-            message: tail(&String::from_utf8_lossy(&out.stderr), out.status),
-        });
-    }
+    cmd.arg(format!("--jobs={}", opts.jobs.max(1))).arg(tmp.path());
+    run_captured(cmd, &format!("pg_restore into scratch database {scratch_name}"))?;
     report.restore_secs = t.elapsed().as_secs_f64();
 
     // Checks: every table of the archive exists; row counts; operator queries.

@@ -117,7 +117,7 @@ pub fn forget(repo: &Repository, opts: &ForgetOptions) -> Result<ForgetSummary> 
     let mut snapshots: Vec<(Id, Manifest)> = repo
         .list_snapshots()?
         .into_iter()
-        .filter(|(_, m)| opts.tags.iter().all(|t| m.tags.contains(t)))
+        .filter(|(_, m)| m.has_tags(&opts.tags))
         .filter(|(_, m)| opts.host.as_ref().is_none_or(|h| &m.host == h))
         .collect();
     snapshots.reverse(); // newest first

@@ -149,6 +149,11 @@ impl Manifest {
         self.entries().flat_map(|e| e.chunks.iter()).chain(self.dumps().flat_map(|d| d.chunks.iter()))
     }
 
+    /// Does it carry every one of these tags?
+    pub fn has_tags(&self, tags: &[String]) -> bool {
+        tags.iter().all(|t| self.tags.contains(t))
+    }
+
     /// The names of its sources: tree paths, and `pg:NAME` for dumps.
     /// Snapshots of the same host and source names form a group (parent
     /// lookup, retention).

@@ -264,17 +264,16 @@ impl Repository {
         Ok(out)
     }
 
+    /// The newest snapshot having every one of `tags`, if any.
+    pub fn latest(&self, tags: &[String]) -> Result<Option<(Id, Manifest)>> {
+        Ok(self.list_snapshots()?.into_iter().rev().find(|(_, m)| m.has_tags(tags)))
+    }
+
     /// Resolves `latest`, a full id or a unique id prefix; `latest` honours
     /// `tags` (every tag must be present).
     pub fn find_snapshot(&self, query: &str, tags: &[String]) -> Result<Id> {
         if query == "latest" {
-            return self
-                .list_snapshots()?
-                .into_iter()
-                .rev()
-                .find(|(_, m)| tags.iter().all(|t| m.tags.contains(t)))
-                .map(|(id, _)| id)
-                .ok_or_else(|| Error::SnapshotNotFound { query: query.into() });
+            return self.latest(tags)?.map(|(id, _)| id).ok_or_else(|| Error::SnapshotNotFound { query: query.into() });
         }
         let q = query.to_ascii_lowercase();
         if q.is_empty() || !q.bytes().all(|b| b.is_ascii_hexdigit()) {

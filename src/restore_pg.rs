@@ -138,6 +138,22 @@ pub fn stream_dump(
     Ok(chunks)
 }
 
+/// Writes a dump, checked, to a temporary file: for pg_restore when it
+/// needs to seek (`--jobs`). Returns the file and the chunks read.
+pub fn dump_to_temp_file(
+    repo: &Repository,
+    index: &Index,
+    snapshot: &Id,
+    dump: &DumpSource,
+    workers: usize,
+) -> Result<(tempfile::NamedTempFile, u64)> {
+    let mut tmp = tempfile::Builder::new().prefix("coffer-dump-").tempfile().map_err(|e| Error::io(std::env::temp_dir(), e))?;
+    let path = tmp.path().to_path_buf();
+    let chunks = stream_dump(repo, index, snapshot, dump, workers, &mut |data| tmp.write_all(data).map_err(|e| Error::io(&path, e)))?;
+    tmp.flush().map_err(|e| Error::io(&path, e))?;
+    Ok((tmp, chunks))
+}
+
 fn pipe_error(what: &str, e: std::io::Error) -> Error {
     Error::SourceFailed { source_name: what.into(), message: format!("writing to it: {e}") }
 }
@@ -302,11 +318,7 @@ fn to_server(
     let shown = if create { format!("{} (created from {})", dump.name, target.display()) } else { target.display() };
     if opts.jobs > 1 {
         // Parallel restore needs a seekable archive.
-        let mut tmp = tempfile::Builder::new().prefix("coffer-restore-").tempfile().map_err(|e| Error::io(std::env::temp_dir(), e))?;
-        let chunks = stream_dump(repo, index, snapshot, dump, opts.workers, &mut |data| {
-            tmp.write_all(data).map_err(|e| Error::io(tmp.path(), e))
-        })?;
-        tmp.flush().map_err(|e| Error::io(tmp.path(), e))?;
+        let (tmp, chunks) = dump_to_temp_file(repo, index, snapshot, dump, opts.workers)?;
         cmd.arg(format!("--jobs={}", opts.jobs)).arg(tmp.path());
         crate::postgres::run_captured(cmd, &format!("pg_restore of {} into {}", dump.name, target.display()))?;
         return Ok((shown, chunks));

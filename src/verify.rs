@@ -146,8 +146,7 @@ pub fn verify(repo: &Repository, only: Option<&Id>, opts: &VerifyOptions) -> Res
 
 fn check_freshness(repo: &Repository, max_age: std::time::Duration, tags: &[String], s: &mut VerifySummary) -> Result<()> {
     let wanted = if tags.is_empty() { String::new() } else { format!(" tagged {}", tags.join(",")) };
-    let newest = repo.list_snapshots()?.into_iter().rev().find(|(_, m)| tags.iter().all(|t| m.tags.contains(t)));
-    let Some((id, m)) = newest else {
+    let Some((id, m)) = repo.latest(tags)? else {
         s.errors.push(format!("no snapshot{wanted} at all (--max-age {})", hours(max_age)));
         return Ok(());
     };

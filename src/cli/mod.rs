@@ -614,7 +614,7 @@ fn run(cli: &Cli) -> Result<u8> {
             let list: Vec<_> = repo
                 .list_snapshots()?
                 .into_iter()
-                .filter(|(_, m)| a.tag.iter().all(|t| m.tags.contains(t)))
+                .filter(|(_, m)| m.has_tags(&a.tag))
                 .collect();
             out.snapshots(&list);
             Ok(exit::OK)
