@@ -56,6 +56,15 @@ pub fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
+/// Does a process with this pid exist on this machine? (For locks and
+/// upload records left by a process that died.)
+pub(crate) fn process_exists(pid: u32) -> bool {
+    // SAFETY: kill with signal 0 only asks whether the process exists; EPERM
+    // means it exists but belongs to someone else.
+    let signalled = unsafe { libc::kill(pid as libc::pid_t, 0) == 0 };
+    signalled || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
+}
+
 /// Worker threads for CPU-bound stages by default: one per core.
 pub fn default_workers() -> usize {
     pipeline::default_workers()

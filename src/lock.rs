@@ -37,10 +37,7 @@ impl LockInfo {
         if age > STALE_AFTER {
             return true;
         }
-        // SAFETY: kill with signal 0 only asks whether the process exists.
-        self.host == crate::hostname()
-            && unsafe { libc::kill(self.pid as i32, 0) } != 0
-            && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
+        self.host == crate::hostname() && !crate::process_exists(self.pid)
     }
 
     fn describe(&self) -> String {

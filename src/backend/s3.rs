@@ -311,22 +311,6 @@ impl S3 {
         }
     }
 
-    /// Objects with an open multipart upload under the repository's prefix.
-    pub fn incomplete_uploads(&self) -> BackendResult<Vec<String>> {
-        self.runtime.block_on(async {
-            let prefix = if self.prefix.is_empty() { String::new() } else { format!("{}/", self.prefix) };
-            let out = self
-                .client
-                .list_multipart_uploads()
-                .bucket(&self.bucket)
-                .prefix(&prefix)
-                .send()
-                .await
-                .map_err(|e| self.error("ListMultipartUploads", &prefix, &e))?;
-            Ok(out.uploads().iter().filter_map(|u| u.key().map(str::to_string)).collect())
-        })
-    }
-
     async fn get_once(&self, key: &str, range: Option<(u64, u64)>) -> Result<Vec<u8>, GetError> {
         let mut req = self.client.get_object().bucket(&self.bucket).key(key);
         if let Some((offset, length)) = range {
@@ -476,8 +460,20 @@ impl Backend for S3 {
         })
     }
 
+    /// Objects with an open multipart upload under the repository's prefix.
     fn incomplete_uploads(&self) -> BackendResult<Vec<String>> {
-        S3::incomplete_uploads(self)
+        self.runtime.block_on(async {
+            let prefix = if self.prefix.is_empty() { String::new() } else { format!("{}/", self.prefix) };
+            let out = self
+                .client
+                .list_multipart_uploads()
+                .bucket(&self.bucket)
+                .prefix(&prefix)
+                .send()
+                .await
+                .map_err(|e| self.error("ListMultipartUploads", &prefix, &e))?;
+            Ok(out.uploads().iter().filter_map(|u| u.key().map(str::to_string)).collect())
+        })
     }
 }
 
@@ -517,11 +513,8 @@ impl PendingUpload {
         for e in entries.flatten() {
             let path = e.path();
             let name = e.file_name().to_string_lossy().into_owned();
-            let Some(pid) = name.split('-').next().and_then(|p| p.parse::<i32>().ok()) else { continue };
-            // SAFETY: kill with signal 0 only checks whether the process exists.
-            let alive = unsafe { libc::kill(pid, 0) } == 0
-                || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
-            if alive {
+            let Some(pid) = name.split('-').next().and_then(|p| p.parse::<u32>().ok()) else { continue };
+            if crate::process_exists(pid) {
                 continue;
             }
             let Ok(text) = std::fs::read_to_string(&path) else { continue };
