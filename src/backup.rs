@@ -8,9 +8,11 @@ use crate::encoding::{Id, RawPath};
 use crate::error::{Error, Result};
 use crate::filter::Patterns;
 use crate::format::{Index, PackEntry, PackWriter};
-use crate::manifest::{DumpKind, DumpSource, Entry, EntryKind, Manifest, Source, Summary, TreeSource, MANIFEST_VERSION};
-use crate::postgres::PgConnection;
+use crate::manifest::{
+    DumpKind, DumpSource, Entry, EntryKind, Manifest, Source, Summary, TreeSource, MANIFEST_VERSION,
+};
 use crate::pipeline;
+use crate::postgres::PgConnection;
 use crate::repository::Repository;
 use crate::source::{postgres, tree, SourceItem};
 use crossbeam_channel::bounded;
@@ -274,9 +276,14 @@ fn find_parent(repo: &Repository, host: &str, roots: &[RawPath]) -> Result<(Opti
                 Source::Postgres(_) => None,
             })
             .collect();
-        m.host == host && !roots.is_empty() && trees.len() == roots.len() && trees.iter().zip(roots).all(|(a, b)| *a == b)
+        m.host == host
+            && !roots.is_empty()
+            && trees.len() == roots.len()
+            && trees.iter().zip(roots).all(|(a, b)| *a == b)
     });
-    let Some((id, manifest)) = parent else { return Ok((None, HashMap::new())) };
+    let Some((id, manifest)) = parent else {
+        return Ok((None, HashMap::new()));
+    };
     let files = manifest
         .sources
         .into_iter()
@@ -331,7 +338,9 @@ impl Collector<'_> {
                     }
                 }
             }
-            Done::Pass(SourceItem::Begin(path)) => self.sources.push(Source::Tree(TreeSource { path, entries: Vec::new() })),
+            Done::Pass(SourceItem::Begin(path)) => {
+                self.sources.push(Source::Tree(TreeSource { path, entries: Vec::new() }))
+            }
             Done::Pass(SourceItem::DumpStart(d)) => self.dump = Some(d),
             Done::Pass(SourceItem::DumpEnd { sha256, size, server_version, toc, duration_secs }) => {
                 let mut d = self.dump.take().ok_or_else(|| Error::InvalidInput("dump end outside a dump".into()))?;

@@ -72,7 +72,15 @@ mod tests {
 
     fn chunks(p: &ChunkerParams, data: &[u8]) -> Vec<Vec<u8>> {
         let mut out = Vec::new();
-        p.split(data, |c| { out.push(c); Ok::<_, std::io::Error>(()) }, |e| e).unwrap();
+        p.split(
+            data,
+            |c| {
+                out.push(c);
+                Ok::<_, std::io::Error>(())
+            },
+            |e| e,
+        )
+        .unwrap();
         out
     }
 

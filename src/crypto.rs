@@ -109,9 +109,7 @@ impl KdfParams {
             .map_err(|e| CryptoError::Kdf(e.to_string()))?;
         let argon = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
         let mut out = Zeroizing::new([0u8; KEY_LEN]);
-        argon
-            .hash_password_into(passphrase, &self.salt, out.as_mut())
-            .map_err(|e| CryptoError::Kdf(e.to_string()))?;
+        argon.hash_password_into(passphrase, &self.salt, out.as_mut()).map_err(|e| CryptoError::Kdf(e.to_string()))?;
         Ok(out)
     }
 }
@@ -181,8 +179,8 @@ impl Keys {
     /// Chunk id: HMAC-SHA256 of the plaintext under a secret key, so that the
     /// bucket owner cannot confirm a guessed file by its hash.
     pub fn chunk_id(&self, plaintext: &[u8]) -> [u8; 32] {
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(self.chunk_id.as_ref())
-            .expect("hmac takes keys of any length");
+        let mut mac =
+            <Hmac<Sha256> as Mac>::new_from_slice(self.chunk_id.as_ref()).expect("hmac takes keys of any length");
         mac.update(plaintext);
         mac.finalize().into_bytes().into()
     }

@@ -130,7 +130,8 @@ fn run_phases(
             .join(" UNION ALL ");
         let out = target.query(&sql)?;
         for line in out.lines().filter(|l| !l.is_empty()) {
-            let (i, rows) = line.split_once('|').ok_or_else(|| Error::InvalidInput(format!("unexpected psql output {line:?}")))?;
+            let (i, rows) =
+                line.split_once('|').ok_or_else(|| Error::InvalidInput(format!("unexpected psql output {line:?}")))?;
             let i: usize = i.parse().map_err(|_| Error::InvalidInput(format!("unexpected psql output {line:?}")))?;
             let (schema, table) = tables.get(i).cloned().unwrap_or_default();
             report.tables.push(TableCount { schema, table, rows: rows.trim().parse().unwrap_or(0) });

@@ -30,7 +30,11 @@ pub enum Error {
     NotFound { object: String },
 
     #[error("{path}: {source}")]
-    Io { path: PathBuf, #[source] source: std::io::Error },
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 
     #[error("storage backend: {0}")]
     Backend(String),

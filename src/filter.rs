@@ -31,7 +31,9 @@ impl Patterns {
                 name.add(glob);
             }
         }
-        let build = |b: GlobSetBuilder| b.build().map_err(|e| Error::InvalidPattern { pattern: patterns.join(" "), reason: e.to_string() });
+        let build = |b: GlobSetBuilder| {
+            b.build().map_err(|e| Error::InvalidPattern { pattern: patterns.join(" "), reason: e.to_string() })
+        };
         Ok(Patterns { full: build(full)?, name: build(name)?, empty: patterns.is_empty() })
     }
 

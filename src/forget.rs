@@ -180,7 +180,12 @@ mod tests {
     #[test]
     fn every_rule_keeps_the_newest_of_its_bucket() {
         let none: &[String] = &[];
-        let list = [(at(2026, 3, 1, 5), none), (at(2026, 3, 1, 4), none), (at(2026, 2, 27, 4), none), (at(2025, 5, 1, 4), none)];
+        let list = [
+            (at(2026, 3, 1, 5), none),
+            (at(2026, 3, 1, 4), none),
+            (at(2026, 2, 27, 4), none),
+            (at(2025, 5, 1, 4), none),
+        ];
         let p = KeepPolicy { yearly: 2, ..Default::default() };
         let kept: Vec<bool> = apply_policy(&list, &p).iter().map(|r| !r.is_empty()).collect();
         assert_eq!(kept, [true, false, false, true]);

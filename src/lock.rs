@@ -106,10 +106,17 @@ impl Lock {
     pub fn acquire(repo: &Repository, exclusive: bool) -> Result<Lock> {
         let id = Id::random();
         let now = Utc::now();
-        let mut info = LockInfo { exclusive, host: crate::hostname(), pid: std::process::id(), created: now, refreshed: now };
+        let mut info =
+            LockInfo { exclusive, host: crate::hostname(), pid: std::process::id(), created: now, refreshed: now };
         let backend = repo.backend().clone();
         backend.put(Kind::Lock, &id.to_hex(), &seal(repo.keys(), &id, &info)?).map_err(backend_error)?;
-        let mut lock = Lock { backend: backend.clone(), id, stop: Arc::new(AtomicBool::new(false)), refresher: None, stale_ignored: 0 };
+        let mut lock = Lock {
+            backend: backend.clone(),
+            id,
+            stop: Arc::new(AtomicBool::new(false)),
+            refresher: None,
+            stale_ignored: 0,
+        };
 
         // Drop releases our lock object if we back off below.
         for (other, theirs) in list_locks(repo)? {

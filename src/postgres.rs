@@ -9,8 +9,8 @@
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::io::Read;
-use std::path::PathBuf;
 use std::io::Write;
+use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use zeroize::Zeroizing;
 
@@ -126,9 +126,8 @@ impl PgConnection {
 
     /// Every database a backup of the whole cluster includes.
     pub fn list_databases(&self) -> Result<Vec<String>> {
-        let out = self.query(
-            "SELECT datname FROM pg_database WHERE NOT datistemplate AND datallowconn ORDER BY datname",
-        )?;
+        let out =
+            self.query("SELECT datname FROM pg_database WHERE NOT datistemplate AND datallowconn ORDER BY datname")?;
         Ok(out.lines().map(str::to_string).filter(|l| !l.is_empty()).collect())
     }
 
@@ -241,7 +240,10 @@ impl TocLister {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .map_err(|e| Error::SourceFailed { source_name: "pg_restore --list".into(), message: format!("cannot run: {e}") })?;
+            .map_err(|e| Error::SourceFailed {
+                source_name: "pg_restore --list".into(),
+                message: format!("cannot run: {e}"),
+            })?;
         let stdin = child.stdin.take();
         // Read its output on a thread: a long listing must not block it.
         let out = child.stdout.take().map(|mut o| {
@@ -266,7 +268,8 @@ impl TocLister {
     /// Ends the stream and returns the listing; `what` names the dump in errors.
     pub fn finish(mut self, what: &str) -> Result<Toc> {
         drop(self.stdin.take());
-        let status = self.child.wait().map_err(|e| Error::SourceFailed { source_name: what.into(), message: e.to_string() })?;
+        let status =
+            self.child.wait().map_err(|e| Error::SourceFailed { source_name: what.into(), message: e.to_string() })?;
         let listing = self.out.take().and_then(|h| h.join().ok()).unwrap_or_default();
         let err_text = self.err.finish();
         if !status.success() {

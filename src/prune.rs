@@ -75,7 +75,8 @@ pub fn prune(repo: &Repository, opts: &PruneOptions) -> Result<PruneSummary> {
 
     // Each used chunk is kept in one stored pack, preferring the pack that
     // keeps the most used bytes (so duplicates do not pin two packs).
-    let used_bytes = |p: &PackEntry| p.chunks.iter().filter(|c| used.contains(&c.id)).map(|c| c.length as u64).sum::<u64>();
+    let used_bytes =
+        |p: &PackEntry| p.chunks.iter().filter(|c| used.contains(&c.id)).map(|c| c.length as u64).sum::<u64>();
     let mut order: Vec<&PackEntry> = packs.values().filter(|p| stored.contains_key(&p.id)).collect();
     order.sort_by_key(|p| (std::cmp::Reverse(used_bytes(p)), p.id));
     let mut holder: HashMap<Id, Id> = HashMap::new();
@@ -89,7 +90,10 @@ pub fn prune(repo: &Repository, opts: &PruneOptions) -> Result<PruneSummary> {
     if let Some(missing) = used.iter().find(|c| !holder.contains_key(c)) {
         return Err(Error::corrupt(
             repo.location(),
-            format!("chunk {} is used by a snapshot but is in no stored pack; prune stopped, nothing deleted (run verify)", missing.short()),
+            format!(
+                "chunk {} is used by a snapshot but is in no stored pack; prune stopped, nothing deleted (run verify)",
+                missing.short()
+            ),
         ));
     }
 
@@ -139,7 +143,12 @@ pub fn prune(repo: &Repository, opts: &PruneOptions) -> Result<PruneSummary> {
         flush(repo, opts, &mut written, &mut s)?;
     }
 
-    let reclaimed: u64 = delete.iter().chain(repack.iter().map(|p| &p.id)).chain(unindexed.iter()).map(|id| stored.get(id).copied().unwrap_or(0)).sum();
+    let reclaimed: u64 = delete
+        .iter()
+        .chain(repack.iter().map(|p| &p.id))
+        .chain(unindexed.iter())
+        .map(|id| stored.get(id).copied().unwrap_or(0))
+        .sum();
     let new_bytes: u64 = new_index.iter().filter(|p| !stored.contains_key(&p.id)).map(|p| p.size).sum();
     s.bytes_after = s.bytes_before - reclaimed + new_bytes;
     s.bytes_reclaimed = s.bytes_before.saturating_sub(s.bytes_after);
@@ -167,8 +176,9 @@ pub fn prune(repo: &Repository, opts: &PruneOptions) -> Result<PruneSummary> {
 
 fn slice<'a>(pack: &'a [u8], c: &ChunkEntry, pack_id: &Id) -> Result<&'a [u8]> {
     let (start, end) = (c.offset as usize, c.offset as usize + c.length as usize);
-    pack.get(start..end)
-        .ok_or_else(|| Error::corrupt(format!("pack {pack_id}"), format!("chunk {} lies past the pack's end", c.id.short())))
+    pack.get(start..end).ok_or_else(|| {
+        Error::corrupt(format!("pack {pack_id}"), format!("chunk {} lies past the pack's end", c.id.short()))
+    })
 }
 
 /// Stores the packs written so far (none in a dry run).

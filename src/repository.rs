@@ -186,16 +186,15 @@ impl Repository {
 
     /// Fetches one chunk through the index.
     pub fn read_chunk(&self, index: &Index, id: &Id) -> Result<Vec<u8>> {
-        let (pack, loc) = index
-            .get(id)
-            .ok_or_else(|| Error::corrupt("index", format!("chunk {} is in no pack", id.short())))?;
-        let sealed = self
-            .backend
-            .get_range(Kind::Pack, &pack.to_hex(), loc.offset as u64, loc.length as u64)
-            .map_err(|e| match e {
-                BackendError::NotFound { .. } => Error::corrupt(format!("pack {pack}"), "missing"),
-                BackendError::Truncated { .. } => Error::corrupt(format!("pack {pack}"), "truncated"),
-                other => backend_error(other),
+        let (pack, loc) =
+            index.get(id).ok_or_else(|| Error::corrupt("index", format!("chunk {} is in no pack", id.short())))?;
+        let sealed =
+            self.backend.get_range(Kind::Pack, &pack.to_hex(), loc.offset as u64, loc.length as u64).map_err(|e| {
+                match e {
+                    BackendError::NotFound { .. } => Error::corrupt(format!("pack {pack}"), "missing"),
+                    BackendError::Truncated { .. } => Error::corrupt(format!("pack {pack}"), "truncated"),
+                    other => backend_error(other),
+                }
             })?;
         self.open_chunk(id, &sealed, &pack)
     }
@@ -279,7 +278,8 @@ impl Repository {
         if q.is_empty() || !q.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(Error::SnapshotNotFound { query: query.into() });
         }
-        let matches: Vec<Id> = self.list_ids(Kind::Snapshot)?.into_iter().filter(|id| id.to_hex().starts_with(&q)).collect();
+        let matches: Vec<Id> =
+            self.list_ids(Kind::Snapshot)?.into_iter().filter(|id| id.to_hex().starts_with(&q)).collect();
         match matches.len() {
             0 => Err(Error::SnapshotNotFound { query: query.into() }),
             1 => Ok(matches[0]),
@@ -318,7 +318,12 @@ impl Repository {
             let bytes = self.backend.get(Kind::Key, &info.name).map_err(backend_error)?;
             let key: KeyFile = serde_json::from_slice(&bytes)
                 .map_err(|e| Error::corrupt(format!("key keys/{}", info.name), e.to_string()))?;
-            out.push(KeyInfo { current: info.name == self.key_name, name: info.name, created: key.created, host: key.host });
+            out.push(KeyInfo {
+                current: info.name == self.key_name,
+                name: info.name,
+                created: key.created,
+                host: key.host,
+            });
         }
         out.sort_by(|a, b| a.created.cmp(&b.created).then(a.name.cmp(&b.name)));
         Ok(out)
@@ -347,7 +352,8 @@ impl Repository {
         }
         if key.current {
             return Err(Error::InvalidInput(
-                "refusing to remove the key in use; open the repository with another passphrase, or use `key passwd`".into(),
+                "refusing to remove the key in use; open the repository with another passphrase, or use `key passwd`"
+                    .into(),
             ));
         }
         self.backend.delete(Kind::Key, &key.name).map_err(backend_error)?;
@@ -370,7 +376,10 @@ impl Repository {
         for info in &infos {
             let bytes = self.backend.get(Kind::Key, &info.name).map_err(backend_error)?;
             if hex::encode(format::sha256(&bytes)) != info.name {
-                return Err(Error::corrupt(format!("key keys/{}", info.name), "content does not match its name (sha256)"));
+                return Err(Error::corrupt(
+                    format!("key keys/{}", info.name),
+                    "content does not match its name (sha256)",
+                ));
             }
             serde_json::from_slice::<KeyFile>(&bytes)
                 .map_err(|e| Error::corrupt(format!("key keys/{}", info.name), e.to_string()))?;

@@ -81,11 +81,9 @@ pub fn select_dumps<'m>(manifest: &'m Manifest, database: Option<&str>, all: boo
     }
     let names = || dumps.iter().map(|d| d.name.as_str()).collect::<Vec<_>>().join(", ");
     match database {
-        Some(name) => dumps
-            .iter()
-            .find(|d| d.name == name)
-            .map(|d| vec![*d])
-            .ok_or_else(|| Error::InvalidInput(format!("the snapshot has no dump of database {name:?} (it has: {})", names()))),
+        Some(name) => dumps.iter().find(|d| d.name == name).map(|d| vec![*d]).ok_or_else(|| {
+            Error::InvalidInput(format!("the snapshot has no dump of database {name:?} (it has: {})", names()))
+        }),
         None => {
             let dbs: Vec<&DumpSource> = dumps.iter().copied().filter(|d| d.kind == DumpKind::Database).collect();
             match dbs.len() {
@@ -147,9 +145,12 @@ pub fn dump_to_temp_file(
     dump: &DumpSource,
     workers: usize,
 ) -> Result<(tempfile::NamedTempFile, u64)> {
-    let mut tmp = tempfile::Builder::new().prefix("coffer-dump-").tempfile().map_err(|e| Error::io(std::env::temp_dir(), e))?;
+    let mut tmp =
+        tempfile::Builder::new().prefix("coffer-dump-").tempfile().map_err(|e| Error::io(std::env::temp_dir(), e))?;
     let path = tmp.path().to_path_buf();
-    let chunks = stream_dump(repo, index, snapshot, dump, workers, &mut |data| tmp.write_all(data).map_err(|e| Error::io(&path, e)))?;
+    let chunks = stream_dump(repo, index, snapshot, dump, workers, &mut |data| {
+        tmp.write_all(data).map_err(|e| Error::io(&path, e))
+    })?;
     tmp.flush().map_err(|e| Error::io(&path, e))?;
     Ok((tmp, chunks))
 }
@@ -184,7 +185,9 @@ pub fn restore_databases(repo: &Repository, snapshot: &Id, opts: &DbRestoreOptio
             ("(dry run: nothing written)".to_string(), chunks, objects)
         } else {
             match &opts.target {
-                DbTarget::File(path) => (path.display().to_string(), to_file(repo, &index, snapshot, dump, path, opts.workers)?, vec![]),
+                DbTarget::File(path) => {
+                    (path.display().to_string(), to_file(repo, &index, snapshot, dump, path, opts.workers)?, vec![])
+                }
                 DbTarget::Server(conn) => {
                     let (shown, chunks) = to_server(repo, &index, snapshot, dump, conn, opts)?;
                     (shown, chunks, vec![])
@@ -253,12 +256,20 @@ fn dry_run(
     Ok((chunks, toc.entries))
 }
 
-fn to_file(repo: &Repository, index: &Index, snapshot: &Id, dump: &DumpSource, path: &PathBuf, workers: usize) -> Result<u64> {
+fn to_file(
+    repo: &Repository,
+    index: &Index,
+    snapshot: &Id,
+    dump: &DumpSource,
+    path: &PathBuf,
+    workers: usize,
+) -> Result<u64> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    let mut tmp = tempfile::Builder::new().prefix(".coffer-").suffix(".tmp").tempfile_in(&dir).map_err(|e| Error::io(&dir, e))?;
+    let mut tmp =
+        tempfile::Builder::new().prefix(".coffer-").suffix(".tmp").tempfile_in(&dir).map_err(|e| Error::io(&dir, e))?;
     let chunks = stream_dump(repo, index, snapshot, dump, workers, &mut |data| {
         tmp.write_all(data).map_err(|e| Error::io(path, e))
     })?;
@@ -327,13 +338,29 @@ fn to_server(
         // One transaction: a stream that fails half-way changes nothing.
         cmd.arg("--single-transaction");
     }
-    let chunks = feed(repo, index, snapshot, dump, cmd, &format!("pg_restore of {} into {}", dump.name, target.display()), opts.workers)?;
+    let chunks = feed(
+        repo,
+        index,
+        snapshot,
+        dump,
+        cmd,
+        &format!("pg_restore of {} into {}", dump.name, target.display()),
+        opts.workers,
+    )?;
     Ok((shown, chunks))
 }
 
 /// Streams a dump into a tool's stdin. If the stream fails, the tool is
 /// killed before it sees end-of-input, so it cannot commit a partial restore.
-fn feed(repo: &Repository, index: &Index, snapshot: &Id, dump: &DumpSource, mut cmd: std::process::Command, what: &str, workers: usize) -> Result<u64> {
+fn feed(
+    repo: &Repository,
+    index: &Index,
+    snapshot: &Id,
+    dump: &DumpSource,
+    mut cmd: std::process::Command,
+    what: &str,
+    workers: usize,
+) -> Result<u64> {
     let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
@@ -366,7 +393,9 @@ fn feed(repo: &Repository, index: &Index, snapshot: &Id, dump: &DumpSource, mut 
             Err(Error::SourceFailed { source_name: what.into(), message: tail(&err_text, status) })
         }
         Err(e) => Err(e),
-        Ok(_) if !status.success() => Err(Error::SourceFailed { source_name: what.into(), message: tail(&err_text, status) }),
+        Ok(_) if !status.success() => {
+            Err(Error::SourceFailed { source_name: what.into(), message: tail(&err_text, status) })
+        }
         Ok(chunks) => Ok(chunks),
     }
 }

@@ -112,9 +112,9 @@ pub fn verify(repo: &Repository, only: Option<&Id>, opts: &VerifyOptions) -> Res
     for p in packs.values() {
         match stored.get(&p.id.to_hex()) {
             None => s.errors.push(format!("pack {} is missing", p.id)),
-            Some(&size) if size != p.size => {
-                s.errors.push(format!("pack {} is corrupt or was tampered with: size {size}, index says {}", p.id, p.size))
-            }
+            Some(&size) if size != p.size => s
+                .errors
+                .push(format!("pack {} is corrupt or was tampered with: size {size}, index says {}", p.id, p.size)),
             Some(_) => {}
         }
     }
@@ -144,7 +144,12 @@ pub fn verify(repo: &Repository, only: Option<&Id>, opts: &VerifyOptions) -> Res
     Ok(s)
 }
 
-fn check_freshness(repo: &Repository, max_age: std::time::Duration, tags: &[String], s: &mut VerifySummary) -> Result<()> {
+fn check_freshness(
+    repo: &Repository,
+    max_age: std::time::Duration,
+    tags: &[String],
+    s: &mut VerifySummary,
+) -> Result<()> {
     let wanted = if tags.is_empty() { String::new() } else { format!(" tagged {}", tags.join(",")) };
     let Some((id, m)) = repo.latest(tags)? else {
         s.errors.push(format!("no snapshot{wanted} at all (--max-age {})", hours(max_age)));

@@ -68,7 +68,10 @@ fn retention_keeps_exactly_the_expected_snapshots() {
     let labels = calendar(&env);
     // Newest first in db1's group: I H G F E D C B A. X is alone in its group.
     assert_eq!(kept(&env, &labels, &["--keep-daily", "3"]), set(&["I", "G", "F", "X"]));
-    assert_eq!(kept(&env, &labels, &["--keep-last", "2", "--keep-weekly", "2", "--keep-monthly", "2"]), set(&["I", "H", "G", "X"]));
+    assert_eq!(
+        kept(&env, &labels, &["--keep-last", "2", "--keep-weekly", "2", "--keep-monthly", "2"]),
+        set(&["I", "H", "G", "X"])
+    );
     assert_eq!(kept(&env, &labels, &["--keep-weekly", "4"]), set(&["I", "G", "F", "D", "X"]));
     assert_eq!(kept(&env, &labels, &["--keep-daily", "1", "--keep-tag", "keep"]), set(&["I", "C", "X"]));
     assert_eq!(kept(&env, &labels, &["--keep-hourly", "2"]), set(&["I", "H", "X"]));
@@ -90,8 +93,10 @@ fn retention_keeps_exactly_the_expected_snapshots() {
     assert_eq!(before, env.repo_state(), "a dry run changed the repository");
     let j = env.coffer(&["forget", "--json", "--keep-daily", "1", "--keep-tag", "keep"]).ok().json();
     assert_eq!((j["kept"].as_u64(), j["removed"].as_u64()), (Some(3), Some(7)));
-    let left: BTreeSet<String> = env.repo_file("snapshots").iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
-    let expected: BTreeSet<String> = labels.iter().filter(|(l, _)| ["I", "C", "X"].contains(l)).map(|(_, id)| id.to_hex()).collect();
+    let left: BTreeSet<String> =
+        env.repo_file("snapshots").iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
+    let expected: BTreeSet<String> =
+        labels.iter().filter(|(l, _)| ["I", "C", "X"].contains(l)).map(|(_, id)| id.to_hex()).collect();
     assert_eq!(left, expected);
     env.coffer(&["verify", "--read-data"]).ok();
     let target = env.path("out");

@@ -46,8 +46,10 @@ fn keys_can_be_added_changed_and_removed_and_old_passphrases_stop_working() {
 
     // The key in use cannot be removed; another one can; the last one cannot.
     let list = with_pass(&env, "third passphrase", &["key", "list", "--json"]).ok().json();
-    let current = list.as_array().unwrap().iter().find(|k| k["current"] == true).unwrap()["name"].as_str().unwrap().to_string();
-    let other = list.as_array().unwrap().iter().find(|k| k["current"] == false).unwrap()["name"].as_str().unwrap().to_string();
+    let current =
+        list.as_array().unwrap().iter().find(|k| k["current"] == true).unwrap()["name"].as_str().unwrap().to_string();
+    let other =
+        list.as_array().unwrap().iter().find(|k| k["current"] == false).unwrap()["name"].as_str().unwrap().to_string();
     let r = with_pass(&env, "third passphrase", &["key", "remove", &current[..10]]);
     assert_eq!(r.code, 1);
     assert!(r.stderr.contains("key in use"), "{}", r.stderr);

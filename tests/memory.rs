@@ -27,7 +27,8 @@ sys.exit(os.waitstatus_to_exitcode(status))\n";
     }
     let out = m.stdin(std::process::Stdio::null()).stderr(std::process::Stdio::inherit()).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let rss: i64 = stdout.lines().last().and_then(|l| l.trim().parse().ok()).unwrap_or_else(|| panic!("no RSS in {stdout:?}"));
+    let rss: i64 =
+        stdout.lines().last().and_then(|l| l.trim().parse().ok()).unwrap_or_else(|| panic!("no RSS in {stdout:?}"));
     (out.status.code().unwrap_or(-1), rss)
 }
 

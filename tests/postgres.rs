@@ -46,7 +46,9 @@ fn a_database_restored_into_a_new_database_dumps_identically() {
     assert!(src["pg_dump_version"].as_str().unwrap().contains("pg_dump"));
     assert!(!src["server"].as_str().unwrap().contains(PG_PASSWORD));
     let toc = src["toc"].as_array().unwrap();
-    for (schema, table) in [("app", "customers"), ("app", "orders"), ("audit", "events"), ("public", "pgbench_accounts")] {
+    for (schema, table) in
+        [("app", "customers"), ("app", "orders"), ("audit", "events"), ("public", "pgbench_accounts")]
+    {
         assert!(
             toc.iter().any(|e| e["desc"] == "TABLE" && e["schema"] == schema && e["name"] == table),
             "{schema}.{table} missing from the TOC"
@@ -114,11 +116,26 @@ fn restore_dry_run_touches_no_database_and_lists_what_would_be_restored() {
     backup_db(&env, cluster, &db);
     // The target database does not exist: a dry run that connected would fail.
     let missing = unique("never_created");
-    let j = run(&env, &["restore", "latest", "--json", "--dry-run", "--pg-target", &cluster.url(&missing), "--schema", "app", "--table", "orders"])
-        .ok()
-        .json();
+    let j = run(
+        &env,
+        &[
+            "restore",
+            "latest",
+            "--json",
+            "--dry-run",
+            "--pg-target",
+            &cluster.url(&missing),
+            "--schema",
+            "app",
+            "--table",
+            "orders",
+        ],
+    )
+    .ok()
+    .json();
     let objects = j["databases"][0]["objects"].as_array().unwrap();
-    let names: Vec<String> = objects.iter().map(|o| format!("{} {}", o["desc"].as_str().unwrap(), o["name"].as_str().unwrap())).collect();
+    let names: Vec<String> =
+        objects.iter().map(|o| format!("{} {}", o["desc"].as_str().unwrap(), o["name"].as_str().unwrap())).collect();
     assert!(names.contains(&"TABLE orders".to_string()), "{names:?}");
     assert!(names.contains(&"TABLE DATA orders".to_string()), "{names:?}");
     assert!(!names.iter().any(|n| n.contains("customers")), "{names:?}");
@@ -138,7 +155,8 @@ fn bad_credentials_fail_with_pg_dumps_message_and_no_snapshot() {
     let env = Env::new();
     let db = unique("badcreds");
     cluster.create_db(&db);
-    let r: Run = pg_env(&env).env("PGPASSWORD", "wrong").args(["backup", "--pg", &cluster.url(&db)]).output().unwrap().into();
+    let r: Run =
+        pg_env(&env).env("PGPASSWORD", "wrong").args(["backup", "--pg", &cluster.url(&db)]).output().unwrap().into();
     assert_eq!(r.code, 1, "{}", r.stderr);
     assert!(r.stderr.contains("password authentication failed"), "{}", r.stderr);
     assert_eq!(r.stderr.trim().lines().count(), 1, "one-line error: {}", r.stderr);
@@ -166,7 +184,12 @@ fn a_killed_pg_dump_fails_the_backup_and_leaves_no_snapshot() {
     fs::write(wrap.join("pg_dump"), script).unwrap();
     use std::os::unix::fs::PermissionsExt;
     fs::set_permissions(wrap.join("pg_dump"), fs::Permissions::from_mode(0o755)).unwrap();
-    let r: Run = pg_env(&env).env("COFFER_PG_BIN_DIR", &wrap).args(["backup", "--pg", &cluster.url(&db)]).output().unwrap().into();
+    let r: Run = pg_env(&env)
+        .env("COFFER_PG_BIN_DIR", &wrap)
+        .args(["backup", "--pg", &cluster.url(&db)])
+        .output()
+        .unwrap()
+        .into();
     assert_eq!(r.code, 1, "{}", r.stderr);
     assert!(r.stderr.contains("killed by signal 9"), "{}", r.stderr);
     assert_no_snapshot(&env);
@@ -196,7 +219,12 @@ fn a_database_dropped_mid_dump_fails_the_backup() {
     let waiting_sql = format!(
         "SELECT count(*) FROM pg_stat_activity WHERE datname = '{db}' AND application_name = 'pg_dump' AND wait_event_type = 'Lock'"
     );
-    let child = pg_env(&env).args(["backup", "--pg", &cluster.url(&db)]).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let child = pg_env(&env)
+        .args(["backup", "--pg", &cluster.url(&db)])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     while cluster.psql("postgres", &waiting_sql).trim() != "1" {
         assert!(std::time::Instant::now() < deadline, "pg_dump never waited for the lock");
@@ -241,9 +269,22 @@ fn drill_passes_on_a_good_snapshot_and_fails_on_a_tampered_one() {
     cluster.create_sample_db(&db, 1);
     backup_db(&env, cluster, &db);
     let checks = env.path("checks.sql");
-    fs::write(&checks, "SELECT count(*) = 100000 FROM pgbench_accounts;\nSELECT count(*) > 0 FROM app.orders;\n").unwrap();
+    fs::write(&checks, "SELECT count(*) = 100000 FROM pgbench_accounts;\nSELECT count(*) > 0 FROM app.orders;\n")
+        .unwrap();
 
-    let r = run(&env, &["drill", "latest", "--json", "--pg-scratch", &cluster.url("postgres"), "--check-sql", checks.to_str().unwrap()]).ok();
+    let r = run(
+        &env,
+        &[
+            "drill",
+            "latest",
+            "--json",
+            "--pg-scratch",
+            &cluster.url("postgres"),
+            "--check-sql",
+            checks.to_str().unwrap(),
+        ],
+    )
+    .ok();
     let report = r.json();
     assert_eq!(report["passed"], true, "{report}");
     assert_eq!(report["dropped"], true);
@@ -258,7 +299,10 @@ fn drill_passes_on_a_good_snapshot_and_fails_on_a_tampered_one() {
 
     // A failing check fails the drill.
     fs::write(&checks, "SELECT count(*) = 5 FROM pgbench_accounts;").unwrap();
-    let r = run(&env, &["drill", "latest", "--pg-scratch", &cluster.url("postgres"), "--check-sql", checks.to_str().unwrap()]);
+    let r = run(
+        &env,
+        &["drill", "latest", "--pg-scratch", &cluster.url("postgres"), "--check-sql", checks.to_str().unwrap()],
+    );
     assert_eq!(r.code, 1);
     assert!(r.stderr.contains("check failed"), "{}", r.stderr);
 
@@ -329,5 +373,9 @@ fn a_tampered_dump_fails_the_restore_and_leaves_the_target_as_it_was() {
     let r = run(&env, &["restore", "latest", "--to-file", file.to_str().unwrap()]);
     assert_eq!(r.code, 1);
     assert!(!file.exists());
-    assert!(fs::read_dir(env.dir.path()).unwrap().all(|e| !e.unwrap().file_name().to_string_lossy().starts_with(".coffer-")));
+    assert!(fs::read_dir(env.dir.path()).unwrap().all(|e| !e
+        .unwrap()
+        .file_name()
+        .to_string_lossy()
+        .starts_with(".coffer-")));
 }

@@ -41,7 +41,12 @@ fn a_profile_supplies_repository_passphrase_sources_and_retention() {
     assert_eq!(list.as_array().unwrap().len(), 3);
     assert_eq!(list[0]["tags"][0], "nightly");
     let show = run(&["show", "latest", "--profile", "nightly", "--json"]).ok().json();
-    let paths: Vec<&str> = show["manifest"]["sources"][0]["entries"].as_array().unwrap().iter().filter_map(|e| e["path"].as_str()).collect();
+    let paths: Vec<&str> = show["manifest"]["sources"][0]["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["path"].as_str())
+        .collect();
     assert!(paths.iter().any(|p| p.ends_with("docs/readme.md")));
     assert!(!paths.iter().any(|p| p.ends_with(".bak")), "the profile's exclude applies");
 

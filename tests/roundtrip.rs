@@ -169,7 +169,8 @@ fn a_file_changing_while_it_is_read_is_flagged() {
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     writer.join().unwrap();
     let j = r.ok().json();
-    let changed: Vec<String> = j["changed"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect();
+    let changed: Vec<String> =
+        j["changed"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect();
     assert_eq!(changed.len(), 1, "{changed:?}");
     assert!(changed[0].ends_with("growing.log"));
     let show = env.coffer(&["show", "latest", "--json"]).ok().json();
@@ -204,7 +205,12 @@ fn one_file_system_does_not_descend_into_other_mounts() {
     let paths = |extra: &[&str]| -> Vec<String> {
         let j = env.backup_json(&[&src], extra);
         let show = env.coffer(&["show", j["snapshot"].as_str().unwrap(), "--json"]).ok().json();
-        show["manifest"]["sources"][0]["entries"].as_array().unwrap().iter().map(|e| e["path"].as_str().unwrap().to_string()).collect()
+        show["manifest"]["sources"][0]["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["path"].as_str().unwrap().to_string())
+            .collect()
     };
     let all = paths(&["--force"]);
     assert!(all.iter().any(|p| p.ends_with("mnt/other-fs.txt")), "{all:?}");
@@ -228,7 +234,8 @@ fn verify_max_age_fails_when_the_newest_snapshot_is_stale() {
     env.coffer(&["verify", "--max-age", "26h"]).ok();
 
     // Age the snapshot by 30 hours: rewrite its manifest with an older time.
-    let repo = coffer::Repository::open(std::sync::Arc::new(coffer::Local::new(env.repo())), PASSPHRASE.as_bytes()).unwrap();
+    let repo =
+        coffer::Repository::open(std::sync::Arc::new(coffer::Local::new(env.repo())), PASSPHRASE.as_bytes()).unwrap();
     let id = repo.find_snapshot("latest", &[]).unwrap();
     let mut m = repo.load_snapshot(&id).unwrap();
     m.time -= chrono::Duration::hours(30);

@@ -115,7 +115,8 @@ fn a_partial_restore_fetches_only_what_it_needs() {
     // Both files sit in one pack; ranged reads fetch a.bin's chunks only.
     assert!(full > 12 * 1024 * 1024, "full restore fetched {full}");
     assert!(partial < 7 * 1024 * 1024, "partial restore fetched {partial} bytes of {full}");
-    let ranged = proxy.state.requests.lock().unwrap().iter().filter(|r| r.starts_with("GET") && r.contains("/data/")).count();
+    let ranged =
+        proxy.state.requests.lock().unwrap().iter().filter(|r| r.starts_with("GET") && r.contains("/data/")).count();
     assert!(ranged >= 1);
 }
 
@@ -207,7 +208,8 @@ fn the_server_stopping_mid_backup_fails_cleanly_and_the_next_backup_succeeds() {
 fn wrong_credentials_and_a_missing_bucket_give_one_line_errors() {
     let g = garage::shared();
     let s = S3Env::new(g, None);
-    let r: Run = s.command().env("AWS_SECRET_ACCESS_KEY", "not-the-secret").args(["snapshots"]).output().unwrap().into();
+    let r: Run =
+        s.command().env("AWS_SECRET_ACCESS_KEY", "not-the-secret").args(["snapshots"]).output().unwrap().into();
     assert_eq!(r.code, 1, "{}", r.stderr);
     assert!(r.stderr.contains("coffer-test") && r.stderr.contains(&g.endpoint()), "{}", r.stderr);
     assert!(r.stderr.contains("403"), "{}", r.stderr);

@@ -52,10 +52,7 @@ impl Backend for Local {
         fs::create_dir_all(&dir).map_err(|e| Self::io(&dir, e))?;
         // Hidden temp name in the same folder: rename is then atomic, and
         // `list` skips dot-files, so leftovers of a crash are never read.
-        let mut tmp = tempfile::Builder::new()
-            .prefix(".tmp-")
-            .tempfile_in(&dir)
-            .map_err(|e| Self::io(&dir, e))?;
+        let mut tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(&dir).map_err(|e| Self::io(&dir, e))?;
         tmp.write_all(data).map_err(|e| Self::io(tmp.path(), e))?;
         tmp.as_file().sync_all().map_err(|e| Self::io(&path, e))?;
         tmp.persist(&path).map_err(|e| Self::io(&path, e.error))?;

@@ -60,7 +60,11 @@ pub enum BackendError {
     #[error("{path} is truncated: wanted bytes {offset}..{end}, object has {size}")]
     Truncated { path: String, offset: u64, end: u64, size: u64 },
     #[error("{path}: {source}")]
-    Io { path: String, #[source] source: std::io::Error },
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("{0}")]
     Other(String),
 }

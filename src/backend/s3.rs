@@ -136,13 +136,11 @@ impl S3 {
             config = config.endpoint_url(e.clone());
         }
         if let Some((id, secret)) = &opts.static_credentials {
-            config = config.credentials_provider(aws_sdk_s3::config::Credentials::new(id, secret, None, None, "coffer"));
+            config =
+                config.credentials_provider(aws_sdk_s3::config::Credentials::new(id, secret, None, None, "coffer"));
         }
         let client = aws_sdk_s3::Client::from_conf(config.build());
-        let shown = format!(
-            "s3://{bucket}/{prefix} at {}",
-            opts.endpoint.clone().unwrap_or_else(|| "AWS S3".into())
-        );
+        let shown = format!("s3://{bucket}/{prefix} at {}", opts.endpoint.clone().unwrap_or_else(|| "AWS S3".into()));
         let s3 = S3 { runtime, client, bucket, prefix, opts, shown };
         s3.abort_abandoned_uploads();
         Ok(s3)
@@ -271,10 +269,7 @@ impl S3 {
             let (i, out) = joined.map_err(|e| BackendError::Other(format!("upload task: {e}")))?;
             let out = out.map_err(|e| self.error(&format!("UploadPart {}", i + 1), key, &e))?;
             parts.push(
-                CompletedPart::builder()
-                    .part_number(i as i32 + 1)
-                    .set_e_tag(out.e_tag().map(str::to_string))
-                    .build(),
+                CompletedPart::builder().part_number(i as i32 + 1).set_e_tag(out.e_tag().map(str::to_string)).build(),
             );
         }
         parts.sort_by_key(|p| p.part_number());
@@ -335,7 +330,9 @@ impl S3 {
         let mut attempt = 1;
         loop {
             match self.get_once(key, range).await {
-                Err(GetError::Body(msg)) if attempt >= self.opts.max_attempts => return Err(GetError::Final(BackendError::Other(msg))),
+                Err(GetError::Body(msg)) if attempt >= self.opts.max_attempts => {
+                    return Err(GetError::Final(BackendError::Other(msg)))
+                }
                 Err(GetError::Body(_)) => {
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(Duration::from_secs(10));
@@ -412,7 +409,8 @@ impl Backend for S3 {
             return Ok(Vec::new());
         }
         self.runtime.block_on(async {
-            let truncated = |size: u64| BackendError::Truncated { path: self.describe(&key), offset, end: offset + length, size };
+            let truncated =
+                |size: u64| BackendError::Truncated { path: self.describe(&key), offset, end: offset + length, size };
             match self.get_retrying(&key, Some((offset, length))).await {
                 Ok(v) if v.len() as u64 == length => Ok(v),
                 Ok(v) => Err(truncated(offset + v.len() as u64)),
@@ -455,7 +453,13 @@ impl Backend for S3 {
         self.runtime.block_on(async {
             // S3 deletes a missing key without complaint; the contract says NotFound.
             self.size_of(&key).await?;
-            self.client.delete_object().bucket(&self.bucket).key(&key).send().await.map_err(|e| self.error("DELETE", &key, &e))?;
+            self.client
+                .delete_object()
+                .bucket(&self.bucket)
+                .key(&key)
+                .send()
+                .await
+                .map_err(|e| self.error("DELETE", &key, &e))?;
             Ok(())
         })
     }
@@ -508,17 +512,25 @@ impl PendingUpload {
     /// (record, key, upload id) of this scope whose process is gone.
     fn abandoned(scope: &str) -> Vec<(PathBuf, String, String)> {
         let Some(dir) = Self::dir() else { return Vec::new() };
-        let Ok(entries) = std::fs::read_dir(&dir) else { return Vec::new() };
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            return Vec::new();
+        };
         let mut out = Vec::new();
         for e in entries.flatten() {
             let path = e.path();
             let name = e.file_name().to_string_lossy().into_owned();
-            let Some(pid) = name.split('-').next().and_then(|p| p.parse::<u32>().ok()) else { continue };
+            let Some(pid) = name.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
+                continue;
+            };
             if crate::process_exists(pid) {
                 continue;
             }
-            let Ok(text) = std::fs::read_to_string(&path) else { continue };
-            let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) else { continue };
+            let Ok(text) = std::fs::read_to_string(&path) else {
+                continue;
+            };
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) else {
+                continue;
+            };
             if v["scope"] != scope {
                 continue;
             }

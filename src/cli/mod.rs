@@ -447,7 +447,9 @@ fn hint(e: &anyhow::Error) -> Option<&'static str> {
         Error::WrongPassphrase { .. } => Some("check COFFER_PASSWORD_FILE / COFFER_PASSWORD_COMMAND / COFFER_PASSWORD"),
         Error::NoRepository { .. } => Some("create one with `coffer init -r REPO`, or check -r / COFFER_REPOSITORY"),
         Error::Corrupt { .. } => Some("run `coffer verify --read-data` to list every damaged object"),
-        Error::Locked { .. } => Some("wait for it to finish; a lock whose process died is ignored, `coffer unlock` removes stale ones"),
+        Error::Locked { .. } => {
+            Some("wait for it to finish; a lock whose process died is ignored, `coffer unlock` removes stale ones")
+        }
         _ => None,
     }
 }
@@ -549,7 +551,12 @@ fn open(cli: &Cli) -> Result<Repository> {
     let pass = passphrase::read_or_file(cli.password_file.as_deref())?;
     let repo = Repository::open(backend, pass.as_bytes())?;
     if cli.verbose {
-        eprintln!("coffer: opened repository {} ({}) with key {}", repo.config().id.short(), repo.location(), &repo.key_name()[..12]);
+        eprintln!(
+            "coffer: opened repository {} ({}) with key {}",
+            repo.config().id.short(),
+            repo.location(),
+            &repo.key_name()[..12]
+        );
     }
     Ok(repo)
 }
@@ -566,7 +573,9 @@ fn run(cli: &Cli) -> Result<u8> {
         }
         Command::Backup(a) => {
             if a.paths.is_empty() && a.pg.is_none() && a.db.is_empty() && !a.pg_all {
-                return Err(Usage("backup: nothing to back up: give PATHs, --pg/--db/--pg-all, or --profile".into()).into());
+                return Err(
+                    Usage("backup: nothing to back up: give PATHs, --pg/--db/--pg-all, or --profile".into()).into()
+                );
             }
             let repo = open(cli)?;
             let postgres = if a.pg.is_some() || !a.db.is_empty() || a.pg_all {
@@ -611,11 +620,7 @@ fn run(cli: &Cli) -> Result<u8> {
         }
         Command::Snapshots(a) => {
             let repo = open(cli)?;
-            let list: Vec<_> = repo
-                .list_snapshots()?
-                .into_iter()
-                .filter(|(_, m)| m.has_tags(&a.tag))
-                .collect();
+            let list: Vec<_> = repo.list_snapshots()?.into_iter().filter(|(_, m)| m.has_tags(&a.tag)).collect();
             out.snapshots(&list);
             Ok(exit::OK)
         }
@@ -630,7 +635,12 @@ fn run(cli: &Cli) -> Result<u8> {
             let repo = open(cli)?;
             let id = repo.find_snapshot(&a.snapshot, &a.tag)?;
             let db_target = match (&a.pg_target, &a.to_file) {
-                (Some(url), _) => Some(coffer::DbTarget::Server(pg_connection(Some(url), &a.pg_tools, "--pg-target", "COFFER_PG_TARGET")?)),
+                (Some(url), _) => Some(coffer::DbTarget::Server(pg_connection(
+                    Some(url),
+                    &a.pg_tools,
+                    "--pg-target",
+                    "COFFER_PG_TARGET",
+                )?)),
                 (None, Some(f)) => Some(coffer::DbTarget::File(f.clone())),
                 (None, None) => None,
             };
@@ -728,7 +738,8 @@ fn run(cli: &Cli) -> Result<u8> {
         }
         Command::Prune(a) => {
             let repo = open(cli)?;
-            let summary = coffer::prune(&repo, &coffer::PruneOptions { dry_run: a.dry_run, max_unused: a.max_unused / 100.0 })?;
+            let summary =
+                coffer::prune(&repo, &coffer::PruneOptions { dry_run: a.dry_run, max_unused: a.max_unused / 100.0 })?;
             out.prune(&summary);
             Ok(exit::OK)
         }

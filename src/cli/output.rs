@@ -1,6 +1,9 @@
 //! Printing results: human text, or one JSON document on stdout.
 
-use coffer::{BackupSummary, DbRestoreSummary, DrillReport, ForgetSummary, KeyInfo, PruneSummary, EntryKind, Id, Manifest, Repository, RestoreSummary, Source, VerifySummary};
+use coffer::{
+    BackupSummary, DbRestoreSummary, DrillReport, EntryKind, ForgetSummary, Id, KeyInfo, Manifest, PruneSummary,
+    Repository, RestoreSummary, Source, VerifySummary,
+};
 use serde_json::json;
 
 /// println! that treats a closed stdout (`coffer show | head`) as the end of
@@ -120,7 +123,13 @@ impl Output {
         let s = &m.summary;
         outln!(
             "  {} files, {} dirs, {} symlinks, {} ({} new, {} stored), took {:.1}s",
-            s.files, s.dirs, s.symlinks, bytes(s.bytes), bytes(s.new_bytes), bytes(s.stored_bytes), s.duration_secs
+            s.files,
+            s.dirs,
+            s.symlinks,
+            bytes(s.bytes),
+            bytes(s.new_bytes),
+            bytes(s.stored_bytes),
+            s.duration_secs
         );
         for w in &m.warnings {
             outln!("  warning: {w}");
@@ -130,10 +139,22 @@ impl Output {
                 Source::Postgres(d) => {
                     outln!(
                         "postgres {} ({:?}, {} format, {}) from {}\n  server {}, pg_dump {}, took {:.1}s, sha256 {}",
-                        d.name, d.kind, d.format, bytes(d.size), d.server, d.server_version, d.pg_dump_version,
-                        d.duration_secs, d.sha256
+                        d.name,
+                        d.kind,
+                        d.format,
+                        bytes(d.size),
+                        d.server,
+                        d.server_version,
+                        d.pg_dump_version,
+                        d.duration_secs,
+                        d.sha256
                     );
-                    for e in d.toc.iter().filter(|e| matches!(e.desc.as_str(), "SCHEMA" | "TABLE" | "VIEW" | "MATERIALIZED VIEW" | "SEQUENCE" | "FUNCTION")) {
+                    for e in d.toc.iter().filter(|e| {
+                        matches!(
+                            e.desc.as_str(),
+                            "SCHEMA" | "TABLE" | "VIEW" | "MATERIALIZED VIEW" | "SEQUENCE" | "FUNCTION"
+                        )
+                    }) {
                         outln!("  {:<18} {}.{}", e.desc, e.schema.as_deref().unwrap_or("-"), e.name);
                     }
                 }
@@ -146,7 +167,14 @@ impl Output {
                             EntryKind::Symlink => 'l',
                         };
                         let target = e.target.as_ref().map(|t| format!(" -> {}", t.display())).unwrap_or_default();
-                        outln!("  {kind}{:04o} {:>6}:{:<6} {:>10}  {}{target}", e.mode, e.uid, e.gid, e.size, e.path.display());
+                        outln!(
+                            "  {kind}{:04o} {:>6}:{:<6} {:>10}  {}{target}",
+                            e.mode,
+                            e.uid,
+                            e.gid,
+                            e.size,
+                            e.path.display()
+                        );
                     }
                 }
             }
@@ -198,7 +226,13 @@ impl Output {
                     }
                 }
             } else {
-                self.say(&format!("restored {} ({}) into {} in {:.1}s", d.name, bytes(d.bytes), d.target, d.duration_secs));
+                self.say(&format!(
+                    "restored {} ({}) into {} in {:.1}s",
+                    d.name,
+                    bytes(d.bytes),
+                    d.target,
+                    d.duration_secs
+                ));
             }
         }
     }
@@ -238,7 +272,13 @@ impl Output {
             return;
         }
         for k in keys {
-            outln!("{} {}  {}  {}", if k.current { '*' } else { ' ' }, &k.name[..12.min(k.name.len())], k.created.format("%Y-%m-%d %H:%M:%S"), k.host);
+            outln!(
+                "{} {}  {}  {}",
+                if k.current { '*' } else { ' ' },
+                &k.name[..12.min(k.name.len())],
+                k.created.format("%Y-%m-%d %H:%M:%S"),
+                k.host
+            );
         }
     }
 
@@ -258,10 +298,20 @@ impl Output {
         for g in &s.groups {
             self.say(&format!("host {}, sources {}:", g.host, g.sources.join(" ")));
             for k in &g.keep {
-                self.say(&format!("  keep    {}  {}  ({})", &k.id[..8], k.time.format("%Y-%m-%d %H:%M:%S"), k.reasons.join(", ")));
+                self.say(&format!(
+                    "  keep    {}  {}  ({})",
+                    &k.id[..8],
+                    k.time.format("%Y-%m-%d %H:%M:%S"),
+                    k.reasons.join(", ")
+                ));
             }
             for r in &g.remove {
-                self.say(&format!("  {}  {}  {}", if s.dry_run { "would forget" } else { "forget  " }, &r.id[..8], r.time.format("%Y-%m-%d %H:%M:%S")));
+                self.say(&format!(
+                    "  {}  {}  {}",
+                    if s.dry_run { "would forget" } else { "forget  " },
+                    &r.id[..8],
+                    r.time.format("%Y-%m-%d %H:%M:%S")
+                ));
             }
         }
         let verb = if s.dry_run { "would forget" } else { "forgot" };

@@ -72,15 +72,19 @@ pub fn read_from(source: &Source, confirm: bool) -> Result<Zeroizing<String>> {
         let prompt = source.prompt;
         let p = Zeroizing::new(rpassword::prompt_password(format!("{prompt}: ")).context("reading the passphrase")?);
         if confirm {
-            let again =
-                Zeroizing::new(rpassword::prompt_password(format!("{prompt} again: ")).context("reading the passphrase")?);
+            let again = Zeroizing::new(
+                rpassword::prompt_password(format!("{prompt} again: ")).context("reading the passphrase")?,
+            );
             if *again != *p {
                 bail!("the two passphrases differ");
             }
         }
         p
     } else {
-        bail!("no {}: set {file_var} (recommended for cron), {command_var} or {plain_var}, or run on a terminal", source.prompt);
+        bail!(
+            "no {}: set {file_var} (recommended for cron), {command_var} or {plain_var}, or run on a terminal",
+            source.prompt
+        );
     };
     if pass.is_empty() {
         bail!("the passphrase is empty");

@@ -76,7 +76,5 @@ pub fn load(explicit: Option<&Path>, name: &str) -> Result<Profile> {
     let text = std::fs::read_to_string(&path).with_context(|| format!("configuration file {}", path.display()))?;
     let mut file: ConfigFile =
         toml::from_str(&text).map_err(|e| anyhow::anyhow!("configuration file {}: {}", path.display(), e.message()))?;
-    file.profile
-        .remove(name)
-        .with_context(|| format!("configuration file {} has no [profile.{name}]", path.display()))
+    file.profile.remove(name).with_context(|| format!("configuration file {} has no [profile.{name}]", path.display()))
 }

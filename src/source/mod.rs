@@ -18,12 +18,22 @@ pub enum SourceItem {
     /// A file begins; its `Chunk`s follow, then `FileEnd` or `FileFailed`.
     FileStart(Entry),
     Chunk(Vec<u8>),
-    FileEnd { sha256: [u8; 32], size: u64, changed: bool },
+    FileEnd {
+        sha256: [u8; 32],
+        size: u64,
+        changed: bool,
+    },
     /// The file begun last could not be read to its end; drop it.
     FileFailed,
     /// Something could not be read; listed in the summary (exit code 3).
     Unreadable(String),
     /// A database dump begins; its `Chunk`s follow, then `DumpEnd`.
     DumpStart(DumpSource),
-    DumpEnd { sha256: [u8; 32], size: u64, server_version: String, toc: Vec<crate::postgres::TocEntry>, duration_secs: f64 },
+    DumpEnd {
+        sha256: [u8; 32],
+        size: u64,
+        server_version: String,
+        toc: Vec<crate::postgres::TocEntry>,
+        duration_secs: f64,
+    },
 }

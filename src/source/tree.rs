@@ -136,7 +136,9 @@ pub fn walk(root: &Path, opts: &TreeOptions<'_>, emit: &mut dyn FnMut(SourceItem
 /// Unreadable parts are skipped silently: `walk` reports them.
 pub fn scan(root: &Path, excludes: &Patterns, one_file_system: bool) -> (u64, u64) {
     let Ok(stored) = stored_root(root) else { return (0, 0) };
-    let Ok(meta) = fs::symlink_metadata(root) else { return (0, 0) };
+    let Ok(meta) = fs::symlink_metadata(root) else {
+        return (0, 0);
+    };
     let dev = meta.dev();
     let (mut files, mut bytes) = (0, 0);
     let mut stack = vec![(root.to_path_buf(), stored, meta)];

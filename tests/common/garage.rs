@@ -58,7 +58,8 @@ impl Garage {
     }
 
     pub fn restart(&self) {
-        let out = Command::new(script()).arg("restart").arg(self.dir.path()).env("GARAGE", garage_binary()).output().unwrap();
+        let out =
+            Command::new(script()).arg("restart").arg(self.dir.path()).env("GARAGE", garage_binary()).output().unwrap();
         assert!(out.status.success(), "garage restart: {}", String::from_utf8_lossy(&out.stderr));
     }
 }

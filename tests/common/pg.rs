@@ -13,9 +13,13 @@ pub fn bin_dir() -> PathBuf {
         return PathBuf::from(d);
     }
     let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-        .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path().join("bin")).filter(|p| p.join("initdb").exists()).collect())
+        .map(|rd| {
+            rd.filter_map(|e| e.ok()).map(|e| e.path().join("bin")).filter(|p| p.join("initdb").exists()).collect()
+        })
         .unwrap_or_default();
-    versions.sort_by_key(|p| p.parent().and_then(|v| v.file_name()).and_then(|v| v.to_str()).and_then(|v| v.parse::<u32>().ok()));
+    versions.sort_by_key(|p| {
+        p.parent().and_then(|v| v.file_name()).and_then(|v| v.to_str()).and_then(|v| v.parse::<u32>().ok())
+    });
     versions.pop().unwrap_or_else(|| {
         let out = Command::new("sh").args(["-c", "command -v initdb"]).output().expect("sh");
         let p = String::from_utf8_lossy(&out.stdout).trim().to_string();
@@ -45,7 +49,12 @@ fn free_port() -> u16 {
 
 fn check(mut c: Command, what: &str) -> String {
     let out = c.output().unwrap_or_else(|e| panic!("{what}: {e}"));
-    assert!(out.status.success(), "{what} failed: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{what} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -67,7 +76,15 @@ impl Cluster {
         }
         let data = dir.path().join("data");
         let mut c = as_postgres(&bin.join("initdb"));
-        c.arg("-D").arg(&data).args(["-U", "postgres", "-E", "UTF8", "--no-locale", "--auth-local=trust", "--auth-host=scram-sha-256"]);
+        c.arg("-D").arg(&data).args([
+            "-U",
+            "postgres",
+            "-E",
+            "UTF8",
+            "--no-locale",
+            "--auth-local=trust",
+            "--auth-host=scram-sha-256",
+        ]);
         c.arg(format!("--pwfile={}", pwfile.display()));
         check(c, "initdb");
         // Retry on a port another process grabbed meanwhile.
@@ -126,7 +143,19 @@ impl Cluster {
         self.psql_file(db, &fixture);
         if scale > 0 {
             let mut c = self.tool("pgbench");
-            c.args(["-i", "-q", "-s", &scale.to_string(), "-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", "postgres", db]);
+            c.args([
+                "-i",
+                "-q",
+                "-s",
+                &scale.to_string(),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "postgres",
+                db,
+            ]);
             check(c, "pgbench -i");
         }
     }
