@@ -1,7 +1,7 @@
 # coffer: the two commands of the quick start are `make demo` and `make test`.
 CARGO ?= cargo
 
-.PHONY: all build demo demo-s3 test clean
+.PHONY: all build demo demo-s3 test bench clean
 
 all: build
 
@@ -23,6 +23,15 @@ test:
 	./scripts/ensure-postgres.sh
 	./scripts/ensure-garage.sh
 	PATH="$$HOME/.cargo/bin:$$PATH" $(CARGO) test --locked -- --test-threads=$${TEST_THREADS:-4}
+
+# coffer beside restic, borg and rustic on the same data (see docs/BENCHMARKS.md).
+# Installs the peers when missing; data, repositories and results.md go to
+# ./bench-work (BENCH_ARGS="--dir DIR --scale N --tools ... --cases ...").
+bench:
+	./scripts/ensure-postgres.sh
+	./scripts/ensure-peers.sh
+	$(CARGO) build --release --locked --bin coffer --example primitives
+	PATH="$$HOME/.cargo/bin:$$PATH" python3 scripts/bench.py $(BENCH_ARGS)
 
 clean:
 	rm -rf demo

@@ -3,7 +3,6 @@
 //! everything before it succeeded, so a snapshot exists only when complete.
 
 use crate::backend::DryRun;
-use crate::crypto::Keys;
 use crate::encoding::{Id, RawPath};
 use crate::error::{Error, Result};
 use crate::filter::Patterns;
@@ -11,7 +10,7 @@ use crate::format::{Index, PackEntry, PackWriter};
 use crate::manifest::{
     DumpKind, DumpSource, Entry, EntryKind, Manifest, Source, Summary, TreeSource, MANIFEST_VERSION,
 };
-use crate::pipeline;
+use crate::pipeline::{self, BufferPool};
 use crate::postgres::PgConnection;
 use crate::repository::Repository;
 use crate::source::{postgres, tree, SourceItem};
@@ -162,15 +161,22 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &dyn Progress) 
     let chunker = repo.config().chunker;
     let level = opts.compression_level;
 
-    let (pack_tx, pack_rx) = bounded::<(Id, Vec<u8>)>(2);
+    // Enough for every item the window lets in flight, each holding a chunk
+    // and then its sealed form, plus one for each worker between the two.
+    let window = opts.workers * 4;
+    let buffers = BufferPool::new(window + opts.workers * 2);
+    // One pack fills while the one before it is stored; their buffers go
+    // round between the collector and the uploader.
+    let (pack_tx, pack_rx) = bounded::<PackWriter>(1);
+    let (recycle_tx, recycle_rx) = bounded::<Vec<u8>>(2);
     let mut collector = Collector {
-        keys: repo.keys(),
         index: &index,
         new_ids: &new_ids,
-        pack: PackWriter::with_capacity(pack_size + chunker.max_size as usize),
+        buffers: &buffers,
+        pack: PackWriter::with_buffer(Vec::with_capacity(pack_size + chunker.max_size as usize)),
         pack_size,
         pack_tx: Some(pack_tx),
-        new_packs: Vec::new(),
+        recycled: recycle_rx,
         sources: Vec::new(),
         file: None,
         dump: None,
@@ -180,17 +186,24 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &dyn Progress) 
     };
 
     let run_result = std::thread::scope(|s| {
-        let uploader = s.spawn(move || -> Result<()> {
-            for (id, bytes) in pack_rx {
-                target.put_pack(&id, &bytes)?;
+        // Sealing a pack's header and hashing it for its name happen here,
+        // off the collector's thread, which is on the pipeline's path.
+        let uploader = s.spawn(move || -> Result<(Vec<PackEntry>, u64)> {
+            let (mut packs, mut stored) = (Vec::new(), 0u64);
+            for pack in pack_rx {
+                let (bytes, entry) = pack.finish(target.keys());
+                target.put_pack(&entry.id, &bytes)?;
+                stored += bytes.len() as u64;
+                packs.push(entry);
+                let _ = recycle_tx.try_send(bytes);
             }
-            Ok(())
+            Ok((packs, stored))
         });
         let parent_ref = (!parent_files.is_empty()).then_some(&parent_files);
         let on_bytes = |n: u64| progress.bytes_read(n);
         let result = pipeline::run(
             opts.workers,
-            opts.workers * 4,
+            window,
             |emitter| {
                 let tree_opts = tree::TreeOptions {
                     excludes: &excludes,
@@ -199,6 +212,7 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &dyn Progress) 
                     parent: parent_ref,
                     chunk_known: &|id: &Id| index.contains(id),
                     on_bytes: &on_bytes,
+                    buffers: &buffers,
                 };
                 for p in &opts.paths {
                     tree::walk(p, &tree_opts, &mut |item| {
@@ -209,7 +223,7 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &dyn Progress) 
                     })?;
                 }
                 for (conn, kind) in &dumps {
-                    postgres::dump(conn, *kind, chunker, &on_bytes, &mut |item| emitter.emit(item))?;
+                    postgres::dump(conn, *kind, chunker, &on_bytes, &buffers, &mut |item| emitter.emit(item))?;
                 }
                 Ok(())
             },
@@ -218,8 +232,14 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &dyn Progress) 
                     let id = Id(repo.keys().chunk_id(&data));
                     // Known chunks skip compression and encryption: the
                     // nightly re-backup of unchanged data is nearly free.
-                    let sealed = (!known(&id)).then(|| repo.seal_chunk(&id, &data, level));
-                    Ok(Done::Chunk { id, size: data.len() as u32, sealed })
+                    let sealed = (!known(&id)).then(|| {
+                        let mut out = buffers.take();
+                        repo.seal_chunk(&id, &data, level, &mut out);
+                        out
+                    });
+                    let size = data.len() as u32;
+                    buffers.give(data);
+                    Ok(Done::Chunk { id, size, sealed })
                 }
                 other => Ok(Done::Pass(other)),
             },
@@ -230,11 +250,12 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &dyn Progress) 
         // is the root cause of a failed send above.
         collector.pack_tx = None;
         let upload = uploader.join().unwrap_or_else(|_| Err(Error::Backend("pack upload thread panicked".into())));
-        upload.and(result)
+        upload.and_then(|packs| result.map(|()| packs))
     });
-    run_result?;
+    let (new_packs, stored_bytes) = run_result?;
 
-    let Collector { new_packs, sources, mut stats, unreadable, changed, .. } = collector;
+    let Collector { sources, mut stats, unreadable, changed, .. } = collector;
+    stats.stored_bytes = stored_bytes;
     if !new_packs.is_empty() {
         target.save_index(new_packs)?;
     }
@@ -299,13 +320,14 @@ fn find_parent(repo: &Repository, host: &str, roots: &[RawPath]) -> Result<(Opti
 
 /// The in-order end of the pipeline: assembles entries and packs.
 struct Collector<'a> {
-    keys: &'a Keys,
     index: &'a Index,
     new_ids: &'a RwLock<HashSet<Id>>,
+    buffers: &'a BufferPool,
     pack: PackWriter,
     pack_size: usize,
-    pack_tx: Option<crossbeam_channel::Sender<(Id, Vec<u8>)>>,
-    new_packs: Vec<PackEntry>,
+    pack_tx: Option<crossbeam_channel::Sender<PackWriter>>,
+    /// Buffers of stored packs, back from the uploader.
+    recycled: crossbeam_channel::Receiver<Vec<u8>>,
     sources: Vec<Source>,
     /// The file or dump whose chunks are arriving.
     file: Option<Entry>,
@@ -332,9 +354,10 @@ impl Collector<'_> {
                         self.pack.add(id, &sealed, size);
                         self.stats.new_chunks += 1;
                         self.stats.new_bytes += size as u64;
-                        if self.pack.len() >= self.pack_size {
-                            self.flush_pack()?;
-                        }
+                    }
+                    self.buffers.give(sealed);
+                    if self.pack.len() >= self.pack_size {
+                        self.flush_pack()?;
                     }
                 }
             }
@@ -378,7 +401,9 @@ impl Collector<'_> {
             // The entry is dropped; chunks it already stored are harmless.
             Done::Pass(SourceItem::FileFailed) => self.file = None,
             Done::Pass(SourceItem::Unreadable(msg)) => self.unreadable.push(msg),
-            Done::Pass(SourceItem::Chunk(_)) => unreachable!("workers turn chunks into Done::Chunk"),
+            Done::Pass(SourceItem::Chunk(_)) => {
+                unreachable!("workers turn chunks into Done::Chunk")
+            }
         }
         Ok(())
     }
@@ -397,13 +422,9 @@ impl Collector<'_> {
         if self.pack.is_empty() {
             return Ok(());
         }
-        let capacity = self.pack_size + 8 * 1024 * 1024;
-        let pack = std::mem::replace(&mut self.pack, PackWriter::with_capacity(capacity));
-        let (bytes, entry) = pack.finish(self.keys);
-        self.stats.stored_bytes += bytes.len() as u64;
-        let id = entry.id;
-        self.new_packs.push(entry);
+        let buf = self.recycled.try_recv().unwrap_or_else(|_| Vec::with_capacity(self.pack.capacity()));
+        let pack = std::mem::replace(&mut self.pack, PackWriter::with_buffer(buf));
         let tx = self.pack_tx.as_ref().ok_or_else(|| Error::Backend("pack uploader is closed".into()))?;
-        tx.send((id, bytes)).map_err(|_| Error::Backend("pack upload stopped".into()))
+        tx.send(pack).map_err(|_| Error::Backend("pack upload stopped".into()))
     }
 }

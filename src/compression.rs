@@ -1,8 +1,6 @@
 //! The payload codec inside every encrypted object: one flag byte (0 = stored,
 //! 1 = zstd) and the payload. The flag is encrypted and authenticated with it.
 
-use std::io::Read;
-
 const STORED: u8 = 0;
 const ZSTD: u8 = 1;
 
@@ -21,56 +19,88 @@ pub enum CodecError {
 /// Compresses with zstd at `level`, keeping the stored form when compression
 /// does not shrink the data (already compressed or random input).
 pub fn encode(data: &[u8], level: i32) -> Vec<u8> {
+    let mut out = Vec::new();
+    encode_into(data, level, &mut out);
+    out
+}
+
+/// `encode`, appending to `out`: the backup pipeline reuses its buffers, so
+/// no chunk costs an allocation (and the page faults of a fresh one).
+pub fn encode_into(data: &[u8], level: i32, out: &mut Vec<u8>) {
     thread_local! {
         // One zstd context per worker thread, reused across chunks: creating
         // one per chunk allocates (and page-faults) several MiB each time.
         static COMPRESSOR: std::cell::RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> =
             const { std::cell::RefCell::new(None) };
     }
+    let start = out.len();
+    // Room for the flag and the data stored as is, so neither form reallocates.
+    out.reserve(data.len() + 1);
+    out.push(ZSTD);
     let compressed = COMPRESSOR.with(|cell| {
         let mut slot = cell.borrow_mut();
         if slot.as_ref().map(|(l, _)| *l) != Some(level) {
             *slot = zstd::bulk::Compressor::new(level).ok().map(|c| (level, c));
         }
         let (_, compressor) = slot.as_mut()?;
-        // Room for the flag byte first, then at most the input's size: a
-        // result that does not fit is not worth keeping compressed.
-        let mut out = Vec::with_capacity(data.len() + 1);
-        out.push(ZSTD);
-        let mut body = vec![0u8; data.len().saturating_sub(1)];
-        match compressor.compress_to_buffer(data, &mut body) {
-            Ok(n) if n < data.len() => {
-                out.extend_from_slice(&body[..n]);
-                Some(out)
-            }
+        // Straight into `out` after the flag; a result as large as the input
+        // is not worth keeping compressed.
+        let mut cursor = std::io::Cursor::new(&mut *out);
+        cursor.set_position(start as u64 + 1);
+        match compressor.compress_to_buffer(data, &mut cursor) {
+            Ok(n) if n < data.len() => Some(()),
             _ => None,
         }
     });
-    if let Some(out) = compressed {
-        return out;
+    if compressed.is_none() {
+        out.truncate(start);
+        out.push(STORED);
+        out.extend_from_slice(data);
     }
-    let mut out = Vec::with_capacity(data.len() + 1);
-    out.push(STORED);
-    out.extend_from_slice(data);
-    out
 }
 
 /// Decodes a payload, refusing to produce more than `limit` bytes (a hostile
 /// object must not be able to decompress into all of memory).
 pub fn decode(payload: &[u8], limit: usize) -> Result<Vec<u8>, CodecError> {
+    let mut out = Vec::new();
+    decode_into(payload, limit, &mut out)?;
+    Ok(out)
+}
+
+/// `decode` into `out` (replacing what it held), reusing one zstd context
+/// per thread: restore reuses its buffers as backup does.
+pub fn decode_into(payload: &[u8], limit: usize, out: &mut Vec<u8>) -> Result<(), CodecError> {
+    thread_local! {
+        static DECOMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    out.clear();
     let (&flag, body) = payload.split_first().ok_or(CodecError::Empty)?;
     match flag {
-        STORED if body.len() <= limit => Ok(body.to_vec()),
-        STORED => Err(CodecError::TooLarge(limit)),
-        ZSTD => {
-            let decoder = zstd::stream::read::Decoder::new(body).map_err(CodecError::Zstd)?;
-            let mut out = Vec::new();
-            decoder.take(limit as u64 + 1).read_to_end(&mut out).map_err(CodecError::Zstd)?;
-            if out.len() > limit {
-                return Err(CodecError::TooLarge(limit));
-            }
-            Ok(out)
+        STORED if body.len() <= limit => {
+            out.extend_from_slice(body);
+            Ok(())
         }
+        STORED => Err(CodecError::TooLarge(limit)),
+        ZSTD => DECOMPRESSOR.with(|cell| {
+            let mut slot = cell.borrow_mut();
+            if slot.is_none() {
+                *slot = Some(zstd::bulk::Decompressor::new().map_err(CodecError::Zstd)?);
+            }
+            let decompressor = slot.as_mut().ok_or(CodecError::Empty)?;
+            // The output buffer bounds the result: a frame that would grow
+            // past `limit` fails ("destination buffer is too small").
+            out.reserve_exact(limit);
+            let mut bounded = std::io::Cursor::new(&mut *out);
+            match decompressor.decompress_to_buffer(body, &mut bounded) {
+                Ok(n) if n <= limit => Ok(()),
+                Ok(_) => Err(CodecError::TooLarge(limit)),
+                Err(e) => match zstd::zstd_safe::get_frame_content_size(body) {
+                    Ok(Some(size)) if size > limit as u64 => Err(CodecError::TooLarge(limit)),
+                    _ => Err(CodecError::Zstd(e)),
+                },
+            }
+        }),
         other => Err(CodecError::UnknownFlag(other)),
     }
 }

@@ -189,39 +189,64 @@ impl Keys {
         seal(self.cipher(role), role, id, plaintext)
     }
 
+    /// Seals in place, without a copy: `buf[at..]` is `NONCE_LEN` bytes of
+    /// room (their value is ignored) and then the plaintext; it becomes the
+    /// sealed object (`seal`'s layout).
+    pub fn seal_in_place(&self, role: Role, id: &[u8], buf: &mut Vec<u8>, at: usize) {
+        seal_in_place(self.cipher(role), role, id, buf, at)
+    }
+
     pub fn open(&self, role: Role, id: &[u8], sealed: &[u8]) -> Result<Vec<u8>, CryptoError> {
         open(self.cipher(role), role, id, sealed)
+    }
+
+    /// Opens without a copy; returns the plaintext, a slice of `sealed`.
+    pub fn open_in_place<'b>(&self, role: Role, id: &[u8], sealed: &'b mut [u8]) -> Result<&'b [u8], CryptoError> {
+        open_in_place(self.cipher(role), role, id, sealed)
     }
 }
 
 /// nonce || ciphertext || tag. SECURITY: a fresh random 96-bit nonce per
 /// object; with < 2^32 objects per key the collision chance stays negligible.
 fn seal(cipher: &Aes256Gcm, role: Role, id: &[u8], plaintext: &[u8]) -> Vec<u8> {
+    // Encrypted in place, so no second cleartext copy (of a key) is left.
+    let mut buf = Vec::with_capacity(plaintext.len() + SEAL_OVERHEAD);
+    buf.extend_from_slice(&[0; NONCE_LEN]);
+    buf.extend_from_slice(plaintext);
+    seal_in_place(cipher, role, id, &mut buf, 0);
+    buf
+}
+
+fn seal_in_place(cipher: &Aes256Gcm, role: Role, id: &[u8], buf: &mut Vec<u8>, at: usize) {
     let mut nonce = [0u8; NONCE_LEN];
     OsRng.fill_bytes(&mut nonce);
-    let mut out = Vec::with_capacity(plaintext.len() + SEAL_OVERHEAD);
-    out.extend_from_slice(&nonce);
-    out.extend_from_slice(plaintext);
+    buf[at..at + NONCE_LEN].copy_from_slice(&nonce);
     let aad = associated_data(role, id);
     let tag = cipher
-        .encrypt_in_place_detached(Nonce::from_slice(&nonce), &aad, &mut out[NONCE_LEN..])
+        .encrypt_in_place_detached(Nonce::from_slice(&nonce), &aad, &mut buf[at + NONCE_LEN..])
         .expect("aes-gcm encrypts any buffer below 64 GiB");
-    out.extend_from_slice(&tag);
-    out
+    buf.extend_from_slice(&tag);
 }
 
 fn open(cipher: &Aes256Gcm, role: Role, id: &[u8], sealed: &[u8]) -> Result<Vec<u8>, CryptoError> {
+    let mut buf = sealed.to_vec();
+    let len = open_in_place(cipher, role, id, &mut buf)?.len();
+    buf.copy_within(NONCE_LEN..NONCE_LEN + len, 0);
+    buf.truncate(len);
+    Ok(buf)
+}
+
+fn open_in_place<'b>(cipher: &Aes256Gcm, role: Role, id: &[u8], sealed: &'b mut [u8]) -> Result<&'b [u8], CryptoError> {
     if sealed.len() < SEAL_OVERHEAD {
         return Err(CryptoError::TooShort(sealed.len()));
     }
-    let (nonce, rest) = sealed.split_at(NONCE_LEN);
-    let (body, tag) = rest.split_at(rest.len() - TAG_LEN);
-    let mut buf = body.to_vec();
+    let (nonce, rest) = sealed.split_at_mut(NONCE_LEN);
+    let (body, tag) = rest.split_at_mut(rest.len() - TAG_LEN);
     let aad = associated_data(role, id);
     cipher
-        .decrypt_in_place_detached(Nonce::from_slice(nonce), &aad, &mut buf, Tag::from_slice(tag))
+        .decrypt_in_place_detached(Nonce::from_slice(nonce), &aad, body, Tag::from_slice(tag))
         .map_err(|_| CryptoError::Authentication)?;
-    Ok(buf)
+    Ok(body)
 }
 
 /// Random bytes for ids and salts.

@@ -91,11 +91,21 @@ const HEADER_RECORD: usize = 40;
 
 impl PackWriter {
     pub fn with_capacity(bytes: usize) -> Self {
-        PackWriter { buf: Vec::with_capacity(bytes), chunks: Vec::new() }
+        Self::with_buffer(Vec::with_capacity(bytes))
+    }
+
+    /// Writes into `buf` (cleared): the backup reuses stored packs' buffers.
+    pub fn with_buffer(mut buf: Vec<u8>) -> Self {
+        buf.clear();
+        PackWriter { buf, chunks: Vec::new() }
     }
 
     pub fn len(&self) -> usize {
         self.buf.len()
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.buf.capacity()
     }
 
     pub fn is_empty(&self) -> bool {

@@ -143,6 +143,43 @@ where
     }
 }
 
+/// Byte buffers handed back and forth between the stages, so that chunks do
+/// not each cost an allocation: with glibc's mmap threshold pinned low (see
+/// main.rs), every chunk-sized allocation would be a fresh mapping, and
+/// faulting its pages in cost more than the memcpy itself. Holds at most
+/// `keep` buffers, so memory stays bounded by the pipeline's window.
+pub struct BufferPool {
+    free: Mutex<Vec<Vec<u8>>>,
+    keep: usize,
+}
+
+impl BufferPool {
+    pub fn new(keep: usize) -> Self {
+        BufferPool { free: Mutex::new(Vec::with_capacity(keep)), keep }
+    }
+
+    /// An empty buffer, recycled when one is free.
+    pub fn take(&self) -> Vec<u8> {
+        let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
+        free.pop().unwrap_or_default()
+    }
+
+    /// A recycled buffer holding a copy of `data`.
+    pub fn copy_of(&self, data: &[u8]) -> Vec<u8> {
+        let mut buf = self.take();
+        buf.extend_from_slice(data);
+        buf
+    }
+
+    pub fn give(&self, mut buf: Vec<u8>) {
+        buf.clear();
+        let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
+        if free.len() < self.keep {
+            free.push(buf);
+        }
+    }
+}
+
 /// Worker threads for CPU-bound stages: one per core.
 pub fn default_workers() -> usize {
     std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
@@ -235,6 +272,21 @@ mod tests {
             |_| Ok(()),
         );
         assert_eq!(r.unwrap_err().to_string(), "slow failure");
+    }
+
+    #[test]
+    fn the_pool_recycles_and_keeps_at_most_its_bound() {
+        let pool = BufferPool::new(2);
+        let a = pool.copy_of(b"hello");
+        let ptr = a.as_ptr();
+        pool.give(a);
+        let b = pool.take();
+        assert!(b.is_empty());
+        assert_eq!(b.as_ptr(), ptr, "the same allocation comes back");
+        pool.give(b);
+        pool.give(vec![1]);
+        pool.give(vec![2]);
+        assert_eq!(pool.free.lock().unwrap().len(), 2);
     }
 
     #[test]

@@ -12,6 +12,7 @@ use crate::encoding::Id;
 use crate::error::{Error, Result};
 use crate::format::{self, Config, Index, IndexFile, KeyFile, PackEntry, FORMAT_VERSION};
 use crate::manifest::{Manifest, MANIFEST_VERSION};
+use crate::pipeline::BufferPool;
 use std::sync::Arc;
 
 /// Metadata objects (indexes, manifests) may not decompress past this.
@@ -162,41 +163,67 @@ impl Repository {
 
     // ---- chunks ----
 
-    /// Compresses and seals one chunk for a pack.
-    pub fn seal_chunk(&self, id: &Id, data: &[u8], level: i32) -> Vec<u8> {
-        let payload = compression::encode(data, level);
-        self.keys.seal(Role::Chunk, &id.0, &payload)
+    /// Compresses and seals one chunk for a pack, into `out` (replacing what
+    /// it held: the backup pipeline reuses its buffers).
+    pub fn seal_chunk(&self, id: &Id, data: &[u8], level: i32, out: &mut Vec<u8>) {
+        out.clear();
+        out.extend_from_slice(&[0; crate::crypto::NONCE_LEN]);
+        compression::encode_into(data, level, out);
+        self.keys.seal_in_place(Role::Chunk, &id.0, out, 0);
     }
 
     /// Opens a sealed chunk and checks that its content has the id it was
     /// asked for by; `pack` names the object in errors.
     pub fn open_chunk(&self, id: &Id, sealed: &[u8], pack: &Id) -> Result<Vec<u8>> {
-        let object = format!("pack {pack}");
+        let mut data = Vec::new();
+        self.open_chunk_into(id, &mut sealed.to_vec(), pack, &mut data)?;
+        Ok(data)
+    }
+
+    /// `open_chunk` without copies: decrypts `sealed` in place and
+    /// decompresses into `out`.
+    pub fn open_chunk_into(&self, id: &Id, sealed: &mut [u8], pack: &Id, out: &mut Vec<u8>) -> Result<()> {
+        let object = || format!("pack {pack}");
         let payload = self
             .keys
-            .open(Role::Chunk, &id.0, sealed)
-            .map_err(|e| Error::corrupt(&object, format!("chunk {}: {e}", id.short())))?;
-        let data = compression::decode(&payload, self.config.chunker.max_size as usize)
-            .map_err(|e| Error::corrupt(&object, format!("chunk {}: {e}", id.short())))?;
-        if self.keys.chunk_id(&data) != id.0 {
-            return Err(Error::corrupt(object, format!("chunk {} does not match its id", id.short())));
+            .open_in_place(Role::Chunk, &id.0, sealed)
+            .map_err(|e| Error::corrupt(object(), format!("chunk {}: {e}", id.short())))?;
+        compression::decode_into(payload, self.config.chunker.max_size as usize, out)
+            .map_err(|e| Error::corrupt(object(), format!("chunk {}: {e}", id.short())))?;
+        if self.keys.chunk_id(out) != id.0 {
+            return Err(Error::corrupt(object(), format!("chunk {} does not match its id", id.short())));
         }
-        Ok(data)
+        Ok(())
     }
 
     /// Fetches one chunk through the index.
     pub fn read_chunk(&self, index: &Index, id: &Id) -> Result<Vec<u8>> {
+        let mut data = Vec::new();
+        self.read_chunk_into(index, id, &mut Vec::new(), &mut data)?;
+        Ok(data)
+    }
+
+    /// `read_chunk` in buffers from `pool` (the restore pipelines'): the
+    /// result is one, for the caller to give back.
+    pub fn read_chunk_pooled(&self, index: &Index, id: &Id, pool: &BufferPool) -> Result<Vec<u8>> {
+        let (mut sealed, mut data) = (pool.take(), pool.take());
+        let read = self.read_chunk_into(index, id, &mut sealed, &mut data);
+        pool.give(sealed);
+        read.map(|()| data)
+    }
+
+    /// `read_chunk` into `out`, with `scratch` for the sealed bytes.
+    pub fn read_chunk_into(&self, index: &Index, id: &Id, scratch: &mut Vec<u8>, out: &mut Vec<u8>) -> Result<()> {
         let (pack, loc) =
             index.get(id).ok_or_else(|| Error::corrupt("index", format!("chunk {} is in no pack", id.short())))?;
-        let sealed =
-            self.backend.get_range(Kind::Pack, &pack.to_hex(), loc.offset as u64, loc.length as u64).map_err(|e| {
-                match e {
-                    BackendError::NotFound { .. } => Error::corrupt(format!("pack {pack}"), "missing"),
-                    BackendError::Truncated { .. } => Error::corrupt(format!("pack {pack}"), "truncated"),
-                    other => backend_error(other),
-                }
+        self.backend
+            .get_range_into(Kind::Pack, &pack.to_hex(), loc.offset as u64, loc.length as u64, scratch)
+            .map_err(|e| match e {
+                BackendError::NotFound { .. } => Error::corrupt(format!("pack {pack}"), "missing"),
+                BackendError::Truncated { .. } => Error::corrupt(format!("pack {pack}"), "truncated"),
+                other => backend_error(other),
             })?;
-        self.open_chunk(id, &sealed, &pack)
+        self.open_chunk_into(id, scratch, &pack, out)
     }
 
     pub fn put_pack(&self, id: &Id, bytes: &[u8]) -> Result<()> {

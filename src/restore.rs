@@ -11,7 +11,7 @@ use crate::encoding::Id;
 use crate::error::{Error, Result};
 use crate::filter::Selection;
 use crate::manifest::{Entry, EntryKind};
-use crate::pipeline;
+use crate::pipeline::{self, BufferPool};
 use crate::repository::Repository;
 use sha2::{Digest, Sha256};
 use std::ffi::OsStr;
@@ -97,10 +97,14 @@ pub fn restore(repo: &Repository, snapshot: &Id, opts: &RestoreOptions) -> Resul
     }
 
     let files: Vec<&Entry> = selected.iter().copied().filter(|e| e.kind == EntryKind::File).collect();
-    let mut writer = FileWriter { target, dry_run: opts.dry_run, owner, current: None, summary: &mut summary };
+    let window = opts.workers * 4;
+    // Each item in flight holds one chunk; each worker also a sealed one.
+    let buffers = BufferPool::new(window + opts.workers * 2);
+    let mut writer =
+        FileWriter { target, dry_run: opts.dry_run, owner, current: None, summary: &mut summary, buffers: &buffers };
     pipeline::run(
         opts.workers,
-        opts.workers * 4,
+        window,
         |emitter| {
             for e in &files {
                 emitter.emit(Job::Start(e))?;
@@ -114,7 +118,7 @@ pub fn restore(repo: &Repository, snapshot: &Id, opts: &RestoreOptions) -> Resul
         |job| {
             Ok(match job {
                 Job::Start(e) => Fetched::Start(e),
-                Job::Chunk(id) => Fetched::Data(repo.read_chunk(&index, &id)?),
+                Job::Chunk(id) => Fetched::Data(repo.read_chunk_pooled(&index, &id, &buffers)?),
                 Job::End => Fetched::End,
             })
         },
@@ -225,6 +229,7 @@ struct FileWriter<'s, 'a> {
     owner: bool,
     current: Option<Current<'a>>,
     summary: &'s mut RestoreSummary,
+    buffers: &'s BufferPool,
 }
 
 impl<'a> FileWriter<'_, 'a> {
@@ -260,6 +265,7 @@ impl<'a> FileWriter<'_, 'a> {
                 if let Some(f) = cur.file.as_mut() {
                     f.write_all(&data).map_err(|e| Error::io(&cur.path, e))?;
                 }
+                self.buffers.give(data);
             }
             Fetched::End => {
                 let cur = self.current.take().expect("end follows a start");

@@ -12,7 +12,7 @@ use crate::encoding::Id;
 use crate::error::{Error, Result};
 use crate::format::Index;
 use crate::manifest::{DumpKind, DumpSource, Manifest};
-use crate::pipeline;
+use crate::pipeline::{self, BufferPool};
 use crate::postgres::{quote_ident, quote_literal, tail, PgConnection, StderrCollector, TocEntry, TocLister};
 use crate::repository::Repository;
 use sha2::{Digest, Sha256};
@@ -110,21 +110,25 @@ pub fn stream_dump(
     let mut hasher = Sha256::new();
     let mut size = 0u64;
     let mut chunks = 0u64;
+    let window = workers * 4;
+    let buffers = BufferPool::new(window + workers * 2);
     pipeline::run(
         workers,
-        workers * 4,
+        window,
         |emitter| {
             for c in &dump.chunks {
                 emitter.emit(*c)?;
             }
             Ok(())
         },
-        |id| repo.read_chunk(index, &id),
+        |id| repo.read_chunk_pooled(index, &id, &buffers),
         |data| {
             hasher.update(&data);
             size += data.len() as u64;
             chunks += 1;
-            sink(&data)
+            let written = sink(&data);
+            buffers.give(data);
+            written
         },
     )?;
     if hex::encode(hasher.finalize()) != dump.sha256 || size != dump.size {

@@ -41,6 +41,9 @@ impl Backend for DryRun {
     fn get_range(&self, kind: Kind, name: &str, offset: u64, length: u64) -> BackendResult<Vec<u8>> {
         self.inner.get_range(kind, name, offset, length)
     }
+    fn get_range_into(&self, kind: Kind, name: &str, offset: u64, length: u64, buf: &mut Vec<u8>) -> BackendResult<()> {
+        self.inner.get_range_into(kind, name, offset, length, buf)
+    }
     fn open(&self, kind: Kind, name: &str) -> BackendResult<Box<dyn Read + Send>> {
         self.inner.open(kind, name)
     }

@@ -66,6 +66,12 @@ impl Backend for Local {
     }
 
     fn get_range(&self, kind: Kind, name: &str, offset: u64, length: u64) -> BackendResult<Vec<u8>> {
+        let mut buf = Vec::new();
+        self.get_range_into(kind, name, offset, length, &mut buf)?;
+        Ok(buf)
+    }
+
+    fn get_range_into(&self, kind: Kind, name: &str, offset: u64, length: u64, buf: &mut Vec<u8>) -> BackendResult<()> {
         let path = self.path(kind, name);
         let mut f = File::open(&path).map_err(|e| Self::io(&path, e))?;
         let size = f.metadata().map_err(|e| Self::io(&path, e))?.len();
@@ -74,9 +80,20 @@ impl Backend for Local {
             return Err(BackendError::Truncated { path: path.display().to_string(), offset, end, size });
         }
         f.seek(SeekFrom::Start(offset)).map_err(|e| Self::io(&path, e))?;
-        let mut buf = vec![0u8; length as usize];
-        f.read_exact(&mut buf).map_err(|e| Self::io(&path, e))?;
-        Ok(buf)
+        // read_to_end reads a File straight into the spare capacity: no
+        // zero-filling first.
+        buf.clear();
+        buf.reserve(length as usize);
+        let n = f.take(length).read_to_end(buf).map_err(|e| Self::io(&path, e))?;
+        if n as u64 != length {
+            return Err(BackendError::Truncated {
+                path: path.display().to_string(),
+                offset,
+                end,
+                size: offset + n as u64,
+            });
+        }
+        Ok(())
     }
 
     fn open(&self, kind: Kind, name: &str) -> BackendResult<Box<dyn Read + Send>> {

@@ -89,6 +89,12 @@ pub trait Backend: Send + Sync {
     fn put(&self, kind: Kind, name: &str, data: &[u8]) -> BackendResult<()>;
     fn get(&self, kind: Kind, name: &str) -> BackendResult<Vec<u8>>;
     fn get_range(&self, kind: Kind, name: &str, offset: u64, length: u64) -> BackendResult<Vec<u8>>;
+    /// `get_range` into `buf` (replacing what it held), for callers that
+    /// reuse their buffers.
+    fn get_range_into(&self, kind: Kind, name: &str, offset: u64, length: u64, buf: &mut Vec<u8>) -> BackendResult<()> {
+        *buf = self.get_range(kind, name, offset, length)?;
+        Ok(())
+    }
     /// A streaming read of a whole object.
     fn open(&self, kind: Kind, name: &str) -> BackendResult<Box<dyn Read + Send>>;
     fn list(&self, kind: Kind) -> BackendResult<Vec<ObjectInfo>>;

@@ -2,11 +2,12 @@
 //! symlinks, and streams each regular file through the chunker.
 
 use super::SourceItem;
-use crate::chunker::ChunkerParams;
+use crate::chunker::{Chunker, ChunkerParams};
 use crate::encoding::RawPath;
 use crate::error::{Error, Result};
 use crate::filter::Patterns;
 use crate::manifest::{Entry, EntryKind};
+use crate::pipeline::BufferPool;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::fs::{self, File, Metadata};
@@ -24,6 +25,8 @@ pub struct TreeOptions<'a> {
     /// Is this chunk still stored? (A parent's chunk list is reused only then.)
     pub chunk_known: &'a (dyn Fn(&crate::encoding::Id) -> bool + Sync),
     pub on_bytes: &'a (dyn Fn(u64) + Sync),
+    /// Where each chunk's buffer comes from.
+    pub buffers: &'a BufferPool,
 }
 
 /// The path a source is stored under: as given, lexically normalised, without
@@ -79,6 +82,7 @@ pub fn walk(root: &Path, opts: &TreeOptions<'_>, emit: &mut dyn FnMut(SourceItem
     let meta = fs::symlink_metadata(root).map_err(|e| Error::io(root, e))?;
     emit(SourceItem::Begin(stored.clone()))?;
     let root_dev = meta.dev();
+    let mut chunker = Chunker::new(opts.chunker);
     // An explicit stack keeps deep trees off the call stack.
     let mut stack: Vec<(PathBuf, RawPath, Metadata)> = vec![(root.to_path_buf(), stored, meta)];
     while let Some((fs_path, path, meta)) = stack.pop() {
@@ -121,7 +125,7 @@ pub fn walk(root: &Path, opts: &TreeOptions<'_>, emit: &mut dyn FnMut(SourceItem
                 Err(e) => emit(SourceItem::Unreadable(format!("{}: {e}", fs_path.display())))?,
             }
         } else if ft.is_file() {
-            read_file(&fs_path, path, &meta, opts, emit)?;
+            read_file(&fs_path, path, &meta, opts, &mut chunker, emit)?;
         } else {
             emit(SourceItem::Unreadable(format!(
                 "{}: special file (device, fifo or socket) skipped",
@@ -176,6 +180,7 @@ fn read_file(
     path: RawPath,
     meta: &Metadata,
     opts: &TreeOptions<'_>,
+    chunker: &mut Chunker,
     emit: &mut dyn FnMut(SourceItem) -> Result<()>,
 ) -> Result<()> {
     let mut entry = entry_from(path, EntryKind::File, meta);
@@ -209,11 +214,11 @@ fn read_file(
 
     let mut reader = HashingReader { inner: &file, hasher: Sha256::new(), bytes: 0 };
     let mut read_error = None;
-    let result = opts.chunker.split(
+    let result = chunker.split(
         &mut reader,
         |chunk| {
             (opts.on_bytes)(chunk.len() as u64);
-            emit(SourceItem::Chunk(chunk))
+            emit(SourceItem::Chunk(opts.buffers.copy_of(chunk)))
         },
         |e| {
             read_error = Some(format!("{}: {e}", fs_path.display()));
