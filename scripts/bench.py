@@ -1,0 +1,559 @@
+#!/usr/bin/env python3
+"""coffer beside restic, borg and rustic on the same data, in one run: `make bench`.
+
+Data sets (made once under --dir, reused by later runs):
+  db    a pgbench database (scale --scale, plus a 3-million-row orders table)
+        in a throwaway cluster, streamed by `pg_dump -Fc -Z0` into each tool
+        (coffer runs pg_dump itself; the peers read it on stdin);
+  tree  /usr/lib/x86_64-linux-gnu, two copies of /usr/include, a 256 MiB
+        random file and a 256 MiB log-like text file.
+Cases, each tool in turn for each case: first backup of db and tree; then one
+small change to both (a few rows, a few files) and the nightly re-backup of
+each; an unchanged re-backup of the tree; restores of both, checked against
+the source. Last, coffer alone on 1 GiB and 4 GiB inputs, for peak memory.
+
+Every repository is local and encrypted, with each tool's default settings
+(borg: repokey-blake2, its default lz4). Wall time, CPU time and peak RSS come
+from wait4() on the command (peak RSS: the largest process of its tree, which
+for a db backup may be pg_dump). Page cache is warm for every tool alike.
+Writes results.md and results.json into --dir.
+"""
+import argparse
+import hashlib
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+COFFER = os.path.join(ROOT, "target", "release", "coffer")
+PRIMITIVES = os.path.join(ROOT, "target", "release", "examples", "primitives")
+PASSPHRASE = "benchmark-only-passphrase"
+MiB = 1 << 20
+
+
+def log(msg):
+    print(f"bench: {msg}", file=sys.stderr, flush=True)
+
+
+def measured(cmd, env=None, cwd=None):
+    """Runs cmd (a list, or a bash pipeline string); returns wall, cpu, peak RSS bytes."""
+    if isinstance(cmd, str):
+        cmd = ["bash", "-o", "pipefail", "-c", cmd]
+    full_env = dict(os.environ, **(env or {}))
+    start = time.monotonic()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            if cwd:
+                os.chdir(cwd)
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, 1)
+            os.execvpe(cmd[0], cmd, full_env)
+        finally:
+            os._exit(127)
+    _, status, usage = os.wait4(pid, 0)
+    wall = time.monotonic() - start
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0:
+        raise SystemExit(f"bench: exit {code}: {' '.join(cmd)}")
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss * 1024
+
+
+def sh(cmd, **kw):
+    return subprocess.run(cmd, shell=isinstance(cmd, str), check=True, **kw)
+
+
+def du(path):
+    total = 0
+    for dirpath, _, files in os.walk(path):
+        for f in files:
+            try:
+                total += os.lstat(os.path.join(dirpath, f)).st_size
+            except FileNotFoundError:
+                pass
+    return total
+
+
+def tree_digest(root):
+    """Paths, sizes and contents of the regular files below root."""
+    h = hashlib.sha256()
+    for dirpath, dirs, files in os.walk(root):
+        dirs.sort()
+        for name in sorted(files):
+            p = os.path.join(dirpath, name)
+            if os.path.islink(p) or not os.path.isfile(p):
+                continue
+            h.update(os.path.relpath(p, root).encode() + b"\0")
+            with open(p, "rb") as f:
+                while block := f.read(4 * MiB):
+                    h.update(block)
+    return h.hexdigest()
+
+
+# ---- data sets ----
+
+class Postgres:
+    def __init__(self, work, scale):
+        self.dir = os.path.join(work, "pg")
+        self.port = sh([os.path.join(ROOT, "scripts", "pg-cluster.sh"), "start", self.dir],
+                       capture_output=True, text=True).stdout.strip()
+        self.scale = scale
+        self.url = f"postgres://postgres@127.0.0.1:{self.port}/bench"
+        self.args = ["-h", "127.0.0.1", "-p", self.port, "-U", "postgres"]
+
+    def psql(self, sql, db="bench"):
+        return sh(["psql", *self.args, "-d", db, "-v", "ON_ERROR_STOP=1", "-qAtc", sql],
+                  capture_output=True, text=True).stdout.strip()
+
+    def ensure_data(self):
+        if self.psql("select count(*) from pg_database where datname = 'bench'", db="postgres") == "1":
+            return
+        log(f"generating the database (pgbench -i -s {self.scale} and an orders table)")
+        self.psql("create database bench", db="postgres")
+        sh(["pgbench", *self.args, "-i", "-q", "-s", str(self.scale), "bench"], stderr=subprocess.DEVNULL)
+        self.psql("""create table orders as select i as id, (random()*100000)::int as customer,
+            now() - random() * interval '1000 days' as placed, round((random()*1000)::numeric, 2) as amount,
+            md5(i::text) as ref, case when random() < 0.5 then 'shipped' else 'pending' end as status
+            from generate_series(1, 3000000) i; alter table orders add primary key (id)""")
+
+    def small_change(self):
+        # A few thousand rows in two places: what a quiet day does.
+        self.psql("update pgbench_accounts set abalance = abalance + 1 where aid <= 2000")
+        self.psql("insert into orders select i, 1, now(), 9.99, md5(i::text), 'pending' from "
+                  "generate_series((select max(id) + 1 from orders), (select max(id) + 5000 from orders)) i")
+
+    def pg_dump(self):
+        return f"pg_dump -h 127.0.0.1 -p {self.port} -U postgres -Fc -Z0 bench"
+
+    def stop(self):
+        sh([os.path.join(ROOT, "scripts", "pg-cluster.sh"), "stop", self.dir])
+
+
+def write_text(path, size, seed):
+    """Log-like lines: compressible, but no two alike."""
+    import random
+    rnd = random.Random(seed)
+    words = ["GET", "POST", "/api/v1/orders", "/static/app.js", "200", "404", "user", "session", "cache-miss",
+             "db=primary", "took", "ms", "retry", "INFO", "WARN", "ERROR", "upstream", "timeout"]
+    with open(path, "wb") as f:
+        written, n = 0, 0
+        while written < size:
+            lines = []
+            for _ in range(2000):
+                n += 1
+                lines.append(f"2026-11-{n % 28 + 1:02d}T{n % 24:02d}:{n % 60:02d}:{rnd.randrange(60):02d}Z "
+                             f"{rnd.choice(words)} {rnd.choice(words)} id={rnd.getrandbits(48):x} "
+                             f"{rnd.choice(words)} {rnd.randrange(100000)} {rnd.choice(words)}\n")
+            block = "".join(lines).encode()
+            f.write(block)
+            written += len(block)
+
+
+def ensure_tree(work):
+    tree = os.path.join(work, "tree")
+    marker = os.path.join(work, "tree.complete")
+    if os.path.exists(marker):
+        # Undo the last run's small change, so every run starts alike.
+        with open(marker) as f:
+            log_size = int(f.read())
+        with open(os.path.join(tree, "big", "app.log"), "r+b") as f:
+            f.truncate(log_size)
+        if os.path.exists(os.path.join(tree, "big", "new.bin")):
+            os.remove(os.path.join(tree, "big", "new.bin"))
+        for i in (1, 2):
+            shutil.rmtree(os.path.join(tree, f"src{i}"))
+            shutil.copytree("/usr/include", os.path.join(tree, f"src{i}"), symlinks=True)
+        return tree
+    log("building the file tree")
+    shutil.rmtree(tree, ignore_errors=True)
+    os.makedirs(os.path.join(tree, "big"))
+    shutil.copytree("/usr/lib/x86_64-linux-gnu", os.path.join(tree, "lib"), symlinks=True)
+    for i in (1, 2):
+        shutil.copytree("/usr/include", os.path.join(tree, f"src{i}"), symlinks=True)
+    with open(os.path.join(tree, "big", "random.bin"), "wb") as f:
+        for _ in range(256):
+            f.write(os.urandom(MiB))
+    write_text(os.path.join(tree, "big", "app.log"), 256 * MiB, seed=1)
+    with open(marker, "w") as f:
+        f.write(str(os.path.getsize(os.path.join(tree, "big", "app.log"))))
+    return tree
+
+
+def change_tree(tree):
+    """A small nightly change: a grown log, a few edited files, a new one, a deleted one."""
+    with open(os.path.join(tree, "big", "app.log"), "ab") as f:
+        f.write(b"2026-11-24T00:00:00Z INFO nightly line\n" * 30000)
+    edited = 0
+    for dirpath, _, files in os.walk(os.path.join(tree, "src1")):
+        for name in sorted(files)[:1]:
+            with open(os.path.join(dirpath, name), "a") as f:
+                f.write("/* edited */\n")
+            edited += 1
+        if edited >= 20:
+            break
+    with open(os.path.join(tree, "big", "new.bin"), "wb") as f:
+        f.write(os.urandom(4 * MiB))
+    victim = os.path.join(tree, "src2", "stdio.h")
+    if os.path.exists(victim):
+        os.remove(victim)
+
+
+# ---- the tools ----
+
+class Tool:
+    name = ""
+
+    def __init__(self, work, pg):
+        self.work = work
+        self.repo = os.path.join(work, "repos", self.name)
+        self.pg = pg
+        self.env = {}
+
+    def fresh(self):
+        shutil.rmtree(self.repo, ignore_errors=True)
+        os.makedirs(os.path.dirname(self.repo), exist_ok=True)
+
+
+class Coffer(Tool):
+    name = "coffer"
+
+    def __init__(self, work, pg):
+        super().__init__(work, pg)
+        self.env = {"COFFER_REPOSITORY": self.repo, "COFFER_PASSWORD": PASSPHRASE}
+
+    def version(self):
+        return sh([COFFER, "--version"], capture_output=True, text=True).stdout.strip()
+
+    def init(self):
+        sh([COFFER, "init"], env=dict(os.environ, **self.env), stdout=subprocess.DEVNULL)
+
+    def backup_db(self, n):
+        return [COFFER, "backup", "-q", "--pg", self.pg.url, "--tag", f"db{n}"]
+
+    def backup_tree(self, tree, n):
+        return [COFFER, "backup", "-q", tree, "--tag", f"tree{n}"]
+
+    def snapshot(self, tag):
+        out = sh([COFFER, "snapshots", "--json", "--tag", tag], env=dict(os.environ, **self.env),
+                 capture_output=True, text=True).stdout
+        return json.loads(out)[-1]["id"]
+
+    def restore_db(self, out, n):
+        return [COFFER, "restore", "-q", self.snapshot(f"db{n}"), "--to-file", os.path.join(out, "bench.dump")]
+
+    def restore_tree(self, out, n):
+        return [COFFER, "restore", "-q", self.snapshot(f"tree{n}"), "--target", out]
+
+
+class Restic(Tool):
+    name = "restic"
+
+    def __init__(self, work, pg):
+        super().__init__(work, pg)
+        self.env = {"RESTIC_REPOSITORY": self.repo, "RESTIC_PASSWORD": PASSPHRASE,
+                    "RESTIC_CACHE_DIR": os.path.join(work, "cache", "restic")}
+
+    def version(self):
+        return sh(["restic", "version"], capture_output=True, text=True).stdout.strip()
+
+    def init(self):
+        sh(["restic", "init"], env=dict(os.environ, **self.env), stdout=subprocess.DEVNULL)
+
+    def backup_db(self, n):
+        return f"{self.pg.pg_dump()} | restic backup -q --stdin --stdin-filename bench.dump --tag db{n}"
+
+    def backup_tree(self, tree, n):
+        return ["restic", "backup", "-q", tree, "--tag", f"tree{n}"]
+
+    def restore_db(self, out, n):
+        return ["restic", "restore", "latest", "--tag", f"db{n}", "--target", out]
+
+    def restore_tree(self, out, n):
+        return ["restic", "restore", "latest", "--tag", f"tree{n}", "--target", out]
+
+
+class Borg(Tool):
+    name = "borg"
+
+    def __init__(self, work, pg):
+        super().__init__(work, pg)
+        self.env = {"BORG_REPO": self.repo, "BORG_PASSPHRASE": PASSPHRASE,
+                    "BORG_BASE_DIR": os.path.join(work, "cache", "borg")}
+
+    def version(self):
+        return sh(["borg", "--version"], capture_output=True, text=True).stdout.strip()
+
+    def init(self):
+        sh(["borg", "init", "-e", "repokey-blake2"], env=dict(os.environ, **self.env), stdout=subprocess.DEVNULL)
+
+    def backup_db(self, n):
+        return f"{self.pg.pg_dump()} | borg create --stdin-name bench.dump ::db{n} -"
+
+    def backup_tree(self, tree, n):
+        return ["borg", "create", f"::tree{n}", tree]
+
+    def restore_db(self, out, n):
+        return ["bash", "-c", f"cd {out} && borg extract ::db{n}"]
+
+    def restore_tree(self, out, n):
+        return ["bash", "-c", f"cd {out} && borg extract ::tree{n}"]
+
+
+class Rustic(Tool):
+    name = "rustic"
+
+    def __init__(self, work, pg):
+        super().__init__(work, pg)
+        self.env = {"RUSTIC_REPOSITORY": self.repo, "RUSTIC_PASSWORD": PASSPHRASE,
+                    "RUSTIC_CACHE_DIR": os.path.join(work, "cache", "rustic"), "RUSTIC_NO_PROGRESS": "true"}
+
+    def version(self):
+        return sh(["rustic", "--version"], capture_output=True, text=True).stdout.strip()
+
+    def init(self):
+        sh(["rustic", "init"], env=dict(os.environ, **self.env), stdout=subprocess.DEVNULL,
+           stderr=subprocess.DEVNULL)
+
+    def backup_db(self, n):
+        # --force: with a parent snapshot, rustic 0.11 takes stdin for an
+        # unchanged file and stores nothing (seen here).
+        return f"{self.pg.pg_dump()} | rustic backup --force --stdin-filename bench.dump --tag db{n} -"
+
+    def backup_tree(self, tree, n):
+        return ["rustic", "backup", tree, "--tag", f"tree{n}"]
+
+    def restore_db(self, out, n):
+        return ["rustic", "restore", "--filter-tags", f"db{n}", "latest", out]
+
+    def restore_tree(self, out, n):
+        return ["rustic", "restore", "--filter-tags", f"tree{n}", "latest", out]
+
+
+TOOLS = {t.name: t for t in (Coffer, Restic, Borg, Rustic)}
+
+
+def find_file(root, name):
+    for dirpath, _, files in os.walk(root):
+        if name in files:
+            return os.path.join(dirpath, name)
+    raise SystemExit(f"bench: {name} not found in the restore under {root}")
+
+
+def find_tree(root, marker="big"):
+    for dirpath, dirs, _ in os.walk(root):
+        if marker in dirs and "lib" in dirs:
+            return dirpath
+    raise SystemExit(f"bench: the restored tree not found under {root}")
+
+
+# ---- the report ----
+
+def machine():
+    cpu = "unknown"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / (1 << 30)
+    return f"{os.cpu_count()} cores ({cpu}), {mem:.0f} GiB RAM, Linux {platform.release()}"
+
+
+def report(rows, sizes, meta, primitives):
+    tools = meta["tools"]
+    out = [f"Machine: {meta['machine']}  ", f"Versions: {'; '.join(meta['versions'])}  ",
+           f"Data: db dump {sizes['db'] / 1e9:.2f} GB, tree {sizes['tree'] / 1e9:.2f} GB "
+           f"({sizes['tree_files']} files)", ""]
+    out.append("| case | tool | wall s | MB/s | CPU s | peak RSS MiB | repo MB (+added) | wall vs coffer |")
+    out.append("|---|---|---:|---:|---:|---:|---:|---:|")
+    cases = []
+    for r in rows:
+        if r["case"] not in cases:
+            cases.append(r["case"])
+    for case in cases:
+        base = next((r for r in rows if r["case"] == case and r["tool"] == "coffer"), None)
+        for r in (r for r in rows if r["case"] == case):
+            ratio = f"{r['wall'] / base['wall']:.2f}x" if base and base["wall"] > 0 else "-"
+            repo = f"{r['repo'] / 1e6:.0f}" if r.get("repo") is not None else ""
+            if r.get("added") is not None:
+                repo = f"+{r['added'] / 1e6:.1f}"
+            out.append(f"| {case} | {r['tool']} | {r['wall']:.1f} | {r['bytes'] / 1e6 / r['wall']:.0f} | "
+                       f"{r['cpu']:.1f} | {r['rss'] / MiB:.0f} | {repo} | {ratio} |")
+    out.append("")
+    out.append("Ratios: coffer's wall time over the fastest peer's (at most 0.70 is the goal; "
+               "below 1.00 coffer is faster)")
+    out.append("")
+    out.append("| case | fastest peer | its wall s | coffer wall s | coffer / fastest |")
+    out.append("|---|---|---:|---:|---:|")
+    for case in cases:
+        base = next((r for r in rows if r["case"] == case and r["tool"] == "coffer"), None)
+        peers = [r for r in rows if r["case"] == case and r["tool"] != "coffer"]
+        if base and peers:
+            best = min(peers, key=lambda r: r["wall"])
+            out.append(f"| {case} | {best['tool']} | {best['wall']:.1f} | {base['wall']:.1f} | "
+                       f"{base['wall'] / best['wall']:.2f} |")
+    if "repo" in sizes:
+        out.append("")
+        out.append("Repository size after all backups: " +
+                   ", ".join(f"{t} {sizes['repo'][t] / 1e6:.0f} MB" for t in tools if t in sizes["repo"]))
+    if primitives:
+        out.append("")
+        out.append("Building blocks, one core each (`cargo run --release --example primitives`):")
+        out.append("")
+        out.append("```")
+        out.extend(primitives)
+        out.append("```")
+    return "\n".join(out) + "\n"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--dir", default=os.path.join(ROOT, "bench-work"), help="work directory (data, repos, results)")
+    ap.add_argument("--scale", type=int, default=200, help="pgbench scale (200: a 2.2 GiB dump)")
+    ap.add_argument("--tools", default="coffer,restic,borg,rustic")
+    ap.add_argument("--cases", default="db,tree,memory", help="which of db, tree, memory to run")
+    args = ap.parse_args()
+    work = os.path.abspath(args.dir)
+    os.makedirs(work, exist_ok=True)
+    tools_wanted = args.tools.split(",")
+    cases = args.cases.split(",")
+    if not os.access(COFFER, os.X_OK):
+        raise SystemExit(f"bench: {COFFER} missing: build with `cargo build --release` first")
+
+    pg = Postgres(work, args.scale) if "db" in cases else None
+    try:
+        if pg:
+            pg.ensure_data()
+        tree = ensure_tree(work) if "tree" in cases else None
+        tools = [TOOLS[t](work, pg) for t in tools_wanted]
+        meta = {"machine": machine(), "versions": [t.version() for t in tools], "tools": tools_wanted,
+                "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+        rows, sizes = [], {}
+
+        def record(case, tool, cmd, nbytes, repo=False):
+            log(f"{case}: {tool.name}")
+            wall, cpu, rss = measured(cmd, env=tool.env)
+            row = {"case": case, "tool": tool.name, "wall": wall, "cpu": cpu, "rss": rss, "bytes": nbytes}
+            if repo:
+                row["repo"] = du(tool.repo)
+            rows.append(row)
+            log(f"  {wall:.1f} s, CPU {cpu:.1f} s, peak RSS {rss / MiB:.0f} MiB")
+
+        db_size = 0
+        if pg:
+            # pg_dump alone: the floor under every db backup.
+            wall, cpu, rss = measured(f"{pg.pg_dump()} | wc -c")
+            db_size = int(sh(f"{pg.pg_dump()} | wc -c", capture_output=True, text=True).stdout)
+            rows.append({"case": "db: pg_dump > /dev/null alone", "tool": "pg_dump", "wall": wall, "cpu": cpu,
+                         "rss": rss, "bytes": db_size})
+        sizes["db"] = db_size
+        sizes["tree"] = du(tree) if tree else 0
+        sizes["tree_files"] = sum(len(f) for _, _, f in os.walk(tree)) if tree else 0
+
+        for t in tools:
+            t.fresh()
+            t.init()
+        if pg:
+            for t in tools:
+                record("db backup (a)", t, t.backup_db(1), db_size, repo=True)
+        if tree:
+            for t in tools:
+                record("tree backup (b)", t, t.backup_tree(tree, 1), sizes["tree"], repo=True)
+        if pg:
+            pg.small_change()
+            db2 = int(sh(f"{pg.pg_dump()} | wc -c", capture_output=True, text=True).stdout)
+            for t in tools:
+                before = du(t.repo)
+                record("db nightly re-backup (c)", t, t.backup_db(2), db2)
+                rows[-1]["added"] = du(t.repo) - before
+        if tree:
+            change_tree(tree)
+            size2 = du(tree)
+            for t in tools:
+                before = du(t.repo)
+                record("tree nightly re-backup (c)", t, t.backup_tree(tree, 2), size2)
+                rows[-1]["added"] = du(t.repo) - before
+            for t in tools:
+                record("tree unchanged re-backup (c)", t, t.backup_tree(tree, 3), size2)
+        sizes["repo"] = {t.name: du(t.repo) for t in tools}
+
+        if pg:
+            for t in tools:
+                out = os.path.join(work, "restore", t.name)
+                shutil.rmtree(out, ignore_errors=True)
+                os.makedirs(out)
+                record("db restore (d)", t, t.restore_db(out, 2), db2)
+                dump = find_file(out, "bench.dump")
+                got = os.path.getsize(dump)
+                # pg_dump's header holds its start time, so only size and
+                # structure can be compared with another run of it.
+                if abs(got - db2) > 4096:
+                    raise SystemExit(f"bench: {t.name} restored {got} bytes of dump, expected about {db2}")
+                sh(["pg_restore", "-l", dump], stdout=subprocess.DEVNULL)
+                shutil.rmtree(out)
+        if tree:
+            want = tree_digest(tree)
+            for t in tools:
+                out = os.path.join(work, "restore", t.name)
+                shutil.rmtree(out, ignore_errors=True)
+                os.makedirs(out)
+                record("tree restore (d)", t, t.restore_tree(out, 3), size2)
+                if tree_digest(find_tree(out)) != want:
+                    raise SystemExit(f"bench: {t.name}'s restored tree differs from the source")
+                shutil.rmtree(out)
+
+        if "memory" in cases and "coffer" in tools_wanted:
+            coffer = next(t for t in tools if t.name == "coffer")
+            for gib in (1, 4):
+                path = os.path.join(work, f"random-{gib}g.bin")
+                if not os.path.exists(path) or os.path.getsize(path) != gib << 30:
+                    log(f"writing {gib} GiB of random data")
+                    with open(path + ".tmp", "wb") as f:
+                        for _ in range(gib * 1024):
+                            f.write(os.urandom(MiB))
+                    os.rename(path + ".tmp", path)
+                coffer.fresh()
+                coffer.init()
+                record(f"memory: backup {gib} GiB", coffer, [COFFER, "backup", "-q", path, "--tag", "mem"], gib << 30)
+                out = os.path.join(work, "restore", "mem")
+                shutil.rmtree(out, ignore_errors=True)
+                record(f"memory: restore {gib} GiB", coffer,
+                       [COFFER, "restore", "-q", coffer.snapshot("mem"), "--target", out], gib << 30)
+                shutil.rmtree(out)
+
+        primitives = []
+        if os.access(PRIMITIVES, os.X_OK):
+            samples = []
+            if pg:
+                sample = os.path.join(work, "dump.sample")
+                sh(f"{pg.pg_dump()} | head -c {256 * MiB} > {sample}")
+                samples.append(sample)
+            if tree:
+                samples.append(os.path.join(work, "libs.sample"))
+                with open(samples[-1], "wb") as f:
+                    for dirpath, _, files in os.walk(os.path.join(tree, "lib")):
+                        for name in sorted(files):
+                            p = os.path.join(dirpath, name)
+                            if os.path.isfile(p) and not os.path.islink(p) and f.tell() < 256 * MiB:
+                                with open(p, "rb") as src:
+                                    f.write(src.read())
+            for s in samples:
+                primitives += sh([PRIMITIVES, s], capture_output=True, text=True).stdout.splitlines()
+
+        text = report(rows, sizes, meta, primitives)
+        with open(os.path.join(work, "results.md"), "w") as f:
+            f.write(f"Command: `make bench` ({meta['date']})\n\n" + text)
+        with open(os.path.join(work, "results.json"), "w") as f:
+            json.dump({"meta": meta, "sizes": sizes, "rows": rows, "primitives": primitives}, f, indent=1)
+        print(text)
+    finally:
+        if pg:
+            pg.stop()
+
+
+if __name__ == "__main__":
+    main()
