@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Runs a command and prints its wall time and peak RSS: `measure.py CMD ARGS...`.
+"""Runs a command and prints its wall time, CPU time and peak RSS: `measure.py CMD ARGS...`.
 
 Forks the command from this small process (not from a large one: a vfork-style
 spawn charges the child with its parent's address space) and reads the peak
@@ -20,5 +20,6 @@ if pid == 0:
         os._exit(127)
 _, status, usage = os.wait4(pid, 0)
 wall = time.monotonic() - start
-print(f"wall {wall:.1f} s, peak RSS {usage.ru_maxrss // 1024} MiB: {' '.join(sys.argv[1:])}", file=sys.stderr)
+cpu = usage.ru_utime + usage.ru_stime
+print(f"wall {wall:.1f} s, CPU {cpu:.1f} s, peak RSS {usage.ru_maxrss // 1024} MiB: {' '.join(sys.argv[1:])}", file=sys.stderr)
 sys.exit(os.waitstatus_to_exitcode(status))

@@ -10,7 +10,7 @@ use crate::format::{Index, PackEntry, PackWriter};
 use crate::manifest::{
     DumpKind, DumpSource, Entry, EntryKind, Manifest, Source, Summary, TreeSource, MANIFEST_VERSION,
 };
-use crate::pipeline::{self, BufferPool};
+use crate::pipeline::{self, Batcher, BufferPool};
 use crate::postgres::PgConnection;
 use crate::repository::Repository;
 use crate::source::{postgres, tree, SourceItem};
@@ -214,36 +214,53 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &dyn Progress) 
                     on_bytes: &on_bytes,
                     buffers: &buffers,
                 };
+                // About a chunk's worth of small files per job.
+                let mut batch = Batcher::new(emitter, chunker.avg_size as usize, 256);
+                let weight = |item: &SourceItem| match item {
+                    SourceItem::Chunk(data) => data.len(),
+                    _ => 0,
+                };
                 for p in &opts.paths {
                     tree::walk(p, &tree_opts, &mut |item| {
                         if matches!(item, SourceItem::Entry(_) | SourceItem::FileStart(_)) {
                             progress.file_done();
                         }
-                        emitter.emit(item)
+                        let w = weight(&item);
+                        batch.push(item, w)
                     })?;
                 }
                 for (conn, kind) in &dumps {
-                    postgres::dump(conn, *kind, chunker, &on_bytes, &buffers, &mut |item| emitter.emit(item))?;
+                    postgres::dump(conn, *kind, chunker, &on_bytes, &buffers, &mut |item| {
+                        let w = weight(&item);
+                        batch.push(item, w)
+                    })?;
                 }
-                Ok(())
+                batch.flush()
             },
-            |item| match item {
-                SourceItem::Chunk(data) => {
-                    let id = Id(repo.keys().chunk_id(&data));
-                    // Known chunks skip compression and encryption: the
-                    // nightly re-backup of unchanged data is nearly free.
-                    let sealed = (!known(&id)).then(|| {
-                        let mut out = buffers.take();
-                        repo.seal_chunk(&id, &data, level, &mut out);
-                        out
+            |items: Vec<SourceItem>| {
+                let mut done = Vec::with_capacity(items.len());
+                for item in items {
+                    done.push(match item {
+                        SourceItem::Chunk(data) => {
+                            let id = Id(repo.keys().chunk_id(&data));
+                            // Known chunks skip compression and encryption:
+                            // the nightly re-backup of unchanged data is
+                            // nearly free.
+                            let sealed = (!known(&id)).then(|| {
+                                let mut out = buffers.take();
+                                repo.seal_chunk(&id, &data, level, &mut out);
+                                out
+                            });
+                            let size = data.len() as u32;
+                            buffers.give(data);
+                            Done::Chunk { id, size, sealed }
+                        }
+                        other => Done::Pass(other),
                     });
-                    let size = data.len() as u32;
-                    buffers.give(data);
-                    Ok(Done::Chunk { id, size, sealed })
                 }
-                other => Ok(Done::Pass(other)),
+                Ok(done)
             },
-            |done| collector.consume(done),
+            |done: Vec<Done>| done.into_iter().try_for_each(|d| collector.consume(d)),
         )
         .and_then(|()| collector.flush_pack());
         // Closing the channel lets the uploader finish; its error, if any,
