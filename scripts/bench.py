@@ -15,7 +15,10 @@ the source. Last, coffer alone on 1 GiB and 4 GiB inputs, for peak memory.
 Every repository is local and encrypted, with each tool's default settings
 (borg: repokey-blake2, its default lz4). Wall time, CPU time and peak RSS come
 from wait4() on the command (peak RSS: the largest process of its tree, which
-for a db backup may be pg_dump). Page cache is warm for every tool alike.
+for a db backup may be pg_dump). Before each measured command (as root) dirty
+pages are written back, the page cache is dropped, and what the command reads
+(the tree, the database, the tool's repository) is read once to warm it: every
+tool starts alike, and none pays for reclaiming the previous one's pages.
 Writes results.md and results.json into --dir.
 """
 import argparse
@@ -215,6 +218,7 @@ class Tool:
 
     def fresh(self):
         shutil.rmtree(self.repo, ignore_errors=True)
+        shutil.rmtree(os.path.join(self.work, "cache", self.name), ignore_errors=True)
         os.makedirs(os.path.dirname(self.repo), exist_ok=True)
 
 
@@ -434,7 +438,29 @@ def main():
                 "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
         rows, sizes = [], {}
 
-        def record(case, tool, cmd, nbytes, repo=False):
+        def settle(warm):
+            """The same start for every tool: dirty pages written back, clean
+            ones dropped (so no run pays to reclaim the last one's pages),
+            then what the next run reads warmed again. Needs root."""
+            if os.geteuid() != 0:
+                return
+            os.sync()
+            with open("/proc/sys/vm/drop_caches", "w") as f:
+                f.write("1")
+            for w in warm:
+                if w == "db":
+                    sh(f"{pg.pg_dump()} > /dev/null")
+                else:
+                    for dirpath, _, files in os.walk(w):
+                        for name in files:
+                            p = os.path.join(dirpath, name)
+                            if os.path.isfile(p) and not os.path.islink(p):
+                                with open(p, "rb") as f:
+                                    while f.read(8 * MiB):
+                                        pass
+
+        def record(case, tool, cmd, nbytes, repo=False, warm=()):
+            settle(warm)
             log(f"{case}: {tool.name}")
             wall, cpu, rss = measured(cmd, env=tool.env)
             row = {"case": case, "tool": tool.name, "wall": wall, "cpu": cpu, "rss": rss, "bytes": nbytes}
@@ -446,8 +472,9 @@ def main():
         db_size = 0
         if pg:
             # pg_dump alone: the floor under every db backup.
-            wall, cpu, rss = measured(f"{pg.pg_dump()} | wc -c")
             db_size = int(sh(f"{pg.pg_dump()} | wc -c", capture_output=True, text=True).stdout)
+            settle(["db"])
+            wall, cpu, rss = measured(f"{pg.pg_dump()} > /dev/null")
             rows.append({"case": "db: pg_dump > /dev/null alone", "tool": "pg_dump", "wall": wall, "cpu": cpu,
                          "rss": rss, "bytes": db_size})
         sizes["db"] = db_size
@@ -459,26 +486,26 @@ def main():
             t.init()
         if pg:
             for t in tools:
-                record("db backup (a)", t, t.backup_db(1), db_size, repo=True)
+                record("db backup (a)", t, t.backup_db(1), db_size, repo=True, warm=["db"])
         if tree:
             for t in tools:
-                record("tree backup (b)", t, t.backup_tree(tree, 1), sizes["tree"], repo=True)
+                record("tree backup (b)", t, t.backup_tree(tree, 1), sizes["tree"], repo=True, warm=[tree])
         if pg:
             pg.small_change()
             db2 = int(sh(f"{pg.pg_dump()} | wc -c", capture_output=True, text=True).stdout)
             for t in tools:
                 before = du(t.repo)
-                record("db nightly re-backup (c)", t, t.backup_db(2), db2)
+                record("db nightly re-backup (c)", t, t.backup_db(2), db2, warm=["db", t.repo])
                 rows[-1]["added"] = du(t.repo) - before
         if tree:
             change_tree(tree)
             size2 = du(tree)
             for t in tools:
                 before = du(t.repo)
-                record("tree nightly re-backup (c)", t, t.backup_tree(tree, 2), size2)
+                record("tree nightly re-backup (c)", t, t.backup_tree(tree, 2), size2, warm=[tree, t.repo])
                 rows[-1]["added"] = du(t.repo) - before
             for t in tools:
-                record("tree unchanged re-backup (c)", t, t.backup_tree(tree, 3), size2)
+                record("tree unchanged re-backup (c)", t, t.backup_tree(tree, 3), size2, warm=[tree, t.repo])
         sizes["repo"] = {t.name: du(t.repo) for t in tools}
 
         if pg:
@@ -486,7 +513,7 @@ def main():
                 out = os.path.join(work, "restore", t.name)
                 shutil.rmtree(out, ignore_errors=True)
                 os.makedirs(out)
-                record("db restore (d)", t, t.restore_db(out, 2), db2)
+                record("db restore (d)", t, t.restore_db(out, 2), db2, warm=[t.repo])
                 dump = find_file(out, "bench.dump")
                 got = os.path.getsize(dump)
                 # pg_dump's header holds its start time, so only size and
@@ -501,7 +528,7 @@ def main():
                 out = os.path.join(work, "restore", t.name)
                 shutil.rmtree(out, ignore_errors=True)
                 os.makedirs(out)
-                record("tree restore (d)", t, t.restore_tree(out, 3), size2)
+                record("tree restore (d)", t, t.restore_tree(out, 3), size2, warm=[t.repo])
                 if tree_digest(find_tree(out)) != want:
                     raise SystemExit(f"bench: {t.name}'s restored tree differs from the source")
                 shutil.rmtree(out)
@@ -518,11 +545,12 @@ def main():
                     os.rename(path + ".tmp", path)
                 coffer.fresh()
                 coffer.init()
-                record(f"memory: backup {gib} GiB", coffer, [COFFER, "backup", "-q", path, "--tag", "mem"], gib << 30)
+                record(f"memory: backup {gib} GiB", coffer, [COFFER, "backup", "-q", path, "--tag", "mem"], gib << 30,
+                       warm=[path])
                 out = os.path.join(work, "restore", "mem")
                 shutil.rmtree(out, ignore_errors=True)
                 record(f"memory: restore {gib} GiB", coffer,
-                       [COFFER, "restore", "-q", coffer.snapshot("mem"), "--target", out], gib << 30)
+                       [COFFER, "restore", "-q", coffer.snapshot("mem"), "--target", out], gib << 30, warm=[coffer.repo])
                 shutil.rmtree(out)
 
         primitives = []
