@@ -41,17 +41,9 @@ pub struct BackupOptions {
     pub dry_run: bool,
     /// Re-read every file even when the parent snapshot has it unchanged.
     pub force: bool,
-    /// zstd level for every new chunk; `None`: each source's default.
-    pub compression_level: Option<i32>,
+    pub compression_level: i32,
     pub workers: usize,
 }
-
-/// zstd levels by source, picked by measurement (docs/BENCHMARKS.md). On
-/// files (binaries, text), level 3 stores 12 % less than level 1 at 0.6 times
-/// its speed. On pg_dump streams level 3 stores 2 % less, but level 1
-/// compresses 1.6 and decompresses 1.35 times faster.
-pub const TREE_COMPRESSION_LEVEL: i32 = 3;
-pub const DUMP_COMPRESSION_LEVEL: i32 = 1;
 
 impl Default for BackupOptions {
     fn default() -> Self {
@@ -64,7 +56,7 @@ impl Default for BackupOptions {
             host: None,
             dry_run: false,
             force: false,
-            compression_level: None,
+            compression_level: 3,
             workers: pipeline::default_workers(),
         }
     }
@@ -167,8 +159,7 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &dyn Progress) 
     let known = |id: &Id| index.contains(id) || new_ids.read().map(|s| s.contains(id)).unwrap_or(false);
     let pack_size = repo.config().pack_size as usize;
     let chunker = repo.config().chunker;
-    let tree_level = opts.compression_level.unwrap_or(TREE_COMPRESSION_LEVEL);
-    let dump_level = opts.compression_level.unwrap_or(DUMP_COMPRESSION_LEVEL);
+    let level = opts.compression_level;
 
     // Enough for every item the window lets in flight, each holding a chunk
     // and then its sealed form, plus one for each worker between the two.
@@ -235,20 +226,20 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &dyn Progress) 
                             progress.file_done();
                         }
                         let w = weight(&item);
-                        batch.push((item, tree_level), w)
+                        batch.push(item, w)
                     })?;
                 }
                 for (conn, kind) in &dumps {
                     postgres::dump(conn, *kind, chunker, &on_bytes, &buffers, &mut |item| {
                         let w = weight(&item);
-                        batch.push((item, dump_level), w)
+                        batch.push(item, w)
                     })?;
                 }
                 batch.flush()
             },
-            |items: Vec<(SourceItem, i32)>| {
+            |items: Vec<SourceItem>| {
                 let mut done = Vec::with_capacity(items.len());
-                for (item, level) in items {
+                for item in items {
                     done.push(match item {
                         SourceItem::Chunk(data) => {
                             let id = Id(repo.keys().chunk_id(&data));

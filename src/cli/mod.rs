@@ -255,9 +255,9 @@ struct BackupArgs {
     /// Re-read every file, even those unchanged since the parent snapshot.
     #[arg(long)]
     force: bool,
-    /// zstd level for new chunks [default: 3 for files, 1 for database dumps].
-    #[arg(long, value_parser = clap::value_parser!(i32).range(1..=19))]
-    compression: Option<i32>,
+    /// zstd level for new chunks.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..=19))]
+    compression: i32,
 }
 
 #[derive(Args)]
