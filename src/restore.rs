@@ -100,32 +100,44 @@ pub fn restore(repo: &Repository, snapshot: &Id, opts: &RestoreOptions) -> Resul
     let window = opts.workers * 4;
     // Each item in flight holds one chunk; each worker also a sealed one.
     let buffers = BufferPool::new(window + opts.workers * 2);
-    let mut writer =
-        FileWriter { target, dry_run: opts.dry_run, owner, current: None, summary: &mut summary, buffers: &buffers };
-    pipeline::run(
-        opts.workers,
-        window,
-        |emitter| {
-            for e in &files {
-                emitter.emit(Job::Start(e))?;
-                for c in &e.chunks {
-                    emitter.emit(Job::Chunk(*c))?;
+    let (finish_tx, finish_rx) = crossbeam_channel::bounded(8);
+    let summary_ref = &mut summary;
+    let (files_done, bytes_done) = std::thread::scope(|s| {
+        let finisher = s.spawn(|| finish_files(finish_rx, owner, &buffers));
+        let mut writer =
+            FileWriter { target, dry_run: opts.dry_run, current: None, summary: summary_ref, finisher: finish_tx };
+        let written = pipeline::run(
+            opts.workers,
+            window,
+            |emitter| {
+                for e in &files {
+                    emitter.emit(Job::Start(e))?;
+                    for c in &e.chunks {
+                        emitter.emit(Job::Chunk(*c))?;
+                    }
+                    emitter.emit(Job::End)?;
                 }
-                emitter.emit(Job::End)?;
-            }
-            Ok(())
-        },
-        |job| {
-            Ok(match job {
-                Job::Start(e) => Fetched::Start(e),
-                // Every file is checked whole (sha256) before it is renamed
-                // into place, so the tag check per chunk is enough here.
-                Job::Chunk(id) => Fetched::Data(repo.read_chunk(&index, &id, ChunkCheck::Tag, &buffers)?),
-                Job::End => Fetched::End,
-            })
-        },
-        |fetched| writer.consume(fetched),
-    )?;
+                Ok(())
+            },
+            |job| {
+                Ok(match job {
+                    Job::Start(e) => Fetched::Start(e),
+                    // Every file is checked whole (sha256) before it is renamed
+                    // into place, so the tag check per chunk is enough here.
+                    Job::Chunk(id) => Fetched::Data(repo.read_chunk(&index, &id, ChunkCheck::Tag, &buffers)?),
+                    Job::End => Fetched::End,
+                })
+            },
+            |fetched| writer.consume(fetched),
+        );
+        // Closing the channel ends the finisher; its error is the root cause
+        // of a failed hand-on above.
+        drop(writer);
+        let finished = finisher.join().unwrap_or_else(|_| Err(Error::InvalidInput("file finisher panicked".into())));
+        finished.and_then(|done| written.map(|()| done))
+    })?;
+    summary.files += files_done;
+    summary.bytes += bytes_done;
 
     for e in selected.iter().filter(|e| e.kind == EntryKind::Symlink) {
         let path = resolve(target, &e.path.0, !opts.dry_run)?;
@@ -221,17 +233,24 @@ struct Current<'a> {
     entry: &'a Entry,
     path: PathBuf,
     file: Option<tempfile::NamedTempFile>,
-    hasher: Sha256,
-    size: u64,
 }
 
+/// What the writer hands on, in order, to the thread that hashes and
+/// finishes files.
+enum ToFinish<'a> {
+    Data(Vec<u8>),
+    End(Current<'a>),
+}
+
+/// Creates each file under a temporary name and writes its chunks; checking
+/// and finishing it (sha256, owner, mode, times, rename into place) happen
+/// on another thread (`finish_files`), so hashing overlaps with writing.
 struct FileWriter<'s, 'a> {
     target: &'a Path,
     dry_run: bool,
-    owner: bool,
     current: Option<Current<'a>>,
     summary: &'s mut RestoreSummary,
-    buffers: &'s BufferPool,
+    finisher: crossbeam_channel::Sender<ToFinish<'a>>,
 }
 
 impl<'a> FileWriter<'_, 'a> {
@@ -257,46 +276,73 @@ impl<'a> FileWriter<'_, 'a> {
                             .map_err(|e| Error::io(dir, e))?,
                     )
                 };
-                self.current = Some(Current { entry, path, file, hasher: Sha256::new(), size: 0 });
+                self.current = Some(Current { entry, path, file });
             }
             Fetched::Data(data) => {
                 let cur = self.current.as_mut().expect("data follows a start");
-                cur.hasher.update(&data);
-                cur.size += data.len() as u64;
                 self.summary.chunks_checked += 1;
                 if let Some(f) = cur.file.as_mut() {
                     f.write_all(&data).map_err(|e| Error::io(&cur.path, e))?;
                 }
-                self.buffers.give(data);
+                self.hand_on(ToFinish::Data(data))?;
             }
             Fetched::End => {
                 let cur = self.current.take().expect("end follows a start");
-                let digest = hex::encode(cur.hasher.finalize());
-                let e = cur.entry;
-                if Some(&digest) != e.sha256.as_ref() || cur.size != e.size {
-                    return Err(Error::corrupt(
-                        format!("file {}", e.path.display()),
-                        "restored content does not match the manifest's sha256",
-                    ));
-                }
-                self.summary.files += 1;
-                self.summary.bytes += cur.size;
-                if let Some(tmp) = cur.file {
-                    let finish = || -> std::io::Result<()> {
-                        let f = tmp.as_file();
-                        if self.owner {
-                            std::os::unix::fs::fchown(f, Some(e.uid), Some(e.gid))?;
-                        }
-                        f.set_permissions(fs::Permissions::from_mode(e.mode))?;
-                        let t = file_time(e.mtime_ns);
-                        filetime::set_file_handle_times(f, Some(t), Some(t))?;
-                        tmp.persist(&cur.path).map_err(|p| p.error)?;
-                        Ok(())
-                    };
-                    finish().map_err(|err| Error::io(&cur.path, err))?;
-                }
+                self.hand_on(ToFinish::End(cur))?;
             }
         }
         Ok(())
     }
+
+    fn hand_on(&self, item: ToFinish<'a>) -> Result<()> {
+        // A closed channel means the finisher failed; its error is returned.
+        self.finisher.send(item).map_err(|_| Error::InvalidInput("file finisher stopped".into()))
+    }
+}
+
+/// Hashes each file's chunks in order and, when the file's end arrives,
+/// checks it against the manifest and finishes it; returns files and bytes.
+fn finish_files(
+    rx: crossbeam_channel::Receiver<ToFinish<'_>>,
+    owner: bool,
+    buffers: &BufferPool,
+) -> Result<(u64, u64)> {
+    let (mut files, mut bytes) = (0u64, 0u64);
+    let (mut hasher, mut size) = (Sha256::new(), 0u64);
+    for item in rx {
+        let cur = match item {
+            ToFinish::Data(data) => {
+                hasher.update(&data);
+                size += data.len() as u64;
+                buffers.give(data);
+                continue;
+            }
+            ToFinish::End(cur) => cur,
+        };
+        let digest = hex::encode(std::mem::take(&mut hasher).finalize());
+        let e = cur.entry;
+        if Some(&digest) != e.sha256.as_ref() || size != e.size {
+            return Err(Error::corrupt(
+                format!("file {}", e.path.display()),
+                "restored content does not match the manifest's sha256",
+            ));
+        }
+        files += 1;
+        bytes += std::mem::take(&mut size);
+        if let Some(tmp) = cur.file {
+            let finish = || -> std::io::Result<()> {
+                let f = tmp.as_file();
+                if owner {
+                    std::os::unix::fs::fchown(f, Some(e.uid), Some(e.gid))?;
+                }
+                f.set_permissions(fs::Permissions::from_mode(e.mode))?;
+                let t = file_time(e.mtime_ns);
+                filetime::set_file_handle_times(f, Some(t), Some(t))?;
+                tmp.persist(&cur.path).map_err(|p| p.error)?;
+                Ok(())
+            };
+            finish().map_err(|err| Error::io(&cur.path, err))?;
+        }
+    }
+    Ok((files, bytes))
 }
