@@ -161,8 +161,9 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &dyn Progress) 
     let chunker = repo.config().chunker;
     let level = opts.compression_level;
 
-    // Enough for every item the window lets in flight, each holding a chunk
-    // and then its sealed form, plus one for each worker between the two.
+    // Jobs in flight (each about a chunk's worth of data); the pool keeps as
+    // many buffers plus two per worker, and frees what a window of small
+    // files' batches holds beyond that.
     let window = opts.workers * 4;
     let buffers = BufferPool::new(window + opts.workers * 2);
     // One pack fills while the one before it is stored; their buffers go

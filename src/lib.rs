@@ -38,6 +38,7 @@ pub use forget::{apply_policy, forget, ForgetGroup, ForgetOptions, ForgetSummary
 pub use format::{Config, FORMAT_VERSION};
 pub use lock::{list_locks, unlock, Lock, LockInfo};
 pub use manifest::{DumpKind, DumpSource, Entry, EntryKind, Manifest, Source, Summary, TreeSource, MANIFEST_VERSION};
+pub use pipeline::default_workers;
 pub use postgres::{PgConnection, Toc, TocEntry};
 pub use prune::{prune, PruneOptions, PruneSummary};
 pub use repository::{KeyInfo, Repository};
@@ -63,9 +64,4 @@ pub(crate) fn process_exists(pid: u32) -> bool {
     // means it exists but belongs to someone else.
     let signalled = unsafe { libc::kill(pid as libc::pid_t, 0) == 0 };
     signalled || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
-}
-
-/// Worker threads for CPU-bound stages by default: one per core.
-pub fn default_workers() -> usize {
-    pipeline::default_workers()
 }
