@@ -84,10 +84,10 @@ pub fn decode_into(payload: &[u8], limit: usize, out: &mut Vec<u8>) -> Result<()
         STORED => Err(CodecError::TooLarge(limit)),
         ZSTD => DECOMPRESSOR.with(|cell| {
             let mut slot = cell.borrow_mut();
-            if slot.is_none() {
-                *slot = Some(zstd::bulk::Decompressor::new().map_err(CodecError::Zstd)?);
-            }
-            let decompressor = slot.as_mut().ok_or(CodecError::Empty)?;
+            let decompressor = match &mut *slot {
+                Some(d) => d,
+                empty => empty.insert(zstd::bulk::Decompressor::new().map_err(CodecError::Zstd)?),
+            };
             // The output buffer bounds the result: a frame that would grow
             // past `limit` fails ("destination buffer is too small").
             out.reserve_exact(limit);

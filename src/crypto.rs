@@ -189,11 +189,11 @@ impl Keys {
         seal(self.cipher(role), role, id, plaintext)
     }
 
-    /// Seals in place, without a copy: `buf[at..]` is `NONCE_LEN` bytes of
-    /// room (their value is ignored) and then the plaintext; it becomes the
-    /// sealed object (`seal`'s layout).
-    pub fn seal_in_place(&self, role: Role, id: &[u8], buf: &mut Vec<u8>, at: usize) {
-        seal_in_place(self.cipher(role), role, id, buf, at)
+    /// Seals in place, without a copy: `buf` is `NONCE_LEN` bytes of room
+    /// (their value is ignored) and then the plaintext; it becomes the sealed
+    /// object (`seal`'s layout).
+    pub fn seal_in_place(&self, role: Role, id: &[u8], buf: &mut Vec<u8>) {
+        seal_in_place(self.cipher(role), role, id, buf)
     }
 
     pub fn open(&self, role: Role, id: &[u8], sealed: &[u8]) -> Result<Vec<u8>, CryptoError> {
@@ -213,17 +213,17 @@ fn seal(cipher: &Aes256Gcm, role: Role, id: &[u8], plaintext: &[u8]) -> Vec<u8> 
     let mut buf = Vec::with_capacity(plaintext.len() + SEAL_OVERHEAD);
     buf.extend_from_slice(&[0; NONCE_LEN]);
     buf.extend_from_slice(plaintext);
-    seal_in_place(cipher, role, id, &mut buf, 0);
+    seal_in_place(cipher, role, id, &mut buf);
     buf
 }
 
-fn seal_in_place(cipher: &Aes256Gcm, role: Role, id: &[u8], buf: &mut Vec<u8>, at: usize) {
+fn seal_in_place(cipher: &Aes256Gcm, role: Role, id: &[u8], buf: &mut Vec<u8>) {
     let mut nonce = [0u8; NONCE_LEN];
     OsRng.fill_bytes(&mut nonce);
-    buf[at..at + NONCE_LEN].copy_from_slice(&nonce);
+    buf[..NONCE_LEN].copy_from_slice(&nonce);
     let aad = associated_data(role, id);
     let tag = cipher
-        .encrypt_in_place_detached(Nonce::from_slice(&nonce), &aad, &mut buf[at + NONCE_LEN..])
+        .encrypt_in_place_detached(Nonce::from_slice(&nonce), &aad, &mut buf[NONCE_LEN..])
         .expect("aes-gcm encrypts any buffer below 64 GiB");
     buf.extend_from_slice(&tag);
 }

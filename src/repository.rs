@@ -183,7 +183,7 @@ impl Repository {
         out.clear();
         out.extend_from_slice(&[0; crate::crypto::NONCE_LEN]);
         compression::encode_into(data, level, out);
-        self.keys.seal_in_place(Role::Chunk, &id.0, out, 0);
+        self.keys.seal_in_place(Role::Chunk, &id.0, out);
     }
 
     /// Opens a sealed chunk and checks that its content has the id it was
