@@ -168,7 +168,6 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &dyn Progress) 
     let buffers = BufferPool::new(window + opts.workers * 2);
     // One pack fills while the one before it is stored; their buffers go
     // round between the collector and the uploader.
-    let (pack_tx, pack_rx) = bounded::<PackWriter>(1);
     let (recycle_tx, recycle_rx) = bounded::<Vec<u8>>(2);
     let mut collector = Collector {
         index: &index,
@@ -176,7 +175,7 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &dyn Progress) 
         buffers: &buffers,
         pack: PackWriter::with_buffer(Vec::with_capacity(pack_size + chunker.max_size as usize)),
         pack_size,
-        pack_tx: Some(pack_tx),
+        pack_tx: None,
         recycled: recycle_rx,
         sources: Vec::new(),
         file: None,
@@ -186,20 +185,21 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &dyn Progress) 
         changed: Vec::new(),
     };
 
-    let run_result = std::thread::scope(|s| {
-        // Sealing a pack's header and hashing it for its name happen here,
-        // off the collector's thread, which is on the pipeline's path.
-        let uploader = s.spawn(move || -> Result<(Vec<PackEntry>, u64)> {
-            let (mut packs, mut stored) = (Vec::new(), 0u64);
-            for pack in pack_rx {
-                let (bytes, entry) = pack.finish(target.keys());
-                target.put_pack(&entry.id, &bytes)?;
-                stored += bytes.len() as u64;
-                packs.push(entry);
-                let _ = recycle_tx.try_send(bytes);
-            }
-            Ok((packs, stored))
-        });
+    // Sealing a pack's header and hashing it for its name happen on the
+    // uploader's thread, off the collector's, which is on the pipeline's path.
+    let upload = |pack_rx: crossbeam_channel::Receiver<PackWriter>| -> Result<(Vec<PackEntry>, u64)> {
+        let (mut packs, mut stored) = (Vec::new(), 0u64);
+        for pack in pack_rx {
+            let (bytes, entry) = pack.finish(target.keys());
+            target.put_pack(&entry.id, &bytes)?;
+            stored += bytes.len() as u64;
+            packs.push(entry);
+            let _ = recycle_tx.try_send(bytes);
+        }
+        Ok((packs, stored))
+    };
+    let run_result = pipeline::with_helper(1, upload, |pack_tx| {
+        collector.pack_tx = Some(pack_tx);
         let parent_ref = (!parent_files.is_empty()).then_some(&parent_files);
         let on_bytes = |n: u64| progress.bytes_read(n);
         let result = pipeline::run(
@@ -264,13 +264,11 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &dyn Progress) 
             |done: Vec<Done>| done.into_iter().try_for_each(|d| collector.consume(d)),
         )
         .and_then(|()| collector.flush_pack());
-        // Closing the channel lets the uploader finish; its error, if any,
-        // is the root cause of a failed send above.
+        // The uploader finishes once the collector's sender is gone.
         collector.pack_tx = None;
-        let upload = uploader.join().unwrap_or_else(|_| Err(Error::Backend("pack upload thread panicked".into())));
-        upload.and_then(|packs| result.map(|()| packs))
+        result
     });
-    let (new_packs, stored_bytes) = run_result?;
+    let ((), (new_packs, stored_bytes)) = run_result?;
 
     let Collector { sources, mut stats, unreadable, changed, .. } = collector;
     stats.stored_bytes = stored_bytes;

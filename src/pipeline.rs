@@ -179,6 +179,24 @@ where
     }
 }
 
+/// Runs `main` beside a helper thread that `main` feeds through a bounded
+/// channel (the pack uploader, a hasher). When `main` returns, its sender is
+/// gone, so the helper sees the channel close and finishes. The helper's
+/// error comes first: it is the root cause of a send that failed in `main`.
+pub fn with_helper<M: Send, H: Send, R>(
+    bound: usize,
+    helper: impl FnOnce(crossbeam_channel::Receiver<M>) -> Result<H> + Send,
+    main: impl FnOnce(crossbeam_channel::Sender<M>) -> Result<R>,
+) -> Result<(R, H)> {
+    let (tx, rx) = bounded(bound);
+    std::thread::scope(|s| {
+        let helper = s.spawn(move || helper(rx));
+        let done = main(tx);
+        let helped = helper.join().unwrap_or_else(|_| Err(Error::InvalidInput("helper thread panicked".into())));
+        helped.and_then(|h| done.map(|r| (r, h)))
+    })
+}
+
 /// Byte buffers handed back and forth between the stages, so that chunks do
 /// not each cost an allocation: with glibc's mmap threshold pinned low (see
 /// main.rs), every chunk-sized allocation would be a fresh mapping, and
@@ -331,6 +349,30 @@ mod tests {
         )
         .unwrap();
         assert_eq!(got, vec![vec![1, 2, 3], vec![4], vec![5, 6]]);
+    }
+
+    #[test]
+    fn a_helpers_error_comes_before_the_send_it_broke() {
+        let r = with_helper(
+            1,
+            |rx: crossbeam_channel::Receiver<u32>| {
+                rx.recv().ok();
+                Err::<(), _>(Error::InvalidInput("disk full".into()))
+            },
+            |tx| {
+                for i in 0..100 {
+                    tx.send(i).map_err(|_| Error::InvalidInput("helper stopped".into()))?;
+                }
+                Ok(())
+            },
+        );
+        assert_eq!(r.unwrap_err().to_string(), "disk full");
+        let ok = with_helper(
+            2,
+            |rx: crossbeam_channel::Receiver<u32>| Ok(rx.iter().sum::<u32>()),
+            |tx| (1..=4).try_for_each(|i| tx.send(i)).map_err(|_| Error::InvalidInput("stopped".into())),
+        );
+        assert_eq!(ok.unwrap(), ((), 10));
     }
 
     #[test]

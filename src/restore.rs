@@ -100,13 +100,12 @@ pub fn restore(repo: &Repository, snapshot: &Id, opts: &RestoreOptions) -> Resul
     let window = opts.workers * 4;
     // Each item in flight holds one chunk; each worker also a sealed one.
     let buffers = BufferPool::new(window + opts.workers * 2);
-    let (finish_tx, finish_rx) = crossbeam_channel::bounded(8);
     let summary_ref = &mut summary;
-    let (files_done, bytes_done) = std::thread::scope(|s| {
-        let finisher = s.spawn(|| finish_files(finish_rx, owner, &buffers));
+    let finish = |finish_rx| finish_files(finish_rx, owner, &buffers);
+    let ((), (files_done, bytes_done)) = pipeline::with_helper(8, finish, |finish_tx| {
         let mut writer =
             FileWriter { target, dry_run: opts.dry_run, current: None, summary: summary_ref, finisher: finish_tx };
-        let written = pipeline::run(
+        pipeline::run(
             opts.workers,
             window,
             |emitter| {
@@ -129,12 +128,7 @@ pub fn restore(repo: &Repository, snapshot: &Id, opts: &RestoreOptions) -> Resul
                 })
             },
             |fetched| writer.consume(fetched),
-        );
-        // Closing the channel ends the finisher; its error is the root cause
-        // of a failed hand-on above.
-        drop(writer);
-        let finished = finisher.join().unwrap_or_else(|_| Err(Error::InvalidInput("file finisher panicked".into())));
-        finished.and_then(|done| written.map(|()| done))
+        )
     })?;
     summary.files += files_done;
     summary.bytes += bytes_done;

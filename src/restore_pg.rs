@@ -15,7 +15,6 @@ use crate::manifest::{DumpKind, DumpSource, Manifest};
 use crate::pipeline::{self, BufferPool};
 use crate::postgres::{quote_ident, quote_literal, tail, PgConnection, StderrCollector, TocEntry, TocLister};
 use crate::repository::{ChunkCheck, Repository};
-use crossbeam_channel::bounded;
 use sha2::{Digest, Sha256};
 use std::io::Write;
 use std::path::PathBuf;
@@ -130,19 +129,17 @@ pub fn stream_dump(
     let buffers = BufferPool::new(window + workers * 2);
     // SHA-256 runs at ~1.7 GB/s a core, as fast as the writing: on a thread
     // of its own, behind the writes, the two overlap.
-    let (hash_tx, hash_rx) = bounded::<Vec<u8>>(4);
-    let (digest, size) = std::thread::scope(|s| {
-        let hasher = s.spawn(|| {
-            let (mut hasher, mut size) = (Sha256::new(), 0u64);
-            for data in hash_rx {
-                hasher.update(&data);
-                size += data.len() as u64;
-                buffers.give(data);
-            }
-            (hasher.finalize(), size)
-        });
-        let mut hash_tx = Some(hash_tx);
-        let streamed = pipeline::run(
+    let hash = |hash_rx: crossbeam_channel::Receiver<Vec<u8>>| {
+        let (mut hasher, mut size) = (Sha256::new(), 0u64);
+        for data in hash_rx {
+            hasher.update(&data);
+            size += data.len() as u64;
+            buffers.give(data);
+        }
+        Ok((hasher.finalize(), size))
+    };
+    let ((), (digest, size)) = pipeline::with_helper(4, hash, |hash_tx| {
+        pipeline::run(
             workers,
             window,
             |emitter| {
@@ -173,13 +170,9 @@ pub fn stream_dump(
                 if let Some(sink) = stream.as_mut() {
                     sink(&data)?;
                 }
-                let tx = hash_tx.as_ref().ok_or_else(|| Error::InvalidInput("hasher closed".into()))?;
-                tx.send(data).map_err(|_| Error::InvalidInput("hasher stopped".into()))
+                hash_tx.send(data).map_err(|_| Error::InvalidInput("hasher stopped".into()))
             },
-        );
-        drop(hash_tx.take());
-        let hashed = hasher.join().map_err(|_| Error::InvalidInput("hasher thread panicked".into()));
-        streamed.and(hashed)
+        )
     })?;
     if hex::encode(digest) != dump.sha256 || size != dump.size {
         return Err(Error::corrupt(object(), "restored stream does not match the manifest's sha256"));
