@@ -173,7 +173,7 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &dyn Progress) 
         index: &index,
         new_ids: &new_ids,
         buffers: &buffers,
-        pack: PackWriter::with_buffer(Vec::with_capacity(pack_size + chunker.max_size as usize)),
+        pack: PackWriter::with_capacity(pack_size + chunker.max_size as usize),
         pack_size,
         pack_tx: None,
         recycled: recycle_rx,
