@@ -16,10 +16,11 @@ use crate::repository::{ChunkCheck, Repository};
 use sha2::{Digest, Sha256};
 use std::ffi::OsStr;
 use std::fs;
-use std::io::Write;
+use std::os::unix::fs::FileExt;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 #[derive(Debug, Clone)]
@@ -45,14 +46,23 @@ pub struct RestoreSummary {
     pub duration_secs: f64,
 }
 
+/// One file being restored: created (under a temporary name) by the
+/// producer, written at offsets by the workers, checked and moved into place
+/// by the consumer.
+struct Restoring<'a> {
+    entry: &'a Entry,
+    path: PathBuf,
+    file: Option<tempfile::NamedTempFile>,
+}
+
 enum Job<'a> {
-    Start(&'a Entry),
-    Chunk(Id),
+    Start(Arc<Restoring<'a>>),
+    Chunk { id: Id, offset: u64, size: u32, file: Arc<Restoring<'a>> },
     End,
 }
 
 enum Fetched<'a> {
-    Start(&'a Entry),
+    Start(Arc<Restoring<'a>>),
     Data(Vec<u8>),
     End,
 }
@@ -66,11 +76,23 @@ pub fn restore(repo: &Repository, snapshot: &Id, opts: &RestoreOptions) -> Resul
 
     // Every chunk must be findable before the first byte is written.
     let index = repo.load_index()?;
+    // Their indexed sizes must add up to each file's, as the workers write
+    // each chunk at the offset those sizes give.
     for e in &selected {
-        if let Some(missing) = e.chunks.iter().find(|c| !index.contains(c)) {
+        let mut size = 0u64;
+        for c in &e.chunks {
+            let (_, loc) = index.get(c).ok_or_else(|| {
+                Error::corrupt(
+                    format!("snapshot {snapshot}"),
+                    format!("chunk {} of {} is in no pack", c.short(), e.path.display()),
+                )
+            })?;
+            size += u64::from(loc.size);
+        }
+        if e.kind == EntryKind::File && size != e.size {
             return Err(Error::corrupt(
                 format!("snapshot {snapshot}"),
-                format!("chunk {} of {} is in no pack", missing.short(), e.path.display()),
+                format!("the chunks of {} add up to {size} bytes, not its {}", e.path.display(), e.size),
             ));
         }
     }
@@ -100,38 +122,69 @@ pub fn restore(repo: &Repository, snapshot: &Id, opts: &RestoreOptions) -> Resul
     let window = opts.workers * 4;
     // Each item in flight holds one chunk; each worker also a sealed one.
     let buffers = BufferPool::new(window + opts.workers * 2);
-    let summary_ref = &mut summary;
-    let finish = |finish_rx| finish_files(finish_rx, owner, &buffers);
-    let ((), (files_done, bytes_done)) = pipeline::with_helper(8, finish, |finish_tx| {
-        let mut writer =
-            FileWriter { target, dry_run: opts.dry_run, current: None, summary: summary_ref, finisher: finish_tx };
-        pipeline::run(
-            opts.workers,
-            window,
-            |emitter| {
-                for e in &files {
-                    emitter.emit(Job::Start(e))?;
-                    for c in &e.chunks {
-                        emitter.emit(Job::Chunk(*c))?;
-                    }
-                    emitter.emit(Job::End)?;
+    // The producer creates each file and the workers write its chunks at
+    // their offsets, so the writing is spread over the cores; the consumer
+    // sees the chunks in order, hashes them and finishes each file.
+    let overwritten = &mut summary.overwritten;
+    let mut checker = FileChecker { owner, current: None, hasher: Sha256::new(), size: 0, buffers: &buffers };
+    let (mut files_done, mut bytes_done, mut chunks_done) = (0u64, 0u64, 0u64);
+    pipeline::run(
+        opts.workers,
+        window,
+        |emitter| {
+            for e in &files {
+                let file = Arc::new(start_file(target, e, opts.dry_run, overwritten)?);
+                emitter.emit(Job::Start(file.clone()))?;
+                let mut offset = 0u64;
+                for c in &e.chunks {
+                    let (_, loc) = index.get(c).expect("checked above: every chunk is indexed");
+                    emitter.emit(Job::Chunk { id: *c, offset, size: loc.size, file: file.clone() })?;
+                    offset += u64::from(loc.size);
                 }
-                Ok(())
-            },
-            |job| {
-                Ok(match job {
-                    Job::Start(e) => Fetched::Start(e),
-                    // Every file is checked whole (sha256) before it is renamed
+                drop(file);
+                emitter.emit(Job::End)?;
+            }
+            Ok(())
+        },
+        |job| {
+            Ok(match job {
+                Job::Start(file) => Fetched::Start(file),
+                Job::Chunk { id, offset, size, file } => {
+                    // Every file is checked whole (sha256) before it is moved
                     // into place, so the tag check per chunk is enough here.
-                    Job::Chunk(id) => Fetched::Data(repo.read_chunk(&index, &id, ChunkCheck::Tag, &buffers)?),
-                    Job::End => Fetched::End,
-                })
-            },
-            |fetched| writer.consume(fetched),
-        )
-    })?;
+                    let data = repo.read_chunk(&index, &id, ChunkCheck::Tag, &buffers)?;
+                    if data.len() != size as usize {
+                        return Err(Error::corrupt(
+                            format!("file {}", file.entry.path.display()),
+                            format!("chunk {} is not its indexed size", id.short()),
+                        ));
+                    }
+                    if let Some(f) = &file.file {
+                        f.as_file().write_all_at(&data, offset).map_err(|err| Error::io(&file.path, err))?;
+                    }
+                    Fetched::Data(data)
+                }
+                Job::End => Fetched::End,
+            })
+        },
+        |fetched| {
+            match fetched {
+                Fetched::Start(file) => checker.start(file),
+                Fetched::Data(data) => {
+                    chunks_done += 1;
+                    checker.add(data);
+                }
+                Fetched::End => {
+                    bytes_done += checker.finish()?;
+                    files_done += 1;
+                }
+            }
+            Ok(())
+        },
+    )?;
     summary.files += files_done;
     summary.bytes += bytes_done;
+    summary.chunks_checked += chunks_done;
 
     for e in selected.iter().filter(|e| e.kind == EntryKind::Symlink) {
         let path = resolve(target, &e.path.0, !opts.dry_run)?;
@@ -223,97 +276,52 @@ fn resolve(target: &Path, rel: &[u8], create: bool) -> Result<PathBuf> {
     Ok(cur)
 }
 
-struct Current<'a> {
-    entry: &'a Entry,
-    path: PathBuf,
-    file: Option<tempfile::NamedTempFile>,
-}
 
-/// What the writer hands on, in order, to the thread that hashes and
-/// finishes files.
-enum ToFinish<'a> {
-    Data(Vec<u8>),
-    End(Current<'a>),
-}
-
-/// Creates each file under a temporary name and writes its chunks; checking
-/// and finishing it (sha256, owner, mode, times, rename into place) happen
-/// on another thread (`finish_files`), so hashing overlaps with writing.
-struct FileWriter<'s, 'a> {
-    target: &'a Path,
-    dry_run: bool,
-    current: Option<Current<'a>>,
-    summary: &'s mut RestoreSummary,
-    finisher: crossbeam_channel::Sender<ToFinish<'a>>,
-}
-
-impl<'a> FileWriter<'_, 'a> {
-    fn consume(&mut self, f: Fetched<'a>) -> Result<()> {
-        match f {
-            Fetched::Start(entry) => {
-                let path = resolve(self.target, &entry.path.0, !self.dry_run)?;
-                if let Ok(m) = fs::symlink_metadata(&path) {
-                    if m.is_dir() {
-                        return Err(Error::Target { path, reason: "exists and is a directory".into() });
-                    }
-                    self.summary.overwritten.push(path.display().to_string());
-                }
-                let file = if self.dry_run {
-                    None
-                } else {
-                    let dir = path.parent().unwrap_or(self.target);
-                    Some(
-                        tempfile::Builder::new()
-                            .prefix(".coffer-")
-                            .suffix(".tmp")
-                            .tempfile_in(dir)
-                            .map_err(|e| Error::io(dir, e))?,
-                    )
-                };
-                self.current = Some(Current { entry, path, file });
-            }
-            Fetched::Data(data) => {
-                let cur = self.current.as_mut().expect("data follows a start");
-                self.summary.chunks_checked += 1;
-                if let Some(f) = cur.file.as_mut() {
-                    f.write_all(&data).map_err(|e| Error::io(&cur.path, e))?;
-                }
-                self.hand_on(ToFinish::Data(data))?;
-            }
-            Fetched::End => {
-                let cur = self.current.take().expect("end follows a start");
-                self.hand_on(ToFinish::End(cur))?;
-            }
+/// Resolves a file's place under the target and, unless this is a dry run,
+/// creates it under a temporary name in the directory it will end up in.
+fn start_file<'a>(target: &Path, e: &'a Entry, dry_run: bool, overwritten: &mut Vec<String>) -> Result<Restoring<'a>> {
+    let path = resolve(target, &e.path.0, !dry_run)?;
+    if let Ok(m) = fs::symlink_metadata(&path) {
+        if m.is_dir() {
+            return Err(Error::Target { path, reason: "exists and is a directory".into() });
         }
-        Ok(())
+        overwritten.push(path.display().to_string());
     }
-
-    fn hand_on(&self, item: ToFinish<'a>) -> Result<()> {
-        // A closed channel means the finisher failed; its error is returned.
-        self.finisher.send(item).map_err(|_| Error::InvalidInput("file finisher stopped".into()))
-    }
+    let file = if dry_run {
+        None
+    } else {
+        let dir = path.parent().unwrap_or(target);
+        Some(tempfile::Builder::new().prefix(".coffer-").suffix(".tmp").tempfile_in(dir).map_err(|e| Error::io(dir, e))?)
+    };
+    Ok(Restoring { entry: e, path, file })
 }
 
-/// Hashes each file's chunks in order and, when the file's end arrives,
-/// checks it against the manifest and finishes it; returns files and bytes.
-fn finish_files(
-    rx: crossbeam_channel::Receiver<ToFinish<'_>>,
+/// Hashes each file's chunks in order and, at the file's end, checks it
+/// against the manifest and finishes it (owner, mode, times, rename).
+struct FileChecker<'p, 'a> {
     owner: bool,
-    buffers: &BufferPool,
-) -> Result<(u64, u64)> {
-    let (mut files, mut bytes) = (0u64, 0u64);
-    let (mut hasher, mut size) = (Sha256::new(), 0u64);
-    for item in rx {
-        let cur = match item {
-            ToFinish::Data(data) => {
-                hasher.update(&data);
-                size += data.len() as u64;
-                buffers.give(data);
-                continue;
-            }
-            ToFinish::End(cur) => cur,
-        };
-        let digest = hex::encode(std::mem::take(&mut hasher).finalize());
+    current: Option<Arc<Restoring<'a>>>,
+    hasher: Sha256,
+    size: u64,
+    buffers: &'p BufferPool,
+}
+
+impl<'a> FileChecker<'_, 'a> {
+    fn start(&mut self, file: Arc<Restoring<'a>>) {
+        self.current = Some(file);
+    }
+
+    fn add(&mut self, data: Vec<u8>) {
+        self.hasher.update(&data);
+        self.size += data.len() as u64;
+        self.buffers.give(data);
+    }
+
+    /// Returns the file's size.
+    fn finish(&mut self) -> Result<u64> {
+        let cur = self.current.take().expect("an end follows a start");
+        let digest = hex::encode(std::mem::take(&mut self.hasher).finalize());
+        let size = std::mem::take(&mut self.size);
         let e = cur.entry;
         if Some(&digest) != e.sha256.as_ref() || size != e.size {
             return Err(Error::corrupt(
@@ -321,22 +329,23 @@ fn finish_files(
                 "restored content does not match the manifest's sha256",
             ));
         }
-        files += 1;
-        bytes += std::mem::take(&mut size);
-        if let Some(tmp) = cur.file {
-            let finish = || -> std::io::Result<()> {
-                let f = tmp.as_file();
-                if owner {
-                    std::os::unix::fs::fchown(f, Some(e.uid), Some(e.gid))?;
-                }
-                f.set_permissions(fs::Permissions::from_mode(e.mode))?;
-                let t = file_time(e.mtime_ns);
-                filetime::set_file_handle_times(f, Some(t), Some(t))?;
-                tmp.persist(&cur.path).map_err(|p| p.error)?;
-                Ok(())
-            };
-            finish().map_err(|err| Error::io(&cur.path, err))?;
-        }
+        // Every job holding the file was consumed before its end arrived.
+        let restoring = Arc::into_inner(cur).ok_or_else(|| Error::InvalidInput("a file is still being written".into()))?;
+        let (path, Some(tmp)) = (restoring.path, restoring.file) else {
+            return Ok(size); // a dry run
+        };
+        let finish = || -> std::io::Result<()> {
+            let f = tmp.as_file();
+            if self.owner {
+                std::os::unix::fs::fchown(f, Some(e.uid), Some(e.gid))?;
+            }
+            f.set_permissions(fs::Permissions::from_mode(e.mode))?;
+            let t = file_time(e.mtime_ns);
+            filetime::set_file_handle_times(f, Some(t), Some(t))?;
+            tmp.persist(&path).map_err(|p| p.error)?;
+            Ok(())
+        };
+        finish().map_err(|err| Error::io(&path, err))?;
+        Ok(size)
     }
-    Ok((files, bytes))
 }
