@@ -3,12 +3,13 @@
 //! everything before it succeeded, so a snapshot exists only when complete.
 
 use crate::backend::DryRun;
+use crate::crypto::HashAlgo;
 use crate::encoding::{Id, RawPath};
 use crate::error::{Error, Result};
 use crate::filter::Patterns;
 use crate::format::{Index, PackEntry, PackWriter};
 use crate::manifest::{
-    DumpKind, DumpSource, Entry, EntryKind, Manifest, Source, Summary, TreeSource, MANIFEST_VERSION,
+    DumpKind, DumpSource, Entry, EntryKind, Manifest, Source, Summary, TreeSource,
 };
 use crate::pipeline::{self, Batcher, BufferPool};
 use crate::postgres::PgConnection;
@@ -159,6 +160,7 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &dyn Progress) 
     let known = |id: &Id| index.contains(id) || new_ids.read().map(|s| s.contains(id)).unwrap_or(false);
     let pack_size = repo.config().pack_size as usize;
     let chunker = repo.config().chunker;
+    let algo = HashAlgo::of_version(repo.config().version);
     let level = opts.compression_level;
 
     // Jobs in flight (each about a chunk's worth of data); the pool keeps as
@@ -214,6 +216,7 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &dyn Progress) 
                     chunk_known: &|id: &Id| index.contains(id),
                     on_bytes: &on_bytes,
                     buffers: &buffers,
+                    algo,
                 };
                 // About a chunk's worth of small files per job.
                 let mut batch = Batcher::new(emitter, chunker.avg_size as usize, 256);
@@ -231,7 +234,7 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &dyn Progress) 
                     })?;
                 }
                 for (conn, kind) in &dumps {
-                    postgres::dump(conn, *kind, chunker, &on_bytes, &buffers, &mut |item| {
+                    postgres::dump(conn, *kind, chunker, algo, &on_bytes, &buffers, &mut |item| {
                         let w = weight(&item);
                         batch.push(item, w)
                     })?;
@@ -279,7 +282,7 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &dyn Progress) 
     let mut warnings: Vec<String> = unreadable.iter().map(|u| format!("unreadable: {u}")).collect();
     warnings.extend(changed.iter().map(|c| format!("changed while read: {c}")));
     let manifest = Manifest {
-        version: MANIFEST_VERSION,
+        version: repo.config().version,
         time: chrono::Utc::now(),
         host,
         tags: opts.tags.clone(),
@@ -381,9 +384,9 @@ impl Collector<'_> {
                 self.sources.push(Source::Tree(TreeSource { path, entries: Vec::new() }))
             }
             Done::Pass(SourceItem::DumpStart(d)) => self.dump = Some(d),
-            Done::Pass(SourceItem::DumpEnd { sha256, size, server_version, toc, duration_secs }) => {
+            Done::Pass(SourceItem::DumpEnd { algo, digest, size, server_version, toc, duration_secs }) => {
                 let mut d = self.dump.take().ok_or_else(|| Error::InvalidInput("dump end outside a dump".into()))?;
-                d.sha256 = hex::encode(sha256);
+                d.set_digest(algo, digest);
                 d.size = size;
                 d.server_version = server_version;
                 d.toc = toc;
@@ -403,9 +406,9 @@ impl Collector<'_> {
                 self.push_entry(e)?;
             }
             Done::Pass(SourceItem::FileStart(e)) => self.file = Some(e),
-            Done::Pass(SourceItem::FileEnd { sha256, size, changed }) => {
+            Done::Pass(SourceItem::FileEnd { algo, digest, size, changed }) => {
                 let mut e = self.file.take().ok_or_else(|| Error::InvalidInput("file end outside a file".into()))?;
-                e.sha256 = Some(hex::encode(sha256));
+                e.set_digest(algo, digest);
                 e.size = size;
                 e.changed = changed;
                 if changed {

@@ -20,7 +20,7 @@ pub enum Error {
     #[error("{object} is corrupt or was tampered with: {reason}")]
     Corrupt { object: String, reason: String },
 
-    #[error("{object} has format version {version}, this coffer reads version {supported}")]
+    #[error("{object} has format version {version}, this coffer reads versions 1 to {supported}")]
     UnsupportedVersion { object: String, version: u32, supported: u32 },
 
     #[error("{object}: key derivation parameters {params} exceed the allowed maximum")]
@@ -75,9 +75,9 @@ impl Error {
         Error::Corrupt { object: object.into(), reason: reason.into() }
     }
 
-    /// `Ok` when an object's format version is the one this build reads.
+    /// `Ok` when an object's format version is one this build reads (1 to `supported`).
     pub fn check_version(object: impl FnOnce() -> String, version: u32, supported: u32) -> Result<()> {
-        if version == supported {
+        if (1..=supported).contains(&version) {
             Ok(())
         } else {
             Err(Error::UnsupportedVersion { object: object(), version, supported })

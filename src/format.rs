@@ -9,8 +9,9 @@ use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
-/// The repository format this build writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+/// The repository format `init` writes; this build reads and writes every
+/// version from 1 up to it (a repository keeps the version it was made with).
+pub const FORMAT_VERSION: u32 = 2;
 
 /// Packs are closed once they reach this size (plus at most one chunk).
 pub const DEFAULT_PACK_SIZE: u32 = 16 * 1024 * 1024;
@@ -235,7 +236,7 @@ mod tests {
 
     #[test]
     fn pack_header_round_trip_and_tamper() {
-        let keys = MasterKey::generate().subkeys(b"r");
+        let keys = MasterKey::generate().subkeys(b"r", crate::crypto::HashAlgo::Blake3);
         let mut w = PackWriter::default();
         let a = keys.seal(Role::Chunk, b"a", b"first");
         let b = keys.seal(Role::Chunk, b"b", b"second!");
@@ -254,9 +255,9 @@ mod tests {
 
     #[test]
     fn config_version_is_checked() {
-        let c = Config { version: 2, id: Id([0; 32]), chunker: ChunkerParams::default(), pack_size: DEFAULT_PACK_SIZE };
+        let c = Config { version: FORMAT_VERSION + 1, id: Id([0; 32]), chunker: ChunkerParams::default(), pack_size: DEFAULT_PACK_SIZE };
         let bytes = serde_json::to_vec(&c).unwrap();
-        assert!(matches!(Config::parse(&bytes), Err(Error::UnsupportedVersion { version: 2, .. })));
+        assert!(matches!(Config::parse(&bytes), Err(Error::UnsupportedVersion { version: 3, .. })));
         assert!(matches!(Config::parse(b"{nope"), Err(Error::Corrupt { .. })));
     }
 }

@@ -4,13 +4,13 @@
 //! Restore treats a manifest as hostile input: `validate` checks every path
 //! before anything is written.
 
+use crate::crypto::HashAlgo;
 use crate::encoding::{Id, RawPath};
 use serde::{Deserialize, Serialize};
 
-pub const MANIFEST_VERSION: u32 = 1;
-
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Manifest {
+    /// The repository's format version; it decides the digest algorithm.
     pub version: u32,
     pub time: chrono::DateTime<chrono::Utc>,
     pub host: String,
@@ -56,8 +56,12 @@ pub struct DumpSource {
     /// "custom" (pg_restore archive) or "plain" (SQL).
     pub format: String,
     pub size: u64,
-    /// SHA-256 of the whole stream, hex.
-    pub sha256: String,
+    /// The whole stream's digest, hex: `sha256` in version 1, `blake3` from
+    /// version 2 (see `digest`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blake3: Option<String>,
     pub chunks: Vec<Id>,
     /// The archive's table of contents (custom format only).
     #[serde(default)]
@@ -104,9 +108,12 @@ pub struct Entry {
     pub target: Option<RawPath>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub chunks: Vec<Id>,
-    /// SHA-256 of the file's content, hex.
+    /// The content's digest, hex: `sha256` in version 1, `blake3` from
+    /// version 2 (see `digest`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blake3: Option<String>,
     /// The file changed while it was read; its content may be inconsistent.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub changed: bool,
@@ -127,6 +134,47 @@ pub struct Summary {
     /// Bytes added to the repository (packs, after compression and encryption).
     pub stored_bytes: u64,
     pub duration_secs: f64,
+}
+
+/// A recorded content digest: its algorithm (named by its field) and hex.
+/// Exactly one of the two fields must be set.
+fn digest_of<'a>(sha256: &'a Option<String>, blake3: &'a Option<String>) -> Option<(HashAlgo, &'a str)> {
+    match (sha256, blake3) {
+        (Some(h), None) => Some((HashAlgo::Sha256, h)),
+        (None, Some(h)) => Some((HashAlgo::Blake3, h)),
+        _ => None,
+    }
+}
+
+fn digest_fields(algo: HashAlgo, hex: String) -> (Option<String>, Option<String>) {
+    match algo {
+        HashAlgo::Sha256 => (Some(hex), None),
+        HashAlgo::Blake3 => (None, Some(hex)),
+    }
+}
+
+fn is_digest_hex(h: &str) -> bool {
+    h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+impl DumpSource {
+    pub fn digest(&self) -> Option<(HashAlgo, &str)> {
+        digest_of(&self.sha256, &self.blake3)
+    }
+
+    pub fn set_digest(&mut self, algo: HashAlgo, digest: [u8; 32]) {
+        (self.sha256, self.blake3) = digest_fields(algo, hex::encode(digest));
+    }
+}
+
+impl Entry {
+    pub fn digest(&self) -> Option<(HashAlgo, &str)> {
+        digest_of(&self.sha256, &self.blake3)
+    }
+
+    pub fn set_digest(&mut self, algo: HashAlgo, digest: [u8; 32]) {
+        (self.sha256, self.blake3) = digest_fields(algo, hex::encode(digest));
+    }
 }
 
 impl Manifest {
@@ -169,9 +217,12 @@ impl Manifest {
 
     /// Checks everything restore relies on; `Err` names the first bad entry.
     pub fn validate(&self) -> Result<(), (String, String)> {
+        // Digests are of the manifest version's algorithm, never another.
+        let algo = HashAlgo::of_version(self.version);
+        let valid = |d: Option<(HashAlgo, &str)>| d.is_some_and(|(a, h)| a == algo && is_digest_hex(h));
         for d in self.dumps() {
-            if d.sha256.len() != 64 || !d.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return Err((d.name.clone(), "dump without a valid checksum".into()));
+            if !valid(d.digest()) {
+                return Err((d.name.clone(), format!("dump without a valid {} checksum", algo.name())));
             }
         }
         for e in self.entries() {
@@ -181,8 +232,11 @@ impl Manifest {
                 EntryKind::Symlink if e.target.as_ref().is_none_or(|t| t.0.is_empty()) => {
                     return Err((shown, "symlink without a target".into()));
                 }
-                EntryKind::File if e.sha256.is_none() => {
-                    return Err((shown, "file without a checksum".into()));
+                EntryKind::File if !valid(e.digest()) => {
+                    return Err((shown, format!("file without a valid {} checksum", algo.name())));
+                }
+                EntryKind::Dir | EntryKind::Symlink if e.digest().is_some() => {
+                    return Err((shown, "non-file entry with a checksum".into()));
                 }
                 EntryKind::Dir | EntryKind::Symlink if !e.chunks.is_empty() => {
                     return Err((shown, "non-file entry with content".into()));
@@ -234,5 +288,52 @@ mod tests {
         for good in [&b"a"[..], b"a/b/c", b"..a", b"a..", b".hidden/x", &[0xff, b'/', 0xfe]] {
             assert!(check_relative_path(good).is_ok(), "{:?}", String::from_utf8_lossy(good));
         }
+    }
+
+    fn manifest(version: u32, file: Entry) -> Manifest {
+        Manifest {
+            version,
+            time: chrono::Utc::now(),
+            host: "h".into(),
+            tags: vec![],
+            tool: "t".into(),
+            parent: None,
+            sources: vec![Source::Tree(TreeSource { path: RawPath(b"src".to_vec()), entries: vec![file] })],
+            summary: Summary::default(),
+            warnings: vec![],
+        }
+    }
+
+    #[test]
+    fn digests_must_be_of_the_manifest_versions_algorithm() {
+        let mut file = Entry {
+            path: RawPath(b"src/a".to_vec()),
+            kind: EntryKind::File,
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+            mtime_ns: 0,
+            ctime_ns: 0,
+            inode: 0,
+            size: 1,
+            target: None,
+            chunks: vec![],
+            sha256: None,
+            blake3: None,
+            changed: false,
+        };
+        assert!(manifest(2, file.clone()).validate().is_err(), "a file without a digest");
+        file.set_digest(HashAlgo::Blake3, [1; 32]);
+        assert!(manifest(2, file.clone()).validate().is_ok());
+        assert!(manifest(1, file.clone()).validate().is_err(), "blake3 in a version-1 manifest");
+        file.set_digest(HashAlgo::Sha256, [1; 32]);
+        assert_eq!(file.blake3, None);
+        assert!(manifest(1, file.clone()).validate().is_ok());
+        let err = manifest(2, file.clone()).validate().unwrap_err();
+        assert!(err.1.contains("blake3"), "{err:?}");
+        file.blake3 = Some("ab".repeat(32));
+        assert!(manifest(1, file.clone()).validate().is_err(), "two digests");
+        (file.sha256, file.blake3) = (None, Some("zz".repeat(32)));
+        assert!(manifest(2, file).validate().is_err(), "a digest that is not hex");
     }
 }

@@ -7,11 +7,11 @@
 use crate::backend::{Backend, BackendError, Kind};
 use crate::chunker::ChunkerParams;
 use crate::compression;
-use crate::crypto::{KdfParams, Keys, MasterKey, Role};
+use crate::crypto::{HashAlgo, KdfParams, Keys, MasterKey, Role};
 use crate::encoding::Id;
 use crate::error::{Error, Result};
 use crate::format::{self, Config, Index, IndexFile, KeyFile, PackEntry, FORMAT_VERSION};
-use crate::manifest::{Manifest, MANIFEST_VERSION};
+use crate::manifest::Manifest;
 use crate::pipeline::BufferPool;
 use std::sync::Arc;
 
@@ -63,7 +63,7 @@ pub(crate) fn backend_error(e: BackendError) -> Error {
 fn new_key_file(master: &MasterKey, config: &Config, passphrase: &[u8], kdf: KdfParams) -> Result<(String, Vec<u8>)> {
     let kek = kdf.derive(passphrase).map_err(|e| Error::InvalidInput(e.to_string()))?;
     let key = KeyFile {
-        version: FORMAT_VERSION,
+        version: config.version,
         created: chrono::Utc::now(),
         host: crate::hostname(),
         wrapped: master.wrap(&kek, &config.id.0),
@@ -95,7 +95,7 @@ impl Repository {
         backend.put(Kind::Key, &name, &bytes).map_err(backend_error)?;
         let config_bytes = serde_json::to_vec_pretty(&config).map_err(|e| Error::InvalidInput(e.to_string()))?;
         backend.put(Kind::Config, "config", &config_bytes).map_err(backend_error)?;
-        let keys = master.subkeys(&config.id.0);
+        let keys = master.subkeys(&config.id.0, HashAlgo::of_version(config.version));
         Ok(Repository { backend, config, keys, master, key_name: name })
     }
 
@@ -111,7 +111,7 @@ impl Repository {
         for info in backend.list(Kind::Key).map_err(backend_error)? {
             match Self::try_key(&*backend, &config, &info.name, passphrase) {
                 Ok(Some(master)) => {
-                    let keys = master.subkeys(&config.id.0);
+                    let keys = master.subkeys(&config.id.0, HashAlgo::of_version(config.version));
                     return Ok(Repository { backend, config, keys, master, key_name: info.name });
                 }
                 Ok(None) => {}
@@ -131,7 +131,7 @@ impl Repository {
             return Err(Error::corrupt(object, "content does not match its name (sha256)"));
         }
         let key: KeyFile = serde_json::from_slice(&bytes).map_err(|e| Error::corrupt(&object, e.to_string()))?;
-        Error::check_version(|| object.clone(), key.version, FORMAT_VERSION)?;
+        Error::check_version(|| object.clone(), key.version, config.version)?;
         if key.kdf.is_excessive() {
             let p = &key.kdf;
             return Err(Error::ExcessiveKdf {
@@ -254,13 +254,13 @@ impl Repository {
     // ---- indexes ----
 
     pub fn save_index(&self, packs: Vec<PackEntry>) -> Result<Id> {
-        let file = IndexFile { version: FORMAT_VERSION, packs };
+        let file = IndexFile { version: self.config.version, packs };
         self.save_sealed(Kind::Index, Role::Index, &file)
     }
 
     pub fn load_index_file(&self, id: &Id) -> Result<IndexFile> {
         let file: IndexFile = self.load_sealed(Kind::Index, Role::Index, id, "index")?;
-        Error::check_version(|| format!("index {id}"), file.version, FORMAT_VERSION)?;
+        Error::check_version(|| format!("index {id}"), file.version, self.config.version)?;
         Ok(file)
     }
 
@@ -296,7 +296,7 @@ impl Repository {
 
     pub fn load_snapshot(&self, id: &Id) -> Result<Manifest> {
         let m: Manifest = self.load_sealed(Kind::Snapshot, Role::Snapshot, id, "snapshot")?;
-        Error::check_version(|| format!("snapshot {id}"), m.version, MANIFEST_VERSION)?;
+        Error::check_version(|| format!("snapshot {id}"), m.version, self.config.version)?;
         Ok(m)
     }
 

@@ -2,18 +2,18 @@
 //!
 //! The manifest is hostile input: every path is validated before anything is
 //! written, nothing is written through a symlink, files are written under a
-//! temporary name and renamed into place only after their SHA-256 matched
+//! temporary name and renamed into place only after their digest matched
 //! the manifest. Directories come first, symlinks last, and directory
 //! metadata is applied at the end (deepest first) so that a read-only
 //! directory does not block its own contents.
 
+use crate::crypto::{ContentHasher, HashAlgo};
 use crate::encoding::Id;
 use crate::error::{Error, Result};
 use crate::filter::Selection;
 use crate::manifest::{Entry, EntryKind};
 use crate::pipeline::{self, BufferPool};
 use crate::repository::{ChunkCheck, Repository};
-use sha2::{Digest, Sha256};
 use std::ffi::OsStr;
 use std::fs;
 use std::os::unix::fs::FileExt;
@@ -126,7 +126,8 @@ pub fn restore(repo: &Repository, snapshot: &Id, opts: &RestoreOptions) -> Resul
     // their offsets, so the writing is spread over the cores; the consumer
     // sees the chunks in order, hashes them and finishes each file.
     let overwritten = &mut summary.overwritten;
-    let mut checker = FileChecker { owner, current: None, hasher: Sha256::new(), size: 0, buffers: &buffers };
+    let algo = HashAlgo::of_version(manifest.version);
+    let mut checker = FileChecker { owner, algo, current: None, hasher: algo.hasher(), size: 0, buffers: &buffers };
     let (mut files_done, mut bytes_done, mut chunks_done) = (0u64, 0u64, 0u64);
     pipeline::run(
         opts.workers,
@@ -150,7 +151,7 @@ pub fn restore(repo: &Repository, snapshot: &Id, opts: &RestoreOptions) -> Resul
             Ok(match job {
                 Job::Start(file) => Fetched::Start(file),
                 Job::Chunk { id, offset, size, file } => {
-                    // Every file is checked whole (sha256) before it is moved
+                    // Every file is checked whole (its digest) before it is moved
                     // into place, so the tag check per chunk is enough here.
                     let data = repo.read_chunk(&index, &id, ChunkCheck::Tag, &buffers)?;
                     if data.len() != size as usize {
@@ -297,11 +298,12 @@ fn start_file<'a>(target: &Path, e: &'a Entry, dry_run: bool, overwritten: &mut 
 }
 
 /// Hashes each file's chunks in order and, at the file's end, checks it
-/// against the manifest and finishes it (owner, mode, times, rename).
+/// against the manifest's digest and finishes it (owner, mode, times, rename).
 struct FileChecker<'p, 'a> {
     owner: bool,
+    algo: HashAlgo,
     current: Option<Arc<Restoring<'a>>>,
-    hasher: Sha256,
+    hasher: ContentHasher,
     size: u64,
     buffers: &'p BufferPool,
 }
@@ -320,13 +322,13 @@ impl<'a> FileChecker<'_, 'a> {
     /// Returns the file's size.
     fn finish(&mut self) -> Result<u64> {
         let cur = self.current.take().expect("an end follows a start");
-        let digest = hex::encode(std::mem::take(&mut self.hasher).finalize());
+        let digest = hex::encode(std::mem::replace(&mut self.hasher, self.algo.hasher()).finalize());
         let size = std::mem::take(&mut self.size);
         let e = cur.entry;
-        if Some(&digest) != e.sha256.as_ref() || size != e.size {
+        if e.digest() != Some((self.algo, &digest)) || size != e.size {
             return Err(Error::corrupt(
                 format!("file {}", e.path.display()),
-                "restored content does not match the manifest's sha256",
+                format!("restored content does not match the manifest's {}", self.algo.name()),
             ));
         }
         // Every job holding the file was consumed before its end arrived.

@@ -53,4 +53,46 @@ fn the_version_1_fixture_repository_restores_and_verifies() {
     let target = env.path("out");
     run(&["restore", "latest", "--target", target.to_str().unwrap()]).ok();
     assert_eq!(contents(&fixtures.join("sample-tree")), contents(&target.join("fixtures/sample-tree")));
+
+    // A version-1 repository stays version 1 when this coffer writes to it:
+    // the same tree again finds every chunk already stored (the same ids,
+    // HMAC-SHA256), and its snapshot records SHA-256 digests.
+    let tree = fixtures.join("sample-tree");
+    let backup = run(&["backup", "--json", tree.to_str().unwrap()]).ok().json();
+    assert_eq!(backup["new_chunks"], 0, "{backup}");
+    assert!(backup["files"].as_u64().unwrap() > 0, "{backup}");
+    let config: serde_json::Value = serde_json::from_slice(&fs::read(env.repo().join("config")).unwrap()).unwrap();
+    assert_eq!(config["version"], 1);
+    let repo = coffer::Repository::open(
+        std::sync::Arc::new(coffer::Local::new(env.repo())),
+        b"fixture-v1-passphrase",
+    )
+    .unwrap();
+    let id = coffer::Id::from_hex(backup["snapshot"].as_str().unwrap()).unwrap();
+    let m = repo.load_snapshot(&id).unwrap();
+    assert_eq!(m.version, 1);
+    assert!(m.entries().filter(|e| e.kind == coffer::EntryKind::File).all(|e| e.sha256.is_some() && e.blake3.is_none()));
+    run(&["verify", "--read-data"]).ok();
+    let again = env.path("again");
+    run(&["restore", &id.to_hex(), "--target", again.to_str().unwrap()]).ok();
+    let stored = tree.strip_prefix("/").unwrap();
+    assert_eq!(contents(&tree), contents(&again.join(stored)));
+}
+
+#[test]
+fn a_new_repository_is_version_2_with_blake3_digests() {
+    let env = Env::new();
+    let src = env.path("src");
+    fs::create_dir_all(&src).unwrap();
+    fs::write(src.join("a.txt"), b"hello world").unwrap();
+    let backup = env.coffer(&["backup", "--json", src.to_str().unwrap()]).ok().json();
+    let config: serde_json::Value = serde_json::from_slice(&fs::read(env.repo().join("config")).unwrap()).unwrap();
+    assert_eq!(config["version"], coffer::FORMAT_VERSION);
+    assert_eq!(coffer::FORMAT_VERSION, 2);
+    let repo = coffer::Repository::open(std::sync::Arc::new(coffer::Local::new(env.repo())), PASSPHRASE.as_bytes())
+        .unwrap();
+    let m = repo.load_snapshot(&coffer::Id::from_hex(backup["snapshot"].as_str().unwrap()).unwrap()).unwrap();
+    let file = m.entries().find(|e| e.kind == coffer::EntryKind::File).unwrap();
+    assert_eq!(file.blake3.as_deref(), Some(blake3::hash(b"hello world").to_hex().as_str()));
+    assert_eq!(file.sha256, None);
 }

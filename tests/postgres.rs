@@ -74,8 +74,7 @@ fn a_database_restored_into_a_new_database_dumps_identically() {
     // --to-file gives the raw archive, which pg_restore reads.
     let file = env.path("dump.pgc");
     run(&env, &["restore", &id, "--to-file", file.to_str().unwrap()]).ok();
-    use sha2::Digest;
-    assert_eq!(hex::encode(sha2::Sha256::digest(fs::read(&file).unwrap())), src["sha256"].as_str().unwrap());
+    assert_eq!(blake3::hash(&fs::read(&file).unwrap()).to_hex().as_str(), src["blake3"].as_str().unwrap());
     let list = std::process::Command::new(pg::bin_dir().join("pg_restore")).arg("--list").arg(&file).output().unwrap();
     assert!(list.status.success());
     run(&env, &["verify", "--read-data"]).ok();

@@ -69,7 +69,7 @@ fn a_symlink_in_the_manifest_cannot_redirect_a_file() {
         link.path = RawPath(b"evil".to_vec());
         link.target = Some(RawPath(outside.to_str().unwrap().as_bytes().to_vec()));
         link.chunks.clear();
-        link.sha256 = None;
+        (link.sha256, link.blake3) = (None, None);
         link.size = 0;
         entries.insert(0, link);
         entries.push(coffer::Entry { path: RawPath(b"evil/pwned.txt".to_vec()), ..file });
@@ -102,11 +102,11 @@ fn a_manifest_whose_file_content_mismatches_is_refused_and_leaves_no_file() {
     let m = base(&env);
     let m = with_entry_paths(m, |entries| {
         for e in entries.iter_mut().filter(|e| e.kind == EntryKind::File) {
-            e.sha256 = Some("00".repeat(32));
+            e.blake3 = Some("00".repeat(32));
         }
     });
     let id = repo(&env).save_snapshot(&m).unwrap();
-    restore_refused(&env, &id, "does not match the manifest's sha256");
+    restore_refused(&env, &id, "does not match the manifest's blake3");
     let files: Vec<_> = walk_all(&env.path("target")).into_iter().filter(|p| !p.is_dir()).collect();
     assert!(files.is_empty(), "a file that failed its check was left: {files:?}");
 }

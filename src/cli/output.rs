@@ -138,7 +138,7 @@ impl Output {
             match src {
                 Source::Postgres(d) => {
                     outln!(
-                        "postgres {} ({:?}, {} format, {}) from {}\n  server {}, pg_dump {}, took {:.1}s, sha256 {}",
+                        "postgres {} ({:?}, {} format, {}) from {}\n  server {}, pg_dump {}, took {:.1}s, {} {}",
                         d.name,
                         d.kind,
                         d.format,
@@ -147,7 +147,8 @@ impl Output {
                         d.server_version,
                         d.pg_dump_version,
                         d.duration_secs,
-                        d.sha256
+                        d.digest().map_or("checksum", |(a, _)| a.name()),
+                        d.digest().map_or("none", |(_, h)| h),
                     );
                     for e in d.toc.iter().filter(|e| {
                         matches!(

@@ -5,6 +5,7 @@
 pub mod postgres;
 pub mod tree;
 
+use crate::crypto::HashAlgo;
 use crate::encoding::RawPath;
 use crate::manifest::{DumpSource, Entry};
 
@@ -19,7 +20,8 @@ pub enum SourceItem {
     FileStart(Entry),
     Chunk(Vec<u8>),
     FileEnd {
-        sha256: [u8; 32],
+        algo: HashAlgo,
+        digest: [u8; 32],
         size: u64,
         changed: bool,
     },
@@ -30,7 +32,8 @@ pub enum SourceItem {
     /// A database dump begins; its `Chunk`s follow, then `DumpEnd`.
     DumpStart(DumpSource),
     DumpEnd {
-        sha256: [u8; 32],
+        algo: HashAlgo,
+        digest: [u8; 32],
         size: u64,
         server_version: String,
         toc: Vec<crate::postgres::TocEntry>,

@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::manifest::{DumpKind, DumpSource};
 use crate::pipeline::BufferPool;
 use crate::postgres::{tail, PgConnection, StderrCollector, Toc, TocLister};
-use sha2::{Digest, Sha256};
+use crate::crypto::{ContentHasher, HashAlgo};
 use std::io::Read;
 use std::process::Stdio;
 use std::time::Instant;
@@ -23,6 +23,7 @@ pub fn dump(
     conn: &PgConnection,
     kind: DumpKind,
     chunker: ChunkerParams,
+    algo: HashAlgo,
     on_bytes: &(dyn Fn(u64) + Sync),
     buffers: &BufferPool,
     emit: &mut dyn FnMut(SourceItem) -> Result<()>,
@@ -72,14 +73,15 @@ pub fn dump(
         pg_dump_version: pg_dump_version.clone(),
         format: format.to_string(),
         size: 0,
-        sha256: String::new(),
+        sha256: None,
+        blake3: None,
         chunks: Vec::new(),
         toc: Vec::new(),
         duration_secs: 0.0,
     };
     emit(SourceItem::DumpStart(skeleton))?;
 
-    let mut reader = TeeReader { inner: stdout, tee: lister.as_mut(), hasher: Sha256::new(), bytes: 0 };
+    let mut reader = TeeReader { inner: stdout, tee: lister.as_mut(), hasher: algo.hasher(), bytes: 0 };
     let split = Chunker::new(chunker).split(
         &mut reader,
         |chunk| {
@@ -111,7 +113,8 @@ pub fn dump(
         DumpKind::Globals => conn.server_version().unwrap_or_default(),
     };
     emit(SourceItem::DumpEnd {
-        sha256: hasher.finalize().into(),
+        algo,
+        digest: hasher.finalize(),
         size: bytes,
         server_version,
         toc: toc.entries,
@@ -132,7 +135,7 @@ fn widen_pipe(pipe: &std::process::ChildStdout) {
 struct TeeReader<'a, R: Read> {
     inner: R,
     tee: Option<&'a mut TocLister>,
-    hasher: Sha256,
+    hasher: ContentHasher,
     bytes: u64,
 }
 

@@ -3,12 +3,12 @@
 
 use super::SourceItem;
 use crate::chunker::{Chunker, ChunkerParams};
+use crate::crypto::{ContentHasher, HashAlgo};
 use crate::encoding::RawPath;
 use crate::error::{Error, Result};
 use crate::filter::Patterns;
 use crate::manifest::{Entry, EntryKind};
 use crate::pipeline::BufferPool;
-use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::fs::{self, File, Metadata};
 use std::io::Read;
@@ -27,6 +27,8 @@ pub struct TreeOptions<'a> {
     pub on_bytes: &'a (dyn Fn(u64) + Sync),
     /// Where each chunk's buffer comes from.
     pub buffers: &'a BufferPool,
+    /// The repository's digest algorithm.
+    pub algo: HashAlgo,
 }
 
 /// The path a source is stored under: as given, lexically normalised, without
@@ -72,6 +74,7 @@ fn entry_from(path: RawPath, kind: EntryKind, m: &Metadata) -> Entry {
         target: None,
         chunks: Vec::new(),
         sha256: None,
+        blake3: None,
         changed: false,
     }
 }
@@ -194,7 +197,7 @@ fn read_file(
             && old.chunks.iter().all(|c| (opts.chunk_known)(c));
         if same {
             entry.chunks = old.chunks.clone();
-            entry.sha256 = old.sha256.clone();
+            (entry.sha256, entry.blake3) = (old.sha256.clone(), old.blake3.clone());
             (opts.on_bytes)(entry.size);
             return emit(SourceItem::Entry(entry));
         }
@@ -212,7 +215,7 @@ fn read_file(
     let entry = entry_from(entry.path, EntryKind::File, &before);
     emit(SourceItem::FileStart(entry))?;
 
-    let mut reader = HashingReader { inner: &file, hasher: Sha256::new(), bytes: 0 };
+    let mut reader = HashingReader { inner: &file, hasher: opts.algo.hasher(), bytes: 0 };
     let mut read_error = None;
     let result = chunker.split(
         &mut reader,
@@ -235,12 +238,12 @@ fn read_file(
     }
     let after = file.metadata().map_err(|e| Error::io(fs_path, e))?;
     let changed = !unchanged(&before, &after) || reader.bytes != before.len();
-    emit(SourceItem::FileEnd { sha256: reader.hasher.finalize().into(), size: reader.bytes, changed })
+    emit(SourceItem::FileEnd { algo: opts.algo, digest: reader.hasher.finalize(), size: reader.bytes, changed })
 }
 
 struct HashingReader<'a> {
     inner: &'a File,
-    hasher: Sha256,
+    hasher: ContentHasher,
     bytes: u64,
 }
 
