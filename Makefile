@@ -26,7 +26,7 @@ test:
 
 # coffer beside restic, borg and rustic on the same data (see docs/BENCHMARKS.md).
 # Installs the peers when missing; data, repositories and results.md go to
-# ./bench-work (BENCH_ARGS="--dir DIR --scale N --tools ... --cases ...").
+# ./bench-work (BENCH_ARGS="--dir DIR --scale N --tools ... --cases ... --repeat N").
 bench:
 	./scripts/ensure-postgres.sh
 	./scripts/ensure-peers.sh

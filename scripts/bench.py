@@ -10,7 +10,11 @@ Data sets (made once under --dir, reused by later runs):
 Cases, each tool in turn for each case: first backup of db and tree; then one
 small change to both (a few rows, a few files) and the nightly re-backup of
 each; an unchanged re-backup of the tree; restores of both, checked against
-the source. Last, coffer alone on 1 GiB and 4 GiB inputs, for peak memory.
+the source. All of that runs --repeat times (default 3), each round from the
+same data and starting with the next tool, and the tables give medians and
+each round's ratio: single runs on a shared 2-core machine vary by a quarter,
+and the tool that runs second is often slower than it would be first. Last, coffer alone on 1 GiB and
+4 GiB inputs, for peak memory.
 
 Every repository is local and encrypted, with each tool's default settings
 (borg: repokey-blake2, its default lz4). Wall time, CPU time and peak RSS come
@@ -156,22 +160,31 @@ def write_text(path, size, seed):
             written += len(block)
 
 
-def ensure_tree(work):
+def reset_tree(work):
+    """Undoes the last round's small change, so every round starts alike.
+    False when the tree was never completely built."""
     tree = os.path.join(work, "tree")
     marker = os.path.join(work, "tree.complete")
-    if os.path.exists(marker):
-        # Undo the last run's small change, so every run starts alike.
-        with open(marker) as f:
-            log_size = int(f.read())
-        with open(os.path.join(tree, "big", "app.log"), "r+b") as f:
-            f.truncate(log_size)
-        if os.path.exists(os.path.join(tree, "big", "new.bin")):
-            os.remove(os.path.join(tree, "big", "new.bin"))
-        for i in (1, 2):
-            shutil.rmtree(os.path.join(tree, f"src{i}"))
-            shutil.copytree("/usr/include", os.path.join(tree, f"src{i}"), symlinks=True)
+    if not os.path.exists(marker):
+        return False
+    with open(marker) as f:
+        log_size = int(f.read())
+    with open(os.path.join(tree, "big", "app.log"), "r+b") as f:
+        f.truncate(log_size)
+    if os.path.exists(os.path.join(tree, "big", "new.bin")):
+        os.remove(os.path.join(tree, "big", "new.bin"))
+    for i in (1, 2):
+        shutil.rmtree(os.path.join(tree, f"src{i}"))
+        shutil.copytree("/usr/include", os.path.join(tree, f"src{i}"), symlinks=True)
+    return True
+
+
+def ensure_tree(work):
+    tree = os.path.join(work, "tree")
+    if reset_tree(work):
         return tree
     log("building the file tree")
+    marker = os.path.join(work, "tree.complete")
     shutil.rmtree(tree, ignore_errors=True)
     os.makedirs(os.path.join(tree, "big"))
     shutil.copytree("/usr/lib/x86_64-linux-gnu", os.path.join(tree, "lib"), symlinks=True)
@@ -367,11 +380,54 @@ def machine():
     return f"{os.cpu_count()} cores ({cpu}), {mem:.0f} GiB RAM, Linux {platform.release()}"
 
 
-def report(rows, sizes, meta, primitives):
+def median(xs):
+    xs = sorted(xs)
+    mid = len(xs) // 2
+    return xs[mid] if len(xs) % 2 else (xs[mid - 1] + xs[mid]) / 2
+
+
+def aggregate(raw):
+    """One row per case and tool: median wall, CPU and added bytes over the
+    rounds, the largest peak RSS, and every round's wall time."""
+    groups = {}
+    for r in raw:
+        groups.setdefault((r["case"], r["tool"]), []).append(r)
+    rows = []
+    for rs in groups.values():
+        row = dict(rs[-1])
+        row["walls"] = [r["wall"] for r in rs]
+        row["rounds"] = [r["round"] for r in rs]
+        row["wall"] = median(row["walls"])
+        row["cpu"] = median([r["cpu"] for r in rs])
+        row["rss"] = max(r["rss"] for r in rs)
+        if all(r.get("added") is not None for r in rs):
+            row["added"] = median([r["added"] for r in rs])
+        rows.append(row)
+    return rows
+
+
+def round_ratios(raw, case):
+    """coffer's wall time over the fastest peer's, round by round."""
+    out = []
+    for n in sorted({r["round"] for r in raw if r["case"] == case}):
+        same = [r for r in raw if r["case"] == case and r["round"] == n]
+        base = [r["wall"] for r in same if r["tool"] == "coffer"]
+        peers = [r["wall"] for r in same if r["tool"] != "coffer"]
+        if base and peers:
+            out.append(base[0] / min(peers))
+    return out
+
+
+def report(raw, sizes, meta, primitives):
+    rows = aggregate(raw)
     tools = meta["tools"]
     out = [f"Machine: {meta['machine']}  ", f"Versions: {'; '.join(meta['versions'])}  ",
            f"Data: db dump {sizes['db'] / 1e9:.2f} GB, tree {sizes['tree'] / 1e9:.2f} GB "
            f"({sizes['tree_files']} files)", ""]
+    if meta["repeat"] > 1:
+        out.append(f"Each row: the median of {meta['repeat']} rounds (wall s in brackets: the fastest and slowest "
+                   "round), the largest peak RSS.")
+        out.append("")
     out.append("| case | tool | wall s | MB/s | CPU s | peak RSS MiB | repo MB (+added) | wall vs coffer |")
     out.append("|---|---|---:|---:|---:|---:|---:|---:|")
     cases = []
@@ -385,21 +441,25 @@ def report(rows, sizes, meta, primitives):
             repo = f"{r['repo'] / 1e6:.0f}" if r.get("repo") is not None else ""
             if r.get("added") is not None:
                 repo = f"+{r['added'] / 1e6:.1f}"
-            out.append(f"| {case} | {r['tool']} | {r['wall']:.1f} | {r['bytes'] / 1e6 / r['wall']:.0f} | "
+            wall = f"{r['wall']:.1f}"
+            if len(r["walls"]) > 1:
+                wall += f" ({min(r['walls']):.1f}-{max(r['walls']):.1f})"
+            out.append(f"| {case} | {r['tool']} | {wall} | {r['bytes'] / 1e6 / r['wall']:.0f} | "
                        f"{r['cpu']:.1f} | {r['rss'] / MiB:.0f} | {repo} | {ratio} |")
     out.append("")
     out.append("Ratios: coffer's wall time over the fastest peer's (at most 0.70 is the goal; "
                "below 1.00 coffer is faster)")
     out.append("")
-    out.append("| case | fastest peer | its wall s | coffer wall s | coffer / fastest |")
-    out.append("|---|---|---:|---:|---:|")
+    out.append("| case | fastest peer | its wall s | coffer wall s | coffer / fastest | each round |")
+    out.append("|---|---|---:|---:|---:|---|")
     for case in cases:
         base = next((r for r in rows if r["case"] == case and r["tool"] == "coffer"), None)
         peers = [r for r in rows if r["case"] == case and r["tool"] != "coffer"]
         if base and peers:
             best = min(peers, key=lambda r: r["wall"])
+            each = ", ".join(f"{x:.2f}" for x in round_ratios(raw, case))
             out.append(f"| {case} | {best['tool']} | {best['wall']:.1f} | {base['wall']:.1f} | "
-                       f"{base['wall'] / best['wall']:.2f} |")
+                       f"{base['wall'] / best['wall']:.2f} | {each} |")
     if "repo" in sizes:
         out.append("")
         out.append("Repository size after all backups: " +
@@ -420,6 +480,8 @@ def main():
     ap.add_argument("--scale", type=int, default=200, help="pgbench scale (200: a 2.2 GiB dump)")
     ap.add_argument("--tools", default="coffer,restic,borg,rustic")
     ap.add_argument("--cases", default="db,tree,memory", help="which of db, tree, memory to run")
+    ap.add_argument("--repeat", type=int, default=3,
+                    help="rounds of the db and tree cases; the tables give each row's median (default 3)")
     args = ap.parse_args()
     work = os.path.abspath(args.dir)
     os.makedirs(work, exist_ok=True)
@@ -435,8 +497,8 @@ def main():
         tree = ensure_tree(work) if "tree" in cases else None
         tools = [TOOLS[t](work, pg) for t in tools_wanted]
         meta = {"machine": machine(), "versions": [t.version() for t in tools], "tools": tools_wanted,
-                "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
-        rows, sizes = [], {}
+                "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "repeat": args.repeat}
+        rows, sizes, rounds = [], {}, []
 
         def settle(warm):
             """The same start for every tool: dirty pages written back, clean
@@ -463,75 +525,94 @@ def main():
             settle(warm)
             log(f"{case}: {tool.name}")
             wall, cpu, rss = measured(cmd, env=tool.env)
-            row = {"case": case, "tool": tool.name, "wall": wall, "cpu": cpu, "rss": rss, "bytes": nbytes}
+            row = {"case": case, "tool": tool.name, "wall": wall, "cpu": cpu, "rss": rss, "bytes": nbytes,
+                   "round": len(rounds)}
             if repo:
                 row["repo"] = du(tool.repo)
             rows.append(row)
             log(f"  {wall:.1f} s, CPU {cpu:.1f} s, peak RSS {rss / MiB:.0f} MiB")
 
-        db_size = 0
-        if pg:
-            # pg_dump alone: the floor under every db backup.
-            db_size = int(sh(f"{pg.pg_dump()} | wc -c", capture_output=True, text=True).stdout)
-            settle(["db"])
-            wall, cpu, rss = measured(f"{pg.pg_dump()} > /dev/null")
-            rows.append({"case": "db: pg_dump > /dev/null alone", "tool": "pg_dump", "wall": wall, "cpu": cpu,
-                         "rss": rss, "bytes": db_size})
-        sizes["db"] = db_size
-        sizes["tree"] = du(tree) if tree else 0
-        sizes["tree_files"] = sum(len(f) for _, _, f in os.walk(tree)) if tree else 0
+        def measure_round(tools):
+            """Every case for every tool, once, in the order given."""
+            db_size = 0
+            if pg:
+                # pg_dump alone: the floor under every db backup.
+                db_size = int(sh(f"{pg.pg_dump()} | wc -c", capture_output=True, text=True).stdout)
+                settle(["db"])
+                wall, cpu, rss = measured(f"{pg.pg_dump()} > /dev/null")
+                rows.append({"case": "db: pg_dump > /dev/null alone", "tool": "pg_dump", "wall": wall, "cpu": cpu,
+                             "rss": rss, "bytes": db_size, "round": len(rounds)})
+            sizes["db"] = db_size
+            sizes["tree"] = du(tree) if tree else 0
+            sizes["tree_files"] = sum(len(f) for _, _, f in os.walk(tree)) if tree else 0
 
-        for t in tools:
-            t.fresh()
-            t.init()
-        if pg:
             for t in tools:
-                record("db backup (a)", t, t.backup_db(1), db_size, repo=True, warm=["db"])
-        if tree:
-            for t in tools:
-                record("tree backup (b)", t, t.backup_tree(tree, 1), sizes["tree"], repo=True, warm=[tree])
-        if pg:
-            pg.small_change()
-            db2 = int(sh(f"{pg.pg_dump()} | wc -c", capture_output=True, text=True).stdout)
-            for t in tools:
-                before = du(t.repo)
-                record("db nightly re-backup (c)", t, t.backup_db(2), db2, warm=["db", t.repo])
-                rows[-1]["added"] = du(t.repo) - before
-        if tree:
-            change_tree(tree)
-            size2 = du(tree)
-            for t in tools:
-                before = du(t.repo)
-                record("tree nightly re-backup (c)", t, t.backup_tree(tree, 2), size2, warm=[tree, t.repo])
-                rows[-1]["added"] = du(t.repo) - before
-            for t in tools:
-                record("tree unchanged re-backup (c)", t, t.backup_tree(tree, 3), size2, warm=[tree, t.repo])
-        sizes["repo"] = {t.name: du(t.repo) for t in tools}
+                t.fresh()
+                t.init()
+            if pg:
+                for t in tools:
+                    record("db backup (a)", t, t.backup_db(1), db_size, repo=True, warm=["db"])
+            if tree:
+                for t in tools:
+                    record("tree backup (b)", t, t.backup_tree(tree, 1), sizes["tree"], repo=True, warm=[tree])
+            if pg:
+                pg.small_change()
+                db2 = int(sh(f"{pg.pg_dump()} | wc -c", capture_output=True, text=True).stdout)
+                for t in tools:
+                    before = du(t.repo)
+                    record("db nightly re-backup (c)", t, t.backup_db(2), db2, warm=["db", t.repo])
+                    rows[-1]["added"] = du(t.repo) - before
+            if tree:
+                change_tree(tree)
+                size2 = du(tree)
+                for t in tools:
+                    before = du(t.repo)
+                    record("tree nightly re-backup (c)", t, t.backup_tree(tree, 2), size2, warm=[tree, t.repo])
+                    rows[-1]["added"] = du(t.repo) - before
+                for t in tools:
+                    record("tree unchanged re-backup (c)", t, t.backup_tree(tree, 3), size2, warm=[tree, t.repo])
+            sizes["repo"] = {t.name: du(t.repo) for t in tools}
 
-        if pg:
-            for t in tools:
-                out = os.path.join(work, "restore", t.name)
-                shutil.rmtree(out, ignore_errors=True)
-                os.makedirs(out)
-                record("db restore (d)", t, t.restore_db(out, 2), db2, warm=[t.repo])
-                dump = find_file(out, "bench.dump")
-                got = os.path.getsize(dump)
-                # pg_dump's header holds its start time, so only size and
-                # structure can be compared with another run of it.
-                if abs(got - db2) > 4096:
-                    raise SystemExit(f"bench: {t.name} restored {got} bytes of dump, expected about {db2}")
-                sh(["pg_restore", "-l", dump], stdout=subprocess.DEVNULL)
-                shutil.rmtree(out)
-        if tree:
-            want = tree_digest(tree)
-            for t in tools:
-                out = os.path.join(work, "restore", t.name)
-                shutil.rmtree(out, ignore_errors=True)
-                os.makedirs(out)
-                record("tree restore (d)", t, t.restore_tree(out, 3), size2, warm=[t.repo])
-                if tree_digest(find_tree(out)) != want:
-                    raise SystemExit(f"bench: {t.name}'s restored tree differs from the source")
-                shutil.rmtree(out)
+            if pg:
+                for t in tools:
+                    out = os.path.join(work, "restore", t.name)
+                    shutil.rmtree(out, ignore_errors=True)
+                    os.makedirs(out)
+                    record("db restore (d)", t, t.restore_db(out, 2), db2, warm=[t.repo])
+                    dump = find_file(out, "bench.dump")
+                    got = os.path.getsize(dump)
+                    # pg_dump's header holds its start time, so only size and
+                    # structure can be compared with another run of it.
+                    if abs(got - db2) > 4096:
+                        raise SystemExit(f"bench: {t.name} restored {got} bytes of dump, expected about {db2}")
+                    sh(["pg_restore", "-l", dump], stdout=subprocess.DEVNULL)
+                for t in tools:
+                    shutil.rmtree(os.path.join(work, "restore", t.name))
+            if tree:
+                want = tree_digest(tree)
+                for t in tools:
+                    out = os.path.join(work, "restore", t.name)
+                    shutil.rmtree(out, ignore_errors=True)
+                    os.makedirs(out)
+                    record("tree restore (d)", t, t.restore_tree(out, 3), size2, warm=[t.repo])
+                    if tree_digest(find_tree(out)) != want:
+                        raise SystemExit(f"bench: {t.name}'s restored tree differs from the source")
+                # Deleted only once every tool has restored: ext4 skips the
+                # inodes freed in the last minute when it allocates, and that
+                # search made a restore right after a deletion up to 3x slower.
+                for t in tools:
+                    shutil.rmtree(os.path.join(work, "restore", t.name))
+
+        for n in range(1, args.repeat + 1):
+            log(f"round {n} of {args.repeat}")
+            rounds.append(n)
+            if n > 1 and "tree" in cases:
+                reset_tree(work)
+            # Each round starts with another tool: a run can leave the disk
+            # slower for the next (a restore after another's ran 20-40 %
+            # slower here), so no tool should always go first.
+            k = (n - 1) % len(tools)
+            measure_round(tools[k:] + tools[:k])
 
         if "memory" in cases and "coffer" in tools_wanted:
             coffer = next(t for t in tools if t.name == "coffer")
@@ -576,7 +657,8 @@ def main():
         with open(os.path.join(work, "results.md"), "w") as f:
             f.write(f"Command: `make bench` ({meta['date']})\n\n" + text)
         with open(os.path.join(work, "results.json"), "w") as f:
-            json.dump({"meta": meta, "sizes": sizes, "rows": rows, "primitives": primitives}, f, indent=1)
+            json.dump({"meta": meta, "sizes": sizes, "rows": aggregate(rows), "raw": rows, "primitives": primitives},
+                      f, indent=1)
         print(text)
     finally:
         if pg:
