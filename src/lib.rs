@@ -5,6 +5,7 @@
 //! `coffer` binary (`src/main.rs`, `src/cli/`) parses, prints and picks exit
 //! codes. Modules are private; the public API is the `pub use` list below.
 
+mod atomic_file;
 mod backend;
 mod backup;
 mod chunker;

@@ -1,12 +1,13 @@
 //! Restore a snapshot (or the part of it a glob selects) into a directory.
 //!
 //! The manifest is hostile input: every path is validated before anything is
-//! written, nothing is written through a symlink, files are written under a
-//! temporary name and renamed into place only after their digest matched
-//! the manifest. Directories come first, symlinks last, and directory
+//! written, nothing is written through a symlink, files are written without
+//! a name (`AtomicFile`) and get theirs only after their digest matched the
+//! manifest. Directories come first, symlinks last, and directory
 //! metadata is applied at the end (deepest first) so that a read-only
 //! directory does not block its own contents.
 
+use crate::atomic_file::AtomicFile;
 use crate::crypto::{ContentHasher, HashAlgo};
 use crate::encoding::Id;
 use crate::error::{Error, Result};
@@ -52,7 +53,7 @@ pub struct RestoreSummary {
 struct Restoring<'a> {
     entry: &'a Entry,
     path: PathBuf,
-    file: Option<tempfile::NamedTempFile>,
+    file: Option<AtomicFile>,
 }
 
 enum Job<'a> {
@@ -292,7 +293,7 @@ fn start_file<'a>(target: &Path, e: &'a Entry, dry_run: bool, overwritten: &mut 
         None
     } else {
         let dir = path.parent().unwrap_or(target);
-        Some(tempfile::Builder::new().prefix(".coffer-").suffix(".tmp").tempfile_in(dir).map_err(|e| Error::io(dir, e))?)
+        Some(AtomicFile::new_in(dir).map_err(|e| Error::io(dir, e))?)
     };
     Ok(Restoring { entry: e, path, file })
 }
@@ -344,7 +345,7 @@ impl<'a> FileChecker<'_, 'a> {
             f.set_permissions(fs::Permissions::from_mode(e.mode))?;
             let t = file_time(e.mtime_ns);
             filetime::set_file_handle_times(f, Some(t), Some(t))?;
-            tmp.persist(&path).map_err(|p| p.error)?;
+            tmp.persist(&path)?;
             Ok(())
         };
         finish().map_err(|err| Error::io(&path, err))?;

@@ -8,6 +8,7 @@
 //! restore into an existing database runs in one transaction, so a stream
 //! that fails half-way leaves the database as it was.
 
+use crate::atomic_file::AtomicFile;
 use crate::encoding::Id;
 use crate::error::{Error, Result};
 use crate::format::Index;
@@ -316,13 +317,12 @@ fn to_file(
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    let tmp =
-        tempfile::Builder::new().prefix(".coffer-").suffix(".tmp").tempfile_in(&dir).map_err(|e| Error::io(&dir, e))?;
+    let tmp = AtomicFile::new_in(&dir).map_err(|e| Error::io(&dir, e))?;
     let chunks = stream_dump(repo, index, snapshot, dump, workers, DumpOut::File(tmp.as_file(), path))?;
-    // Renamed into place only once the checksum matched. Not fsynced, as
-    // restored files are not (nor are restic's or borg's): the OS writes it
-    // back; `sync` makes it durable at once (docs/OPERATIONS.md).
-    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
+    // Named only once the checksum matched. Not fsynced, as restored files
+    // are not (nor are restic's or borg's): the OS writes it back; `sync`
+    // makes it durable at once (docs/OPERATIONS.md).
+    tmp.persist(path).map_err(|e| Error::io(path, e))?;
     Ok(chunks)
 }
 

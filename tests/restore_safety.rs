@@ -110,3 +110,43 @@ fn a_manifest_whose_file_content_mismatches_is_refused_and_leaves_no_file() {
     let files: Vec<_> = walk_all(&env.path("target")).into_iter().filter(|p| !p.is_dir()).collect();
     assert!(files.is_empty(), "a file that failed its check was left: {files:?}");
 }
+
+#[test]
+fn a_restore_killed_while_writing_leaves_no_file_behind() {
+    use rand::RngCore;
+    use std::time::{Duration, Instant};
+    let env = Env::new();
+    let src = env.path("src");
+    fs::create_dir_all(&src).unwrap();
+    // Incompressible, so that restoring it takes a while.
+    let mut data = vec![0u8; 96 << 20];
+    rand::thread_rng().fill_bytes(&mut data);
+    fs::write(src.join("big.bin"), &data).unwrap();
+    env.coffer(&["backup", src.to_str().unwrap()]).ok();
+
+    let target = env.path("target");
+    let mut child = env
+        .command()
+        .args(["restore", "latest", "--target", target.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Caught in the act: it holds a file open under the target.
+    let fds = format!("/proc/{}/fd", child.id());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let writing = loop {
+        let open_there = fs::read_dir(&fds)
+            .map(|d| d.flatten().any(|e| fs::read_link(e.path()).is_ok_and(|l| l.starts_with(&target))))
+            .unwrap_or(false);
+        if open_there || child.try_wait().unwrap().is_some() || Instant::now() > deadline {
+            break open_there;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    };
+    assert!(writing, "the restore was not caught writing");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let left: Vec<_> = walk_all(&target).into_iter().filter(|p| !p.is_dir()).collect();
+    assert!(left.is_empty(), "a killed restore left {left:?}");
+}

@@ -3,6 +3,7 @@
 //! never leaves a partial object under a real name.
 
 use super::{Backend, BackendError, BackendResult, Kind, ObjectInfo};
+use crate::atomic_file::AtomicFile;
 use std::fs::{self, File};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -50,12 +51,12 @@ impl Backend for Local {
         let path = self.path(kind, name);
         let dir = path.parent().unwrap_or(&self.root).to_path_buf();
         fs::create_dir_all(&dir).map_err(|e| Self::io(&dir, e))?;
-        // Hidden temp name in the same folder: rename is then atomic, and
-        // `list` skips dot-files, so leftovers of a crash are never read.
-        let mut tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(&dir).map_err(|e| Self::io(&dir, e))?;
-        tmp.write_all(data).map_err(|e| Self::io(tmp.path(), e))?;
+        // Named only once written and synced; where a temporary name is
+        // needed (no O_TMPFILE) it is a dot-file, which `list` skips.
+        let tmp = AtomicFile::new_in(&dir).map_err(|e| Self::io(&dir, e))?;
+        (&*tmp.as_file()).write_all(data).map_err(|e| Self::io(&path, e))?;
         tmp.as_file().sync_all().map_err(|e| Self::io(&path, e))?;
-        tmp.persist(&path).map_err(|e| Self::io(&path, e.error))?;
+        tmp.persist(&path).map_err(|e| Self::io(&path, e))?;
         sync_dir(&dir).map_err(|e| Self::io(&dir, e))?;
         Ok(())
     }
