@@ -86,7 +86,8 @@ fn link(proc_fd: &str, to: &Path) -> io::Result<()> {
     let to = CString::new(to.as_os_str().as_bytes())?;
     // SAFETY: both are valid NUL-terminated paths that outlive the call;
     // linkat only reads them.
-    let r = unsafe { libc::linkat(libc::AT_FDCWD, from.as_ptr(), libc::AT_FDCWD, to.as_ptr(), libc::AT_SYMLINK_FOLLOW) };
+    let r =
+        unsafe { libc::linkat(libc::AT_FDCWD, from.as_ptr(), libc::AT_FDCWD, to.as_ptr(), libc::AT_SYMLINK_FOLLOW) };
     if r == 0 {
         Ok(())
     } else {
@@ -120,7 +121,7 @@ mod tests {
     fn a_file_has_no_name_until_persisted() {
         let dir = tempfile::tempdir().unwrap();
         let f = AtomicFile::new_in(dir.path()).unwrap();
-        (&*f.as_file()).write_all(b"data").unwrap();
+        f.as_file().write_all(b"data").unwrap();
         if matches!(f.inner, Inner::Unnamed(_)) {
             assert_eq!(names(dir.path()), Vec::<String>::new());
         }
@@ -133,7 +134,7 @@ mod tests {
     fn dropped_unpersisted_files_leave_nothing() {
         let dir = tempfile::tempdir().unwrap();
         for f in both_kinds(dir.path()) {
-            (&*f.as_file()).write_all(b"half").unwrap();
+            f.as_file().write_all(b"half").unwrap();
         }
         assert_eq!(names(dir.path()), Vec::<String>::new());
     }
@@ -146,7 +147,7 @@ mod tests {
         for (i, make) in kinds.into_iter().enumerate() {
             let f = make(dir.path()).unwrap();
             fs::write(&path, b"old").unwrap();
-            (&*f.as_file()).write_all(format!("new {i}").as_bytes()).unwrap();
+            f.as_file().write_all(format!("new {i}").as_bytes()).unwrap();
             f.persist(&path).unwrap();
             assert_eq!(fs::read_to_string(&path).unwrap(), format!("new {i}"));
             assert_eq!(names(dir.path()), vec!["a".to_string()]);

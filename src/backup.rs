@@ -8,9 +8,7 @@ use crate::encoding::{Id, RawPath};
 use crate::error::{Error, Result};
 use crate::filter::Patterns;
 use crate::format::{Index, PackEntry, PackWriter};
-use crate::manifest::{
-    DumpKind, DumpSource, Entry, EntryKind, Manifest, Source, Summary, TreeSource,
-};
+use crate::manifest::{DumpKind, DumpSource, Entry, EntryKind, Manifest, Source, Summary, TreeSource};
 use crate::pipeline::{self, Batcher, BufferPool};
 use crate::postgres::PgConnection;
 use crate::repository::Repository;

@@ -255,7 +255,12 @@ mod tests {
 
     #[test]
     fn config_version_is_checked() {
-        let c = Config { version: FORMAT_VERSION + 1, id: Id([0; 32]), chunker: ChunkerParams::default(), pack_size: DEFAULT_PACK_SIZE };
+        let c = Config {
+            version: FORMAT_VERSION + 1,
+            id: Id([0; 32]),
+            chunker: ChunkerParams::default(),
+            pack_size: DEFAULT_PACK_SIZE,
+        };
         let bytes = serde_json::to_vec(&c).unwrap();
         assert!(matches!(Config::parse(&bytes), Err(Error::UnsupportedVersion { version: 3, .. })));
         assert!(matches!(Config::parse(b"{nope"), Err(Error::Corrupt { .. })));

@@ -17,8 +17,8 @@ use crate::pipeline::{self, BufferPool};
 use crate::repository::{ChunkCheck, Repository};
 use std::ffi::OsStr;
 use std::fs;
-use std::os::unix::fs::FileExt;
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::FileExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -278,7 +278,6 @@ fn resolve(target: &Path, rel: &[u8], create: bool) -> Result<PathBuf> {
     Ok(cur)
 }
 
-
 /// Resolves a file's place under the target and, unless this is a dry run,
 /// creates it under a temporary name in the directory it will end up in.
 fn start_file<'a>(target: &Path, e: &'a Entry, dry_run: bool, overwritten: &mut Vec<String>) -> Result<Restoring<'a>> {
@@ -333,7 +332,8 @@ impl<'a> FileChecker<'_, 'a> {
             ));
         }
         // Every job holding the file was consumed before its end arrived.
-        let restoring = Arc::into_inner(cur).ok_or_else(|| Error::InvalidInput("a file is still being written".into()))?;
+        let restoring =
+            Arc::into_inner(cur).ok_or_else(|| Error::InvalidInput("a file is still being written".into()))?;
         let (path, Some(tmp)) = (restoring.path, restoring.file) else {
             return Ok(size); // a dry run
         };

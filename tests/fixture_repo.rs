@@ -63,15 +63,15 @@ fn the_version_1_fixture_repository_restores_and_verifies() {
     assert!(backup["files"].as_u64().unwrap() > 0, "{backup}");
     let config: serde_json::Value = serde_json::from_slice(&fs::read(env.repo().join("config")).unwrap()).unwrap();
     assert_eq!(config["version"], 1);
-    let repo = coffer::Repository::open(
-        std::sync::Arc::new(coffer::Local::new(env.repo())),
-        b"fixture-v1-passphrase",
-    )
-    .unwrap();
+    let repo = coffer::Repository::open(std::sync::Arc::new(coffer::Local::new(env.repo())), b"fixture-v1-passphrase")
+        .unwrap();
     let id = coffer::Id::from_hex(backup["snapshot"].as_str().unwrap()).unwrap();
     let m = repo.load_snapshot(&id).unwrap();
     assert_eq!(m.version, 1);
-    assert!(m.entries().filter(|e| e.kind == coffer::EntryKind::File).all(|e| e.sha256.is_some() && e.blake3.is_none()));
+    assert!(m
+        .entries()
+        .filter(|e| e.kind == coffer::EntryKind::File)
+        .all(|e| e.sha256.is_some() && e.blake3.is_none()));
     run(&["verify", "--read-data"]).ok();
     let again = env.path("again");
     run(&["restore", &id.to_hex(), "--target", again.to_str().unwrap()]).ok();
@@ -85,12 +85,12 @@ fn a_new_repository_is_version_2_with_blake3_digests() {
     let src = env.path("src");
     fs::create_dir_all(&src).unwrap();
     fs::write(src.join("a.txt"), b"hello world").unwrap();
-    let backup = env.coffer(&["backup", "--json", src.to_str().unwrap()]).ok().json();
+    let backup = env.backup_json(&[&src], &[]);
     let config: serde_json::Value = serde_json::from_slice(&fs::read(env.repo().join("config")).unwrap()).unwrap();
     assert_eq!(config["version"], coffer::FORMAT_VERSION);
     assert_eq!(coffer::FORMAT_VERSION, 2);
-    let repo = coffer::Repository::open(std::sync::Arc::new(coffer::Local::new(env.repo())), PASSPHRASE.as_bytes())
-        .unwrap();
+    let repo =
+        coffer::Repository::open(std::sync::Arc::new(coffer::Local::new(env.repo())), PASSPHRASE.as_bytes()).unwrap();
     let m = repo.load_snapshot(&coffer::Id::from_hex(backup["snapshot"].as_str().unwrap()).unwrap()).unwrap();
     let file = m.entries().find(|e| e.kind == coffer::EntryKind::File).unwrap();
     assert_eq!(file.blake3.as_deref(), Some(blake3::hash(b"hello world").to_hex().as_str()));

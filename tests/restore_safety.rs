@@ -113,15 +113,12 @@ fn a_manifest_whose_file_content_mismatches_is_refused_and_leaves_no_file() {
 
 #[test]
 fn a_restore_killed_while_writing_leaves_no_file_behind() {
-    use rand::RngCore;
     use std::time::{Duration, Instant};
     let env = Env::new();
     let src = env.path("src");
     fs::create_dir_all(&src).unwrap();
     // Incompressible, so that restoring it takes a while.
-    let mut data = vec![0u8; 96 << 20];
-    rand::thread_rng().fill_bytes(&mut data);
-    fs::write(src.join("big.bin"), &data).unwrap();
+    fs::write(src.join("big.bin"), pseudo_random(96 << 20, 7)).unwrap();
     env.coffer(&["backup", src.to_str().unwrap()]).ok();
 
     let target = env.path("target");

@@ -54,7 +54,7 @@ impl Backend for Local {
         // Named only once written and synced; where a temporary name is
         // needed (no O_TMPFILE) it is a dot-file, which `list` skips.
         let tmp = AtomicFile::new_in(&dir).map_err(|e| Self::io(&dir, e))?;
-        (&*tmp.as_file()).write_all(data).map_err(|e| Self::io(&path, e))?;
+        tmp.as_file().write_all(data).map_err(|e| Self::io(&path, e))?;
         tmp.as_file().sync_all().map_err(|e| Self::io(&path, e))?;
         tmp.persist(&path).map_err(|e| Self::io(&path, e))?;
         sync_dir(&dir).map_err(|e| Self::io(&dir, e))?;

@@ -9,11 +9,11 @@
 
 use super::SourceItem;
 use crate::chunker::{Chunker, ChunkerParams};
+use crate::crypto::{ContentHasher, HashAlgo};
 use crate::error::{Error, Result};
 use crate::manifest::{DumpKind, DumpSource};
 use crate::pipeline::BufferPool;
 use crate::postgres::{tail, PgConnection, StderrCollector, Toc, TocLister};
-use crate::crypto::{ContentHasher, HashAlgo};
 use std::io::Read;
 use std::process::Stdio;
 use std::time::Instant;
