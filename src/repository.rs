@@ -226,7 +226,9 @@ impl Repository {
         read.map(|()| data)
     }
 
-    /// `read_chunk` into `out`, with `scratch` for the sealed bytes.
+    /// `read_chunk` into `out`, with `scratch` for the sealed bytes. The
+    /// plaintext must be the size the index gives it: restores write each
+    /// chunk at the offset those sizes add up to.
     fn read_chunk_into(
         &self,
         index: &Index,
@@ -244,7 +246,14 @@ impl Repository {
                 BackendError::Truncated { .. } => Error::corrupt(format!("pack {pack}"), "truncated"),
                 other => backend_error(other),
             })?;
-        self.open_chunk_into(id, scratch, &pack, check, out)
+        self.open_chunk_into(id, scratch, &pack, check, out)?;
+        if out.len() != loc.size as usize {
+            return Err(Error::corrupt(
+                format!("pack {pack}"),
+                format!("chunk {} is not its indexed size", id.short()),
+            ));
+        }
+        Ok(())
     }
 
     pub fn put_pack(&self, id: &Id, bytes: &[u8]) -> Result<()> {

@@ -147,3 +147,28 @@ fn a_restore_killed_while_writing_leaves_no_file_behind() {
     let left: Vec<_> = walk_all(&target).into_iter().filter(|p| !p.is_dir()).collect();
     assert!(left.is_empty(), "a killed restore left {left:?}");
 }
+
+#[test]
+fn a_chunk_whose_plaintext_is_not_its_indexed_size_is_refused() {
+    let env = Env::new();
+    let src = env.path("src");
+    fs::create_dir_all(&src).unwrap();
+    fs::write(src.join("big.bin"), pseudo_random(4 << 20, 9)).unwrap();
+    env.backup_json(&[&src], &[]);
+    let r = repo(&env);
+    let snapshot = r.find_snapshot("latest", &[]).unwrap();
+    let old = r.list_ids(coffer::Kind::Index).unwrap();
+    assert_eq!(old.len(), 1);
+    // Two chunks of the file trade a byte: their sizes still add up to the
+    // file's, so only the check of each chunk's size can catch it.
+    let mut file = r.load_index_file(&old[0]).unwrap();
+    let chunks = &mut file.packs[0].chunks;
+    assert!(chunks.len() >= 2, "the file should span several chunks");
+    chunks[0].size += 1;
+    chunks[1].size -= 1;
+    r.save_index(file.packs).unwrap();
+    fs::remove_file(env.repo().join("index").join(old[0].to_hex())).unwrap();
+    restore_refused(&env, &snapshot, "is not its indexed size");
+    let files: Vec<_> = walk_all(&env.path("target")).into_iter().filter(|p| !p.is_dir()).collect();
+    assert!(files.is_empty(), "a file that failed its check was left: {files:?}");
+}
