@@ -76,7 +76,15 @@ fn prune_refuses_while_a_backup_holds_its_lock() {
     let src = big_source(&env);
     let mut child = env.command().args(["backup", src.to_str().unwrap()]).spawn().unwrap();
     wait_for_lock(&env, &mut child);
+    // Held still while prune runs, so it cannot finish and release its lock
+    // first on a busy machine; a stopped process is still alive.
+    let signal = |sig: &str| {
+        let status = std::process::Command::new("kill").args([sig, &child.id().to_string()]).status().unwrap();
+        assert!(status.success(), "kill {sig}");
+    };
+    signal("-STOP");
     let r = env.coffer(&["prune"]);
+    signal("-CONT");
     assert_eq!(r.code, 11, "{}", r.stderr);
     assert!(r.stderr.contains("is locked") && r.stderr.contains("pid"), "{}", r.stderr);
     assert!(child.wait().unwrap().success(), "the backup must not be disturbed");
