@@ -6,7 +6,7 @@
 //! figure is one thread, over the first MiB (default 256) of FILE cut into
 //! 1 MiB pieces (coffer's average chunk size).
 
-use aes_gcm::aead::AeadInPlace;
+use aes_gcm::aead::AeadInOut;
 use aes_gcm::{Aes256Gcm, KeyInit, Nonce};
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
@@ -68,7 +68,7 @@ fn main() {
     for p in &pieces {
         buf.clear();
         buf.extend_from_slice(p);
-        let tag = cipher.encrypt_in_place_detached(Nonce::from_slice(&[1u8; 12]), b"aad", &mut buf);
+        let tag = cipher.encrypt_inout_detached(&Nonce::from([1u8; 12]), b"aad", (&mut buf[..]).into());
         std::hint::black_box(tag.ok());
     }
     println!("aes-256-gcm seal   {:7.0} MB/s", rate(t.elapsed().as_secs_f64()));

@@ -5,10 +5,11 @@
 //! It knows roles and ids only as bytes to bind into associated data, not what
 //! the objects mean.
 
-use aes_gcm::aead::{AeadInPlace, KeyInit, OsRng};
+use aes_gcm::aead::{AeadInOut, KeyInit};
 use aes_gcm::{Aes256Gcm, Nonce, Tag};
 use hkdf::Hkdf;
 use hmac::{Hmac, Mac};
+use rand::rngs::OsRng;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -216,12 +217,7 @@ impl MasterKey {
         let data = expand(b"coffer1 data");
         let metadata = expand(b"coffer1 metadata");
         let chunk_id = expand(b"coffer1 chunk-id");
-        Keys {
-            data: Aes256Gcm::new(data.as_ref().into()),
-            metadata: Aes256Gcm::new(metadata.as_ref().into()),
-            chunk_id,
-            ids,
-        }
+        Keys { data: Aes256Gcm::new((&*data).into()), metadata: Aes256Gcm::new((&*metadata).into()), chunk_id, ids }
     }
 }
 
@@ -296,7 +292,7 @@ fn seal_in_place(cipher: &Aes256Gcm, role: Role, id: &[u8], buf: &mut Vec<u8>) {
     buf[..NONCE_LEN].copy_from_slice(&nonce);
     let aad = associated_data(role, id);
     let tag = cipher
-        .encrypt_in_place_detached(Nonce::from_slice(&nonce), &aad, &mut buf[NONCE_LEN..])
+        .encrypt_inout_detached(&Nonce::from(nonce), &aad, (&mut buf[NONCE_LEN..]).into())
         .expect("aes-gcm encrypts any buffer below 64 GiB");
     buf.extend_from_slice(&tag);
 }
@@ -316,9 +312,10 @@ fn open_in_place<'b>(cipher: &Aes256Gcm, role: Role, id: &[u8], sealed: &'b mut 
     let (nonce, rest) = sealed.split_at_mut(NONCE_LEN);
     let (body, tag) = rest.split_at_mut(rest.len() - TAG_LEN);
     let aad = associated_data(role, id);
-    cipher
-        .decrypt_in_place_detached(Nonce::from_slice(nonce), &aad, body, Tag::from_slice(tag))
-        .map_err(|_| CryptoError::Authentication)?;
+    // The splits above fix both lengths, so neither conversion can fail.
+    let nonce = Nonce::try_from(&*nonce).map_err(|_| CryptoError::Authentication)?;
+    let tag = Tag::try_from(&*tag).map_err(|_| CryptoError::Authentication)?;
+    cipher.decrypt_inout_detached(&nonce, &aad, body.into(), &tag).map_err(|_| CryptoError::Authentication)?;
     Ok(body)
 }
 
