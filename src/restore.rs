@@ -15,6 +15,7 @@ use crate::filter::Selection;
 use crate::manifest::{Entry, EntryKind};
 use crate::pipeline::{self, BufferPool};
 use crate::repository::{ChunkCheck, Repository};
+use std::collections::HashSet;
 use std::ffi::OsStr;
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
@@ -105,17 +106,10 @@ pub fn restore(repo: &Repository, snapshot: &Id, opts: &RestoreOptions) -> Resul
     }
     let owner = crate::is_root();
 
+    let mut dirs = TargetDirs::new(target, opts.dry_run);
     for e in selected.iter().filter(|e| e.kind == EntryKind::Dir) {
-        let path = resolve(target, &e.path.0, !opts.dry_run)?;
-        match fs::symlink_metadata(&path) {
-            Ok(m) if m.is_dir() => {}
-            Ok(m) if m.file_type().is_symlink() => {
-                return Err(Error::Target { path, reason: "is a symlink; refusing to restore through it".into() })
-            }
-            Ok(_) => return Err(Error::Target { path, reason: "exists and is not a directory".into() }),
-            Err(_) if opts.dry_run => {}
-            Err(_) => fs::create_dir(&path).map_err(|err| Error::io(&path, err))?,
-        }
+        let path = dirs.resolve(&e.path.0)?;
+        dirs.ensure(&path)?;
         summary.dirs += 1;
     }
 
@@ -135,7 +129,7 @@ pub fn restore(repo: &Repository, snapshot: &Id, opts: &RestoreOptions) -> Resul
         window,
         |emitter| {
             for e in &files {
-                let file = Arc::new(start_file(target, e, opts.dry_run, overwritten)?);
+                let file = Arc::new(start_file(&mut dirs, e, overwritten)?);
                 emitter.emit(Job::Start(file.clone()))?;
                 let mut offset = 0u64;
                 for c in &e.chunks {
@@ -184,8 +178,8 @@ pub fn restore(repo: &Repository, snapshot: &Id, opts: &RestoreOptions) -> Resul
     summary.chunks_checked += chunks_done;
 
     for e in selected.iter().filter(|e| e.kind == EntryKind::Symlink) {
-        let path = resolve(target, &e.path.0, !opts.dry_run)?;
-        if let Ok(m) = fs::symlink_metadata(&path) {
+        let path = dirs.resolve(&e.path.0)?;
+        if let Some(m) = dirs.may_exist(&path).then(|| fs::symlink_metadata(&path).ok()).flatten() {
             if m.is_dir() {
                 return Err(Error::Target { path, reason: "exists and is a directory".into() });
             }
@@ -215,7 +209,7 @@ pub fn restore(repo: &Repository, snapshot: &Id, opts: &RestoreOptions) -> Resul
 
     if !opts.dry_run {
         for e in selected.iter().rev().filter(|e| e.kind == EntryKind::Dir) {
-            let path = resolve(target, &e.path.0, false)?;
+            let path = dirs.resolve(&e.path.0)?;
             apply_dir_metadata(&path, e, owner).map_err(|err| Error::io(&path, err))?;
         }
     }
@@ -240,53 +234,94 @@ fn apply_dir_metadata(path: &Path, e: &Entry, owner: bool) -> std::io::Result<()
     filetime::set_file_times(path, t, t)
 }
 
-/// The place of a stored path under the target. Every existing ancestor must
-/// be a real directory (a symlink there could point anywhere); missing ones
-/// are created when `create` is set. The path itself is not checked here.
-fn resolve(target: &Path, rel: &[u8], create: bool) -> Result<PathBuf> {
-    let mut cur = target.to_path_buf();
-    let comps: Vec<&[u8]> = rel.split(|&b| b == b'/').collect();
-    let (last, parents) = comps.split_last().expect("validated paths are not empty");
-    let mut missing = false;
-    for comp in parents {
-        cur.push(OsStr::from_bytes(comp));
-        if missing {
-            continue;
-        }
-        match fs::symlink_metadata(&cur) {
-            Ok(m) if m.is_dir() => {}
-            Ok(m) if m.file_type().is_symlink() => {
-                return Err(Error::Target { path: cur, reason: "is a symlink; refusing to restore through it".into() });
-            }
-            Ok(_) => return Err(Error::Target { path: cur, reason: "exists and is not a directory".into() }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                if create {
-                    fs::create_dir(&cur).map_err(|err| Error::io(&cur, err))?;
-                } else {
-                    missing = true;
-                }
-            }
-            Err(e) => return Err(Error::io(&cur, e)),
-        }
+/// The target's directories as this restore has seen them: each is checked
+/// (a real directory, not a symlink) or created once, not once per entry
+/// below it; and an entry in a directory this restore created cannot exist
+/// yet, so it is not looked up.
+struct TargetDirs<'t> {
+    root: &'t Path,
+    dry_run: bool,
+    checked: HashSet<PathBuf>,
+    created: HashSet<PathBuf>,
+}
+
+impl<'t> TargetDirs<'t> {
+    fn new(root: &'t Path, dry_run: bool) -> Self {
+        TargetDirs { root, dry_run, checked: HashSet::new(), created: HashSet::new() }
     }
-    cur.push(OsStr::from_bytes(last));
-    Ok(cur)
+
+    /// Whether something may already be at `path`: not when its directory
+    /// was created by this restore.
+    fn may_exist(&self, path: &Path) -> bool {
+        path.parent().is_none_or(|dir| !self.created.contains(dir))
+    }
+
+    /// Makes sure `dir` is a real directory, creating it when missing; false
+    /// when it is missing in a dry run.
+    fn ensure(&mut self, dir: &Path) -> Result<bool> {
+        if self.checked.contains(dir) {
+            return Ok(true);
+        }
+        let found = if self.may_exist(dir) {
+            fs::symlink_metadata(dir).map(Some).or_else(|e| match e.kind() {
+                std::io::ErrorKind::NotFound => Ok(None),
+                _ => Err(Error::io(dir, e)),
+            })?
+        } else {
+            None
+        };
+        match found {
+            Some(m) if m.is_dir() => {}
+            Some(m) if m.file_type().is_symlink() => {
+                return Err(Error::Target {
+                    path: dir.into(),
+                    reason: "is a symlink; refusing to restore through it".into(),
+                });
+            }
+            Some(_) => return Err(Error::Target { path: dir.into(), reason: "exists and is not a directory".into() }),
+            None if self.dry_run => return Ok(false),
+            None => {
+                fs::create_dir(dir).map_err(|err| Error::io(dir, err))?;
+                self.created.insert(dir.into());
+            }
+        }
+        self.checked.insert(dir.into());
+        Ok(true)
+    }
+
+    /// The place of a stored path under the target. Every existing ancestor
+    /// must be a real directory (a symlink there could point anywhere);
+    /// missing ones are created unless this is a dry run. The path itself is
+    /// not checked here.
+    fn resolve(&mut self, rel: &[u8]) -> Result<PathBuf> {
+        let mut cur = self.root.to_path_buf();
+        let comps: Vec<&[u8]> = rel.split(|&b| b == b'/').collect();
+        let (last, parents) = comps.split_last().expect("validated paths are not empty");
+        let mut missing = false;
+        for comp in parents {
+            cur.push(OsStr::from_bytes(comp));
+            // Below a directory missing in a dry run, nothing exists either.
+            missing = missing || !self.ensure(&cur)?;
+        }
+        cur.push(OsStr::from_bytes(last));
+        Ok(cur)
+    }
 }
 
 /// Resolves a file's place under the target and, unless this is a dry run,
 /// creates it under a temporary name in the directory it will end up in.
-fn start_file<'a>(target: &Path, e: &'a Entry, dry_run: bool, overwritten: &mut Vec<String>) -> Result<Restoring<'a>> {
-    let path = resolve(target, &e.path.0, !dry_run)?;
-    if let Ok(m) = fs::symlink_metadata(&path) {
+fn start_file<'a>(dirs: &mut TargetDirs, e: &'a Entry, overwritten: &mut Vec<String>) -> Result<Restoring<'a>> {
+    let path = dirs.resolve(&e.path.0)?;
+    if let Some(m) = dirs.may_exist(&path).then(|| fs::symlink_metadata(&path).ok()).flatten() {
         if m.is_dir() {
             return Err(Error::Target { path, reason: "exists and is a directory".into() });
         }
         overwritten.push(path.display().to_string());
     }
-    let file = if dry_run {
+    let file = if dirs.dry_run {
         None
     } else {
-        let dir = path.parent().unwrap_or(target);
+        let dir = path.parent().unwrap_or(dirs.root);
         Some(AtomicFile::new_in(dir).map_err(|e| Error::io(dir, e))?)
     };
     Ok(Restoring { entry: e, path, file })
