@@ -26,6 +26,33 @@ fn every_entry_kind_round_trips_byte_for_byte() {
 }
 
 #[test]
+fn a_restore_over_a_partial_copy_reports_and_replaces_only_what_was_there() {
+    let env = Env::new();
+    let src = env.path("src");
+    make_rich_tree(&src);
+    env.backup_json(&[&src], &[]);
+
+    // An earlier, partial restore: one directory with an edited file and a
+    // stray one; everything else (docs/deep/, private/, ...) is missing.
+    let target = env.path("out");
+    let root = restored(&target, &src);
+    fs::create_dir_all(root.join("docs")).unwrap();
+    fs::write(root.join("docs/readme.md"), b"local edit").unwrap();
+    fs::write(root.join("docs/local-only.txt"), b"mine").unwrap();
+    let j = env.coffer(&["restore", "latest", "--target", target.to_str().unwrap(), "--json"]).ok().json();
+    let over: Vec<&str> = j["overwritten"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    assert_eq!(over.len(), 1, "{over:?}");
+    assert!(over[0].ends_with("docs/readme.md"), "{over:?}");
+
+    // Every backed-up entry is restored (the directories created on the way
+    // as much as the one that existed), and the stray file is left alone.
+    let mut got = describe(&root);
+    let stray = got.iter().position(|l| l.starts_with("docs/local-only.txt")).expect("the stray file is kept");
+    got.remove(stray);
+    assert_eq!(describe(&src), got);
+}
+
+#[test]
 fn relative_paths_are_stored_as_given_and_latest_resolves() {
     let env = Env::new();
     make_rich_tree(&env.path("rel/tree"));
