@@ -306,16 +306,13 @@ fn open(cipher: &Aes256Gcm, role: Role, id: &[u8], sealed: &[u8]) -> Result<Vec<
 }
 
 fn open_in_place<'b>(cipher: &Aes256Gcm, role: Role, id: &[u8], sealed: &'b mut [u8]) -> Result<&'b [u8], CryptoError> {
-    if sealed.len() < SEAL_OVERHEAD {
-        return Err(CryptoError::TooShort(sealed.len()));
-    }
-    let (nonce, rest) = sealed.split_at_mut(NONCE_LEN);
-    let (body, tag) = rest.split_at_mut(rest.len() - TAG_LEN);
+    let len = sealed.len();
+    let (nonce, rest) = sealed.split_first_chunk_mut::<NONCE_LEN>().ok_or(CryptoError::TooShort(len))?;
+    let (body, tag) = rest.split_last_chunk_mut::<TAG_LEN>().ok_or(CryptoError::TooShort(len))?;
     let aad = associated_data(role, id);
-    // The splits above fix both lengths, so neither conversion can fail.
-    let nonce = Nonce::try_from(&*nonce).map_err(|_| CryptoError::Authentication)?;
-    let tag = Tag::try_from(&*tag).map_err(|_| CryptoError::Authentication)?;
-    cipher.decrypt_inout_detached(&nonce, &aad, body.into(), &tag).map_err(|_| CryptoError::Authentication)?;
+    cipher
+        .decrypt_inout_detached(&Nonce::from(*nonce), &aad, body.into(), &Tag::from(*tag))
+        .map_err(|_| CryptoError::Authentication)?;
     Ok(body)
 }
 
@@ -357,6 +354,11 @@ mod tests {
         let truncated = &sealed[..sealed.len() - 1];
         assert!(k.open(Role::Snapshot, b"s1", truncated).is_err());
         assert!(k.open(Role::Snapshot, b"s1", &sealed[..5]).is_err());
+        // Shorter than a nonce and a tag: refused as such, before any decryption.
+        for n in [0, NONCE_LEN, SEAL_OVERHEAD - 1] {
+            assert!(matches!(k.open(Role::Snapshot, b"s1", &sealed[..n]), Err(CryptoError::TooShort(l)) if l == n));
+        }
+        assert!(matches!(k.open(Role::Snapshot, b"s1", &sealed[..SEAL_OVERHEAD]), Err(CryptoError::Authentication)));
     }
 
     #[test]
