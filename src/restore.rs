@@ -183,10 +183,7 @@ pub fn restore(repo: &Repository, snapshot: &Id, opts: &RestoreOptions) -> Resul
 
     for e in selected.iter().filter(|e| e.kind == EntryKind::Symlink) {
         let path = dirs.resolve(&e.path.0)?;
-        if let Some(m) = dirs.may_exist(&path).then(|| fs::symlink_metadata(&path).ok()).flatten() {
-            if m.is_dir() {
-                return Err(Error::Target { path, reason: "exists and is a directory".into() });
-            }
+        if dirs.replaces(&path)? {
             summary.overwritten.push(path.display().to_string());
         }
         summary.symlinks += 1;
@@ -260,6 +257,18 @@ impl<'t> TargetDirs<'t> {
         path.parent().is_none_or(|dir| !self.created.contains(dir))
     }
 
+    /// Whether an entry restored at `path` replaces something already there
+    /// (never a directory: that is refused). Not looked up in a directory
+    /// this restore created.
+    fn replaces(&self, path: &Path) -> Result<bool> {
+        match self.may_exist(path).then(|| fs::symlink_metadata(path).ok()).flatten() {
+            Some(m) if m.is_dir() => {
+                Err(Error::Target { path: path.into(), reason: "exists and is a directory".into() })
+            }
+            found => Ok(found.is_some()),
+        }
+    }
+
     /// Makes sure `dir` is a real directory, creating it when missing; false
     /// when it is missing in a dry run.
     fn ensure(&mut self, dir: &Path) -> Result<bool> {
@@ -313,13 +322,10 @@ impl<'t> TargetDirs<'t> {
 }
 
 /// Resolves a file's place under the target and, unless this is a dry run,
-/// creates it under a temporary name in the directory it will end up in.
+/// creates it, without a name yet, in the directory it will end up in.
 fn start_file<'a>(dirs: &mut TargetDirs, e: &'a Entry, overwritten: &mut Vec<String>) -> Result<Restoring<'a>> {
     let path = dirs.resolve(&e.path.0)?;
-    if let Some(m) = dirs.may_exist(&path).then(|| fs::symlink_metadata(&path).ok()).flatten() {
-        if m.is_dir() {
-            return Err(Error::Target { path, reason: "exists and is a directory".into() });
-        }
+    if dirs.replaces(&path)? {
         overwritten.push(path.display().to_string());
     }
     let file = if dirs.dry_run {

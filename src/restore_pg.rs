@@ -103,8 +103,8 @@ pub enum DumpOut<'a> {
     /// --list`). Each chunk's id is checked (keyed hash), as the receiver uses the
     /// data before the stream's end.
     Stream(&'a mut dyn FnMut(&[u8]) -> Result<()>),
-    /// Into an empty file, each chunk at its offset, written by whichever
-    /// worker opened it. Nothing may use the file before `stream_dump` returns
+    /// Into an empty file, each chunk at its offset, written by the workers
+    /// one at a time. Nothing may use the file before `stream_dump` returns
     /// Ok, so the tag check per chunk and the digest of the whole suffice.
     File(&'a std::fs::File, &'a std::path::Path),
 }
