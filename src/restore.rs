@@ -60,16 +60,19 @@ struct Restoring<'a> {
     turn: Mutex<()>,
 }
 
-enum Job<'a> {
-    Start(Arc<Restoring<'a>>),
-    Chunk { id: Id, offset: u64, file: Arc<Restoring<'a>> },
-    End,
+/// One chunk of a file (none for an empty file). A file has no start and
+/// end items of its own: most files are one chunk, and three items each
+/// would cost three hand-overs and fill the window with markers.
+struct Job<'a> {
+    file: Arc<Restoring<'a>>,
+    chunk: Option<(Id, u64)>,
+    last: bool,
 }
 
-enum Fetched<'a> {
-    Start(Arc<Restoring<'a>>),
-    Data(Vec<u8>),
-    End,
+struct Fetched<'a> {
+    file: Arc<Restoring<'a>>,
+    data: Option<Vec<u8>>,
+    last: bool,
 }
 
 pub fn restore(repo: &Repository, snapshot: &Id, opts: &RestoreOptions) -> Result<RestoreSummary> {
@@ -133,46 +136,44 @@ pub fn restore(repo: &Repository, snapshot: &Id, opts: &RestoreOptions) -> Resul
         |emitter| {
             for e in &files {
                 let file = Arc::new(start_file(&mut dirs, e, overwritten)?);
-                emitter.emit(Job::Start(file.clone()))?;
+                let Some((last, rest)) = e.chunks.split_last() else {
+                    emitter.emit(Job { file, chunk: None, last: true })?;
+                    continue;
+                };
                 let mut offset = 0u64;
-                for c in &e.chunks {
-                    let (_, loc) = index.get(c).expect("checked above: every chunk is indexed");
-                    emitter.emit(Job::Chunk { id: *c, offset, file: file.clone() })?;
-                    offset += u64::from(loc.size);
+                for c in rest {
+                    emitter.emit(Job { file: file.clone(), chunk: Some((*c, offset)), last: false })?;
+                    offset += u64::from(index.get(c).expect("checked above: every chunk is indexed").1.size);
                 }
-                drop(file);
-                emitter.emit(Job::End)?;
+                // The last piece takes the producer's reference along, so the
+                // consumer holds the only one when it finishes the file.
+                emitter.emit(Job { file, chunk: Some((*last, offset)), last: true })?;
             }
             Ok(())
         },
-        |job| {
-            Ok(match job {
-                Job::Start(file) => Fetched::Start(file),
-                Job::Chunk { id, offset, file } => {
-                    // Every file is checked whole (its digest) before it is moved
-                    // into place, so the tag check per chunk is enough here;
-                    // read_chunk checks the indexed size the offset relies on.
-                    let data = repo.read_chunk(&index, &id, ChunkCheck::Tag, &buffers)?;
-                    if let Some(f) = &file.file {
-                        let _turn = file.turn.lock();
-                        f.as_file().write_all_at(&data, offset).map_err(|err| Error::io(&file.path, err))?;
-                    }
-                    Fetched::Data(data)
-                }
-                Job::End => Fetched::End,
-            })
+        |Job { file, chunk, last }| {
+            let Some((id, offset)) = chunk else {
+                return Ok(Fetched { file, data: None, last });
+            };
+            // Every file is checked whole (its digest) before it is moved
+            // into place, so the tag check per chunk is enough here;
+            // read_chunk checks the indexed size the offset relies on.
+            let data = repo.read_chunk(&index, &id, ChunkCheck::Tag, &buffers)?;
+            if let Some(f) = &file.file {
+                let _turn = file.turn.lock();
+                f.as_file().write_all_at(&data, offset).map_err(|err| Error::io(&file.path, err))?;
+            }
+            Ok(Fetched { file, data: Some(data), last })
         },
-        |fetched| {
-            match fetched {
-                Fetched::Start(file) => checker.start(file),
-                Fetched::Data(data) => {
-                    chunks_done += 1;
-                    checker.add(data);
-                }
-                Fetched::End => {
-                    bytes_done += checker.finish()?;
-                    files_done += 1;
-                }
+        |Fetched { file, data, last }| {
+            checker.start(file);
+            if let Some(data) = data {
+                chunks_done += 1;
+                checker.add(data);
+            }
+            if last {
+                bytes_done += checker.finish()?;
+                files_done += 1;
             }
             Ok(())
         },
@@ -349,8 +350,11 @@ struct FileChecker<'p, 'a> {
 }
 
 impl<'a> FileChecker<'_, 'a> {
+    /// Each piece brings its file: the first makes it the current one.
     fn start(&mut self, file: Arc<Restoring<'a>>) {
-        self.current = Some(file);
+        if self.current.is_none() {
+            self.current = Some(file);
+        }
     }
 
     fn add(&mut self, data: Vec<u8>) {
@@ -361,7 +365,7 @@ impl<'a> FileChecker<'_, 'a> {
 
     /// Returns the file's size.
     fn finish(&mut self) -> Result<u64> {
-        let cur = self.current.take().expect("an end follows a start");
+        let cur = self.current.take().expect("the piece just consumed made its file current");
         let digest = hex::encode(std::mem::replace(&mut self.hasher, self.algo.hasher()).finalize());
         let size = std::mem::take(&mut self.size);
         let e = cur.entry;
