@@ -80,6 +80,26 @@ impl AtomicFile {
     }
 }
 
+/// Reserves the disk space of a file about to be written with `len` bytes
+/// (its size becomes `len`). A restore that cannot fit fails at once instead
+/// of after gigabytes, and the writes skip ext4's delayed allocation, 0.1-0.2 s
+/// of system CPU per 2.4 GB here. Where the filesystem cannot, nothing is
+/// reserved and the writes allocate as they go.
+pub fn preallocate(file: &File, len: u64) -> io::Result<()> {
+    let Ok(len @ 1..) = libc::off_t::try_from(len) else {
+        return Ok(()); // nothing to reserve, or more than a file can hold (the writes will say)
+    };
+    // SAFETY: fallocate acts on the descriptor only, which `file` keeps open.
+    if unsafe { libc::fallocate(file.as_raw_fd(), 0, 0, len) } == 0 {
+        return Ok(());
+    }
+    let err = io::Error::last_os_error();
+    match err.raw_os_error() {
+        Some(libc::EOPNOTSUPP | libc::ENOSYS) => Ok(()),
+        _ => Err(err),
+    }
+}
+
 /// Links an open file, by its `/proc/self/fd` entry, under `to`.
 fn link(proc_fd: &str, to: &Path) -> io::Result<()> {
     let from = CString::new(proc_fd)?;
@@ -128,6 +148,21 @@ mod tests {
         f.persist(&dir.path().join("a")).unwrap();
         assert_eq!(fs::read(dir.path().join("a")).unwrap(), b"data");
         assert_eq!(names(dir.path()), vec!["a".to_string()]);
+    }
+
+    #[test]
+    fn preallocated_files_have_their_size_and_refuse_what_cannot_fit() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = AtomicFile::new_in(dir.path()).unwrap();
+        preallocate(f.as_file(), 0).unwrap();
+        preallocate(f.as_file(), 3 << 20).unwrap();
+        if f.as_file().metadata().unwrap().len() == 0 {
+            return; // a filesystem without fallocate: nothing reserved, as documented
+        }
+        assert_eq!(f.as_file().metadata().unwrap().len(), 3 << 20);
+        // Far more than any test machine's disk: refused before a byte is written.
+        let err = preallocate(f.as_file(), 1 << 60).unwrap_err();
+        assert!(matches!(err.raw_os_error(), Some(libc::ENOSPC | libc::EFBIG)), "{err}");
     }
 
     #[test]

@@ -333,7 +333,12 @@ fn start_file<'a>(dirs: &mut TargetDirs, e: &'a Entry, overwritten: &mut Vec<Str
         None
     } else {
         let dir = path.parent().unwrap_or(dirs.root);
-        Some(AtomicFile::new_in(dir).map_err(|e| Error::io(dir, e))?)
+        let file = AtomicFile::new_in(dir).map_err(|e| Error::io(dir, e))?;
+        // One call more per file: worth it only where there are several writes.
+        if e.chunks.len() > 1 {
+            crate::atomic_file::preallocate(file.as_file(), e.size).map_err(|err| Error::io(&path, err))?;
+        }
+        Some(file)
     };
     Ok(Restoring { entry: e, path, file, turn: Mutex::new(()) })
 }

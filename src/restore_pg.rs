@@ -103,8 +103,8 @@ pub enum DumpOut<'a> {
     /// --list`). Each chunk's id is checked (keyed hash), as the receiver uses the
     /// data before the stream's end.
     Stream(&'a mut dyn FnMut(&[u8]) -> Result<()>),
-    /// Into an empty file, each chunk at its offset, written by the workers
-    /// one at a time. Nothing may use the file before `stream_dump` returns
+    /// Into an empty file, its space reserved first (`preallocate`), each
+    /// chunk at its offset, written by the workers one at a time. Nothing may use the file before `stream_dump` returns
     /// Ok, so the tag check per chunk and the digest of the whole suffice.
     File(&'a std::fs::File, &'a std::path::Path),
 }
@@ -123,7 +123,10 @@ pub fn stream_dump(
     let (algo, want) = dump.digest().ok_or_else(|| Error::corrupt(object(), "the manifest gives no valid checksum"))?;
     let (mut stream, file, check) = match out {
         DumpOut::Stream(sink) => (Some(sink), None, ChunkCheck::Content),
-        DumpOut::File(file, path) => (None, Some((file, path)), ChunkCheck::Tag),
+        DumpOut::File(file, path) => {
+            crate::atomic_file::preallocate(file, dump.size).map_err(|e| Error::io(path, e))?;
+            (None, Some((file, path)), ChunkCheck::Tag)
+        }
     };
     let mut chunks = 0u64;
     let window = workers * 4;
