@@ -120,8 +120,11 @@ pub fn restore(repo: &Repository, snapshot: &Id, opts: &RestoreOptions) -> Resul
     }
 
     let files: Vec<&Entry> = selected.iter().copied().filter(|e| e.kind == EntryKind::File).collect();
-    let window = opts.workers * 4;
+    // Twice the backup's window: most restored files are one small chunk,
+    // and a worker held up on a large one should not leave the other idle
+    // (A/B: 2.08 s against 2.16 and 2.43 against 2.63 for the bench tree).
     // Each item in flight holds one chunk; each worker also a sealed one.
+    let window = opts.workers * 8;
     let buffers = BufferPool::new(window + opts.workers * 2);
     // The producer creates each file and the workers write its chunks at
     // their offsets, so the writing is spread over the cores; the consumer
