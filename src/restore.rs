@@ -131,7 +131,7 @@ pub fn restore(repo: &Repository, snapshot: &Id, opts: &RestoreOptions) -> Resul
     // sees the chunks in order, hashes them and finishes each file.
     let overwritten = &mut summary.overwritten;
     let algo = HashAlgo::of_version(manifest.version);
-    let mut checker = FileChecker { owner, algo, current: None, hasher: algo.hasher(), size: 0, buffers: &buffers };
+    let mut checker = FileChecker { owner, algo, hasher: algo.hasher(), size: 0, buffers: &buffers };
     let (mut files_done, mut bytes_done, mut chunks_done) = (0u64, 0u64, 0u64);
     pipeline::run(
         opts.workers,
@@ -169,13 +169,14 @@ pub fn restore(repo: &Repository, snapshot: &Id, opts: &RestoreOptions) -> Resul
             Ok(Fetched { file, data: Some(data), last })
         },
         |Fetched { file, data, last }| {
-            checker.start(file);
             if let Some(data) = data {
                 chunks_done += 1;
                 checker.add(data);
             }
             if last {
-                bytes_done += checker.finish()?;
+                // The file's earlier pieces, consumed in order, dropped their
+                // references: this one is the last.
+                bytes_done += checker.finish(file)?;
                 files_done += 1;
             }
             Ok(())
@@ -348,32 +349,23 @@ fn start_file<'a>(dirs: &mut TargetDirs, e: &'a Entry, overwritten: &mut Vec<Str
 
 /// Hashes each file's chunks in order and, at the file's end, checks it
 /// against the manifest's digest and finishes it (owner, mode, times, rename).
-struct FileChecker<'p, 'a> {
+struct FileChecker<'p> {
     owner: bool,
     algo: HashAlgo,
-    current: Option<Arc<Restoring<'a>>>,
     hasher: ContentHasher,
     size: u64,
     buffers: &'p BufferPool,
 }
 
-impl<'a> FileChecker<'_, 'a> {
-    /// Each piece brings its file: the first makes it the current one.
-    fn start(&mut self, file: Arc<Restoring<'a>>) {
-        if self.current.is_none() {
-            self.current = Some(file);
-        }
-    }
-
+impl FileChecker<'_> {
     fn add(&mut self, data: Vec<u8>) {
         self.hasher.update(&data);
         self.size += data.len() as u64;
         self.buffers.give(data);
     }
 
-    /// Returns the file's size.
-    fn finish(&mut self) -> Result<u64> {
-        let cur = self.current.take().expect("the piece just consumed made its file current");
+    /// Checks and finishes `cur`, whose chunks were all added. Returns its size.
+    fn finish(&mut self, cur: Arc<Restoring<'_>>) -> Result<u64> {
         let digest = hex::encode(std::mem::replace(&mut self.hasher, self.algo.hasher()).finalize());
         let size = std::mem::take(&mut self.size);
         let e = cur.entry;

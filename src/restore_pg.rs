@@ -104,8 +104,9 @@ pub enum DumpOut<'a> {
     /// data before the stream's end.
     Stream(&'a mut dyn FnMut(&[u8]) -> Result<()>),
     /// Into an empty file, its space reserved first (`preallocate`), each
-    /// chunk at its offset, written by the workers one at a time. Nothing may use the file before `stream_dump` returns
-    /// Ok, so the tag check per chunk and the digest of the whole suffice.
+    /// chunk at its offset, written by the workers one at a time. Nothing may
+    /// use the file before `stream_dump` returns Ok, so the tag check per
+    /// chunk and the digest of the whole suffice.
     File(&'a std::fs::File, &'a std::path::Path),
 }
 
