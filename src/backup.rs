@@ -108,6 +108,22 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &dyn Progress) 
     let excludes = Patterns::new(&opts.excludes)?;
     let host = opts.host.clone().unwrap_or_else(crate::hostname);
     let roots: Vec<RawPath> = opts.paths.iter().map(|p| tree::stored_root(p)).collect::<Result<_>>()?;
+    // A snapshot lists each path once (restore refuses one that does not),
+    // so paths that overlap are a mistake to fix in the command or profile.
+    for (i, a) in roots.iter().enumerate() {
+        for (j, b) in roots.iter().enumerate().skip(i + 1) {
+            let (outer, inner) = if b.0.len() < a.0.len() { (j, i) } else { (i, j) };
+            let (o, n) = (&roots[outer].0, &roots[inner].0);
+            if o.is_empty() || n == o || (n.starts_with(o) && n[o.len()] == b'/') {
+                return Err(Error::InvalidInput(format!(
+                    "backup paths overlap: {} is {} {}; give one of them",
+                    opts.paths[inner].display(),
+                    if n == o { "the same as" } else { "inside" },
+                    opts.paths[outer].display()
+                )));
+            }
+        }
+    }
 
     // Resolve the databases first: a bad connection fails before any work.
     let dumps: Vec<(PgConnection, DumpKind)> = match &opts.postgres {
@@ -122,7 +138,10 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &dyn Progress) 
             } else if pg.databases.is_empty() {
                 v.push((pg.connection.clone(), DumpKind::Database));
             } else {
-                for db in &pg.databases {
+                for (i, db) in pg.databases.iter().enumerate() {
+                    if pg.databases[..i].contains(db) {
+                        return Err(Error::InvalidInput(format!("database {db:?} is given twice")));
+                    }
                     v.push((pg.connection.with_database(db), DumpKind::Database));
                 }
             }

@@ -7,6 +7,7 @@
 use crate::crypto::HashAlgo;
 use crate::encoding::{Id, RawPath};
 use serde::{Deserialize, Serialize};
+use std::collections::{HashMap, HashSet};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Manifest {
@@ -34,7 +35,7 @@ pub enum Source {
     Postgres(DumpSource),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DumpKind {
     /// `pg_dump --format=custom --compress=0` of one database.
@@ -249,6 +250,42 @@ impl Manifest {
                 }
             }
         }
+        self.check_paths_are_a_tree()?;
+        let mut dumps = HashSet::new();
+        for d in self.dumps() {
+            if !dumps.insert((d.kind, d.name.as_str())) {
+                return Err((d.name.clone(), "dump listed twice".into()));
+            }
+        }
+        Ok(())
+    }
+
+    /// Each path once, and nothing below a file or a symlink: a restore would
+    /// otherwise replace one entry with another silently, or find a file
+    /// where it needs a directory after writing half the tree.
+    fn check_paths_are_a_tree(&self) -> Result<(), (String, String)> {
+        let mut kinds: HashMap<&[u8], EntryKind> = HashMap::new();
+        for e in self.entries() {
+            if kinds.insert(&e.path.0, e.kind).is_some() {
+                return Err((e.path.display(), "listed twice".into()));
+            }
+        }
+        for e in self.entries() {
+            let mut p = &e.path.0[..];
+            while let Some(slash) = p.iter().rposition(|&b| b == b'/') {
+                p = &p[..slash];
+                match kinds.get(p) {
+                    // That directory's own ancestors are checked with it.
+                    Some(EntryKind::Dir) => break,
+                    Some(kind) => {
+                        let what = if *kind == EntryKind::Symlink { "symlink" } else { "file" };
+                        let reason = format!("is inside {}, which is a {what}", RawPath(p.to_vec()).display());
+                        return Err((e.path.display(), reason));
+                    }
+                    None => {}
+                }
+            }
+        }
         Ok(())
     }
 }
@@ -302,6 +339,79 @@ mod tests {
             summary: Summary::default(),
             warnings: vec![],
         }
+    }
+
+    fn entry(path: &str, kind: EntryKind) -> Entry {
+        let mut e = Entry {
+            path: RawPath(path.as_bytes().to_vec()),
+            kind,
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+            mtime_ns: 0,
+            ctime_ns: 0,
+            inode: 0,
+            size: 0,
+            target: (kind == EntryKind::Symlink).then(|| RawPath(b"/elsewhere".to_vec())),
+            chunks: vec![],
+            sha256: None,
+            blake3: None,
+            changed: false,
+        };
+        if kind == EntryKind::File {
+            e.set_digest(HashAlgo::Blake3, [1; 32]);
+        }
+        e
+    }
+
+    fn tree(entries: &[(&str, EntryKind)]) -> Result<(), (String, String)> {
+        let mut m = manifest(2, entry("src", EntryKind::Dir));
+        let Source::Tree(t) = &mut m.sources[0] else { unreachable!() };
+        t.entries.extend(entries.iter().map(|(p, k)| entry(p, *k)));
+        m.validate()
+    }
+
+    #[test]
+    fn paths_must_form_a_tree() {
+        use EntryKind::*;
+        assert_eq!(tree(&[("src/d", Dir), ("src/d/f", File), ("src/l", Symlink), ("src/f", File)]), Ok(()));
+        // A listed directory's parent need not be listed (a partial tree).
+        assert_eq!(tree(&[("other/deep/f", File)]), Ok(()));
+        let twice = tree(&[("src/f", File), ("src/f", File)]).unwrap_err();
+        assert_eq!(twice, ("src/f".into(), "listed twice".into()));
+        assert!(tree(&[("src/d", Dir), ("src/d", File)]).is_err(), "a directory and a file");
+        let below_link = tree(&[("src/l", Symlink), ("src/l/x", Dir), ("src/l/x/f", File)]).unwrap_err();
+        assert_eq!(below_link, ("src/l/x".into(), "is inside src/l, which is a symlink".into()));
+        let below_file = tree(&[("src/f", File), ("src/f/a/b", File)]).unwrap_err();
+        assert_eq!(below_file, ("src/f/a/b".into(), "is inside src/f, which is a file".into()));
+    }
+
+    #[test]
+    fn a_dump_listed_twice_is_refused() {
+        let dump = |kind, name: &str| {
+            let mut d = DumpSource {
+                name: name.into(),
+                kind,
+                server: String::new(),
+                server_version: String::new(),
+                pg_dump_version: String::new(),
+                format: "custom".into(),
+                size: 0,
+                sha256: None,
+                blake3: None,
+                chunks: vec![],
+                toc: vec![],
+                duration_secs: 0.0,
+            };
+            d.set_digest(HashAlgo::Blake3, [2; 32]);
+            Source::Postgres(d)
+        };
+        let mut m = manifest(2, entry("src", EntryKind::Dir));
+        m.sources.push(dump(DumpKind::Globals, "globals"));
+        m.sources.push(dump(DumpKind::Database, "globals"));
+        assert_eq!(m.validate(), Ok(()));
+        m.sources.push(dump(DumpKind::Database, "globals"));
+        assert_eq!(m.validate(), Err(("globals".into(), "dump listed twice".into())));
     }
 
     #[test]

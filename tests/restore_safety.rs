@@ -80,6 +80,32 @@ fn a_symlink_in_the_manifest_cannot_redirect_a_file() {
 }
 
 #[test]
+fn a_path_listed_twice_or_below_a_file_is_refused_before_writing() {
+    for (case, below) in [("twice", false), ("below a file", true)] {
+        let env = Env::new();
+        let m = base(&env);
+        let m = with_entry_paths(m, |entries| {
+            let file = entries.iter().find(|e| e.kind == EntryKind::File).unwrap().clone();
+            let mut path = file.path.0.clone();
+            if below {
+                path.extend_from_slice(b"/inner.txt");
+            }
+            entries.push(coffer::Entry { path: RawPath(path), ..file });
+        });
+        let shown = m.entries().find(|e| e.kind == EntryKind::File).unwrap().path.display();
+        let id = repo(&env).save_snapshot(&m).unwrap();
+        restore_refused(&env, &id, "unsafe entry");
+        let r = env.coffer(&["restore", &id.to_hex(), "--target", env.path("target").to_str().unwrap()]);
+        let reason = if below { format!("is inside {shown}, which is a file") } else { "listed twice".into() };
+        assert!(r.stderr.contains(&reason), "{case}: {}", r.stderr);
+        assert!(!env.path("target").exists(), "{case}: restore wrote before refusing");
+        let v = env.coffer(&["verify"]);
+        assert_eq!(v.code, 1, "{case}: verify passed a manifest restore refuses");
+        assert!(v.stderr.contains("unsafe entry"), "{case}: {}", v.stderr);
+    }
+}
+
+#[test]
 fn an_existing_symlink_in_the_target_is_not_followed() {
     let env = Env::new();
     let _ = base(&env);

@@ -155,6 +155,29 @@ fn a_missing_source_path_fails_before_anything_is_written() {
 }
 
 #[test]
+fn overlapping_source_paths_are_refused_before_anything_is_written() {
+    let env = Env::new();
+    let src = env.path("src");
+    fs::create_dir_all(src.join("sub")).unwrap();
+    let before = env.repo_state();
+    let (outer, inner) = (src.to_str().unwrap(), src.join("sub"));
+    let same = format!("{outer}/./");
+    for (paths, says) in [
+        ([inner.to_str().unwrap(), outer], format!("{} is inside {outer}", inner.display())),
+        ([outer, same.as_str()], format!("{same} is the same as {outer}")),
+    ] {
+        let r = env.coffer(&["backup", paths[0], paths[1]]);
+        assert_eq!(r.code, 1, "{paths:?}: {}", r.stdout);
+        assert!(r.stderr.contains(&says), "{paths:?}: {}", r.stderr);
+        assert_eq!(before, env.repo_state());
+    }
+    // Siblings whose names share a prefix do not overlap.
+    fs::create_dir_all(env.path("src2")).unwrap();
+    let r = env.coffer(&["backup", outer, env.path("src2").to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+}
+
+#[test]
 fn excludes_and_one_file_system_at_backup() {
     let env = Env::new();
     let src = env.path("src");
