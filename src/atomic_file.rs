@@ -6,6 +6,9 @@
 //! nothing behind, not even a temporary name. Where the filesystem has no
 //! `O_TMPFILE` (or `/proc` is not mounted), a hidden temporary name and a
 //! rename do the same, but a crash leaves that name behind.
+//!
+//! A scratch file (`scratch`) is one that never gets a name: another process
+//! opens it through this one's `/proc/PID/fd` entry while this one holds it.
 
 use std::ffi::CString;
 use std::fs::{self, File, OpenOptions};
@@ -50,6 +53,15 @@ impl AtomicFile {
         Ok(AtomicFile { inner: Inner::Named(tmp), dir: dir.to_path_buf() })
     }
 
+    /// Where another process of this user can open the file while this
+    /// one holds it open: its `/proc/PID/fd` entry, or its temporary name.
+    pub fn path_for_others(&self) -> PathBuf {
+        match &self.inner {
+            Inner::Unnamed(f) => PathBuf::from(format!("/proc/{}/fd/{}", std::process::id(), f.as_raw_fd())),
+            Inner::Named(t) => t.path().to_path_buf(),
+        }
+    }
+
     pub fn as_file(&self) -> &File {
         match &self.inner {
             Inner::Unnamed(f) => f,
@@ -78,6 +90,13 @@ impl AtomicFile {
             other => other,
         }
     }
+}
+
+/// An empty scratch file in the temporary directory (`TMPDIR`), never to be
+/// named (it is gone when dropped): a process killed while it exists leaves
+/// nothing behind.
+pub fn scratch() -> io::Result<AtomicFile> {
+    AtomicFile::new_in(&std::env::temp_dir())
 }
 
 /// Reserves the disk space of a file about to be written with `len` bytes
@@ -163,6 +182,16 @@ mod tests {
         // Far more than any test machine's disk: refused before a byte is written.
         let err = preallocate(f.as_file(), 1 << 60).unwrap_err();
         assert!(matches!(err.raw_os_error(), Some(libc::ENOSPC | libc::EFBIG)), "{err}");
+    }
+
+    #[test]
+    fn another_process_reads_the_file_at_path_for_others() {
+        let dir = tempfile::tempdir().unwrap();
+        for f in both_kinds(dir.path()) {
+            f.as_file().write_all(b"staged dump").unwrap();
+            let out = std::process::Command::new("cat").arg(f.path_for_others()).output().unwrap();
+            assert_eq!(out.stdout, b"staged dump", "{}", String::from_utf8_lossy(&out.stderr));
+        }
     }
 
     #[test]

@@ -109,7 +109,7 @@ fn run_phases(
     let target = opts.scratch.with_database(scratch_name);
     let mut cmd = target.tool_for_db("pg_restore");
     cmd.args(["--no-owner", "--no-privileges", "--exit-on-error"]);
-    cmd.arg(format!("--jobs={}", opts.jobs.max(1))).arg(tmp.path());
+    cmd.arg(format!("--jobs={}", opts.jobs.max(1))).arg(tmp.path_for_others());
     run_captured(cmd, &format!("pg_restore into scratch database {scratch_name}"))?;
     report.restore_secs = t.elapsed().as_secs_f64();
 

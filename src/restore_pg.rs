@@ -188,18 +188,21 @@ pub fn stream_dump(
     Ok(chunks)
 }
 
-/// Writes a dump, checked, to a temporary file: for pg_restore when it
-/// needs to seek (`--jobs`). Returns the file and the chunks read.
+/// Writes a dump, checked, to a scratch file in `TMPDIR`, for pg_restore
+/// when it needs to seek (`--jobs`): pg_restore opens it at
+/// `path_for_others`, and it has no name that a killed restore or drill
+/// could leave behind. Returns the file and the chunks read.
 pub fn dump_to_temp_file(
     repo: &Repository,
     index: &Index,
     snapshot: &Id,
     dump: &DumpSource,
     workers: usize,
-) -> Result<(tempfile::NamedTempFile, u64)> {
-    let tmp =
-        tempfile::Builder::new().prefix("coffer-dump-").tempfile().map_err(|e| Error::io(std::env::temp_dir(), e))?;
-    let chunks = stream_dump(repo, index, snapshot, dump, workers, DumpOut::File(tmp.as_file(), tmp.path()))?;
+) -> Result<(AtomicFile, u64)> {
+    let dir = std::env::temp_dir();
+    let tmp = crate::atomic_file::scratch().map_err(|e| Error::io(&dir, e))?;
+    // Errors name the directory: the file has no name, and TMPDIR is the setting to change.
+    let chunks = stream_dump(repo, index, snapshot, dump, workers, DumpOut::File(tmp.as_file(), &dir))?;
     Ok((tmp, chunks))
 }
 
@@ -383,7 +386,7 @@ fn to_server(
     if opts.jobs > 1 {
         // Parallel restore needs a seekable archive.
         let (tmp, chunks) = dump_to_temp_file(repo, index, snapshot, dump, opts.workers)?;
-        cmd.arg(format!("--jobs={}", opts.jobs)).arg(tmp.path());
+        cmd.arg(format!("--jobs={}", opts.jobs)).arg(tmp.path_for_others());
         crate::postgres::run_captured(cmd, &format!("pg_restore of {} into {}", dump.name, target.display()))?;
         return Ok((shown, chunks));
     }

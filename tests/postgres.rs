@@ -163,6 +163,22 @@ fn bad_credentials_fail_with_pg_dumps_message_and_no_snapshot() {
     assert_no_snapshot(&env);
 }
 
+/// A directory for COFFER_PG_BIN_DIR: the real client tools, but `tool` is
+/// a shell script around the real one (`$REAL`).
+fn wrapped_tool(env: &Env, tool: &str, script: &str) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let wrap = env.path("bin");
+    fs::create_dir_all(&wrap).unwrap();
+    let real = pg::bin_dir();
+    for other in ["pg_dump", "pg_restore", "psql", "pg_dumpall"].into_iter().filter(|t| *t != tool) {
+        std::os::unix::fs::symlink(real.join(other), wrap.join(other)).unwrap();
+    }
+    let script = format!("#!/bin/sh\nREAL='{}'\n{script}\n", real.join(tool).display());
+    fs::write(wrap.join(tool), script).unwrap();
+    fs::set_permissions(wrap.join(tool), fs::Permissions::from_mode(0o755)).unwrap();
+    wrap
+}
+
 #[test]
 fn a_killed_pg_dump_fails_the_backup_and_leaves_no_snapshot() {
     let cluster = pg::shared();
@@ -170,19 +186,11 @@ fn a_killed_pg_dump_fails_the_backup_and_leaves_no_snapshot() {
     let db = unique("killed");
     cluster.create_sample_db(&db, 2);
     // A pg_dump that is killed after writing part of the archive.
-    let wrap = env.path("bin");
-    fs::create_dir_all(&wrap).unwrap();
-    let real = pg::bin_dir();
-    for tool in ["pg_restore", "psql", "pg_dumpall"] {
-        std::os::unix::fs::symlink(real.join(tool), wrap.join(tool)).unwrap();
-    }
-    let script = format!(
-        "#!/bin/sh\nif [ \"$1\" = --version ]; then exec {real}/pg_dump --version; fi\n{real}/pg_dump \"$@\" | head -c 3000000\nkill -9 $$\n",
-        real = real.display()
+    let wrap = wrapped_tool(
+        &env,
+        "pg_dump",
+        "if [ \"$1\" = --version ]; then exec \"$REAL\" --version; fi\n\"$REAL\" \"$@\" | head -c 3000000\nkill -9 $$",
     );
-    fs::write(wrap.join("pg_dump"), script).unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    fs::set_permissions(wrap.join("pg_dump"), fs::Permissions::from_mode(0o755)).unwrap();
     let r: Run = pg_env(&env)
         .env("COFFER_PG_BIN_DIR", &wrap)
         .args(["backup", "--pg", &cluster.url(&db)])
@@ -377,4 +385,39 @@ fn a_tampered_dump_fails_the_restore_and_leaves_the_target_as_it_was() {
         .file_name()
         .to_string_lossy()
         .starts_with(".coffer-")));
+}
+
+#[test]
+fn a_parallel_restore_killed_mid_way_leaves_no_temporary_dump() {
+    let cluster = pg::shared();
+    let env = Env::new();
+    let db = unique("staged");
+    cluster.create_sample_db(&db, 1);
+    backup_db(&env, cluster, &db);
+    // pg_restore --jobs gets the staged archive: it reads its first bytes,
+    // then kills coffer, as a reboot or the OOM killer would.
+    let seen = env.path("seen");
+    let wrap = wrapped_tool(
+        &env,
+        "pg_restore",
+        &format!(
+            "case \" $* \" in *' --jobs='*) for a; do last=$a; done; head -c 5 \"$last\" > '{}'; kill -9 $PPID; exit 1;; esac\nexec \"$REAL\" \"$@\"",
+            seen.display()
+        ),
+    );
+    let tmp = env.path("tmp");
+    fs::create_dir_all(&tmp).unwrap();
+    let target = unique("target");
+    cluster.create_db(&target);
+    let r: Run = pg_env(&env)
+        .env("COFFER_PG_BIN_DIR", &wrap)
+        .env("TMPDIR", &tmp)
+        .args(["restore", "latest", "--pg-target", &cluster.url(&target), "--jobs", "2"])
+        .output()
+        .unwrap()
+        .into();
+    assert_eq!(r.code, -1, "coffer was not killed by a signal: {}", r.stderr);
+    assert_eq!(fs::read(&seen).unwrap(), b"PGDMP", "pg_restore could not read the staged archive");
+    let left: Vec<_> = fs::read_dir(&tmp).unwrap().map(|e| e.unwrap().path()).collect();
+    assert!(left.is_empty(), "a killed restore left {left:?}");
 }
