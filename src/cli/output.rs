@@ -36,6 +36,16 @@ pub fn bytes(n: u64) -> String {
     }
 }
 
+/// "1 file", "2 files", "1 index", "3 indexes".
+fn count(n: impl Into<u64>, what: &str) -> String {
+    let n = n.into();
+    match (n, what.ends_with('x')) {
+        (1, _) => format!("1 {what}"),
+        (_, true) => format!("{n} {what}es"),
+        _ => format!("{n} {what}s"),
+    }
+}
+
 impl Output {
     fn print_json(&self, v: &serde_json::Value) {
         outln!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
@@ -67,20 +77,20 @@ impl Output {
         };
         let verb = if s.dry_run { "would add" } else { "added" };
         self.say(&format!(
-            "{head}\n  {} files, {} dirs, {} symlinks, {} databases, {} read in {:.1}s ({}/s)\n  {verb} {} new chunks, {} new data, {} stored after compression and encryption",
-            st.files,
-            st.dirs,
-            st.symlinks,
-            st.databases,
+            "{head}\n  {}, {}, {}, {}, {} read in {:.1}s ({}/s)\n  {verb} {}, {} new data, {} stored after compression and encryption",
+            count(st.files, "file"),
+            count(st.dirs, "dir"),
+            count(st.symlinks, "symlink"),
+            count(st.databases, "database"),
             bytes(st.bytes),
             st.duration_secs,
             bytes((st.bytes as f64 / st.duration_secs.max(1e-3)) as u64),
-            st.new_chunks,
+            count(st.new_chunks, "new chunk"),
             bytes(st.new_bytes),
             bytes(st.stored_bytes),
         ));
         if !s.unreadable.is_empty() {
-            self.say(&format!("  {} paths could not be read (listed above)", s.unreadable.len()));
+            self.say(&format!("  {} could not be read (listed above)", count(s.unreadable.len() as u64, "path")));
         }
     }
 
@@ -108,7 +118,7 @@ impl Output {
                 m.source_names().join(" ")
             );
         }
-        self.say(&format!("{} snapshots", list.len()));
+        self.say(&count(list.len() as u64, "snapshot"));
     }
 
     pub fn show(&self, id: &Id, m: &Manifest) {
@@ -122,10 +132,10 @@ impl Output {
         }
         let s = &m.summary;
         outln!(
-            "  {} files, {} dirs, {} symlinks, {} ({} new, {} stored), took {:.1}s",
-            s.files,
-            s.dirs,
-            s.symlinks,
+            "  {}, {}, {}, {} ({} new, {} stored), took {:.1}s",
+            count(s.files, "file"),
+            count(s.dirs, "dir"),
+            count(s.symlinks, "symlink"),
             bytes(s.bytes),
             bytes(s.new_bytes),
             bytes(s.stored_bytes),
@@ -189,18 +199,18 @@ impl Output {
         }
         let verb = if s.dry_run { "would restore" } else { "restored" };
         self.say(&format!(
-            "{verb} {} files, {} dirs, {} symlinks, {} into {} ({} chunks checked, {:.1}s)",
-            s.files,
-            s.dirs,
-            s.symlinks,
+            "{verb} {}, {}, {}, {} into {} ({} checked, {:.1}s)",
+            count(s.files, "file"),
+            count(s.dirs, "dir"),
+            count(s.symlinks, "symlink"),
             bytes(s.bytes),
             target.display(),
-            s.chunks_checked,
+            count(s.chunks_checked, "chunk"),
             s.duration_secs
         ));
         if !s.overwritten.is_empty() {
             let verb = if s.dry_run { "would overwrite" } else { "overwrote" };
-            self.say(&format!("{verb} {} existing paths:", s.overwritten.len()));
+            self.say(&format!("{verb} {}:", count(s.overwritten.len() as u64, "existing path")));
             for p in &s.overwritten {
                 self.say(&format!("  {p}"));
             }
@@ -215,10 +225,10 @@ impl Output {
         for d in &s.databases {
             if s.dry_run {
                 self.say(&format!(
-                    "dry run: the dump of {} ({}, {} chunks) decrypts, matches its checksum and parses; nothing was written",
+                    "dry run: the dump of {} ({}, {}) decrypts, matches its checksum and parses; nothing was written",
                     d.name,
                     bytes(d.bytes),
-                    d.chunks_checked
+                    count(d.chunks_checked, "chunk")
                 ));
                 if !d.objects.is_empty() {
                     self.say(&format!("  {} archive entries would be restored:", d.objects.len()));
@@ -316,7 +326,11 @@ impl Output {
             }
         }
         let verb = if s.dry_run { "would forget" } else { "forgot" };
-        self.say(&format!("kept {} snapshots, {verb} {}; their data stays until prune", s.kept, s.removed));
+        self.say(&format!(
+            "kept {}, {verb} {}; their data stays until prune",
+            count(s.kept as u64, "snapshot"),
+            s.removed
+        ));
     }
 
     pub fn prune(&self, s: &PruneSummary) {
@@ -354,7 +368,7 @@ impl Output {
         if self.json {
             self.print_json(&json!({ "removed_locks": n }));
         } else {
-            self.say(&format!("removed {n} locks"));
+            self.say(&format!("removed {}", count(n as u64, "lock")));
         }
     }
 
@@ -364,15 +378,15 @@ impl Output {
             return;
         }
         self.say(&format!(
-            "checked {} keys, {} indexes, {} snapshots, {} packs ({} read, {} chunks decrypted) in {:.1}s: {}",
-            s.keys,
-            s.indexes,
-            s.snapshots,
-            s.packs,
+            "checked {}, {}, {}, {} ({} read, {} decrypted) in {:.1}s: {}",
+            count(s.keys as u64, "key"),
+            count(s.indexes as u64, "index"),
+            count(s.snapshots as u64, "snapshot"),
+            count(s.packs as u64, "pack"),
             s.packs_read,
-            s.chunks_checked,
+            count(s.chunks_checked, "chunk"),
             s.duration_secs,
-            if s.errors.is_empty() { "no errors".to_string() } else { format!("{} errors", s.errors.len()) }
+            if s.errors.is_empty() { "no errors".to_string() } else { count(s.errors.len() as u64, "error") }
         ));
     }
 }
@@ -433,5 +447,19 @@ impl coffer::Progress for ProgressBar {
         if let Some(b) = &self.bar {
             b.inc(1);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::count;
+
+    #[test]
+    fn counts_are_singular_for_one() {
+        assert_eq!(count(1u64, "file"), "1 file");
+        assert_eq!(count(0u64, "file"), "0 files");
+        assert_eq!(count(2u64, "new chunk"), "2 new chunks");
+        assert_eq!(count(1u64, "index"), "1 index");
+        assert_eq!(count(3u64, "index"), "3 indexes");
     }
 }
