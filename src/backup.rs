@@ -324,23 +324,15 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &dyn Progress) 
 /// entries let unchanged files be skipped without reading them.
 fn find_parent(repo: &Repository, host: &str, roots: &[RawPath]) -> Result<(Option<Id>, HashMap<RawPath, Entry>)> {
     let snapshots = repo.list_snapshots()?;
-    let parent = snapshots.into_iter().rev().find(|(_, m)| {
-        let trees: Vec<&RawPath> = m
-            .sources
-            .iter()
-            .filter_map(|s| match s {
-                Source::Tree(t) => Some(&t.path),
-                Source::Postgres(_) => None,
-            })
-            .collect();
-        m.host == host
-            && !roots.is_empty()
-            && trees.len() == roots.len()
-            && trees.iter().zip(roots).all(|(a, b)| *a == b)
-    });
-    let Some((id, manifest)) = parent else {
+    let parent = snapshots
+        .into_iter()
+        .rev()
+        .find(|(_, m)| m.host == host && !roots.is_empty() && m.tree_paths().eq(roots.iter()));
+    let Some((id, _)) = parent else {
         return Ok((None, HashMap::new()));
     };
+    // Only the parent's manifest is loaded whole.
+    let manifest = repo.load_snapshot(&id)?;
     let files = manifest
         .sources
         .into_iter()

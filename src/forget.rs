@@ -11,7 +11,7 @@
 use crate::backend::Kind;
 use crate::encoding::Id;
 use crate::error::{Error, Result};
-use crate::manifest::Manifest;
+use crate::manifest::SnapshotInfo;
 use crate::repository::{backend_error, Repository};
 use chrono::{DateTime, Datelike, Timelike, Utc};
 
@@ -114,7 +114,7 @@ pub fn forget(repo: &Repository, opts: &ForgetOptions) -> Result<ForgetSummary> 
         ));
     }
     let _lock = if opts.dry_run { None } else { Some(crate::lock::Lock::acquire(repo, false)?) };
-    let mut snapshots: Vec<(Id, Manifest)> = repo
+    let mut snapshots: Vec<(Id, SnapshotInfo)> = repo
         .list_snapshots()?
         .into_iter()
         .filter(|(_, m)| m.has_tags(&opts.tags))
@@ -123,7 +123,7 @@ pub fn forget(repo: &Repository, opts: &ForgetOptions) -> Result<ForgetSummary> 
     snapshots.reverse(); // newest first
 
     // (host, source names) -> its snapshots, newest first.
-    type Group = ((String, Vec<String>), Vec<(Id, Manifest)>);
+    type Group = ((String, Vec<String>), Vec<(Id, SnapshotInfo)>);
     let mut groups: Vec<Group> = Vec::new();
     for (id, m) in snapshots {
         let key = (m.host.clone(), m.source_names());

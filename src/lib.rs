@@ -38,7 +38,9 @@ pub use error::{Error, Result};
 pub use forget::{apply_policy, forget, ForgetGroup, ForgetOptions, ForgetSummary, KeepPolicy};
 pub use format::{Config, FORMAT_VERSION};
 pub use lock::{list_locks, unlock, Lock, LockInfo};
-pub use manifest::{DumpKind, DumpSource, Entry, EntryKind, Manifest, Source, Summary, TreeSource};
+pub use manifest::{
+    DumpKind, DumpSource, Entry, EntryKind, Manifest, SnapshotInfo, Source, SourceInfo, SourceKind, Summary, TreeSource,
+};
 pub use pipeline::default_workers;
 pub use postgres::{PgConnection, Toc, TocEntry};
 pub use prune::{prune, PruneOptions, PruneSummary};

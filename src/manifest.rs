@@ -28,11 +28,149 @@ pub struct Manifest {
     pub warnings: Vec<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// A manifest without its entries, chunk lists and warnings' text: what
+/// listing, `latest`, parent lookup and retention need. Read from the same
+/// JSON, whose entries are skipped as they are parsed, so going through every
+/// snapshot of a large tree holds one small header at a time, not every
+/// manifest (200,000 files make a manifest of about 200 MiB in memory).
+#[derive(Debug, Clone, Deserialize)]
+pub struct SnapshotInfo {
+    pub version: u32,
+    pub time: chrono::DateTime<chrono::Utc>,
+    pub host: String,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[serde(default)]
+    pub parent: Option<Id>,
+    pub sources: Vec<SourceInfo>,
+    pub summary: Summary,
+    /// How many warnings the manifest lists.
+    #[serde(default, rename = "warnings", deserialize_with = "count_items")]
+    pub warning_count: usize,
+}
+
+/// A source's kind and name, without its contents.
+#[derive(Debug, Clone, Deserialize)]
+pub struct SourceInfo {
+    #[serde(rename = "type")]
+    pub kind: SourceKind,
+    /// A tree's path.
+    #[serde(default)]
+    pub path: Option<RawPath>,
+    /// A dump's database name.
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceKind {
+    Tree,
+    Postgres,
+}
+
+fn count_items<'de, D: serde::Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+    struct Count;
+    impl<'de> serde::de::Visitor<'de> for Count {
+        type Value = usize;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a list")
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<usize, A::Error> {
+            let mut n = 0;
+            while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {
+                n += 1;
+            }
+            Ok(n)
+        }
+    }
+    d.deserialize_seq(Count)
+}
+
+impl SnapshotInfo {
+    /// Does it carry every one of these tags?
+    pub fn has_tags(&self, tags: &[String]) -> bool {
+        tags.iter().all(|t| self.tags.contains(t))
+    }
+
+    /// The names of its sources: tree paths, and `pg:NAME` for dumps.
+    /// Snapshots of the same host and source names form a group (parent
+    /// lookup, retention).
+    pub fn source_names(&self) -> Vec<String> {
+        self.sources
+            .iter()
+            .map(|s| match s.kind {
+                SourceKind::Tree => s.path.as_ref().map(RawPath::display).unwrap_or_default(),
+                SourceKind::Postgres => format!("pg:{}", s.name.as_deref().unwrap_or_default()),
+            })
+            .collect()
+    }
+
+    /// The paths of its tree sources, in order.
+    pub fn tree_paths(&self) -> impl Iterator<Item = &RawPath> {
+        self.sources.iter().filter(|s| s.kind == SourceKind::Tree).filter_map(|s| s.path.as_ref())
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum Source {
     Tree(TreeSource),
     Postgres(DumpSource),
+}
+
+/// The same, as serde derives it: it buffers the whole source (every entry
+/// as a generic value, several times the memory of the entries themselves)
+/// before it can look at `type`. Only for a `type` that is not first.
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+enum TaggedSource {
+    Tree(TreeSource),
+    Postgres(DumpSource),
+}
+
+impl<'de> Deserialize<'de> for Source {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(SourceVisitor)
+    }
+}
+
+struct SourceVisitor;
+
+impl<'de> serde::de::Visitor<'de> for SourceVisitor {
+    type Value = Source;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a source object")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Source, A::Error> {
+        use serde::de::{value::MapAccessDeserializer, Error};
+        let first: Option<String> = map.next_key()?;
+        if first.as_deref() == Some("type") {
+            // Written first (serde's tagged form puts it there): the rest of
+            // the object goes straight into its variant.
+            let kind: SourceKind = map.next_value()?;
+            let rest = MapAccessDeserializer::new(map);
+            return match kind {
+                SourceKind::Tree => TreeSource::deserialize(rest).map(Source::Tree),
+                SourceKind::Postgres => DumpSource::deserialize(rest).map(Source::Postgres),
+            };
+        }
+        let mut object = serde_json::Map::new();
+        if let Some(key) = first {
+            object.insert(key, map.next_value()?);
+        }
+        while let Some((k, v)) = map.next_entry::<String, serde_json::Value>()? {
+            object.insert(k, v);
+        }
+        let tagged: TaggedSource =
+            serde_json::from_value(serde_json::Value::Object(object)).map_err(A::Error::custom)?;
+        Ok(match tagged {
+            TaggedSource::Tree(t) => Source::Tree(t),
+            TaggedSource::Postgres(d) => Source::Postgres(d),
+        })
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -196,24 +334,6 @@ impl Manifest {
 
     pub fn chunk_ids(&self) -> impl Iterator<Item = &Id> {
         self.entries().flat_map(|e| e.chunks.iter()).chain(self.dumps().flat_map(|d| d.chunks.iter()))
-    }
-
-    /// Does it carry every one of these tags?
-    pub fn has_tags(&self, tags: &[String]) -> bool {
-        tags.iter().all(|t| self.tags.contains(t))
-    }
-
-    /// The names of its sources: tree paths, and `pg:NAME` for dumps.
-    /// Snapshots of the same host and source names form a group (parent
-    /// lookup, retention).
-    pub fn source_names(&self) -> Vec<String> {
-        self.sources
-            .iter()
-            .map(|s| match s {
-                Source::Tree(t) => t.path.display(),
-                Source::Postgres(d) => format!("pg:{}", d.name),
-            })
-            .collect()
     }
 
     /// Checks everything restore relies on; `Err` names the first bad entry.
@@ -384,6 +504,29 @@ mod tests {
         assert_eq!(below_link, ("src/l/x".into(), "is inside src/l, which is a symlink".into()));
         let below_file = tree(&[("src/f", File), ("src/f/a/b", File)]).unwrap_err();
         assert_eq!(below_file, ("src/f/a/b".into(), "is inside src/f, which is a file".into()));
+    }
+
+    #[test]
+    fn sources_read_back_whichever_key_comes_first_and_headers_skip_the_entries() {
+        let mut m = manifest(2, entry("src/a", EntryKind::File));
+        m.warnings = vec!["one".into(), "two".into()];
+        let json = serde_json::to_string(&m).unwrap();
+        assert!(json.contains(r#""sources":[{"type":"tree","#), "{json}");
+        let back: Manifest = serde_json::from_str(&json).unwrap();
+        assert_eq!(serde_json::to_string(&back).unwrap(), json);
+        // A hand-edited manifest may put "type" anywhere.
+        let moved = json.replace(r#"{"type":"tree","path":"src","#, r#"{"path":"src","type":"tree","#);
+        assert_ne!(moved, json);
+        let back: Manifest = serde_json::from_str(&moved).unwrap();
+        assert_eq!(serde_json::to_string(&back).unwrap(), json);
+        let bad = json.replace(r#""type":"tree""#, r#""type":"tape""#);
+        assert!(serde_json::from_str::<Manifest>(&bad).unwrap_err().to_string().contains("tape"));
+
+        let info: SnapshotInfo = serde_json::from_str(&json).unwrap();
+        assert_eq!(info.source_names(), vec!["src".to_string()]);
+        assert_eq!(info.tree_paths().collect::<Vec<_>>(), vec![&RawPath(b"src".to_vec())]);
+        assert_eq!(info.warning_count, 2);
+        assert_eq!((info.host.as_str(), info.version), ("h", 2));
     }
 
     #[test]

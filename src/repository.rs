@@ -11,7 +11,7 @@ use crate::crypto::{HashAlgo, KdfParams, Keys, MasterKey, Role};
 use crate::encoding::Id;
 use crate::error::{Error, Result};
 use crate::format::{self, Config, Index, IndexFile, KeyFile, PackEntry, FORMAT_VERSION};
-use crate::manifest::Manifest;
+use crate::manifest::{Manifest, SnapshotInfo};
 use crate::pipeline::BufferPool;
 use std::sync::Arc;
 
@@ -309,11 +309,18 @@ impl Repository {
         Ok(m)
     }
 
-    /// All snapshots, oldest first.
-    pub fn list_snapshots(&self) -> Result<Vec<(Id, Manifest)>> {
+    /// A snapshot's header: its manifest without the entries.
+    pub fn load_snapshot_info(&self, id: &Id) -> Result<SnapshotInfo> {
+        let m: SnapshotInfo = self.load_sealed(Kind::Snapshot, Role::Snapshot, id, "snapshot")?;
+        Error::check_version(|| format!("snapshot {id}"), m.version, self.config.version)?;
+        Ok(m)
+    }
+
+    /// All snapshots' headers, oldest first.
+    pub fn list_snapshots(&self) -> Result<Vec<(Id, SnapshotInfo)>> {
         let mut out = Vec::new();
         for id in self.list_ids(Kind::Snapshot)? {
-            let m = self.load_snapshot(&id)?;
+            let m = self.load_snapshot_info(&id)?;
             out.push((id, m));
         }
         out.sort_by(|a, b| a.1.time.cmp(&b.1.time).then(a.0.cmp(&b.0)));
@@ -321,7 +328,7 @@ impl Repository {
     }
 
     /// The newest snapshot having every one of `tags`, if any.
-    pub fn latest(&self, tags: &[String]) -> Result<Option<(Id, Manifest)>> {
+    pub fn latest(&self, tags: &[String]) -> Result<Option<(Id, SnapshotInfo)>> {
         Ok(self.list_snapshots()?.into_iter().rev().find(|(_, m)| m.has_tags(tags)))
     }
 

@@ -59,3 +59,35 @@ fn backup_and_restore_of_a_large_file_do_not_hold_it_in_memory() {
     assert!(rss_kib < 200 * 1024, "restore peak RSS {} MiB", rss_kib / 1024);
     assert_eq!(fs::metadata(restored(&target, &src).join("large.bin")).unwrap().len(), size);
 }
+
+#[test]
+fn listing_snapshots_holds_one_manifest_at_a_time() {
+    let env = Env::new();
+    let src = env.path("src");
+    for d in 0..40 {
+        let dir = src.join(format!("d{d:02}"));
+        fs::create_dir_all(&dir).unwrap();
+        for f in 0..500 {
+            fs::write(dir.join(format!("f{f:03}")), format!("{d} {f}")).unwrap();
+        }
+    }
+    for _ in 0..6 {
+        env.coffer(&["backup", "-q", src.to_str().unwrap()]).ok();
+    }
+    let measure = |args: &[&str]| {
+        let mut cmd = env.command();
+        cmd.args(args).stdout(std::process::Stdio::null());
+        let (code, rss_kib) = run_measured(cmd);
+        assert_eq!(code, 0, "{args:?}");
+        rss_kib
+    };
+    // One whole manifest of 20,000 files (named by its id: `latest` lists
+    // them all), against six manifests' headers, and `latest` of six.
+    let list = env.coffer(&["snapshots", "--json"]).ok().json();
+    let id = list[0]["id"].as_str().unwrap().to_string();
+    let one = measure(&["show", &id]);
+    let listing = measure(&["snapshots"]);
+    let latest = measure(&["show", "latest"]);
+    assert!(listing < one, "listing 6 snapshots took {listing} KiB, one whole manifest {one} KiB");
+    assert!(latest < one * 3 / 2, "show latest took {latest} KiB, show ID {one} KiB");
+}

@@ -2,7 +2,7 @@
 
 use coffer::{
     BackupSummary, DbRestoreSummary, DrillReport, EntryKind, ForgetSummary, Id, KeyInfo, Manifest, PruneSummary,
-    Repository, RestoreSummary, Source, VerifySummary,
+    Repository, RestoreSummary, SnapshotInfo, Source, VerifySummary,
 };
 use serde_json::json;
 
@@ -94,13 +94,13 @@ impl Output {
         }
     }
 
-    pub fn snapshots(&self, list: &[(Id, Manifest)]) {
+    pub fn snapshots(&self, list: &[(Id, SnapshotInfo)]) {
         if self.json {
             let v: Vec<_> = list
                 .iter()
                 .map(|(id, m)| {
                     json!({"id": id, "time": m.time, "host": m.host, "tags": m.tags, "paths": m.source_names(),
-                           "parent": m.parent, "summary": m.summary, "warnings": m.warnings.len()})
+                           "parent": m.parent, "summary": m.summary, "warnings": m.warning_count})
                 })
                 .collect();
             self.print_json(&json!(v));
