@@ -89,16 +89,21 @@ pub fn decode_into(payload: &[u8], limit: usize, out: &mut Vec<u8>) -> Result<()
                 empty => empty.insert(zstd::bulk::Decompressor::new().map_err(CodecError::Zstd)?),
             };
             // The output buffer bounds the result: a frame that would grow
-            // past `limit` fails ("destination buffer is too small").
-            out.reserve_exact(limit);
+            // past `limit` fails ("destination buffer is too small"). Sized
+            // by the size the frame declares (coffer's frames all do) rather
+            // than the limit: a 1 GiB reservation per manifest or index is
+            // refused outright on a small machine without overcommit.
+            let capacity = match zstd::zstd_safe::get_frame_content_size(body) {
+                Ok(Some(size)) if size > limit as u64 => return Err(CodecError::TooLarge(limit)),
+                Ok(Some(size)) => size as usize,
+                _ => limit,
+            };
+            out.reserve_exact(capacity);
             let mut bounded = std::io::Cursor::new(&mut *out);
             match decompressor.decompress_to_buffer(body, &mut bounded) {
                 Ok(n) if n <= limit => Ok(()),
                 Ok(_) => Err(CodecError::TooLarge(limit)),
-                Err(e) => match zstd::zstd_safe::get_frame_content_size(body) {
-                    Ok(Some(size)) if size > limit as u64 => Err(CodecError::TooLarge(limit)),
-                    _ => Err(CodecError::Zstd(e)),
-                },
+                Err(e) => Err(CodecError::Zstd(e)),
             }
         }),
         other => Err(CodecError::UnknownFlag(other)),

@@ -354,8 +354,12 @@ impl Repository {
     // ---- sealed JSON objects ----
 
     fn save_sealed<T: serde::Serialize>(&self, kind: Kind, role: Role, value: &T) -> Result<Id> {
-        let json = serde_json::to_vec(value).map_err(|e| Error::InvalidInput(e.to_string()))?;
-        let payload = compression::encode(&json, 3);
+        // Each form is dropped once the next exists: a large tree's manifest
+        // is tens of MiB of JSON.
+        let payload = {
+            let json = serde_json::to_vec(value).map_err(|e| Error::InvalidInput(e.to_string()))?;
+            compression::encode(&json, 3)
+        };
         let id = Id::random();
         let sealed = self.keys.seal(role, &id.0, &payload);
         self.backend.put(kind, &id.to_hex(), &sealed).map_err(backend_error)?;
@@ -369,7 +373,9 @@ impl Repository {
             other => backend_error(other),
         })?;
         let payload = self.keys.open(role, &id.0, &sealed).map_err(|e| Error::corrupt(&object, e.to_string()))?;
+        drop(sealed);
         let json = compression::decode(&payload, METADATA_LIMIT).map_err(|e| Error::corrupt(&object, e.to_string()))?;
+        drop(payload);
         serde_json::from_slice(&json).map_err(|e| Error::corrupt(&object, format!("invalid JSON: {e}")))
     }
 

@@ -91,3 +91,32 @@ fn listing_snapshots_holds_one_manifest_at_a_time() {
     assert!(listing < one, "listing 6 snapshots took {listing} KiB, one whole manifest {one} KiB");
     assert!(latest < one * 3 / 2, "show latest took {latest} KiB, show ID {one} KiB");
 }
+
+#[test]
+fn a_small_address_space_is_enough() {
+    // Under a 400 MiB address-space limit (a small VM without overcommit, or
+    // `ulimit -v`), as when metadata decoding reserved 1 GiB up front and
+    // every listing aborted.
+    let env = Env::new();
+    let src = env.path("src");
+    fs::create_dir_all(&src).unwrap();
+    fs::write(src.join("a"), pseudo_random(3 << 20, 5)).unwrap();
+    let target = env.path("target");
+    let limited = |args: &[&str]| -> Run {
+        let coffer = env.command();
+        let mut cmd = std::process::Command::new("sh");
+        cmd.arg("-c").arg("ulimit -v 409600 && exec \"$0\" \"$@\"").arg(coffer.get_program()).args(args);
+        for (k, v) in coffer.get_envs() {
+            match v {
+                Some(v) => cmd.env(k, v),
+                None => cmd.env_remove(k),
+            };
+        }
+        cmd.stdin(std::process::Stdio::null()).output().unwrap().into()
+    };
+    limited(&["backup", "-q", src.to_str().unwrap()]).ok();
+    limited(&["snapshots"]).ok();
+    limited(&["restore", "-q", "latest", "--target", target.to_str().unwrap()]).ok();
+    limited(&["verify", "-q", "--read-data"]).ok();
+    assert_eq!(fs::read(restored(&target, &src).join("a")).unwrap(), pseudo_random(3 << 20, 5));
+}
