@@ -4,6 +4,9 @@
 const STORED: u8 = 0;
 const ZSTD: u8 = 1;
 
+/// Limits up to this (chunks' largest sizes) are reserved whole when decoding.
+const RESERVE_WHOLE_LIMIT: usize = 64 << 20;
+
 #[derive(Debug, thiserror::Error)]
 pub enum CodecError {
     #[error("empty payload")]
@@ -89,13 +92,17 @@ pub fn decode_into(payload: &[u8], limit: usize, out: &mut Vec<u8>) -> Result<()
                 empty => empty.insert(zstd::bulk::Decompressor::new().map_err(CodecError::Zstd)?),
             };
             // The output buffer bounds the result: a frame that would grow
-            // past `limit` fails ("destination buffer is too small"). Sized
-            // by the size the frame declares (coffer's frames all do) rather
-            // than the limit: a 1 GiB reservation per manifest or index is
-            // refused outright on a small machine without overcommit.
-            let capacity = match zstd::zstd_safe::get_frame_content_size(body) {
+            // past `limit` fails ("destination buffer is too small"). A
+            // chunk's limit (its largest size) is reserved whole: chunk
+            // buffers are reused, and one sized to each chunk in turn would
+            // be regrown again and again. Metadata's
+            // limit (1 GiB) is not: its frame's declared size is (coffer's
+            // frames all declare it), as a 1 GiB reservation is refused
+            // outright on a small machine without overcommit.
+            let declared = zstd::zstd_safe::get_frame_content_size(body);
+            let capacity = match declared {
                 Ok(Some(size)) if size > limit as u64 => return Err(CodecError::TooLarge(limit)),
-                Ok(Some(size)) => size as usize,
+                Ok(Some(size)) if limit > RESERVE_WHOLE_LIMIT => size as usize,
                 _ => limit,
             };
             out.reserve_exact(capacity);
