@@ -341,7 +341,8 @@ fn find_parent(repo: &Repository, host: &str, roots: &[RawPath]) -> Result<(Opti
             Source::Postgres(_) => Vec::new(),
         })
         .filter(|e| e.kind == EntryKind::File)
-        .map(|e| (e.path.clone(), e))
+        // The path moves into the key: the entry's own copy is never read.
+        .map(|mut e| (std::mem::take(&mut e.path), e))
         .collect();
     Ok((Some(id), files))
 }
