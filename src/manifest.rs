@@ -119,19 +119,21 @@ pub enum Source {
     Postgres(DumpSource),
 }
 
-/// The same, as serde derives it: it buffers the whole source (every entry
-/// as a generic value, several times the memory of the entries themselves)
-/// before it can look at `type`. Only for a `type` that is not first.
-#[derive(Deserialize)]
-#[serde(tag = "type", rename_all = "lowercase")]
-enum TaggedSource {
-    Tree(TreeSource),
-    Postgres(DumpSource),
-}
-
+// Read by hand: serde's derived form of an internally tagged enum holds the
+// whole source (every entry, as generic values, at several times the memory
+// of the entries themselves) before it looks at `type`. Writers put `type`
+// first, so the rest of the object can go straight into its kind.
 impl<'de> Deserialize<'de> for Source {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         d.deserialize_map(SourceVisitor)
+    }
+}
+
+/// The source of this kind in the rest of the object.
+fn source_of<'de, D: serde::Deserializer<'de>>(kind: SourceKind, rest: D) -> Result<Source, D::Error> {
+    match kind {
+        SourceKind::Tree => TreeSource::deserialize(rest).map(Source::Tree),
+        SourceKind::Postgres => DumpSource::deserialize(rest).map(Source::Postgres),
     }
 }
 
@@ -148,15 +150,10 @@ impl<'de> serde::de::Visitor<'de> for SourceVisitor {
         use serde::de::{value::MapAccessDeserializer, Error};
         let first: Option<String> = map.next_key()?;
         if first.as_deref() == Some("type") {
-            // Written first (serde's tagged form puts it there): the rest of
-            // the object goes straight into its variant.
-            let kind: SourceKind = map.next_value()?;
-            let rest = MapAccessDeserializer::new(map);
-            return match kind {
-                SourceKind::Tree => TreeSource::deserialize(rest).map(Source::Tree),
-                SourceKind::Postgres => DumpSource::deserialize(rest).map(Source::Postgres),
-            };
+            let kind = map.next_value()?;
+            return source_of(kind, MapAccessDeserializer::new(map));
         }
+        // `type` further on (a hand-edited manifest): hold the object, then read it.
         let mut object = serde_json::Map::new();
         if let Some(key) = first {
             object.insert(key, map.next_value()?);
@@ -164,12 +161,9 @@ impl<'de> serde::de::Visitor<'de> for SourceVisitor {
         while let Some((k, v)) = map.next_entry::<String, serde_json::Value>()? {
             object.insert(k, v);
         }
-        let tagged: TaggedSource =
-            serde_json::from_value(serde_json::Value::Object(object)).map_err(A::Error::custom)?;
-        Ok(match tagged {
-            TaggedSource::Tree(t) => Source::Tree(t),
-            TaggedSource::Postgres(d) => Source::Postgres(d),
-        })
+        let kind = object.remove("type").ok_or_else(|| A::Error::missing_field("type"))?;
+        let kind = SourceKind::deserialize(kind).map_err(A::Error::custom)?;
+        source_of(kind, serde_json::Value::Object(object)).map_err(A::Error::custom)
     }
 }
 
@@ -521,6 +515,8 @@ mod tests {
         assert_eq!(serde_json::to_string(&back).unwrap(), json);
         let bad = json.replace(r#""type":"tree""#, r#""type":"tape""#);
         assert!(serde_json::from_str::<Manifest>(&bad).unwrap_err().to_string().contains("tape"));
+        let untyped = json.replace(r#""type":"tree","#, "");
+        assert!(serde_json::from_str::<Manifest>(&untyped).unwrap_err().to_string().contains("missing field `type`"));
 
         let info: SnapshotInfo = serde_json::from_str(&json).unwrap();
         assert_eq!(info.source_names(), vec!["src".to_string()]);
