@@ -95,10 +95,10 @@ pub fn decode_into(payload: &[u8], limit: usize, out: &mut Vec<u8>) -> Result<()
             // past `limit` fails ("destination buffer is too small"). A
             // chunk's limit (its largest size) is reserved whole: chunk
             // buffers are reused, and one sized to each chunk in turn would
-            // be regrown again and again. Metadata's
-            // limit (1 GiB) is not: its frame's declared size is (coffer's
-            // frames all declare it), as a 1 GiB reservation is refused
-            // outright on a small machine without overcommit.
+            // be regrown again and again. Metadata's limit (1 GiB) is not:
+            // its frame's declared size is (coffer's frames all declare it),
+            // as a 1 GiB reservation is refused outright on a small machine
+            // without overcommit.
             let declared = zstd::zstd_safe::get_frame_content_size(body);
             let capacity = match declared {
                 Ok(Some(size)) if size > limit as u64 => return Err(CodecError::TooLarge(limit)),

@@ -555,22 +555,8 @@ mod tests {
 
     #[test]
     fn digests_must_be_of_the_manifest_versions_algorithm() {
-        let mut file = Entry {
-            path: RawPath(b"src/a".to_vec()),
-            kind: EntryKind::File,
-            mode: 0o644,
-            uid: 0,
-            gid: 0,
-            mtime_ns: 0,
-            ctime_ns: 0,
-            inode: 0,
-            size: 1,
-            target: None,
-            chunks: vec![],
-            sha256: None,
-            blake3: None,
-            changed: false,
-        };
+        let mut file = entry("src/a", EntryKind::File);
+        (file.size, file.sha256, file.blake3) = (1, None, None);
         assert!(manifest(2, file.clone()).validate().is_err(), "a file without a digest");
         file.set_digest(HashAlgo::Blake3, [1; 32]);
         assert!(manifest(2, file.clone()).validate().is_ok());
