@@ -1,15 +1,20 @@
 //! Restore drill: prove that a snapshot's database restores, without touching
-//! production. Restore into a fresh scratch database, check every table of
-//! the archive exists (with row counts), run the operator's check queries,
-//! drop the scratch database whatever happened, and report the time of each
-//! phase: the restore-time figure an operator needs.
+//! production. Restore into a fresh scratch database, compare every table's
+//! rows with what the dump held, run the operator's check queries, drop the
+//! scratch database whatever happened (a SIGTERM or SIGINT included), and
+//! report the time of each phase: the restore-time figure an operator needs.
+//!
+//! A drill passes only on evidence: every check ran and returned true, every
+//! table's count matched, and something was checked at all.
 
 use crate::encoding::Id;
 use crate::error::{Error, Result};
-use crate::manifest::DumpKind;
-use crate::postgres::{quote_ident, run_captured, PgConnection};
+use crate::manifest::{DumpKind, DumpSource};
+use crate::pg::archive::Archive;
+use crate::pg::{quote_ident, run_captured, sql, PgConnection};
 use crate::repository::Repository;
-use crate::restore_pg::{dump_to_temp_file, select_dumps};
+use crate::restore_pg::{dump_to_temp_file, read_toc, select_dumps};
+use std::sync::Mutex;
 use std::time::Instant;
 
 pub struct DrillOptions {
@@ -18,7 +23,7 @@ pub struct DrillOptions {
     pub scratch: PgConnection,
     /// Which database dump; None: the only one.
     pub database: Option<String>,
-    /// SQL queries, separated by `;`, each of which must return true.
+    /// An SQL script of queries, each of which must return true.
     pub check_sql: Option<String>,
     pub jobs: u32,
     pub workers: usize,
@@ -29,11 +34,15 @@ pub struct TableCount {
     pub schema: String,
     pub table: String,
     pub rows: u64,
+    /// The rows the dump holds (None: not counted in this snapshot).
+    pub expected: Option<u64>,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct CheckResult {
     pub query: String,
+    /// Its first line in the check file.
+    pub line: usize,
     pub passed: bool,
     pub output: String,
 }
@@ -52,18 +61,67 @@ pub struct DrillReport {
     pub check_secs: f64,
     pub total_secs: f64,
     pub tables: Vec<TableCount>,
+    /// Tables whose row count was compared with the dump's.
+    pub tables_compared: usize,
     pub checks: Vec<CheckResult>,
+    /// Checks run (all of the file's statements, when it parsed).
+    pub checks_run: usize,
+    /// What the drill does not restore, said plainly: owners and grants
+    /// always, policies naming roles the scratch server lacks.
+    pub skipped: Vec<String>,
+    /// Scratch databases of earlier drills still on the server.
+    pub leftovers: Vec<String>,
     /// The scratch database was dropped afterwards.
     pub dropped: bool,
+}
+
+/// The scratch database of the drill in progress, for the signal handler.
+static SCRATCH: Mutex<Option<(PgConnection, String)>> = Mutex::new(None);
+
+/// Drops the scratch database when the process is told to stop (SIGTERM
+/// from `timeout` or systemd, SIGINT, SIGHUP), then exits as the signal
+/// would have: a drill cut short never leaves its database behind.
+fn watch_signals() -> Result<signal_hook::iterator::Handle> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP])
+        .map_err(|e| Error::InvalidInput(format!("cannot watch for signals: {e}")))?;
+    let handle = signals.handle();
+    std::thread::spawn(move || {
+        if let Some(sig) = signals.forever().next() {
+            let active = SCRATCH.lock().map(|mut g| g.take()).unwrap_or(None);
+            if let Some((conn, name)) = active {
+                let dropped = conn.query(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote_ident(&name)));
+                match dropped {
+                    Ok(_) => eprintln!("coffer: drill stopped by signal {sig}; scratch database {name} dropped"),
+                    Err(e) => eprintln!("coffer: drill stopped by signal {sig}; dropping {name} failed: {e}"),
+                }
+            }
+            std::process::exit(128 + sig);
+        }
+    });
+    Ok(handle)
 }
 
 pub fn drill(repo: &Repository, snapshot: &Id, opts: &DrillOptions) -> Result<DrillReport> {
     let started = Instant::now();
     let manifest = repo.load_snapshot(snapshot)?;
-    let dump = select_dumps(&manifest, opts.database.as_deref(), false)?[0];
+    let dump = select_dumps(&manifest, opts.database.as_deref(), false, false)?[0];
     if dump.kind != DumpKind::Database {
         return Err(Error::InvalidInput("a drill restores a database dump, not the globals".into()));
     }
+    // A check file that yields no check is a mistake, found before any work.
+    let checks = match &opts.check_sql {
+        None => Vec::new(),
+        Some(text) => {
+            let st = sql::statements(text).map_err(|e| Error::InvalidInput(format!("--check-sql: {e}")))?;
+            if st.is_empty() && !text.trim().is_empty() {
+                return Err(Error::InvalidInput(
+                    "--check-sql: the file holds no SQL statement (only comments or blanks)".into(),
+                ));
+            }
+            st
+        }
+    };
     let scratch_name = format!("coffer_drill_{}", Id::random().short());
     let mut report = DrillReport {
         snapshot: snapshot.to_hex(),
@@ -72,81 +130,164 @@ pub fn drill(repo: &Repository, snapshot: &Id, opts: &DrillOptions) -> Result<Dr
         bytes: dump.size,
         ..Default::default()
     };
-    opts.scratch.query(&format!("CREATE DATABASE {}", quote_ident(&scratch_name)))?;
+    report.leftovers = opts
+        .scratch
+        .query_column("SELECT datname FROM pg_database WHERE datname LIKE 'coffer\\_drill\\_%' ORDER BY 1")?;
 
-    let outcome = run_phases(repo, snapshot, dump, opts, &scratch_name, &mut report);
+    let signals = watch_signals()?;
+    if let Ok(mut g) = SCRATCH.lock() {
+        *g = Some((opts.scratch.clone(), scratch_name.clone()));
+    }
+    let outcome = opts
+        .scratch
+        .query(&format!("CREATE DATABASE {}", quote_ident(&scratch_name)))
+        .and_then(|_| run_phases(repo, snapshot, dump, opts, &checks, &scratch_name, &mut report));
 
-    // Dropped whatever happened above.
-    let dropped = opts.scratch.query(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote_ident(&scratch_name)));
+    // Dropped whatever happened above (unless a signal is dropping it now).
+    let mine = SCRATCH.lock().map(|mut g| g.take()).unwrap_or(None);
+    let dropped = match mine {
+        Some(_) => opts.scratch.query(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote_ident(&scratch_name))),
+        None => Ok(String::new()),
+    };
+    signals.close();
     report.dropped = dropped.is_ok();
-    report.passed = outcome.is_ok() && report.checks.iter().all(|c| c.passed) && report.dropped;
     report.error = match (outcome, dropped) {
         (Err(e), _) => Some(e.to_string()),
         (Ok(()), Err(e)) => Some(format!("dropping scratch database {scratch_name}: {e}")),
-        (Ok(()), Ok(_)) => report.checks.iter().find(|c| !c.passed).map(|c| format!("check failed: {}", c.query)),
+        (Ok(()), Ok(_)) => verdict(&report),
     };
+    report.passed = report.error.is_none();
     report.total_secs = started.elapsed().as_secs_f64();
     Ok(report)
+}
+
+/// Why a drill whose phases all ran still fails, if it does.
+fn verdict(r: &DrillReport) -> Option<String> {
+    if let Some(c) = r.checks.iter().find(|c| !c.passed) {
+        return Some(format!("check failed at line {}: {} (returned {:?})", c.line, c.query, c.output));
+    }
+    if let Some(t) = r.tables.iter().find(|t| t.expected.is_some_and(|n| n != t.rows)) {
+        return Some(format!(
+            "table {}.{} has {} rows after the restore, the dump holds {}",
+            t.schema,
+            t.table,
+            t.rows,
+            t.expected.unwrap_or_default()
+        ));
+    }
+    if r.tables.is_empty() && r.checks_run == 0 {
+        return Some("nothing was checked: the dump holds no table and no --check-sql was given".into());
+    }
+    None
 }
 
 fn run_phases(
     repo: &Repository,
     snapshot: &Id,
-    dump: &crate::manifest::DumpSource,
+    dump: &DumpSource,
     opts: &DrillOptions,
+    checks: &[sql::Statement],
     scratch_name: &str,
     report: &mut DrillReport,
 ) -> Result<()> {
     // Download: fetch, decrypt, check, into a seekable file (pg_restore -j).
     let t = Instant::now();
     let index = repo.load_index()?;
+    let archive = read_toc(repo, &index, snapshot, dump)?;
     let (tmp, _) = dump_to_temp_file(repo, &index, snapshot, dump, opts.workers)?;
     report.download_secs = t.elapsed().as_secs_f64();
 
     // Restore. Owners and grants are left out: the scratch server need not
-    // have the production roles, and the drill is about the data.
+    // have the production roles, and the drill is about the data. Policies
+    // naming a role the scratch server lacks cannot be created: left out too.
     let t = Instant::now();
+    let roles = opts.scratch.query_column("SELECT rolname FROM pg_roles")?;
+    let (ids, skipped) = restorable(&archive, &roles);
+    report.skipped.push("owners and privileges (restored with --no-owner --no-privileges)".into());
+    report.skipped.extend(skipped);
+    let list = crate::restore_pg::list_file(&ids)?;
     let target = opts.scratch.with_database(scratch_name);
     let mut cmd = target.tool_for_db("pg_restore");
     cmd.args(["--no-owner", "--no-privileges", "--exit-on-error"]);
+    cmd.arg(format!("--use-list={}", list.path_for_others().display()));
     cmd.arg(format!("--jobs={}", opts.jobs.max(1))).arg(tmp.path_for_others());
     run_captured(cmd, &format!("pg_restore into scratch database {scratch_name}"))?;
     report.restore_secs = t.elapsed().as_secs_f64();
 
-    // Checks: every table of the archive exists; row counts; operator queries.
+    // Checks: every table's rows against the dump's; the operator's queries.
     let t = Instant::now();
-    let tables: Vec<(String, String)> = dump
-        .toc
-        .iter()
-        .filter(|e| e.desc == "TABLE")
-        .map(|e| (e.schema.clone().unwrap_or_else(|| "public".into()), e.name.clone()))
-        .collect();
-    if !tables.is_empty() {
-        let sql = tables
-            .iter()
-            .enumerate()
-            .map(|(i, (s, n))| format!("SELECT {i}, count(*) FROM {}.{}", quote_ident(s), quote_ident(n)))
-            .collect::<Vec<_>>()
-            .join(" UNION ALL ");
-        let out = target.query(&sql)?;
-        for line in out.lines().filter(|l| !l.is_empty()) {
-            let (i, rows) =
-                line.split_once('|').ok_or_else(|| Error::InvalidInput(format!("unexpected psql output {line:?}")))?;
-            let i: usize = i.parse().map_err(|_| Error::InvalidInput(format!("unexpected psql output {line:?}")))?;
-            let (schema, table) = tables.get(i).cloned().unwrap_or_default();
-            report.tables.push(TableCount { schema, table, rows: rows.trim().parse().unwrap_or(0) });
-        }
+    count_rows(dump, &target, report)?;
+    for st in checks {
+        let (passed, output) = match target.query(&st.text) {
+            Ok(o) => (o.trim() == "t", o.trim().to_string()),
+            Err(e) => (false, e.to_string()),
+        };
+        report.checks.push(CheckResult { query: st.text.clone(), line: st.line, passed, output });
     }
-    if let Some(sql) = &opts.check_sql {
-        for query in sql.split(';').map(str::trim).filter(|q| !q.is_empty() && !q.starts_with("--")) {
-            let result = target.query(query);
-            let (passed, output) = match result {
-                Ok(o) => (o.trim() == "t", o.trim().to_string()),
-                Err(e) => (false, e.to_string()),
-            };
-            report.checks.push(CheckResult { query: query.to_string(), passed, output });
-        }
-    }
+    report.checks_run = report.checks.len();
     report.check_secs = t.elapsed().as_secs_f64();
+    Ok(())
+}
+
+/// Every entry but policies that name roles missing on the scratch server
+/// (and what depends on them), with a line for each left out.
+fn restorable(archive: &Archive, roles: &[String]) -> (Vec<u32>, Vec<String>) {
+    let mut skip = std::collections::HashSet::new();
+    let mut said = Vec::new();
+    for e in archive.entries.iter().filter(|e| e.desc == "POLICY") {
+        let missing: Vec<String> = sql::policy_roles(&e.defn)
+            .into_iter()
+            .filter(|r| {
+                !roles.contains(r) && !["public", "current_user", "session_user", "current_role"].contains(&r.as_str())
+            })
+            .collect();
+        if !missing.is_empty() {
+            skip.insert(e.id);
+            said.push(format!(
+                "policy {} in schema {}: role{} {} not on the scratch server",
+                e.tag,
+                e.namespace.as_deref().unwrap_or("-"),
+                if missing.len() == 1 { "" } else { "s" },
+                missing.join(", ")
+            ));
+        }
+    }
+    let ids = archive.entries.iter().filter(|e| !skip.contains(&e.id) && !e.deps.iter().any(|d| skip.contains(d)));
+    (ids.map(|e| e.id).collect(), said)
+}
+
+/// Counts each restored table's rows (`ONLY`: a partition's rows are its
+/// own entry) and sets what the dump holds beside it.
+fn count_rows(dump: &DumpSource, target: &PgConnection, report: &mut DrillReport) -> Result<()> {
+    let data: Vec<_> = dump.toc.iter().filter(|e| e.desc == "TABLE DATA").collect();
+    // Snapshots taken before coffer counted rows: every table, no comparison.
+    let tables: Vec<(String, String, Option<u64>)> = if data.iter().any(|e| e.rows.is_some()) {
+        data.iter().map(|e| (e.schema.clone().unwrap_or_else(|| "public".into()), e.name.clone(), e.rows)).collect()
+    } else {
+        dump.toc
+            .iter()
+            .filter(|e| e.desc == "TABLE")
+            .map(|e| (e.schema.clone().unwrap_or_else(|| "public".into()), e.name.clone(), None))
+            .collect()
+    };
+    if tables.is_empty() {
+        return Ok(());
+    }
+    let sql = tables
+        .iter()
+        .enumerate()
+        .map(|(i, (s, n, _))| format!("SELECT {i}, count(*) FROM ONLY {}.{}", quote_ident(s), quote_ident(n)))
+        .collect::<Vec<_>>()
+        .join(" UNION ALL ");
+    let out = target.query(&sql)?;
+    let unexpected = |line: &str| Error::InvalidInput(format!("unexpected psql output {line:?}"));
+    for line in out.lines().filter(|l| !l.is_empty()) {
+        let (i, rows) = line.split_once('|').ok_or_else(|| unexpected(line))?;
+        let i: usize = i.parse().map_err(|_| unexpected(line))?;
+        let rows: u64 = rows.trim().parse().map_err(|_| unexpected(line))?;
+        let (schema, table, expected) = tables.get(i).cloned().ok_or_else(|| unexpected(line))?;
+        report.tables.push(TableCount { schema, table, rows, expected });
+    }
+    report.tables_compared = report.tables.iter().filter(|t| t.expected.is_some()).count();
     Ok(())
 }

@@ -19,8 +19,8 @@ mod forget;
 mod format;
 mod lock;
 mod manifest;
+mod pg;
 mod pipeline;
-mod postgres;
 mod prune;
 mod repository;
 mod restore;
@@ -41,8 +41,8 @@ pub use lock::{list_locks, unlock, Lock, LockInfo};
 pub use manifest::{
     DumpKind, DumpSource, Entry, EntryKind, Manifest, SnapshotInfo, Source, SourceInfo, SourceKind, Summary, TreeSource,
 };
+pub use pg::{PgConnection, Timeouts as PgTimeouts, Toc, TocEntry};
 pub use pipeline::default_workers;
-pub use postgres::{PgConnection, Toc, TocEntry};
 pub use prune::{prune, PruneOptions, PruneSummary};
 pub use repository::{KeyInfo, Repository};
 pub use restore::{restore, RestoreOptions, RestoreSummary};

@@ -198,7 +198,7 @@ pub struct DumpSource {
     pub chunks: Vec<Id>,
     /// The archive's table of contents (custom format only).
     #[serde(default)]
-    pub toc: Vec<crate::postgres::TocEntry>,
+    pub toc: Vec<crate::pg::TocEntry>,
     pub duration_secs: f64,
 }
 

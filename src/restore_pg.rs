@@ -13,8 +13,10 @@ use crate::encoding::Id;
 use crate::error::{Error, Result};
 use crate::format::Index;
 use crate::manifest::{DumpKind, DumpSource, Manifest};
+use crate::pg::archive::{Archive, Scanner};
+use crate::pg::select::{select, Selection};
+use crate::pg::{quote_literal, tail, PgConnection, StderrCollector, TocEntry, TocLister};
 use crate::pipeline::{self, BufferPool};
-use crate::postgres::{quote_ident, quote_literal, tail, PgConnection, StderrCollector, TocEntry, TocLister};
 use crate::repository::{ChunkCheck, Repository};
 use std::io::Write;
 use std::path::PathBuf;
@@ -29,10 +31,14 @@ pub enum DbTarget {
 }
 
 pub struct DbRestoreOptions {
-    /// Which dump of the snapshot; None: the only database dump.
+    /// Which database dump of the snapshot; None: the only one.
     pub database: Option<String>,
     /// Every dump: globals first, then each database (created when missing).
     pub all: bool,
+    /// The globals dump (roles, tablespaces) alone.
+    pub globals: bool,
+    /// `--to-file` may replace an existing file.
+    pub force: bool,
     pub target: DbTarget,
     pub schemas: Vec<String>,
     pub tables: Vec<String>,
@@ -54,9 +60,18 @@ pub struct DbRestored {
     pub target: String,
     pub bytes: u64,
     pub chunks_checked: u64,
-    /// Dry run: the archive entries the filters select.
+    /// The archive entries restored (with --schema/--table, or in a dry
+    /// run: what would be).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub objects: Vec<TocEntry>,
+    /// Rows of the table data restored, as counted in the archive at
+    /// backup (None: not counted in this snapshot).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rows: Option<u64>,
+    /// What was not restored and why (a role that already exists, a
+    /// foreign key to a table left out).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<String>,
     pub duration_secs: f64,
 }
 
@@ -68,8 +83,14 @@ pub struct DbRestoreSummary {
     pub duration_secs: f64,
 }
 
-/// The dumps a restore or drill works on.
-pub fn select_dumps<'m>(manifest: &'m Manifest, database: Option<&str>, all: bool) -> Result<Vec<&'m DumpSource>> {
+/// The dumps a restore or drill works on: `database` names a database
+/// dump (never the globals, whatever it is called), `globals` the globals.
+pub fn select_dumps<'m>(
+    manifest: &'m Manifest,
+    database: Option<&str>,
+    all: bool,
+    globals: bool,
+) -> Result<Vec<&'m DumpSource>> {
     let dumps: Vec<&DumpSource> = manifest.dumps().collect();
     if dumps.is_empty() {
         return Err(Error::InvalidInput("the snapshot holds no PostgreSQL dump".into()));
@@ -79,22 +100,85 @@ pub fn select_dumps<'m>(manifest: &'m Manifest, database: Option<&str>, all: boo
         v.sort_by_key(|d| d.kind != DumpKind::Globals);
         return Ok(v);
     }
-    let names = || dumps.iter().map(|d| d.name.as_str()).collect::<Vec<_>>().join(", ");
+    let dbs: Vec<&DumpSource> = dumps.iter().copied().filter(|d| d.kind == DumpKind::Database).collect();
+    let names = || dbs.iter().map(|d| format!("{:?}", d.name)).collect::<Vec<_>>().join(", ");
+    if globals {
+        return dumps.iter().find(|d| d.kind == DumpKind::Globals).map(|d| vec![*d]).ok_or_else(|| {
+            Error::InvalidInput(
+                "the snapshot has no globals dump (roles, tablespaces): it was not taken with --pg-all".into(),
+            )
+        });
+    }
     match database {
-        Some(name) => dumps.iter().find(|d| d.name == name).map(|d| vec![*d]).ok_or_else(|| {
+        Some(name) => dbs.iter().find(|d| d.name == name).map(|d| vec![*d]).ok_or_else(|| {
             Error::InvalidInput(format!("the snapshot has no dump of database {name:?} (it has: {})", names()))
         }),
-        None => {
-            let dbs: Vec<&DumpSource> = dumps.iter().copied().filter(|d| d.kind == DumpKind::Database).collect();
-            match dbs.len() {
-                1 => Ok(dbs),
-                _ => Err(Error::InvalidInput(format!(
-                    "the snapshot has several dumps ({}): choose one with --db NAME, or --all",
-                    names()
-                ))),
-            }
+        None => match dbs.len() {
+            1 => Ok(dbs),
+            0 => Err(Error::InvalidInput("the snapshot holds only the globals dump: restore it with --globals".into())),
+            _ => Err(Error::InvalidInput(format!(
+                "the snapshot has several database dumps ({}): choose one with --db NAME, or --all",
+                names()
+            ))),
+        },
+    }
+}
+
+/// Reads a dump's archive head from the repository, chunk by chunk, until
+/// its table of contents is complete: the names and dependencies a
+/// partial restore selects from, straight from the archive.
+pub fn read_toc(repo: &Repository, index: &Index, snapshot: &Id, dump: &DumpSource) -> Result<Archive> {
+    let object = || format!("dump of {} in snapshot {}", dump.name, snapshot.short());
+    let buffers = BufferPool::new(2);
+    let mut scanner = Scanner::with_definitions();
+    for c in &dump.chunks {
+        let data = repo.read_chunk(index, c, ChunkCheck::Content, &buffers)?;
+        scanner.feed(&data).map_err(|e| Error::corrupt(object(), format!("not a custom-format archive: {e}")))?;
+        buffers.give(data);
+        if scanner.toc_complete() {
+            return Ok(scanner.archive().clone());
         }
     }
+    Err(Error::corrupt(object(), "the archive ends inside its table of contents"))
+}
+
+/// The manifest's entries for a selection, and the rows of its table data.
+fn selected_objects(dump: &DumpSource, archive: &Archive, sel: &Selection) -> (Vec<TocEntry>, Option<u64>) {
+    let recorded: std::collections::HashMap<u32, &TocEntry> = dump.toc.iter().map(|e| (e.id, e)).collect();
+    let objects: Vec<TocEntry> = archive
+        .entries
+        .iter()
+        .filter(|e| sel.ids.contains(&e.id))
+        .map(|e| TocEntry::from_archive(e, recorded.get(&e.id).and_then(|r| r.rows)))
+        .collect();
+    let data: Vec<&TocEntry> = objects.iter().filter(|e| e.desc == "TABLE DATA").collect();
+    let rows = data.iter().map(|e| e.rows).sum::<Option<u64>>();
+    (objects, rows)
+}
+
+fn describe_left_out(archive: &Archive, sel: &Selection) -> Vec<String> {
+    archive
+        .entries
+        .iter()
+        .filter(|e| sel.left_out.contains(&e.id))
+        .map(|e| {
+            format!(
+                "{} {} in schema {}: it joins an object that is not restored",
+                e.desc,
+                e.tag,
+                e.namespace.as_deref().unwrap_or("-")
+            )
+        })
+        .collect()
+}
+
+/// Writes a pg_restore list file (`-L`) of these dump ids to a scratch file.
+pub(crate) fn list_file(ids: &[u32]) -> Result<AtomicFile> {
+    let dir = std::env::temp_dir();
+    let f = crate::atomic_file::scratch().map_err(|e| Error::io(&dir, e))?;
+    let text: String = ids.iter().map(|id| format!("{id};\n")).collect();
+    std::io::Write::write_all(&mut f.as_file(), text.as_bytes()).map_err(|e| Error::io(&dir, e))?;
+    Ok(f)
 }
 
 /// Where `stream_dump` puts a dump.
@@ -214,9 +298,20 @@ pub fn restore_databases(repo: &Repository, snapshot: &Id, opts: &DbRestoreOptio
     let started = Instant::now();
     let manifest = repo.load_snapshot(snapshot)?;
     manifest.validate().map_err(|(path, reason)| Error::UnsafeEntry { snapshot: snapshot.to_hex(), path, reason })?;
-    let dumps = select_dumps(&manifest, opts.database.as_deref(), opts.all)?;
-    if matches!(opts.target, DbTarget::File(_)) && dumps.len() != 1 {
-        return Err(Error::InvalidInput("--to-file writes one dump: choose it with --db NAME".into()));
+    let dumps = select_dumps(&manifest, opts.database.as_deref(), opts.all, opts.globals)?;
+    if let DbTarget::File(path) = &opts.target {
+        if dumps.len() != 1 {
+            return Err(Error::InvalidInput("--to-file writes one dump: choose it with --db NAME".into()));
+        }
+        if !opts.force && !opts.dry_run && std::fs::symlink_metadata(path).is_ok() {
+            return Err(Error::Target { path: path.clone(), reason: "exists; give --force to replace it".into() });
+        }
+    }
+    let filtered = !opts.schemas.is_empty() || !opts.tables.is_empty();
+    if filtered && dumps.iter().any(|d| d.kind != DumpKind::Database) {
+        return Err(Error::InvalidInput(
+            "--schema and --table pick objects of one database dump: give --db NAME".into(),
+        ));
     }
     let index = repo.load_index()?;
     // Every chunk must be findable before a database is touched.
@@ -231,29 +326,34 @@ pub fn restore_databases(repo: &Repository, snapshot: &Id, opts: &DbRestoreOptio
     let mut done = Vec::new();
     for dump in dumps {
         let t = Instant::now();
-        let (target, chunks, objects) = if opts.dry_run {
-            let (chunks, objects) = dry_run(repo, &index, snapshot, dump, opts)?;
-            ("(dry run: nothing written)".to_string(), chunks, objects)
+        let mut r = DbRestored {
+            name: dump.name.clone(),
+            kind: dump.kind,
+            target: String::new(),
+            bytes: dump.size,
+            chunks_checked: 0,
+            objects: vec![],
+            rows: None,
+            skipped: vec![],
+            duration_secs: 0.0,
+        };
+        if opts.dry_run {
+            r.target = "(dry run: nothing written)".to_string();
+            dry_run(repo, &index, snapshot, dump, opts, &mut r)?;
         } else {
             match &opts.target {
                 DbTarget::File(path) => {
-                    (path.display().to_string(), to_file(repo, &index, snapshot, dump, path, opts.workers)?, vec![])
+                    r.target = path.display().to_string();
+                    r.chunks_checked = to_file(repo, &index, snapshot, dump, path, opts.workers)?;
                 }
-                DbTarget::Server(conn) => {
-                    let (shown, chunks) = to_server(repo, &index, snapshot, dump, conn, opts)?;
-                    (shown, chunks, vec![])
-                }
+                DbTarget::Server(conn) => to_server(repo, &index, snapshot, dump, conn, opts, &mut r)?,
             }
-        };
-        done.push(DbRestored {
-            name: dump.name.clone(),
-            kind: dump.kind,
-            target,
-            bytes: dump.size,
-            chunks_checked: chunks,
-            objects,
-            duration_secs: t.elapsed().as_secs_f64(),
-        });
+        }
+        if dump.kind == DumpKind::Database && !filtered {
+            r.rows = dump.toc.iter().filter(|e| e.desc == "TABLE DATA").map(|e| e.rows).sum();
+        }
+        r.duration_secs = t.elapsed().as_secs_f64();
+        done.push(r);
     }
     Ok(DbRestoreSummary {
         snapshot: snapshot.to_hex(),
@@ -263,18 +363,24 @@ pub fn restore_databases(repo: &Repository, snapshot: &Id, opts: &DbRestoreOptio
     })
 }
 
-fn filter_args(opts: &DbRestoreOptions) -> Vec<String> {
-    let mut args = Vec::new();
-    for s in &opts.schemas {
-        args.push(format!("--schema={s}"));
-    }
-    for t in &opts.tables {
-        args.push(format!("--table={t}"));
-    }
-    args
+/// What a `--schema`/`--table` restore selects in a dump: read from the
+/// archive's head. `schema_exists` asks the target.
+fn plan_selection(
+    repo: &Repository,
+    index: &Index,
+    snapshot: &Id,
+    dump: &DumpSource,
+    opts: &DbRestoreOptions,
+    schema_exists: &dyn Fn(&str) -> bool,
+) -> Result<(Archive, Selection)> {
+    let archive = read_toc(repo, index, snapshot, dump)?;
+    let sel = select(&archive.entries, &opts.schemas, &opts.tables, schema_exists)
+        .map_err(|e| Error::InvalidInput(format!("{e} (database {})", dump.name)))?;
+    Ok((archive, sel))
 }
 
-/// Streams the dump into `pg_restore --list`: proves it parses and lists
+/// Streams the whole dump through coffer's archive reader (every block
+/// checked) and `pg_restore --list` (this pg_restore reads it), and lists
 /// what the filters select. Touches no database.
 fn dry_run(
     repo: &Repository,
@@ -282,16 +388,20 @@ fn dry_run(
     snapshot: &Id,
     dump: &DumpSource,
     opts: &DbRestoreOptions,
-) -> Result<(u64, Vec<TocEntry>)> {
+    r: &mut DbRestored,
+) -> Result<()> {
     if dump.kind == DumpKind::Globals {
-        let chunks = stream_dump(repo, index, snapshot, dump, opts.workers, DumpOut::Stream(&mut |_| Ok(())))?;
-        return Ok((chunks, vec![]));
+        r.chunks_checked = stream_dump(repo, index, snapshot, dump, opts.workers, DumpOut::Stream(&mut |_| Ok(())))?;
+        return Ok(());
     }
+    let filtered = !opts.schemas.is_empty() || !opts.tables.is_empty();
     let tools = match &opts.target {
         DbTarget::Server(c) => c.clone(),
         DbTarget::File(_) => PgConnection::new(None, None)?,
     };
-    let mut lister = TocLister::start(&tools, &filter_args(opts))?;
+    let mut lister = TocLister::start(&tools)?;
+    let mut scanner = Scanner::new();
+    let what = format!("dump of {} in snapshot {}", dump.name, snapshot.short());
     let chunks = stream_dump(
         repo,
         index,
@@ -300,7 +410,7 @@ fn dry_run(
         opts.workers,
         DumpOut::Stream(&mut |data| {
             lister.feed(data);
-            Ok(())
+            scanner.feed(data).map_err(|e| Error::corrupt(what.clone(), format!("not a custom-format archive: {e}")))
         }),
     );
     let chunks = match chunks {
@@ -310,8 +420,19 @@ fn dry_run(
             return Err(e);
         }
     };
-    let toc = lister.finish(&format!("pg_restore --list of the dump of {}", dump.name))?;
-    Ok((chunks, toc.entries))
+    lister.finish(&format!("pg_restore --list of the dump of {}", dump.name))?;
+    let archive = scanner.finish().map_err(|e| Error::corrupt(what, format!("not a whole archive: {e}")))?;
+    r.chunks_checked = chunks;
+    if filtered {
+        // The schemas are listed as they would be created.
+        let sel = select(&archive.entries, &opts.schemas, &opts.tables, &|_| false)
+            .map_err(|e| Error::InvalidInput(format!("{e} (database {})", dump.name)))?;
+        (r.objects, r.rows) = selected_objects(dump, &archive, &sel);
+        r.skipped = describe_left_out(&archive, &sel);
+    } else {
+        r.objects = crate::pg::Toc::of(&archive).entries;
+    }
+    Ok(())
 }
 
 fn to_file(
@@ -342,15 +463,17 @@ fn to_server(
     dump: &DumpSource,
     conn: &PgConnection,
     opts: &DbRestoreOptions,
-) -> Result<(String, u64)> {
+    r: &mut DbRestored,
+) -> Result<()> {
     if dump.kind == DumpKind::Globals {
-        let mut cmd = conn.tool_for_db("psql");
-        cmd.args(["-X", "-q", "-f", "-"]);
-        let chunks = feed(repo, index, snapshot, dump, cmd, "psql (globals)", opts.workers)?;
-        return Ok((conn.display(), chunks));
+        r.target = conn.display();
+        let (chunks, skipped) = restore_globals(repo, index, snapshot, dump, conn, opts.workers)?;
+        r.chunks_checked = chunks;
+        r.skipped = skipped;
+        return Ok(());
     }
-    // With --all, a database that exists on the target is restored into;
-    // one that does not is created from the archive.
+    // With --all, a database that exists on the target is restored into (in
+    // one transaction); one that does not is created from the archive.
     let (target, create) = if opts.all {
         let exists = !conn
             .query(&format!("SELECT 1 FROM pg_database WHERE datname = {}", quote_literal(&dump.name)))?
@@ -364,15 +487,18 @@ fn to_server(
     } else {
         (conn.clone(), opts.create)
     };
-    if !create {
-        // pg_restore --schema restores the objects in a schema, not the
-        // schema itself: create it, so a schema restores into an empty database.
-        for schema in &opts.schemas {
-            target.query(&format!("CREATE SCHEMA IF NOT EXISTS {}", quote_ident(schema)))?;
-        }
-    }
     let mut cmd = target.tool_for_db("pg_restore");
-    cmd.args(filter_args(opts));
+    let mut _list = None;
+    if !opts.schemas.is_empty() || !opts.tables.is_empty() {
+        let existing: Vec<String> =
+            if create { vec![] } else { target.query_column("SELECT nspname FROM pg_namespace")? };
+        let (archive, sel) = plan_selection(repo, index, snapshot, dump, opts, &|s| existing.iter().any(|e| e == s))?;
+        let list = list_file(&sel.ids)?;
+        cmd.arg(format!("--use-list={}", list.path_for_others().display()));
+        _list = Some(list);
+        (r.objects, r.rows) = selected_objects(dump, &archive, &sel);
+        r.skipped = describe_left_out(&archive, &sel);
+    }
     if create {
         cmd.arg("--create");
     }
@@ -382,28 +508,89 @@ fn to_server(
     if opts.no_owner {
         cmd.arg("--no-owner");
     }
-    let shown = if create { format!("{} (created from {})", dump.name, target.display()) } else { target.display() };
-    if opts.jobs > 1 {
+    r.target = if create { format!("{} (created from {})", dump.name, target.display()) } else { target.display() };
+    let what = format!("pg_restore of {} into {}", dump.name, target.display());
+    let restored = if opts.jobs > 1 {
         // Parallel restore needs a seekable archive.
-        let (tmp, chunks) = dump_to_temp_file(repo, index, snapshot, dump, opts.workers)?;
-        cmd.arg(format!("--jobs={}", opts.jobs)).arg(tmp.path_for_others());
-        crate::postgres::run_captured(cmd, &format!("pg_restore of {} into {}", dump.name, target.display()))?;
-        return Ok((shown, chunks));
+        dump_to_temp_file(repo, index, snapshot, dump, opts.workers).and_then(|(tmp, chunks)| {
+            cmd.arg("--exit-on-error").arg(format!("--jobs={}", opts.jobs)).arg(tmp.path_for_others());
+            crate::pg::run_captured(cmd, &what).map(|_| chunks)
+        })
+    } else {
+        if !create {
+            // One transaction: a stream that fails half-way changes nothing.
+            cmd.arg("--single-transaction");
+        } else {
+            cmd.arg("--exit-on-error");
+        }
+        feed(repo, index, snapshot, dump, cmd, &what, opts.workers)
+    };
+    match restored {
+        Ok(chunks) => {
+            r.chunks_checked = chunks;
+            Ok(())
+        }
+        Err(e) if create => {
+            // A database this restore created and could not fill is dropped,
+            // so that a retry starts from scratch instead of restoring into half.
+            let dropped =
+                conn.query(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", crate::pg::quote_ident(&dump.name)));
+            Err(match dropped {
+                Ok(_) => Error::SourceFailed {
+                    source_name: what,
+                    message: format!("{e}; the database it created was dropped again"),
+                },
+                Err(d) => Error::SourceFailed {
+                    source_name: what,
+                    message: format!("{e}; and the half-restored database could not be dropped: {d}"),
+                },
+            })
+        }
+        Err(e) => Err(e),
     }
-    if !create {
-        // One transaction: a stream that fails half-way changes nothing.
-        cmd.arg("--single-transaction");
+}
+
+/// The globals (plain SQL from pg_dumpall) through psql, each error
+/// reported: a role or tablespace that already exists is skipped and
+/// listed; any other error fails the restore (after psql ran to its end,
+/// so every one is named).
+fn restore_globals(
+    repo: &Repository,
+    index: &Index,
+    snapshot: &Id,
+    dump: &DumpSource,
+    conn: &PgConnection,
+    workers: usize,
+) -> Result<(u64, Vec<String>)> {
+    let mut cmd = conn.tool_for_db("psql");
+    // VERBOSITY=verbose puts each error's SQLSTATE in its message, whatever the server's language.
+    cmd.args(["-X", "-q", "-v", "VERBOSITY=verbose", "-f", "-"]).env("LC_MESSAGES", "C");
+    let what = format!("psql (globals) into {}", conn.display());
+    let (chunks, stderr) = feed_collecting(repo, index, snapshot, dump, cmd, &what, workers)?;
+    let (mut skipped, mut failed) = (Vec::new(), Vec::new());
+    for line in stderr.lines() {
+        let Some((_, msg)) = line.split_once("ERROR:") else { continue };
+        let msg = msg.trim();
+        let (code, text) = msg.split_once(": ").unwrap_or(("", msg));
+        // 42710 duplicate_object, 42P04 duplicate_database: "already exists".
+        if matches!(code, "42710" | "42P04") {
+            skipped.push(text.to_string());
+        } else {
+            failed.push(format!("{code} {text}").trim().to_string());
+        }
     }
-    let chunks = feed(
-        repo,
-        index,
-        snapshot,
-        dump,
-        cmd,
-        &format!("pg_restore of {} into {}", dump.name, target.display()),
-        opts.workers,
-    )?;
-    Ok((shown, chunks))
+    if !failed.is_empty() {
+        return Err(Error::SourceFailed {
+            source_name: what,
+            message: format!(
+                "{} statement{} failed: {}",
+                failed.len(),
+                if failed.len() == 1 { "" } else { "s" },
+                failed.join("; ")
+            ),
+        });
+    }
+    Ok((chunks, skipped))
 }
 
 /// Streams a dump into a tool's stdin. If the stream fails, the tool is
@@ -413,16 +600,28 @@ fn feed(
     index: &Index,
     snapshot: &Id,
     dump: &DumpSource,
-    mut cmd: std::process::Command,
+    cmd: std::process::Command,
     what: &str,
     workers: usize,
 ) -> Result<u64> {
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| Error::SourceFailed { source_name: what.into(), message: format!("cannot run: {e}") })?;
+    feed_collecting(repo, index, snapshot, dump, cmd, what, workers).map(|(chunks, _)| chunks)
+}
+
+/// `feed`, returning the tool's stderr as well when it succeeded.
+fn feed_collecting(
+    repo: &Repository,
+    index: &Index,
+    snapshot: &Id,
+    dump: &DumpSource,
+    mut cmd: std::process::Command,
+    what: &str,
+    workers: usize,
+) -> Result<(u64, String)> {
+    let program = cmd.get_program().to_string_lossy().into_owned();
+    let mut child =
+        cmd.stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().map_err(|e| {
+            Error::SourceFailed { source_name: what.into(), message: format!("cannot run {program}: {e}") }
+        })?;
     let err = StderrCollector::start(&mut child);
     let mut stdin = child.stdin.take();
     let streamed = stream_dump(
@@ -459,6 +658,6 @@ fn feed(
         Ok(_) if !status.success() => {
             Err(Error::SourceFailed { source_name: what.into(), message: tail(&err_text, status) })
         }
-        Ok(chunks) => Ok(chunks),
+        Ok(chunks) => Ok((chunks, err_text)),
     }
 }

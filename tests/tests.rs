@@ -12,6 +12,7 @@ mod keys;
 mod memory;
 mod passphrase;
 mod postgres;
+mod postgres_trust;
 mod profile;
 mod prune;
 mod restore_safety;

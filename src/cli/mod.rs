@@ -173,6 +173,12 @@ struct PgArgs {
     /// Directory holding pg_dump, pg_restore and psql (default: PATH).
     #[arg(long, value_name = "DIR", env = "COFFER_PG_BIN_DIR")]
     pg_bin_dir: Option<PathBuf>,
+    /// Longest wait to connect to a server (unless PGCONNECT_TIMEOUT or the URL sets one).
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration)]
+    pg_connect_timeout: std::time::Duration,
+    /// Longest wait for a table's lock while dumping (pg_dump --lock-wait-timeout).
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = humantime::parse_duration)]
+    pg_lock_wait_timeout: std::time::Duration,
 }
 
 /// Key derivation cost of a new key: RFC 9106's recommendation unless a
@@ -296,6 +302,12 @@ struct RestoreArgs {
     /// Every dump of the snapshot: roles first, then each database (created when missing).
     #[arg(long, conflicts_with_all = ["db", "to_file"])]
     all: bool,
+    /// The globals dump alone (roles, tablespaces), through psql.
+    #[arg(long, conflicts_with_all = ["db", "all"])]
+    globals: bool,
+    /// With --to-file: replace FILE if it exists.
+    #[arg(long)]
+    force: bool,
     /// Restore only this schema (repeatable).
     #[arg(long, value_name = "S")]
     schema: Vec<String>,
@@ -450,6 +462,15 @@ fn hint(e: &anyhow::Error) -> Option<&'static str> {
         Error::Locked { .. } => {
             Some("wait for it to finish; a lock whose process died is ignored, `coffer unlock` removes stale ones")
         }
+        Error::SourceFailed { message, .. } if message.contains("lock wait timeout") => Some(
+            "another session holds a lock on a table; find it in pg_locks, or wait longer with --pg-lock-wait-timeout",
+        ),
+        Error::SourceFailed { message, .. } if message.contains("row-level security") => {
+            Some("the backup role must bypass row-level security: ALTER ROLE ... BYPASSRLS (docs/OPERATIONS.md)")
+        }
+        Error::SourceFailed { message, .. } if message.contains("timeout expired") => {
+            Some("the server did not answer in time: check the host and port, or raise --pg-connect-timeout")
+        }
         _ => None,
     }
 }
@@ -509,7 +530,9 @@ fn apply_profile(cli: &mut Cli) -> Result<()> {
 /// `env` is the variable clap also reads the URL from: a URL that did not
 /// come from it came from the command line.
 fn pg_connection(url: Option<&str>, tools: &PgArgs, flag: &str, env: &str) -> Result<coffer::PgConnection> {
-    let conn = coffer::PgConnection::new(url, tools.pg_bin_dir.clone()).with_context(|| flag.to_string())?;
+    let conn = coffer::PgConnection::new(url, tools.pg_bin_dir.clone())
+        .with_context(|| flag.to_string())?
+        .with_timeouts(coffer::PgTimeouts { connect: tools.pg_connect_timeout, lock_wait: tools.pg_lock_wait_timeout });
     let from_env = url.is_some() && std::env::var(env).ok().as_deref() == url;
     if conn.has_password() && !from_env {
         eprintln!(
@@ -648,6 +671,8 @@ fn run(cli: &Cli) -> Result<u8> {
                 let opts = coffer::DbRestoreOptions {
                     database: a.db.clone(),
                     all: a.all,
+                    globals: a.globals,
+                    force: a.force,
                     target,
                     schemas: a.schema.clone(),
                     tables: a.table.clone(),

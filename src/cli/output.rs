@@ -36,12 +36,13 @@ pub fn bytes(n: u64) -> String {
     }
 }
 
-/// "1 file", "2 files", "1 index", "3 indexes".
+/// "1 file", "2 files", "1 index", "3 indexes", "2 entries".
 fn count(n: impl Into<u64>, what: &str) -> String {
     let n = n.into();
-    match (n, what.ends_with('x')) {
+    match (n, what.strip_suffix('y')) {
         (1, _) => format!("1 {what}"),
-        (_, true) => format!("{n} {what}es"),
+        (_, Some(stem)) => format!("{n} {stem}ies"),
+        _ if what.ends_with('x') => format!("{n} {what}es"),
         _ => format!("{n} {what}s"),
     }
 }
@@ -223,6 +224,7 @@ impl Output {
             return;
         }
         for d in &s.databases {
+            let rows = d.rows.map(|n| format!(", {}", count(n, "row"))).unwrap_or_default();
             if s.dry_run {
                 self.say(&format!(
                     "dry run: the dump of {} ({}, {}) decrypts, matches its checksum and parses; nothing was written",
@@ -231,19 +233,29 @@ impl Output {
                     count(d.chunks_checked, "chunk")
                 ));
                 if !d.objects.is_empty() {
-                    self.say(&format!("  {} archive entries would be restored:", d.objects.len()));
+                    self.say(&format!("  {} would be restored{rows}:", count(d.objects.len() as u64, "archive entry")));
                     for e in &d.objects {
                         self.say(&format!("    {:<18} {}.{}", e.desc, e.schema.as_deref().unwrap_or("-"), e.name));
                     }
                 }
             } else {
                 self.say(&format!(
-                    "restored {} ({}) into {} in {:.1}s",
+                    "restored {} ({}{rows}) into {} in {:.1}s",
                     d.name,
                     bytes(d.bytes),
                     d.target,
                     d.duration_secs
                 ));
+                if !d.objects.is_empty() {
+                    self.say(&format!("  {}:", count(d.objects.len() as u64, "archive entry")));
+                    for e in &d.objects {
+                        let r = e.rows.map(|n| format!(" ({})", count(n, "row"))).unwrap_or_default();
+                        self.say(&format!("    {:<18} {}.{}{r}", e.desc, e.schema.as_deref().unwrap_or("-"), e.name));
+                    }
+                }
+            }
+            for k in &d.skipped {
+                eprintln!("coffer: {}: not restored: {k}", d.name);
             }
         }
     }
@@ -269,11 +281,28 @@ impl Output {
             r.total_secs,
             if r.dropped { "dropped" } else { "NOT dropped" }
         ));
+        self.say(&format!(
+            "  {} counted ({} compared with the dump), {} run",
+            count(r.tables.len() as u64, "table"),
+            r.tables_compared,
+            count(r.checks_run as u64, "check")
+        ));
         for t in &r.tables {
-            self.say(&format!("  {:>12} rows  {}.{}", t.rows, t.schema, t.table));
+            let expected = match t.expected {
+                Some(n) if n == t.rows => "  (as dumped)".to_string(),
+                Some(n) => format!("  (MISMATCH: the dump holds {n})"),
+                None => String::new(),
+            };
+            self.say(&format!("  {:>12} rows  {}.{}{expected}", t.rows, t.schema, t.table));
         }
         for c in &r.checks {
-            self.say(&format!("  check {}: {}", if c.passed { "ok  " } else { "FAIL" }, c.query));
+            self.say(&format!("  check {} line {}: {}", if c.passed { "ok  " } else { "FAIL" }, c.line, c.query));
+        }
+        for s in &r.skipped {
+            self.say(&format!("  not restored: {s}"));
+        }
+        for l in &r.leftovers {
+            eprintln!("coffer: warning: scratch database {l} of an earlier drill is still on the server");
         }
     }
 

@@ -36,7 +36,7 @@ pub enum SourceItem {
         digest: [u8; 32],
         size: u64,
         server_version: String,
-        toc: Vec<crate::postgres::TocEntry>,
+        toc: Vec<crate::pg::TocEntry>,
         duration_secs: f64,
     },
 }

@@ -1,19 +1,22 @@
 //! PostgreSQL source: streams `pg_dump --format=custom --compress=0` (or
 //! `pg_dumpall --globals-only`) through the chunker with bounded memory.
 //!
-//! The stream is teed into `pg_restore --list`, which reads the archive's
-//! table of contents from its head, so the manifest can list what a partial
-//! restore can pick, and a dump that does not parse fails the backup. A
-//! pg_dump that exits non-zero or is killed fails the backup with its stderr:
-//! the producer returns an error, so no manifest is ever written.
+//! The stream is read as it goes by (`pg::archive::Scanner`): the manifest
+//! records the archive's table of contents, with each table's rows, so a
+//! partial restore can pick objects and a drill can check counts; a dump
+//! that is not one whole archive, or that names another database than the
+//! one asked for, fails the backup. A pg_dump that exits non-zero or is
+//! killed fails the backup with its stderr: the producer returns an error,
+//! so no manifest is ever written.
 
 use super::SourceItem;
 use crate::chunker::{Chunker, ChunkerParams};
 use crate::crypto::{ContentHasher, HashAlgo};
 use crate::error::{Error, Result};
 use crate::manifest::{DumpKind, DumpSource};
+use crate::pg::archive::Scanner;
+use crate::pg::{tail, PgConnection, StderrCollector, Toc};
 use crate::pipeline::BufferPool;
-use crate::postgres::{tail, PgConnection, StderrCollector, Toc, TocLister};
 use std::io::Read;
 use std::process::Stdio;
 use std::time::Instant;
@@ -32,7 +35,7 @@ pub fn dump(
     let (tool, name, format) = match kind {
         DumpKind::Database => {
             let db = conn.database().ok_or_else(|| {
-                Error::InvalidInput("no database to dump: give --db NAME or a database in the URL".into())
+                Error::InvalidInput("no database to dump: give --db NAME, a database in the URL, or PGDATABASE".into())
             })?;
             ("pg_dump", db, "custom")
         }
@@ -48,20 +51,18 @@ pub fn dump(
     match kind {
         // -Z0: pg_dump's zlib runs at ~25 MB/s a core; coffer compresses
         // faster, and uncompressed dumps deduplicate night to night.
-        DumpKind::Database => cmd.args(["--format=custom", "--compress=0"]),
+        DumpKind::Database => cmd
+            .args(["--format=custom", "--compress=0"])
+            .arg(format!("--lock-wait-timeout={}", conn.timeouts().lock_wait.as_millis().max(1))),
         DumpKind::Globals => cmd.arg("--globals-only"),
     };
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| Error::SourceFailed { source_name: what.clone(), message: format!("cannot run {tool}: {e}") })?;
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().map_err(|e| conn.cannot_run(tool, e))?;
     let stderr = StderrCollector::start(&mut child);
     let stdout = child.stdout.take().expect("stdout is piped");
     widen_pipe(&stdout);
 
-    let mut lister = match kind {
-        DumpKind::Database => Some(TocLister::start(conn, &[])?),
+    let mut scanner = match kind {
+        DumpKind::Database => Some(Scanner::new()),
         DumpKind::Globals => None,
     };
 
@@ -81,7 +82,7 @@ pub fn dump(
     };
     emit(SourceItem::DumpStart(skeleton))?;
 
-    let mut reader = TeeReader { inner: stdout, tee: lister.as_mut(), hasher: algo.hasher(), bytes: 0 };
+    let mut reader = TeeReader { inner: stdout, scanner: scanner.as_mut(), hasher: algo.hasher(), bytes: 0 };
     let split = Chunker::new(chunker).split(
         &mut reader,
         |chunk| {
@@ -98,14 +99,35 @@ pub fn dump(
     let status = child.wait().map_err(|e| Error::SourceFailed { source_name: what.clone(), message: e.to_string() })?;
     let err_text = stderr.finish();
     if split.is_err() || !status.success() {
-        if let Some(l) = lister {
-            l.abort();
-        }
         split?;
-        return Err(Error::SourceFailed { source_name: what, message: tail(&err_text, status) });
+        let mut message = tail(&err_text, status);
+        // pg_dump bounds its wait for each table's lock with a statement timeout.
+        if kind == DumpKind::Database && err_text.contains("canceling statement due to statement timeout") {
+            message.push_str(&format!(
+                "; a table stayed locked longer than the lock wait timeout of {}",
+                humantime::format_duration(conn.timeouts().lock_wait)
+            ));
+        }
+        return Err(Error::SourceFailed { source_name: what, message });
     }
-    let toc = match lister {
-        Some(l) => l.finish(&what)?,
+    let toc = match scanner {
+        Some(s) => {
+            let archive = s.finish().map_err(|e| Error::SourceFailed {
+                source_name: what.clone(),
+                message: format!("its output is not a whole custom-format archive: {e}"),
+            })?;
+            // What was dumped must be what the manifest will call it.
+            if archive.header.dbname != name {
+                return Err(Error::SourceFailed {
+                    source_name: what,
+                    message: format!(
+                        "the archive is of database {:?}, not {name:?}: nothing is stored under the wrong name",
+                        archive.header.dbname
+                    ),
+                });
+            }
+            Toc::of(&archive)
+        }
         None => Toc::default(),
     };
     let server_version = match kind {
@@ -134,7 +156,7 @@ fn widen_pipe(pipe: &std::process::ChildStdout) {
 
 struct TeeReader<'a, R: Read> {
     inner: R,
-    tee: Option<&'a mut TocLister>,
+    scanner: Option<&'a mut Scanner>,
     hasher: ContentHasher,
     bytes: u64,
 }
@@ -144,8 +166,9 @@ impl<R: Read> Read for TeeReader<'_, R> {
         let n = self.inner.read(buf)?;
         self.hasher.update(&buf[..n]);
         self.bytes += n as u64;
-        if let Some(t) = self.tee.as_mut() {
-            t.feed(&buf[..n]);
+        if let Some(s) = self.scanner.as_mut() {
+            // A stream that is not an archive fails at once, not after gigabytes.
+            s.feed(&buf[..n]).map_err(|e| std::io::Error::other(format!("not a custom-format archive: {e}")))?;
         }
         Ok(n)
     }

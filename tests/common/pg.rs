@@ -43,6 +43,10 @@ fn as_postgres(program: &Path) -> Command {
     }
 }
 
+fn encode(db: &str) -> String {
+    percent_encoding::utf8_percent_encode(db, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
@@ -106,12 +110,23 @@ impl Cluster {
         unreachable!()
     }
 
+    /// A URL for database `db` (any name: percent-encoded).
     pub fn url(&self, db: &str) -> String {
-        format!("postgres://postgres@127.0.0.1:{}/{db}", self.port)
+        format!("postgres://postgres@127.0.0.1:{}/{}", self.port, encode(db))
     }
 
     pub fn url_with_password(&self, db: &str) -> String {
-        format!("postgres://postgres:{PG_PASSWORD}@127.0.0.1:{}/{db}", self.port)
+        format!("postgres://postgres:{PG_PASSWORD}@127.0.0.1:{}/{}", self.port, encode(db))
+    }
+
+    /// The libpq environment that reaches this server (for `--pg ''` and `--db` alone).
+    pub fn libpq_env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("PGHOST", "127.0.0.1".into()),
+            ("PGPORT", self.port.to_string()),
+            ("PGUSER", "postgres".into()),
+            ("PGPASSWORD", PG_PASSWORD.into()),
+        ]
     }
 
     fn tool(&self, name: &str) -> Command {
@@ -133,7 +148,7 @@ impl Cluster {
     }
 
     pub fn create_db(&self, db: &str) {
-        self.psql("postgres", &format!("CREATE DATABASE \"{db}\""));
+        self.psql("postgres", &format!("CREATE DATABASE \"{}\"", db.replace('"', "\"\"")));
     }
 
     /// A database with the fixture schema and a pgbench table set of `scale`.

@@ -14,6 +14,10 @@ use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use zeroize::Zeroizing;
 
+pub mod archive;
+pub mod select;
+pub mod sql;
+
 #[derive(Clone)]
 pub struct PgConnection {
     /// Without its password. None: the libpq environment alone (PGHOST, ...).
@@ -22,7 +26,29 @@ pub struct PgConnection {
     /// The database when there is no URL (`with_database` on the libpq environment).
     env_database: Option<String>,
     bin_dir: Option<PathBuf>,
+    timeouts: Timeouts,
 }
+
+/// Bounds on waits for a server: nothing waits forever.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timeouts {
+    /// Connecting (libpq's connect_timeout), unless the URL or PGCONNECT_TIMEOUT sets one.
+    pub connect: std::time::Duration,
+    /// pg_dump's wait for each table's lock (`--lock-wait-timeout`): a table
+    /// held by an ACCESS EXCLUSIVE lock fails the dump instead of stalling it.
+    pub lock_wait: std::time::Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts { connect: std::time::Duration::from_secs(30), lock_wait: std::time::Duration::from_secs(300) }
+    }
+}
+
+/// Variables of coffer's own that hold secrets or settings no PostgreSQL
+/// tool needs: children do not inherit them.
+const COFFER_SECRETS: &[&str] =
+    &["COFFER_PASSWORD", "COFFER_NEW_PASSWORD", "COFFER_PG_URL", "COFFER_PG_TARGET", "COFFER_PG_SCRATCH"];
 
 impl PgConnection {
     /// `url`: `postgres://user[:password]@host:port/db?params`, or None for
@@ -48,9 +74,22 @@ impl PgConnection {
             }
         };
         Ok(match url {
-            Some((u, password)) => PgConnection { url: Some(u), password, env_database: None, bin_dir },
-            None => PgConnection { url: None, password: None, env_database: None, bin_dir },
+            Some((u, password)) => {
+                PgConnection { url: Some(u), password, env_database: None, bin_dir, timeouts: Timeouts::default() }
+            }
+            None => {
+                PgConnection { url: None, password: None, env_database: None, bin_dir, timeouts: Timeouts::default() }
+            }
         })
+    }
+
+    pub fn with_timeouts(mut self, timeouts: Timeouts) -> PgConnection {
+        self.timeouts = timeouts;
+        self
+    }
+
+    pub fn timeouts(&self) -> Timeouts {
+        self.timeouts
     }
 
     pub fn has_password(&self) -> bool {
@@ -65,13 +104,16 @@ impl PgConnection {
         }
     }
 
-    /// The database named by the URL (or PGDATABASE), if any.
+    /// The database this connection names: `with_database`'s, the URL's
+    /// (percent-decoded, as libpq reads it), or PGDATABASE's.
     pub fn database(&self) -> Option<String> {
-        self.url
-            .as_ref()
-            .map(|u| u.path().trim_start_matches('/').to_string())
-            .filter(|d| !d.is_empty())
-            .or_else(|| std::env::var("PGDATABASE").ok())
+        match &self.url {
+            Some(u) => Some(percent_encoding::percent_decode_str(u.path().trim_start_matches('/')))
+                .map(|d| d.decode_utf8_lossy().into_owned())
+                .filter(|d| !d.is_empty()),
+            None => self.env_database.clone(),
+        }
+        .or_else(|| std::env::var("PGDATABASE").ok().filter(|d| !d.is_empty()))
     }
 
     /// The same server, another database.
@@ -86,21 +128,43 @@ impl PgConnection {
     }
 
     /// The value of `--dbname` for the tools, or None to let libpq decide.
+    /// A bare name is passed as a connection string (`dbname='...'`): libpq
+    /// would take a name holding `=`, or one starting with `postgres://`, for one.
     fn dbname(&self) -> Option<String> {
         match &self.url {
             Some(u) => Some(u.to_string()),
-            None => self.env_database.clone(),
+            None => self.env_database.as_ref().map(|d| format!("dbname={}", conninfo_quote(d))),
         }
     }
 
-    pub fn tool(&self, name: &str) -> Command {
-        let program = match &self.bin_dir {
+    fn program(&self, name: &str) -> PathBuf {
+        match &self.bin_dir {
             Some(d) => d.join(name),
             None => PathBuf::from(name),
+        }
+    }
+
+    /// The error for a tool that could not be started, naming the path tried.
+    pub fn cannot_run(&self, name: &str, e: std::io::Error) -> Error {
+        let program = self.program(name);
+        let place = match &self.bin_dir {
+            Some(_) => format!("{} (from --pg-bin-dir)", program.display()),
+            None => format!("{name} (searched in PATH)"),
         };
-        let mut c = Command::new(program);
+        Error::SourceFailed { source_name: name.into(), message: format!("cannot run {place}: {e}") }
+    }
+
+    pub fn tool(&self, name: &str) -> Command {
+        let mut c = Command::new(self.program(name));
+        for v in COFFER_SECRETS {
+            c.env_remove(v);
+        }
         if let Some(p) = &self.password {
             c.env("PGPASSWORD", p.as_str());
+        }
+        let url_sets_it = self.url.as_ref().is_some_and(|u| u.query_pairs().any(|(k, _)| k == "connect_timeout"));
+        if !url_sets_it && std::env::var_os("PGCONNECT_TIMEOUT").is_none() {
+            c.env("PGCONNECT_TIMEOUT", self.timeouts.connect.as_secs().max(2).to_string());
         }
         c.stdin(Stdio::null());
         c
@@ -120,15 +184,20 @@ impl PgConnection {
     pub fn query(&self, sql: &str) -> Result<String> {
         let mut c = self.tool_for_db("psql");
         c.args(["-X", "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1", "-c", sql]);
-        let out = run_captured(c, "psql")?;
-        Ok(out)
+        run_captured(c, &format!("psql on {}", self.display()))
+    }
+
+    /// A one-column query's values, exactly (a value may hold a newline).
+    pub fn query_column(&self, sql: &str) -> Result<Vec<String>> {
+        let mut c = self.tool_for_db("psql");
+        c.args(["-X", "-A", "-t", "-q", "-0", "-v", "ON_ERROR_STOP=1", "-c", sql]);
+        let out = run_captured(c, &format!("psql on {}", self.display()))?;
+        Ok(out.split('\0').filter(|v| !v.is_empty()).map(str::to_string).collect())
     }
 
     /// Every database a backup of the whole cluster includes.
     pub fn list_databases(&self) -> Result<Vec<String>> {
-        let out =
-            self.query("SELECT datname FROM pg_database WHERE NOT datistemplate AND datallowconn ORDER BY datname")?;
-        Ok(out.lines().map(str::to_string).filter(|l| !l.is_empty()).collect())
+        self.query_column("SELECT datname FROM pg_database WHERE NOT datistemplate AND datallowconn ORDER BY datname")
     }
 
     pub fn server_version(&self) -> Result<String> {
@@ -140,6 +209,11 @@ impl PgConnection {
         c.arg("--version");
         Ok(run_captured(c, name)?.trim().to_string())
     }
+}
+
+/// A value in a libpq connection string: single-quoted, `\\` and `'` escaped.
+fn conninfo_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'"))
 }
 
 fn url_escape(s: &str) -> String {
@@ -158,11 +232,10 @@ pub fn quote_literal(s: &str) -> String {
 
 /// Runs a command to completion; stdout on success, stderr in the error.
 pub fn run_captured(mut c: Command, what: &str) -> Result<String> {
-    let out = c
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .output()
-        .map_err(|e| Error::SourceFailed { source_name: what.into(), message: format!("cannot run: {e}") })?;
+    let out = c.stdout(Stdio::piped()).stderr(Stdio::piped()).output().map_err(|e| Error::SourceFailed {
+        source_name: what.into(),
+        message: format!("cannot run {}: {e}", c.get_program().to_string_lossy()),
+    })?;
     if !out.status.success() {
         return Err(Error::SourceFailed {
             source_name: what.into(),
@@ -221,40 +294,26 @@ impl StderrCollector {
 
 /// `pg_restore --list` fed a stream as it goes by: it reads the archive's
 /// head (the table of contents) and may exit before the stream ends, which
-/// only ends the feeding. Proves the stream parses as an archive.
+/// only ends the feeding. Proves that this pg_restore reads the archive.
 pub struct TocLister {
     child: Child,
     stdin: Option<ChildStdin>,
-    out: Option<std::thread::JoinHandle<String>>,
     err: StderrCollector,
 }
 
 impl TocLister {
-    /// `filters`: pg_restore selection flags (`--schema=S`, `--table=T`).
-    pub fn start(conn: &PgConnection, filters: &[String]) -> Result<TocLister> {
+    pub fn start(conn: &PgConnection) -> Result<TocLister> {
         let mut child = conn
             .tool("pg_restore")
             .arg("--list")
-            .args(filters)
             .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
+            .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
-            .map_err(|e| Error::SourceFailed {
-                source_name: "pg_restore --list".into(),
-                message: format!("cannot run: {e}"),
-            })?;
+            .map_err(|e| conn.cannot_run("pg_restore", e))?;
         let stdin = child.stdin.take();
-        // Read its output on a thread: a long listing must not block it.
-        let out = child.stdout.take().map(|mut o| {
-            std::thread::spawn(move || {
-                let mut s = String::new();
-                let _ = o.read_to_string(&mut s);
-                s
-            })
-        });
         let err = StderrCollector::start(&mut child);
-        Ok(TocLister { child, stdin, out, err })
+        Ok(TocLister { child, stdin, err })
     }
 
     pub fn feed(&mut self, data: &[u8]) {
@@ -265,20 +324,19 @@ impl TocLister {
         }
     }
 
-    /// Ends the stream and returns the listing; `what` names the dump in errors.
-    pub fn finish(mut self, what: &str) -> Result<Toc> {
+    /// Ends the stream; `what` names the dump in errors.
+    pub fn finish(mut self, what: &str) -> Result<()> {
         drop(self.stdin.take());
         let status =
             self.child.wait().map_err(|e| Error::SourceFailed { source_name: what.into(), message: e.to_string() })?;
-        let listing = self.out.take().and_then(|h| h.join().ok()).unwrap_or_default();
         let err_text = self.err.finish();
         if !status.success() {
             return Err(Error::SourceFailed {
                 source_name: what.into(),
-                message: format!("the dump does not parse as an archive: {}", tail(&err_text, status)),
+                message: format!("pg_restore cannot read the archive: {}", tail(&err_text, status)),
             });
         }
-        Ok(parse_toc(&listing))
+        Ok(())
     }
 
     /// Stops it without waiting for the stream's end.
@@ -289,9 +347,11 @@ impl TocLister {
     }
 }
 
-/// One line of `pg_restore --list`: an object in the archive.
+/// An object of a database dump, from the archive's table of contents
+/// (`archive::Entry` without its SQL), as the manifest records it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TocEntry {
+    /// The archive's dump id.
     pub id: u32,
     /// SCHEMA, TABLE, TABLE DATA, SEQUENCE SET, FUNCTION, ...
     pub desc: String,
@@ -299,125 +359,49 @@ pub struct TocEntry {
     pub schema: Option<String>,
     pub name: String,
     pub owner: String,
+    /// Dump ids this entry depends on (absent in snapshots before coffer read archives itself).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deps: Vec<u32>,
+    /// A TABLE DATA entry's rows, counted in the archive (absent: not counted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rows: Option<u64>,
 }
 
-/// What `pg_restore --list` says of an archive.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+impl TocEntry {
+    pub fn from_archive(e: &archive::Entry, rows: Option<u64>) -> TocEntry {
+        TocEntry {
+            id: e.id,
+            desc: e.desc.clone(),
+            schema: e.namespace.clone(),
+            name: e.tag.clone(),
+            owner: e.owner.clone().unwrap_or_default(),
+            deps: e.deps.clone(),
+            rows,
+        }
+    }
+}
+
+/// The manifest's record of an archive: versions and entries.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Toc {
     pub server_version: String,
     pub pg_dump_version: String,
     pub entries: Vec<TocEntry>,
 }
 
-/// Object kinds whose names are more than one word; the longest match wins.
-const MULTI_WORD_DESCS: &[&str] = &[
-    "MATERIALIZED VIEW DATA",
-    "SEQUENCE OWNED BY",
-    "TEXT SEARCH CONFIGURATION",
-    "TEXT SEARCH DICTIONARY",
-    "TEXT SEARCH PARSER",
-    "TEXT SEARCH TEMPLATE",
-    "FOREIGN DATA WRAPPER",
-    "MATERIALIZED VIEW",
-    "PUBLICATION TABLE",
-    "PUBLICATION TABLES IN SCHEMA",
-    "CHECK CONSTRAINT",
-    "DEFAULT ACL",
-    "EVENT TRIGGER",
-    "FK CONSTRAINT",
-    "FOREIGN TABLE",
-    "INDEX ATTACH",
-    "LARGE OBJECT",
-    "ROW SECURITY",
-    "SEQUENCE SET",
-    "TABLE ATTACH",
-    "TABLE DATA",
-    "USER MAPPING",
-    "ACCESS METHOD",
-    "OPERATOR CLASS",
-    "OPERATOR FAMILY",
-    "SHELL TYPE",
-    "DATABASE PROPERTIES",
-];
-
-/// Parses `pg_restore --list` output.
-pub fn parse_toc(listing: &str) -> Toc {
-    let mut toc = Toc::default();
-    for line in listing.lines() {
-        if let Some(rest) = line.strip_prefix(";     Dumped from database version: ") {
-            toc.server_version = rest.trim().to_string();
-        } else if let Some(rest) = line.strip_prefix(";     Dumped by pg_dump version: ") {
-            toc.pg_dump_version = rest.trim().to_string();
-        } else if let Some(e) = parse_toc_line(line) {
-            toc.entries.push(e);
+impl Toc {
+    pub fn of(a: &archive::Archive) -> Toc {
+        Toc {
+            server_version: a.header.server_version.clone(),
+            pg_dump_version: a.header.pg_dump_version.clone(),
+            entries: a.entries.iter().map(|e| TocEntry::from_archive(e, a.rows.get(&e.id).copied())).collect(),
         }
     }
-    toc
-}
-
-fn parse_toc_line(line: &str) -> Option<TocEntry> {
-    if line.starts_with(';') || line.trim().is_empty() {
-        return None;
-    }
-    let (id, rest) = line.split_once("; ")?;
-    let id: u32 = id.trim().parse().ok()?;
-    // "<tableoid> <oid> <desc> <schema> <tag...> <owner>"
-    let mut parts = rest.splitn(3, ' ');
-    let _tableoid = parts.next()?;
-    let _oid = parts.next()?;
-    let rest = parts.next()?;
-    let desc = MULTI_WORD_DESCS
-        .iter()
-        .filter(|d| rest.starts_with(*d) && rest[d.len()..].starts_with(' '))
-        .max_by_key(|d| d.len())
-        .map(|d| d.to_string())
-        .unwrap_or_else(|| rest.split(' ').next().unwrap_or_default().to_string());
-    let rest = rest[desc.len()..].trim_start();
-    let (schema, rest) = rest.split_once(' ')?;
-    let (name, owner) = rest.rsplit_once(' ').unwrap_or((rest, ""));
-    Some(TocEntry {
-        id,
-        desc,
-        schema: (schema != "-").then(|| schema.to_string()),
-        name: name.to_string(),
-        owner: owner.to_string(),
-    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const LISTING: &str = ";
-; Archive created at 2026-11-23 11:04:32 UTC
-;     dbname: t1
-;     Dumped from database version: 15.18 (Debian 15.18-0+deb12u1)
-;     Dumped by pg_dump version: 15.18 (Debian 15.18-0+deb12u1)
-;
-; Selected TOC Entries:
-;
-6; 2615 16407 SCHEMA - s2 postgres
-217; 1259 16391 TABLE public pgbench_accounts postgres
-3363; 0 16391 TABLE DATA public pgbench_accounts postgres
-3216; 2606 16406 CONSTRAINT public pgbench_accounts pgbench_accounts_pkey postgres
-230; 1255 16500 FUNCTION app add(integer, integer) alice
-3400; 0 0 SEQUENCE SET app order_seq bob
-3500; 2613 16600 LARGE OBJECT - 16600 postgres
-";
-
-    #[test]
-    fn toc_listing_parses() {
-        let toc = parse_toc(LISTING);
-        assert_eq!(toc.server_version, "15.18 (Debian 15.18-0+deb12u1)");
-        assert_eq!(toc.entries.len(), 7);
-        let e = &toc.entries;
-        assert_eq!((e[0].desc.as_str(), e[0].schema.as_deref(), e[0].name.as_str()), ("SCHEMA", None, "s2"));
-        assert_eq!((e[2].desc.as_str(), e[2].name.as_str()), ("TABLE DATA", "pgbench_accounts"));
-        assert_eq!(e[3].name, "pgbench_accounts pgbench_accounts_pkey");
-        assert_eq!((e[4].name.as_str(), e[4].owner.as_str()), ("add(integer, integer)", "alice"));
-        assert_eq!((e[5].desc.as_str(), e[5].schema.as_deref()), ("SEQUENCE SET", Some("app")));
-        assert_eq!(e[6].desc, "LARGE OBJECT");
-    }
 
     #[test]
     fn passwords_leave_the_url() {
