@@ -1,15 +1,8 @@
 //! PostgreSQL backup and restore against a real server.
 
-use crate::common::pg::{self, Cluster, PG_PASSWORD};
+use crate::common::pg::{self, unique, wrapped_tool, Cluster, PG_PASSWORD};
 use crate::common::*;
 use std::fs;
-use std::sync::atomic::{AtomicU32, Ordering};
-
-/// A database name unique within this test run.
-fn unique(prefix: &str) -> String {
-    static N: AtomicU32 = AtomicU32::new(0);
-    format!("{prefix}_{}_{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst))
-}
 
 /// coffer with the PostgreSQL password in the libpq environment.
 fn pg_env(env: &Env) -> std::process::Command {
@@ -161,22 +154,6 @@ fn bad_credentials_fail_with_pg_dumps_message_and_no_snapshot() {
     assert_eq!(r.stderr.trim().lines().count(), 1, "one-line error: {}", r.stderr);
     assert!(!r.stderr.contains("wrong"));
     assert_no_snapshot(&env);
-}
-
-/// A directory for COFFER_PG_BIN_DIR: the real client tools, but `tool` is
-/// a shell script around the real one (`$REAL`).
-fn wrapped_tool(env: &Env, tool: &str, script: &str) -> std::path::PathBuf {
-    use std::os::unix::fs::PermissionsExt;
-    let wrap = env.path("bin");
-    fs::create_dir_all(&wrap).unwrap();
-    let real = pg::bin_dir();
-    for other in ["pg_dump", "pg_restore", "psql", "pg_dumpall"].into_iter().filter(|t| *t != tool) {
-        std::os::unix::fs::symlink(real.join(other), wrap.join(other)).unwrap();
-    }
-    let script = format!("#!/bin/sh\nREAL='{}'\n{script}\n", real.join(tool).display());
-    fs::write(wrap.join(tool), script).unwrap();
-    fs::set_permissions(wrap.join(tool), fs::Permissions::from_mode(0o755)).unwrap();
-    wrap
 }
 
 #[test]

@@ -3,17 +3,11 @@
 //! restores that bring whole tables, drills whose every check runs, timeouts,
 //! and errors reported instead of swallowed. Real servers throughout.
 
-use crate::common::pg::{self, Cluster, PG_PASSWORD};
+use crate::common::pg::{self, unique, wrapped_tool, Cluster, PG_PASSWORD};
 use crate::common::*;
 use std::fs;
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
-
-fn unique(prefix: &str) -> String {
-    static N: AtomicU32 = AtomicU32::new(0);
-    format!("{prefix}_{}_{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst))
-}
 
 fn coffer(env: &Env) -> Command {
     let mut c = env.command();
@@ -39,21 +33,6 @@ fn dump_names(env: &Env) -> Vec<String> {
         .collect();
     v.sort();
     v
-}
-
-/// A directory for COFFER_PG_BIN_DIR with the real tools, `tool` wrapped by a script around `$REAL`.
-fn wrapped_tool(env: &Env, tool: &str, script: &str) -> std::path::PathBuf {
-    use std::os::unix::fs::PermissionsExt;
-    let wrap = env.path("bin");
-    fs::create_dir_all(&wrap).unwrap();
-    let real = pg::bin_dir();
-    for other in ["pg_dump", "pg_restore", "psql", "pg_dumpall"].into_iter().filter(|t| *t != tool) {
-        std::os::unix::fs::symlink(real.join(other), wrap.join(other)).unwrap();
-    }
-    let script = format!("#!/bin/sh\nREAL='{}'\n{script}\n", real.join(tool).display());
-    fs::write(wrap.join(tool), script).unwrap();
-    fs::set_permissions(wrap.join(tool), fs::Permissions::from_mode(0o755)).unwrap();
-    wrap
 }
 
 const ODD_NAMES: [&str; 5] = ["my_app", "Sales Dept", "it's \"quoted\"", "ünïcödé_база", "globals"];
@@ -232,10 +211,15 @@ fn every_check_in_a_check_file_runs_whatever_its_comments_and_quotes() {
     assert!(!cluster.databases().iter().any(|d| d.starts_with("coffer_drill_")));
 }
 
+fn operations_md() -> String {
+    fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/OPERATIONS.md")).unwrap()
+}
+
 #[test]
 fn the_check_file_of_operations_md_runs_all_its_checks() {
-    let doc = fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/OPERATIONS.md")).unwrap();
-    let start = doc.find("```sql\n").expect("OPERATIONS.md has a check file") + 7;
+    let doc = operations_md();
+    let at = doc.find("A check file is plain SQL").expect("OPERATIONS.md describes the check file");
+    let start = at + doc[at..].find("```sql\n").expect("OPERATIONS.md has a check file") + 7;
     let sql = &doc[start..start + doc[start..].find("```").unwrap()];
     let cluster = pg::shared();
     let env = Env::new();
@@ -562,9 +546,11 @@ fn the_documented_backup_role_dumps_tables_with_row_level_security() {
          CREATE POLICY nobody ON private USING (false); INSERT INTO private VALUES (1, 'a'), (2, 'b');",
     );
     let (plain, documented) = (unique("reader"), unique("backup"));
-    // As docs/OPERATIONS.md advises: pg_read_all_data and BYPASSRLS.
-    cluster
-        .psql("postgres", &format!("CREATE ROLE {documented} LOGIN PASSWORD 'bk' BYPASSRLS IN ROLE pg_read_all_data"));
+    // The role exactly as docs/OPERATIONS.md creates it.
+    let doc = operations_md();
+    let line = doc.lines().find(|l| l.starts_with("CREATE ROLE backup ")).expect("OPERATIONS.md creates the role");
+    let sql = line.replace("CREATE ROLE backup ", &format!("CREATE ROLE {documented} "));
+    cluster.psql("postgres", &sql.replace("the-database-password", "bk"));
     cluster.psql("postgres", &format!("CREATE ROLE {plain} LOGIN PASSWORD 'bk' IN ROLE pg_read_all_data"));
     let url = |role: &str| format!("postgres://{role}@127.0.0.1:{}/{db}", cluster.port);
     let r: Run = coffer(&env).env("PGPASSWORD", "bk").args(["backup", "--pg", &url(&plain)]).output().unwrap().into();
@@ -572,8 +558,7 @@ fn the_documented_backup_role_dumps_tables_with_row_level_security() {
     assert!(r.stderr.contains("row-level security") && r.stderr.contains("BYPASSRLS"), "{}", r.stderr);
     let r: Run =
         coffer(&env).env("PGPASSWORD", "bk").args(["backup", "--pg", &url(&documented)]).output().unwrap().into();
-    let r = r.ok();
-    let _ = r;
+    r.ok();
     let copy = unique("rls_copy");
     cluster.create_db(&copy);
     run(&env, &["restore", "latest", "--pg-target", &cluster.url(&copy)]).ok();

@@ -228,3 +228,26 @@ extern "C" fn stop_shared() {
         let _ = std::fs::remove_dir_all(c.dir.path());
     }
 }
+
+/// A database name unique within this test run.
+pub fn unique(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!("{prefix}_{}_{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst))
+}
+
+/// A directory for COFFER_PG_BIN_DIR: the real client tools, but `tool` is
+/// a shell script around the real one (`$REAL`).
+pub fn wrapped_tool(env: &super::Env, tool: &str, script: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let wrap = env.path("bin");
+    std::fs::create_dir_all(&wrap).unwrap();
+    let real = bin_dir();
+    for other in ["pg_dump", "pg_restore", "psql", "pg_dumpall"].into_iter().filter(|t| *t != tool) {
+        std::os::unix::fs::symlink(real.join(other), wrap.join(other)).unwrap();
+    }
+    let script = format!("#!/bin/sh\nREAL='{}'\n{script}\n", real.join(tool).display());
+    std::fs::write(wrap.join(tool), script).unwrap();
+    std::fs::set_permissions(wrap.join(tool), std::fs::Permissions::from_mode(0o755)).unwrap();
+    wrap
+}
