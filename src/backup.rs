@@ -73,6 +73,10 @@ pub struct BackupSummary {
     pub unreadable: Vec<String>,
     /// Files that changed while they were read.
     pub changed: Vec<String>,
+    /// What went wrong around the backup without stopping it: packs the
+    /// index names that are not stored as indexed (their chunks were stored
+    /// again), lock objects that cannot be read.
+    pub warnings: Vec<String>,
 }
 
 /// Progress callbacks; the CLI draws a bar from them.
@@ -150,7 +154,7 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &dyn Progress) 
     };
 
     // Shared: backups run side by side, but prune waits for all of them.
-    let _lock = if opts.dry_run { None } else { Some(crate::lock::Lock::acquire(repo, false)?) };
+    let lock = if opts.dry_run { None } else { Some(crate::lock::Lock::acquire(repo, false)?) };
     if progress.wants_total() {
         let (mut files, mut bytes) = (0, 0);
         for p in &opts.paths {
@@ -160,7 +164,25 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &dyn Progress) 
         }
         progress.total(files, bytes);
     }
-    let index = repo.load_index()?;
+    let mut index = repo.load_index()?;
+    // Deduplicate only against chunks whose packs are really there (one
+    // listing): a pack lost, truncated or replaced is stored again, never
+    // referred to by a new snapshot.
+    let stored: HashMap<Id, u64> = repo
+        .backend()
+        .list(crate::backend::Kind::Pack)
+        .map_err(crate::repository::backend_error)?
+        .into_iter()
+        .filter_map(|o| Id::from_hex(&o.name).map(|id| (id, o.size)))
+        .collect();
+    let mut repo_warnings: Vec<String> = lock.as_ref().map(|l| l.unreadable_ignored.clone()).unwrap_or_default();
+    repo_warnings.extend(
+        index
+            .drop_packs_not_stored(&stored)
+            .into_iter()
+            .map(|(id, why)| format!("pack {} is {why}: its chunks are stored again", id.to_hex())),
+    );
+    let index = index;
     let (parent_id, parent_files) = if opts.force { (None, HashMap::new()) } else { find_parent(repo, &host, &roots)? };
 
     let dry = opts.dry_run.then(|| Arc::new(DryRun::new(repo.backend().clone())));
@@ -317,6 +339,7 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &dyn Progress) 
         stats,
         unreadable,
         changed,
+        warnings: repo_warnings,
     })
 }
 

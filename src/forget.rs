@@ -36,6 +36,9 @@ impl KeepPolicy {
 #[derive(Debug, Clone, Default)]
 pub struct ForgetOptions {
     pub policy: KeepPolicy,
+    /// Forget exactly these snapshots instead of applying a policy (one
+    /// whose manifest is damaged, say: it need not be readable).
+    pub ids: Vec<Id>,
     /// Only snapshots having all these tags are considered.
     pub tags: Vec<String>,
     /// Only snapshots of this host are considered.
@@ -65,6 +68,17 @@ pub struct ForgetSummary {
     pub kept: usize,
     pub removed: usize,
     pub groups: Vec<ForgetGroup>,
+    /// The snapshots forgotten by id.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub forgotten_ids: Vec<String>,
+}
+
+/// Deletes a manifest; one another process forgot meanwhile is gone already.
+fn delete_manifest(repo: &Repository, id: &str) -> Result<()> {
+    match repo.backend().delete(Kind::Snapshot, id) {
+        Err(e) if !e.is_not_found() => Err(backend_error(e)),
+        _ => Ok(()),
+    }
 }
 
 /// For each snapshot (newest first), the rules that keep it; empty: removed.
@@ -108,6 +122,22 @@ pub fn apply_policy(newest_first: &[(DateTime<Utc>, &[String])], policy: &KeepPo
 }
 
 pub fn forget(repo: &Repository, opts: &ForgetOptions) -> Result<ForgetSummary> {
+    if !opts.ids.is_empty() {
+        if !opts.policy.is_empty() {
+            return Err(Error::InvalidInput("give snapshots to forget or a keep policy, not both".into()));
+        }
+        let _lock = if opts.dry_run { None } else { Some(crate::lock::Lock::acquire(repo, false)?) };
+        let mut summary =
+            ForgetSummary { dry_run: opts.dry_run, kept: 0, removed: 0, groups: Vec::new(), forgotten_ids: Vec::new() };
+        for id in &opts.ids {
+            if !opts.dry_run {
+                delete_manifest(repo, &id.to_hex())?;
+            }
+            summary.forgotten_ids.push(id.to_hex());
+            summary.removed += 1;
+        }
+        return Ok(summary);
+    }
     if opts.policy.is_empty() {
         return Err(Error::InvalidInput(
             "no keep policy given (--keep-last, --keep-daily, ...): refusing to forget every snapshot".into(),
@@ -133,7 +163,8 @@ pub fn forget(repo: &Repository, opts: &ForgetOptions) -> Result<ForgetSummary> 
         }
     }
 
-    let mut summary = ForgetSummary { dry_run: opts.dry_run, kept: 0, removed: 0, groups: Vec::new() };
+    let mut summary =
+        ForgetSummary { dry_run: opts.dry_run, kept: 0, removed: 0, groups: Vec::new(), forgotten_ids: Vec::new() };
     for ((host, sources), list) in groups {
         let input: Vec<(DateTime<Utc>, &[String])> = list.iter().map(|(_, m)| (m.time, m.tags.as_slice())).collect();
         let verdicts = apply_policy(&input, &opts.policy);
@@ -150,7 +181,7 @@ pub fn forget(repo: &Repository, opts: &ForgetOptions) -> Result<ForgetSummary> 
         summary.removed += group.remove.len();
         if !opts.dry_run {
             for r in &group.remove {
-                repo.backend().delete(Kind::Snapshot, &r.id).map_err(backend_error)?;
+                delete_manifest(repo, &r.id)?;
             }
         }
         summary.groups.push(group);

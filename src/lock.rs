@@ -56,37 +56,56 @@ fn seal(keys: &Keys, id: &Id, info: &LockInfo) -> Result<Vec<u8>> {
     Ok(keys.seal(Role::Lock, &id.0, &json))
 }
 
-/// Every lock in the repository (unreadable ones are reported as errors:
-/// a lock we cannot read might be a live exclusive one).
+/// Every readable lock in the repository.
 pub fn list_locks(repo: &Repository) -> Result<Vec<(Id, LockInfo)>> {
-    let mut out = Vec::new();
-    for id in repo.list_ids(Kind::Lock)? {
-        let sealed = match repo.backend().get(Kind::Lock, &id.to_hex()) {
+    Ok(scan_locks(repo)?.0)
+}
+
+/// The readable locks, and the lock objects that cannot be read (with why).
+/// An unreadable object is no lock: every coffer process can read the locks
+/// of its repository, so one it cannot is damage or garbage, and must block
+/// nothing.
+#[allow(clippy::type_complexity)]
+fn scan_locks(repo: &Repository) -> Result<(Vec<(Id, LockInfo)>, Vec<(String, String)>)> {
+    let (mut out, mut bad) = (Vec::new(), Vec::new());
+    for info in repo.backend().list(Kind::Lock).map_err(backend_error)? {
+        let Some(id) = Id::from_hex(&info.name) else {
+            bad.push((info.name, "not a lock name".into()));
+            continue;
+        };
+        let sealed = match repo.backend().get(Kind::Lock, &info.name) {
             Ok(s) => s,
             Err(e) if e.is_not_found() => continue, // released meanwhile
             Err(e) => return Err(backend_error(e)),
         };
-        let json = repo
+        let parsed = repo
             .keys()
             .open(Role::Lock, &id.0, &sealed)
-            .map_err(|e| Error::corrupt(format!("lock {id}"), e.to_string()))?;
-        let info: LockInfo =
-            serde_json::from_slice(&json).map_err(|e| Error::corrupt(format!("lock {id}"), e.to_string()))?;
-        out.push((id, info));
+            .map_err(|e| e.to_string())
+            .and_then(|json| serde_json::from_slice::<LockInfo>(&json).map_err(|e| e.to_string()));
+        match parsed {
+            Ok(l) => out.push((id, l)),
+            Err(why) => bad.push((info.name, why)),
+        }
     }
-    Ok(out)
+    Ok((out, bad))
 }
 
-/// Removes stale locks (or, with `all`, every lock). Returns how many.
+/// Removes stale locks (or, with `all`, every lock) and every lock object
+/// that cannot be read. Returns how many.
 pub fn unlock(repo: &Repository, all: bool) -> Result<usize> {
+    let (locks, unreadable) = scan_locks(repo)?;
+    let doomed = locks
+        .into_iter()
+        .filter(|(_, info)| all || info.is_stale())
+        .map(|(id, _)| id.to_hex())
+        .chain(unreadable.into_iter().map(|(name, _)| name));
     let mut removed = 0;
-    for (id, info) in list_locks(repo)? {
-        if all || info.is_stale() {
-            match repo.backend().delete(Kind::Lock, &id.to_hex()) {
-                Ok(()) => removed += 1,
-                Err(e) if e.is_not_found() => {}
-                Err(e) => return Err(backend_error(e)),
-            }
+    for name in doomed {
+        match repo.backend().delete(Kind::Lock, &name) {
+            Ok(()) => removed += 1,
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(backend_error(e)),
         }
     }
     Ok(removed)
@@ -100,6 +119,8 @@ pub struct Lock {
     refresher: Option<std::thread::JoinHandle<()>>,
     /// Stale locks of others that were ignored, for the caller to report.
     pub stale_ignored: usize,
+    /// Lock objects that cannot be read, ignored: "locks/NAME cannot be read: why".
+    pub unreadable_ignored: Vec<String>,
 }
 
 impl Lock {
@@ -116,10 +137,18 @@ impl Lock {
             stop: Arc::new(AtomicBool::new(false)),
             refresher: None,
             stale_ignored: 0,
+            unreadable_ignored: Vec::new(),
         };
 
         // Drop releases our lock object if we back off below.
-        for (other, theirs) in list_locks(repo)? {
+        let (locks, unreadable) = scan_locks(repo)?;
+        lock.unreadable_ignored = unreadable
+            .into_iter()
+            .map(|(name, why)| {
+                format!("lock object locks/{name} cannot be read ({why}); ignored, `coffer unlock` removes it")
+            })
+            .collect();
+        for (other, theirs) in locks {
             if other == id {
                 continue;
             }

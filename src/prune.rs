@@ -40,6 +40,9 @@ pub struct PruneSummary {
     pub packs_repacked: usize,
     /// Stored packs no index names (left by interrupted backups).
     pub packs_unindexed: usize,
+    /// Packs the index named that were missing or truncated; the new index
+    /// leaves them out (their chunks had other copies).
+    pub packs_lost: usize,
     pub packs_written: usize,
     pub bytes_reclaimed: u64,
     pub bytes_after: u64,
@@ -54,7 +57,12 @@ pub fn prune(repo: &Repository, opts: &PruneOptions) -> Result<PruneSummary> {
 
     let mut used: HashSet<Id> = HashSet::new();
     for id in repo.list_ids(Kind::Snapshot)? {
-        used.extend(repo.load_snapshot(&id)?.chunk_ids().copied());
+        match repo.load_snapshot(&id) {
+            Ok(m) => used.extend(m.chunk_ids().copied()),
+            // Forgotten since the listing: its data is not needed.
+            Err(Error::NotFound { .. }) => {}
+            Err(e) => return Err(e),
+        }
     }
     let index_ids = repo.list_ids(Kind::Index)?;
     let mut packs: HashMap<Id, PackEntry> = HashMap::new();
@@ -77,7 +85,12 @@ pub fn prune(repo: &Repository, opts: &PruneOptions) -> Result<PruneSummary> {
     // keeps the most used bytes (so duplicates do not pin two packs).
     let used_bytes =
         |p: &PackEntry| p.chunks.iter().filter(|c| used.contains(&c.id)).map(|c| c.length as u64).sum::<u64>();
-    let mut order: Vec<&PackEntry> = packs.values().filter(|p| stored.contains_key(&p.id)).collect();
+    // A pack indexed but missing, or stored at another size (truncated), holds
+    // nothing prune can keep: its chunks must have another copy, and the new
+    // index leaves it out.
+    let lost: Vec<Id> = packs.values().filter(|p| stored.get(&p.id) != Some(&p.size)).map(|p| p.id).collect();
+    s.packs_lost = lost.len();
+    let mut order: Vec<&PackEntry> = packs.values().filter(|p| stored.get(&p.id) == Some(&p.size)).collect();
     order.sort_by_key(|p| (std::cmp::Reverse(used_bytes(p)), p.id));
     let mut holder: HashMap<Id, Id> = HashMap::new();
     for p in &order {
@@ -110,7 +123,9 @@ pub fn prune(repo: &Repository, opts: &PruneOptions) -> Result<PruneSummary> {
             keep.push(p);
         }
     }
-    let unindexed: Vec<Id> = stored.keys().filter(|id| !packs.contains_key(id)).copied().collect();
+    // Not indexed, or indexed at another size: no index will name it again.
+    let unindexed: Vec<Id> =
+        stored.iter().filter(|(id, size)| packs.get(id).is_none_or(|p| p.size != **size)).map(|(id, _)| *id).collect();
     s.packs_unindexed = unindexed.len();
     s.packs_deleted = delete.len();
     s.packs_repacked = repack.len();
@@ -153,7 +168,7 @@ pub fn prune(repo: &Repository, opts: &PruneOptions) -> Result<PruneSummary> {
     s.bytes_after = s.bytes_before - reclaimed + new_bytes;
     s.bytes_reclaimed = s.bytes_before.saturating_sub(s.bytes_after);
     s.indexes_replaced = index_ids.len();
-    let nothing_to_do = delete.is_empty() && repack.is_empty() && unindexed.is_empty();
+    let nothing_to_do = delete.is_empty() && repack.is_empty() && unindexed.is_empty() && lost.is_empty();
     if opts.dry_run || nothing_to_do {
         drop(lock);
         return Ok(s);

@@ -81,6 +81,21 @@ impl Repository {
             Err(e) if e.is_not_found() => {}
             Err(e) => return Err(backend_error(e)),
         }
+        // Never beside a repository whose config was lost, nor inside one
+        // (its snapshots/ or data/ would then hold our objects) or around one.
+        if backend.holds_anything().map_err(backend_error)? {
+            return Err(Error::InvalidInput(format!(
+                "{} holds objects but no repository config: refusing to create a repository there \
+                 (a repository whose config was lost, or other data); use an empty location",
+                backend.location()
+            )));
+        }
+        if let Some(outer) = backend.enclosing_repository().map_err(backend_error)? {
+            return Err(Error::InvalidInput(format!(
+                "{} lies inside the repository at {outer}: repositories must not nest",
+                backend.location()
+            )));
+        }
         let config = Config {
             version: FORMAT_VERSION,
             id: Id::random(),
@@ -237,8 +252,29 @@ impl Repository {
         scratch: &mut Vec<u8>,
         out: &mut Vec<u8>,
     ) -> Result<()> {
-        let (pack, loc) =
-            index.get(id).ok_or_else(|| Error::corrupt("index", format!("chunk {} is in no pack", id.short())))?;
+        let mut first_error = None;
+        for (pack, loc) in index.locations(id) {
+            match self.read_chunk_at(id, &pack, loc, check, scratch, out) {
+                Ok(()) => return Ok(()),
+                // Another copy may be whole (stored again after this pack was lost).
+                Err(e @ Error::Corrupt { .. }) => {
+                    first_error.get_or_insert(e);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(first_error.unwrap_or_else(|| Error::corrupt("index", format!("chunk {} is in no pack", id.short()))))
+    }
+
+    fn read_chunk_at(
+        &self,
+        id: &Id,
+        pack: &Id,
+        loc: crate::format::ChunkLocation,
+        check: ChunkCheck,
+        scratch: &mut Vec<u8>,
+        out: &mut Vec<u8>,
+    ) -> Result<()> {
         self.backend
             .get_range_into(Kind::Pack, &pack.to_hex(), loc.offset as u64, loc.length as u64, scratch)
             .map_err(|e| match e {
@@ -246,7 +282,7 @@ impl Repository {
                 BackendError::Truncated { .. } => Error::corrupt(format!("pack {pack}"), "truncated"),
                 other => backend_error(other),
             })?;
-        self.open_chunk_into(id, scratch, &pack, check, out)?;
+        self.open_chunk_into(id, scratch, pack, check, out)?;
         if out.len() != loc.size as usize {
             return Err(Error::corrupt(
                 format!("pack {pack}"),
@@ -316,15 +352,27 @@ impl Repository {
         Ok(m)
     }
 
-    /// All snapshots' headers, oldest first.
-    pub fn list_snapshots(&self) -> Result<Vec<(Id, SnapshotInfo)>> {
-        let mut out = Vec::new();
+    /// The readable snapshots' headers, oldest first (one forgotten since
+    /// the listing is skipped), and the snapshots that cannot be read: one
+    /// damaged manifest must not stop listing, backups or forget.
+    #[allow(clippy::type_complexity)]
+    pub fn list_snapshots_checked(&self) -> Result<(Vec<(Id, SnapshotInfo)>, Vec<(Id, Error)>)> {
+        let (mut out, mut bad) = (Vec::new(), Vec::new());
         for id in self.list_ids(Kind::Snapshot)? {
-            let m = self.load_snapshot_info(&id)?;
-            out.push((id, m));
+            match self.load_snapshot_info(&id) {
+                Ok(m) => out.push((id, m)),
+                Err(Error::NotFound { .. }) => {}
+                Err(e @ (Error::Corrupt { .. } | Error::UnsupportedVersion { .. })) => bad.push((id, e)),
+                Err(e) => return Err(e),
+            }
         }
         out.sort_by(|a, b| a.1.time.cmp(&b.1.time).then(a.0.cmp(&b.0)));
-        Ok(out)
+        Ok((out, bad))
+    }
+
+    /// The readable snapshots' headers, oldest first (`list_snapshots_checked`).
+    pub fn list_snapshots(&self) -> Result<Vec<(Id, SnapshotInfo)>> {
+        Ok(self.list_snapshots_checked()?.0)
     }
 
     /// The newest snapshot having every one of `tags`, if any.
@@ -455,5 +503,72 @@ impl Repository {
                 .map_err(|e| Error::corrupt(format!("key keys/{}", info.name), e.to_string()))?;
         }
         Ok(infos.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::{BackendResult, Local, ObjectInfo};
+    use crate::manifest::Manifest;
+
+    /// A local backend whose snapshot listing names one more manifest than
+    /// exists: what a reader sees when a forget deletes it between its list
+    /// and its get.
+    struct Forgotten(Local);
+
+    impl Backend for Forgotten {
+        fn location(&self) -> String {
+            self.0.location()
+        }
+        fn create(&self) -> BackendResult<()> {
+            self.0.create()
+        }
+        fn put(&self, kind: Kind, name: &str, data: &[u8]) -> BackendResult<()> {
+            self.0.put(kind, name, data)
+        }
+        fn get(&self, kind: Kind, name: &str) -> BackendResult<Vec<u8>> {
+            self.0.get(kind, name)
+        }
+        fn get_range(&self, kind: Kind, name: &str, offset: u64, length: u64) -> BackendResult<Vec<u8>> {
+            self.0.get_range(kind, name, offset, length)
+        }
+        fn open(&self, kind: Kind, name: &str) -> BackendResult<Box<dyn std::io::Read + Send>> {
+            self.0.open(kind, name)
+        }
+        fn list(&self, kind: Kind) -> BackendResult<Vec<ObjectInfo>> {
+            let mut v = self.0.list(kind)?;
+            if kind == Kind::Snapshot {
+                v.push(ObjectInfo { name: Id::random().to_hex(), size: 100 });
+            }
+            Ok(v)
+        }
+        fn delete(&self, kind: Kind, name: &str) -> BackendResult<()> {
+            self.0.delete(kind, name)
+        }
+    }
+
+    #[test]
+    fn a_snapshot_forgotten_between_list_and_get_is_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let kdf = KdfParams::with_cost(256, 1, 1);
+        let plain = Repository::init(Arc::new(Local::new(dir.path())), b"pw", kdf).unwrap();
+        let m = Manifest {
+            version: plain.config().version,
+            time: chrono::Utc::now(),
+            host: "h".into(),
+            tags: vec![],
+            tool: "test".into(),
+            parent: None,
+            sources: vec![],
+            summary: Default::default(),
+            warnings: vec![],
+        };
+        let saved = plain.save_snapshot(&m).unwrap();
+        let repo = Repository::open(Arc::new(Forgotten(Local::new(dir.path()))), b"pw").unwrap();
+        let (list, unreadable) = repo.list_snapshots_checked().unwrap();
+        assert_eq!(list.iter().map(|(id, _)| *id).collect::<Vec<_>>(), vec![saved]);
+        assert!(unreadable.is_empty());
+        assert_eq!(repo.find_snapshot("latest", &[]).unwrap(), saved);
     }
 }

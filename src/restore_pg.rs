@@ -488,14 +488,15 @@ fn to_server(
         (conn.clone(), opts.create)
     };
     let mut cmd = target.tool_for_db("pg_restore");
-    let mut _list = None;
+    // The list file must outlive pg_restore, which opens it by its /proc path.
+    let mut _keep_list = None;
     if !opts.schemas.is_empty() || !opts.tables.is_empty() {
         let existing: Vec<String> =
             if create { vec![] } else { target.query_column("SELECT nspname FROM pg_namespace")? };
         let (archive, sel) = plan_selection(repo, index, snapshot, dump, opts, &|s| existing.iter().any(|e| e == s))?;
         let list = list_file(&sel.ids)?;
         cmd.arg(format!("--use-list={}", list.path_for_others().display()));
-        _list = Some(list);
+        _keep_list = Some(list);
         (r.objects, r.rows) = selected_objects(dump, &archive, &sel);
         r.skipped = describe_left_out(&archive, &sel);
     }

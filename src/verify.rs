@@ -101,6 +101,8 @@ pub fn verify(repo: &Repository, only: Option<&Id>, opts: &VerifyOptions) -> Res
                     }
                 }
             }
+            // Forgotten since the listing (a forget running beside verify).
+            Err(Error::NotFound { .. }) if only.is_none() => s.snapshots -= 1,
             Err(e) => s.errors.push(e.to_string()),
         }
     }

@@ -47,6 +47,23 @@ impl Backend for Local {
         Ok(())
     }
 
+    fn holds_anything(&self) -> BackendResult<bool> {
+        match fs::read_dir(&self.root) {
+            Ok(mut entries) => Ok(entries.next().is_some()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(Self::io(&self.root, e)),
+        }
+    }
+
+    fn enclosing_repository(&self) -> BackendResult<Option<String>> {
+        let root = std::path::absolute(&self.root).map_err(|e| Self::io(&self.root, e))?;
+        Ok(root
+            .ancestors()
+            .skip(1)
+            .find(|a| a.join("config").is_file() && a.join("keys").is_dir())
+            .map(|a| a.display().to_string()))
+    }
+
     fn put(&self, kind: Kind, name: &str, data: &[u8]) -> BackendResult<()> {
         let path = self.path(kind, name);
         let dir = path.parent().unwrap_or(&self.root).to_path_buf();

@@ -99,6 +99,21 @@ pub trait Backend: Send + Sync {
     fn open(&self, kind: Kind, name: &str) -> BackendResult<Box<dyn Read + Send>>;
     fn list(&self, kind: Kind) -> BackendResult<Vec<ObjectInfo>>;
     fn delete(&self, kind: Kind, name: &str) -> BackendResult<()>;
+    /// Does anything at all lie at this location (files in the folder,
+    /// objects under the prefix)? `init` writes only where nothing does.
+    fn holds_anything(&self) -> BackendResult<bool> {
+        for kind in [Kind::Key, Kind::Pack, Kind::Index, Kind::Snapshot, Kind::Lock] {
+            if !self.list(kind)?.is_empty() {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+    /// The location of a repository whose layout this one lies inside (a
+    /// folder or prefix above it holding a repository's `config`).
+    fn enclosing_repository(&self) -> BackendResult<Option<String>> {
+        Ok(None)
+    }
     /// Keys with an unfinished multipart upload (S3); none elsewhere.
     fn incomplete_uploads(&self) -> BackendResult<Vec<String>> {
         Ok(Vec::new())

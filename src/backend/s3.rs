@@ -464,6 +464,39 @@ impl Backend for S3 {
         })
     }
 
+    fn holds_anything(&self) -> BackendResult<bool> {
+        let prefix = if self.prefix.is_empty() { String::new() } else { format!("{}/", self.prefix) };
+        self.runtime.block_on(async {
+            let page = self
+                .client
+                .list_objects_v2()
+                .bucket(&self.bucket)
+                .prefix(&prefix)
+                .max_keys(1)
+                .send()
+                .await
+                .map_err(|e| self.error("ListObjectsV2", &prefix, &e))?;
+            Ok(page.key_count().unwrap_or(0) > 0 || !page.contents().is_empty())
+        })
+    }
+
+    fn enclosing_repository(&self) -> BackendResult<Option<String>> {
+        // Every prefix above this one, the bucket's root included.
+        let parts: Vec<&str> = self.prefix.split('/').filter(|p| !p.is_empty()).collect();
+        for n in (0..parts.len()).rev() {
+            let above = parts[..n].join("/");
+            let key = if above.is_empty() { "config".to_string() } else { format!("{above}/config") };
+            match self.runtime.block_on(self.get_retrying(&key, None)) {
+                Ok(_) => return Ok(Some(format!("s3://{}/{above}", self.bucket))),
+                Err(GetError::NotFound) => {}
+                Err(GetError::Final(e)) => return Err(e),
+                Err(GetError::Body(m)) => return Err(BackendError::Other(m)),
+                Err(GetError::Range) => {}
+            }
+        }
+        Ok(None)
+    }
+
     /// Objects with an open multipart upload under the repository's prefix.
     fn incomplete_uploads(&self) -> BackendResult<Vec<String>> {
         self.runtime.block_on(async {

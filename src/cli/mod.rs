@@ -131,6 +131,9 @@ struct PruneArgs {
 
 #[derive(Args)]
 struct ForgetArgs {
+    /// Snapshots to forget by id or unique prefix (instead of a keep policy);
+    /// a damaged manifest can be forgotten so.
+    snapshots: Vec<String>,
     /// Keep the N newest snapshots.
     #[arg(long, value_name = "N", default_value_t = 0)]
     keep_last: u32,
@@ -638,12 +641,23 @@ fn run(cli: &Cli) -> Result<u8> {
             for c in &summary.changed {
                 eprintln!("coffer: warning: {c} changed while it was read");
             }
+            for w in &summary.warnings {
+                eprintln!("coffer: warning: {w}");
+            }
             out.backup(&summary);
             Ok(if summary.unreadable.is_empty() { exit::OK } else { exit::PARTIAL })
         }
         Command::Snapshots(a) => {
             let repo = open(cli)?;
-            let list: Vec<_> = repo.list_snapshots()?.into_iter().filter(|(_, m)| m.has_tags(&a.tag)).collect();
+            let (list, unreadable) = repo.list_snapshots_checked()?;
+            for (id, e) in &unreadable {
+                eprintln!(
+                    "coffer: warning: snapshot {} cannot be read ({e}); `coffer forget {}` removes it",
+                    id.short(),
+                    id.short()
+                );
+            }
+            let list: Vec<_> = list.into_iter().filter(|(_, m)| m.has_tags(&a.tag)).collect();
             out.snapshots(&list);
             Ok(exit::OK)
         }
@@ -748,6 +762,7 @@ fn run(cli: &Cli) -> Result<u8> {
                     yearly: a.keep_yearly,
                     tags: a.keep_tag.clone(),
                 },
+                ids: a.snapshots.iter().map(|s| repo.find_snapshot(s, &[])).collect::<coffer::Result<_>>()?,
                 tags: a.tag.clone(),
                 host: a.host.clone(),
                 dry_run: a.dry_run,

@@ -335,6 +335,9 @@ impl Output {
             self.print_json(&serde_json::to_value(s).unwrap_or_default());
             return;
         }
+        for id in &s.forgotten_ids {
+            self.say(&format!("  {}  {}", if s.dry_run { "would forget" } else { "forget  " }, &id[..8]));
+        }
         for g in &s.groups {
             self.say(&format!("host {}, sources {}:", g.host, g.sources.join(" ")));
             for k in &g.keep {

@@ -282,10 +282,18 @@ impl Scanner {
         let mut r = Reader { buf, pos: 0, int_size: self.int_size, off_size: self.off_size, minor, short: None };
         let done = match self.stage {
             Stage::Head => self.head(&mut r)?,
-            Stage::TocCount => r.int()?.map(|n| {
-                let n = u64::try_from(n).unwrap_or(0);
-                self.stage = if n == 0 { Stage::Block } else { Stage::Toc { left: n } };
-            }),
+            Stage::TocCount => match r.int()? {
+                Some(n) if n < 0 => return bad(format!("the table of contents claims {n} entries")),
+                Some(0) => {
+                    self.stage = Stage::Block;
+                    Some(())
+                }
+                Some(n) => {
+                    self.stage = Stage::Toc { left: n as u64 };
+                    Some(())
+                }
+                None => None,
+            },
             Stage::Toc { left } => match entry(&mut r)? {
                 Some(mut e) => {
                     if !self.keep_definitions {
