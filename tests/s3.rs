@@ -226,3 +226,57 @@ fn wrong_credentials_and_a_missing_bucket_give_one_line_errors() {
     assert!(r.stderr.contains("no-such-bucket") && r.stderr.contains(&g.endpoint()), "{}", r.stderr);
     assert_eq!(r.stderr.trim().lines().count(), 1, "{}", r.stderr);
 }
+
+#[test]
+fn a_pack_damaged_on_its_way_to_the_server_is_never_committed() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let g = garage::shared();
+    let proxy = Proxy::start(g.addr());
+    let s = S3Env::new(g, Some(proxy.endpoint()));
+    let src = s.env.path("src");
+    fs::create_dir_all(&src).unwrap();
+    let snapshots = || s.run(&["snapshots", "--json"]).ok().json().as_array().unwrap().len();
+    // A small pack (one PUT), then a pack large enough for multipart parts.
+    for mib in [1, 24] {
+        fs::write(src.join("b.bin"), pseudo_random(mib << 20, 40 + mib as u64)).unwrap();
+        let before = snapshots();
+        proxy.state.flip_puts.store(1, SeqCst);
+        let r = s.run(&["backup", src.to_str().unwrap()]);
+        assert_eq!(proxy.state.flipped.swap(0, SeqCst), 1, "the proxy damaged no upload");
+        // The server refused the damaged body: the backup failed, committing nothing.
+        assert_eq!(r.code, 1, "{mib} MiB: a damaged upload was accepted: {}", r.stderr);
+        assert!(r.stderr.contains("BadDigest") || r.stderr.contains("Content-MD5"), "{}", r.stderr);
+        assert_eq!(snapshots(), before);
+        // The next backup stores it whole, and it reads back.
+        s.run(&["backup", src.to_str().unwrap()]).ok();
+        let target = s.env.path(&format!("out-{mib}"));
+        s.run(&["restore", "latest", "--target", target.to_str().unwrap()]).ok();
+        assert_eq!(fs::read(src.join("b.bin")).unwrap(), fs::read(restored(&target, &src).join("b.bin")).unwrap());
+        s.run(&["verify", "--read-data"]).ok();
+    }
+}
+
+#[test]
+fn init_refuses_a_prefix_inside_or_around_another_repository() {
+    let g = garage::shared();
+    let s = S3Env::new(g, None);
+    let init = |repo: &str| -> Run {
+        s.command()
+            .env("COFFER_REPOSITORY", repo)
+            .args(["init", "--kdf-memory-kib", "256", "--kdf-iterations", "1"])
+            .output()
+            .unwrap()
+            .into()
+    };
+    for inner in [format!("{}/snapshots", s.repo), format!("{}/a/b", s.repo)] {
+        let r = init(&inner);
+        assert_eq!(r.code, 1, "{}", r.stderr);
+        assert!(r.stderr.contains("inside the repository") && r.stderr.contains(&s.repo), "{}", r.stderr);
+    }
+    // Around it: the prefix above holds the repository's objects.
+    let outer = s.repo.rsplit_once('/').unwrap().0.to_string();
+    let r = init(&outer);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("holds objects"), "{}", r.stderr);
+    s.run(&["snapshots"]).ok();
+}

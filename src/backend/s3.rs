@@ -8,9 +8,12 @@
 //! unreachable then, the upload is recorded in a local file and aborted by
 //! the next coffer run once the process that started it is gone.
 //!
-//! Compatibility: request checksums only when the operation requires them
-//! (several S3-compatible stores reject aws-chunked trailers), bodies of
-//! known length held in memory (retryable), path-style addressing on demand.
+//! Integrity and compatibility: every upload carries Content-MD5 as a
+//! header (the server refuses a body damaged on the way; Object Lock buckets
+//! require it); the SDK's own request checksums only when an operation
+//! requires them (several S3-compatible stores reject aws-chunked trailers);
+//! bodies of known length held in memory (retryable); path-style addressing
+//! on demand.
 
 use super::{Backend, BackendError, BackendResult, Kind, ObjectInfo};
 use aws_sdk_s3::config::{Region, RequestChecksumCalculation, ResponseChecksumValidation};
@@ -90,6 +93,15 @@ pub struct S3 {
     opts: S3Options,
     /// `s3://bucket/prefix at endpoint`, for messages.
     shown: String,
+}
+
+/// Content-MD5 of a request body: the server refuses a body damaged on the
+/// way (BadDigest) instead of storing it, and buckets with a default Object
+/// Lock retention require it (or a checksum header) on every upload.
+fn content_md5(body: &[u8]) -> String {
+    use base64::Engine;
+    use md5::Digest;
+    base64::engine::general_purpose::STANDARD.encode(md5::Md5::digest(body))
 }
 
 /// Splits `s3://bucket/prefix`.
@@ -193,7 +205,8 @@ impl S3 {
     }
 
     async fn put_single(&self, key: &str, body: Bytes) -> BackendResult<()> {
-        let req = self.client.put_object().bucket(&self.bucket).key(key).body(ByteStream::from(body));
+        let md5 = content_md5(&body);
+        let req = self.client.put_object().bucket(&self.bucket).key(key).content_md5(md5).body(ByteStream::from(body));
         let req = with_object_settings!(req, self.opts);
         req.send().await.map_err(|e| self.error("PUT", key, &e))?;
         Ok(())
@@ -257,6 +270,7 @@ impl S3 {
                 .key(key)
                 .upload_id(upload_id)
                 .part_number(i as i32 + 1)
+                .content_md5(content_md5(&part))
                 .body(ByteStream::from(part));
             tasks.spawn(async move {
                 let out = request.send().await;

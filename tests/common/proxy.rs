@@ -15,6 +15,10 @@ pub struct State {
     /// Cut this many upcoming GETs of pack data after `cut_after` response bytes.
     pub cut_gets: AtomicUsize,
     pub cut_after: AtomicUsize,
+    /// Flip one byte in the body of this many upcoming PUTs of pack data
+    /// (a whole object or a multipart part): damage on the way to the server.
+    pub flip_puts: AtomicUsize,
+    pub flipped: AtomicUsize,
     /// Refuse every connection (the server "went away").
     pub down: std::sync::atomic::AtomicBool,
     pub injected_503: AtomicUsize,
@@ -130,7 +134,32 @@ fn handle(mut client: TcpStream, upstream: SocketAddr, s: &State) -> std::io::Re
     forwarded.push_str("Connection: close\r\n\r\n");
     let mut server = TcpStream::connect(upstream)?;
     server.write_all(forwarded.as_bytes())?;
-    server.write_all(&buf[head_end..])?;
+    let flip = method == "PUT"
+        && path.contains("/data/")
+        && s.flip_puts.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok();
+    if flip {
+        let len: usize = head
+            .lines()
+            .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap_or(0)))
+            .unwrap_or(0);
+        let mut body = buf[head_end..].to_vec();
+        while body.len() < len {
+            let mut more = vec![0u8; len - body.len()];
+            let n = client.read(&mut more)?;
+            if n == 0 {
+                break;
+            }
+            body.extend_from_slice(&more[..n]);
+        }
+        if !body.is_empty() {
+            let at = body.len() / 2;
+            body[at] ^= 0x01;
+            s.flipped.fetch_add(1, Ordering::SeqCst);
+        }
+        server.write_all(&body)?;
+    } else {
+        server.write_all(&buf[head_end..])?;
+    }
 
     let cut = method == "GET"
         && path.contains("/data/")
