@@ -64,6 +64,10 @@ pub enum Error {
 
     #[error("{source_name} failed: {message}")]
     SourceFailed { source_name: String, message: String },
+
+    /// What a reader needed was removed while it read (a prune beside it).
+    #[error("{object} was removed while this command read it (a prune ran meanwhile): {reason}")]
+    Vanished { object: String, reason: String },
 }
 
 impl Error {

@@ -40,6 +40,9 @@ pub struct Repository {
     master: MasterKey,
     /// The key object this repository was opened with.
     key_name: String,
+    /// An index loaded again because a pack had gone (a prune repacked it
+    /// while this process read): shared by every later miss.
+    reloaded: std::sync::Mutex<Option<Arc<Index>>>,
 }
 
 /// A key object, as `key list` shows it.
@@ -111,7 +114,7 @@ impl Repository {
         let config_bytes = serde_json::to_vec_pretty(&config).map_err(|e| Error::InvalidInput(e.to_string()))?;
         backend.put(Kind::Config, "config", &config_bytes).map_err(backend_error)?;
         let keys = master.subkeys(&config.id.0, HashAlgo::of_version(config.version));
-        Ok(Repository { backend, config, keys, master, key_name: name })
+        Ok(Repository { backend, config, keys, master, key_name: name, reloaded: Default::default() })
     }
 
     /// Opens a repository with a passphrase, trying every key object.
@@ -127,7 +130,14 @@ impl Repository {
             match Self::try_key(&*backend, &config, &info.name, passphrase) {
                 Ok(Some(master)) => {
                     let keys = master.subkeys(&config.id.0, HashAlgo::of_version(config.version));
-                    return Ok(Repository { backend, config, keys, master, key_name: info.name });
+                    return Ok(Repository {
+                        backend,
+                        config,
+                        keys,
+                        master,
+                        key_name: info.name,
+                        reloaded: Default::default(),
+                    });
                 }
                 Ok(None) => {}
                 Err(e) => {
@@ -187,6 +197,7 @@ impl Repository {
             keys: self.keys.clone(),
             master: self.master.clone(),
             key_name: self.key_name.clone(),
+            reloaded: Default::default(),
         }
     }
 
@@ -252,18 +263,51 @@ impl Repository {
         scratch: &mut Vec<u8>,
         out: &mut Vec<u8>,
     ) -> Result<()> {
-        let mut first_error = None;
+        let (mut first_error, mut all_missing) = (None, true);
         for (pack, loc) in index.locations(id) {
             match self.read_chunk_at(id, &pack, loc, check, scratch, out) {
                 Ok(()) => return Ok(()),
                 // Another copy may be whole (stored again after this pack was lost).
                 Err(e @ Error::Corrupt { .. }) => {
+                    all_missing &= matches!(&e, Error::Corrupt { reason, .. } if reason == "missing");
                     first_error.get_or_insert(e);
                 }
                 Err(e) => return Err(e),
             }
         }
-        Err(first_error.unwrap_or_else(|| Error::corrupt("index", format!("chunk {} is in no pack", id.short()))))
+        let Some(first_error) = first_error else {
+            return Err(Error::corrupt("index", format!("chunk {} is in no pack", id.short())));
+        };
+        if !all_missing {
+            return Err(first_error);
+        }
+        // Every copy's pack is gone: a prune may have repacked the chunk since
+        // this process loaded its index. The index prune wrote says where.
+        let fresh = self.reloaded_index(id)?;
+        for (pack, loc) in fresh.locations(id) {
+            if self.read_chunk_at(id, &pack, loc, check, scratch, out).is_ok() {
+                return Ok(());
+            }
+        }
+        if fresh.contains(id) {
+            return Err(first_error);
+        }
+        Err(Error::Vanished {
+            object: format!("chunk {}", id.short()),
+            reason: "its pack was deleted and no index holds it now (its snapshot was forgotten and pruned?)".into(),
+        })
+    }
+
+    /// The index as it is now: loaded after a pack went missing, and kept
+    /// for later misses while it knows the chunk asked for.
+    fn reloaded_index(&self, id: &Id) -> Result<Arc<Index>> {
+        let mut cached = self.reloaded.lock().map_err(|_| Error::InvalidInput("index lock poisoned".into()))?;
+        if let Some(c) = cached.as_ref().filter(|c| c.contains(id)) {
+            return Ok(c.clone());
+        }
+        let fresh = Arc::new(self.load_index()?);
+        *cached = Some(fresh.clone());
+        Ok(fresh)
     }
 
     fn read_chunk_at(
@@ -321,14 +365,23 @@ impl Repository {
     }
 
     /// Every index merged.
+    /// Every index merged. An index file that vanishes between the listing
+    /// and its read was replaced by a prune, whose new index was written
+    /// first: the listing is taken again.
     pub fn load_index(&self) -> Result<Index> {
-        let mut index = Index::default();
-        for id in self.list_ids(Kind::Index)? {
-            for pack in self.load_index_file(&id)?.packs {
-                index.add_pack(&pack);
+        let mut attempt = 0;
+        'again: loop {
+            attempt += 1;
+            let mut index = Index::default();
+            for id in self.list_ids(Kind::Index)? {
+                match self.load_index_file(&id) {
+                    Ok(file) => file.packs.iter().for_each(|p| index.add_pack(p)),
+                    Err(Error::NotFound { .. }) if attempt < 4 => continue 'again,
+                    Err(e) => return Err(e),
+                }
             }
+            return Ok(index);
         }
-        Ok(index)
     }
 
     // ---- snapshots ----

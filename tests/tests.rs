@@ -11,6 +11,7 @@ mod forget;
 mod integrity;
 mod keys;
 mod memory;
+mod overlap;
 mod passphrase;
 mod postgres;
 mod postgres_trust;

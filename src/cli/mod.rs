@@ -462,6 +462,7 @@ fn hint(e: &anyhow::Error) -> Option<&'static str> {
         Error::WrongPassphrase { .. } => Some("check COFFER_PASSWORD_FILE / COFFER_PASSWORD_COMMAND / COFFER_PASSWORD"),
         Error::NoRepository { .. } => Some("create one with `coffer init -r REPO`, or check -r / COFFER_REPOSITORY"),
         Error::Corrupt { .. } => Some("run `coffer verify --read-data` to list every damaged object"),
+        Error::Vanished { .. } => Some("nothing is damaged: run the command again"),
         Error::Locked { .. } => {
             Some("wait for it to finish; a lock whose process died is ignored, `coffer unlock` removes stale ones")
         }

@@ -1,0 +1,119 @@
+//! Readers overlapping a prune, made deterministic: a backend wrapper pauses
+//! the reader at a chosen request while a real `coffer prune` runs.
+
+use crate::common::*;
+use coffer::{Backend, BackendError, Kind, Local, ObjectInfo};
+use std::fs;
+use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::{Arc, Mutex};
+
+type R<T> = Result<T, BackendError>;
+
+/// Pauses the first request of `kind` (a ranged read, or a listing) until told to go on.
+struct Pause {
+    inner: Local,
+    kind: Kind,
+    on_list: bool,
+    gate: Mutex<Option<(Sender<()>, Receiver<()>)>>,
+}
+
+impl Pause {
+    fn wait(&self, kind: Kind, listing: bool) {
+        if kind != self.kind || listing != self.on_list {
+            return;
+        }
+        if let Some((reached, go_on)) = self.gate.lock().unwrap().take() {
+            reached.send(()).unwrap();
+            go_on.recv().unwrap();
+        }
+    }
+}
+
+impl Backend for Pause {
+    fn location(&self) -> String {
+        self.inner.location()
+    }
+    fn create(&self) -> R<()> {
+        self.inner.create()
+    }
+    fn put(&self, kind: Kind, name: &str, data: &[u8]) -> R<()> {
+        self.inner.put(kind, name, data)
+    }
+    fn get(&self, kind: Kind, name: &str) -> R<Vec<u8>> {
+        self.inner.get(kind, name)
+    }
+    fn get_range(&self, kind: Kind, name: &str, offset: u64, length: u64) -> R<Vec<u8>> {
+        self.wait(kind, false);
+        self.inner.get_range(kind, name, offset, length)
+    }
+    fn open(&self, kind: Kind, name: &str) -> R<Box<dyn std::io::Read + Send>> {
+        self.inner.open(kind, name)
+    }
+    fn list(&self, kind: Kind) -> R<Vec<ObjectInfo>> {
+        self.wait(kind, true);
+        self.inner.list(kind)
+    }
+    fn delete(&self, kind: Kind, name: &str) -> R<()> {
+        self.inner.delete(kind, name)
+    }
+}
+
+/// Snapshot 1 holds a and b, snapshot 2 only b (same pack); snapshot 1 is
+/// forgotten, so `prune --max-unused 1` repacks b's chunks and deletes the pack.
+fn setup() -> (Env, std::path::PathBuf, String) {
+    let env = Env::new();
+    let src = env.path("src");
+    fs::create_dir_all(&src).unwrap();
+    fs::write(src.join("a.bin"), pseudo_random(3 << 20, 1)).unwrap();
+    fs::write(src.join("b.bin"), pseudo_random(3 << 20, 2)).unwrap();
+    let first = env.backup_json(&[&src], &[])["snapshot"].as_str().unwrap().to_string();
+    fs::remove_file(src.join("a.bin")).unwrap();
+    let second = env.backup_json(&[&src], &[])["snapshot"].as_str().unwrap().to_string();
+    env.coffer(&["forget", &first]).ok();
+    assert_eq!(env.repo_file("data").len(), 1);
+    (env, src, second)
+}
+
+fn paused(env: &Env, kind: Kind, on_list: bool) -> (coffer::Repository, Receiver<()>, Sender<()>) {
+    let (reached_tx, reached_rx) = channel();
+    let (go_tx, go_rx) = channel();
+    let backend = Pause { inner: Local::new(env.repo()), kind, on_list, gate: Mutex::new(Some((reached_tx, go_rx))) };
+    let repo = coffer::Repository::open(Arc::new(backend), PASSPHRASE.as_bytes()).unwrap();
+    (repo, reached_rx, go_tx)
+}
+
+fn prune_now(env: &Env) {
+    let j = env.coffer(&["prune", "--max-unused", "1", "--json"]).ok().json();
+    assert_eq!(j["packs_repacked"], 1, "{j}");
+}
+
+#[test]
+fn a_restore_that_overlaps_a_prune_completes_byte_for_byte() {
+    let (env, src, second) = setup();
+    let (repo, reached, go_on) = paused(&env, Kind::Pack, false);
+    let target = env.path("out");
+    let opts =
+        coffer::RestoreOptions { target: target.clone(), include: vec![], exclude: vec![], dry_run: false, workers: 2 };
+    let id = repo.find_snapshot(&second, &[]).unwrap();
+    let restore = std::thread::spawn(move || coffer::restore(&repo, &id, &opts).map(|_| ()));
+    // The restore has loaded its index and asked for its first chunk: prune now.
+    reached.recv().unwrap();
+    prune_now(&env);
+    go_on.send(()).unwrap();
+    restore.join().unwrap().expect("the restore completes");
+    assert_eq!(fs::read(src.join("b.bin")).unwrap(), fs::read(restored(&target, &src).join("b.bin")).unwrap());
+}
+
+#[test]
+fn a_verify_that_overlaps_a_prune_reports_nothing_missing() {
+    let (env, _src, _) = setup();
+    let (repo, reached, go_on) = paused(&env, Kind::Pack, true);
+    let opts = coffer::VerifyOptions { read_data: coffer::ReadData::All, max_age: None, tags: vec![] };
+    let verify = std::thread::spawn(move || coffer::verify(&repo, None, &opts));
+    // verify has read the old indexes and is about to list the packs.
+    reached.recv().unwrap();
+    prune_now(&env);
+    go_on.send(()).unwrap();
+    let s = verify.join().unwrap().unwrap();
+    assert!(s.errors.is_empty(), "{:?}", s.errors);
+}
