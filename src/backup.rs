@@ -347,15 +347,26 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &dyn Progress) 
 /// entries let unchanged files be skipped without reading them.
 fn find_parent(repo: &Repository, host: &str, roots: &[RawPath]) -> Result<(Option<Id>, HashMap<RawPath, Entry>)> {
     let snapshots = repo.list_snapshots()?;
-    let parent = snapshots
+    let candidates = snapshots
         .into_iter()
         .rev()
-        .find(|(_, m)| m.host == host && !roots.is_empty() && m.tree_paths().eq(roots.iter()));
-    let Some((id, _)) = parent else {
+        .filter(|(_, m)| m.host == host && !roots.is_empty() && m.tree_paths().eq(roots.iter()));
+    // Only the parent's manifest is loaded whole. One that a forget (here or
+    // on another host) removed since the listing gives way to the next.
+    let mut found = None;
+    for (id, _) in candidates {
+        match repo.load_snapshot(&id) {
+            Ok(m) => {
+                found = Some((id, m));
+                break;
+            }
+            Err(Error::NotFound { .. }) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    let Some((id, manifest)) = found else {
         return Ok((None, HashMap::new()));
     };
-    // Only the parent's manifest is loaded whole.
-    let manifest = repo.load_snapshot(&id)?;
     let files = manifest
         .sources
         .into_iter()

@@ -2,7 +2,8 @@
 //! exclusive one, so prune never deletes data a running backup is about to
 //! reference. A lock is a sealed object under `locks/`; its holder rewrites
 //! it every few minutes. A lock not refreshed for `STALE_AFTER`, or held by a
-//! process of this host that no longer exists, is stale and ignored.
+//! process of this host, boot and PID namespace that no longer exists, is
+//! stale and ignored.
 //!
 //! Race-free without compare-and-swap: each side writes its own lock first,
 //! then lists the others; of two that race, at least one sees the other and
@@ -29,15 +30,54 @@ pub struct LockInfo {
     pub pid: u32,
     pub created: DateTime<Utc>,
     pub refreshed: DateTime<Utc>,
+    /// What makes `pid` mean one process: a pid is unique only within one
+    /// boot and one PID namespace (containers sharing a host name do not
+    /// share one), and is reused. Empty in locks of older coffers.
+    #[serde(default)]
+    pub boot_id: String,
+    #[serde(default)]
+    pub pid_ns: String,
+    /// The process's start time (clock ticks after boot, /proc/PID/stat).
+    #[serde(default)]
+    pub start_ticks: u64,
+}
+
+/// This process's (boot id, PID namespace) and a process's start time, from /proc.
+fn boot_and_namespace() -> (String, String) {
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap_or_default().trim().to_string();
+    let ns = std::fs::read_link("/proc/self/ns/pid").map(|p| p.to_string_lossy().into_owned()).unwrap_or_default();
+    (boot, ns)
+}
+
+fn start_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Field 22, counted after the command name's closing parenthesis (the
+    // name may hold spaces): the 20th field from there.
+    stat.rsplit_once(')')?.1.split_whitespace().nth(19)?.parse().ok()
 }
 
 impl LockInfo {
+    /// Stale: not refreshed for `STALE_AFTER`, or held by a process this
+    /// machine can tell is gone: same host, boot and PID namespace, and no
+    /// process with that pid and start time. A lock from another namespace
+    /// or boot is judged by its refreshes alone.
     pub fn is_stale(&self) -> bool {
         let age = (Utc::now() - self.refreshed).to_std().unwrap_or_default();
         if age > STALE_AFTER {
             return true;
         }
-        self.host == crate::hostname() && !crate::process_exists(self.pid)
+        if self.host != crate::hostname() {
+            return false;
+        }
+        if self.boot_id.is_empty() {
+            // A lock of a coffer that recorded no namespace: by host and pid.
+            return !crate::process_exists(self.pid);
+        }
+        let (boot, ns) = boot_and_namespace();
+        if self.boot_id != boot || self.pid_ns != ns {
+            return false;
+        }
+        !crate::process_exists(self.pid) || start_ticks(self.pid).is_some_and(|t| t != self.start_ticks)
     }
 
     fn describe(&self) -> String {
@@ -127,8 +167,18 @@ impl Lock {
     pub fn acquire(repo: &Repository, exclusive: bool) -> Result<Lock> {
         let id = Id::random();
         let now = Utc::now();
-        let mut info =
-            LockInfo { exclusive, host: crate::hostname(), pid: std::process::id(), created: now, refreshed: now };
+        let (boot_id, pid_ns) = boot_and_namespace();
+        let pid = std::process::id();
+        let mut info = LockInfo {
+            exclusive,
+            host: crate::hostname(),
+            pid,
+            created: now,
+            refreshed: now,
+            boot_id,
+            pid_ns,
+            start_ticks: start_ticks(pid).unwrap_or(0),
+        };
         let backend = repo.backend().clone();
         backend.put(Kind::Lock, &id.to_hex(), &seal(repo.keys(), &id, &info)?).map_err(backend_error)?;
         let mut lock = Lock {
@@ -187,5 +237,46 @@ impl Drop for Lock {
             let _ = h.join();
         }
         let _ = self.backend.delete(Kind::Lock, &self.id.to_hex());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mine() -> LockInfo {
+        let (boot_id, pid_ns) = boot_and_namespace();
+        let pid = std::process::id();
+        LockInfo {
+            exclusive: false,
+            host: crate::hostname(),
+            pid,
+            created: Utc::now(),
+            refreshed: Utc::now(),
+            boot_id,
+            pid_ns,
+            start_ticks: start_ticks(pid).unwrap(),
+        }
+    }
+
+    #[test]
+    fn a_pid_is_judged_only_within_its_boot_and_namespace() {
+        assert!(!mine().is_stale(), "this live process");
+        let gone = LockInfo { pid: 999_999_999, ..mine() };
+        assert!(gone.is_stale(), "no such pid here");
+        // The same host name in another PID namespace (a container with host
+        // networking): its pid says nothing here, only refreshes count.
+        let other_ns = LockInfo { pid_ns: "pid:[1]".into(), ..gone.clone() };
+        assert!(!other_ns.is_stale());
+        let other_boot = LockInfo { boot_id: "another".into(), ..gone.clone() };
+        assert!(!other_boot.is_stale());
+        // Our pid, but another process's start time: the pid was reused.
+        let reused = LockInfo { start_ticks: mine().start_ticks + 1, ..mine() };
+        assert!(reused.is_stale());
+        let old = LockInfo { refreshed: Utc::now() - chrono::Duration::hours(1), ..other_ns };
+        assert!(old.is_stale());
+        // A lock of an older coffer: host and pid, as before.
+        let legacy = LockInfo { boot_id: String::new(), pid_ns: String::new(), start_ticks: 0, ..gone };
+        assert!(legacy.is_stale());
     }
 }
