@@ -23,11 +23,19 @@ pub struct PruneOptions {
     pub dry_run: bool,
     /// Repack a pack once more than this fraction of it is unused.
     pub max_unused: f64,
+    /// Packs and indexes written less than this long ago are left as they
+    /// are: a listing that lags (S3 stores have) may not show yet the
+    /// snapshot that uses them, and an interrupted backup's packs may still be
+    /// reused.
+    pub grace: std::time::Duration,
 }
+
+/// `PruneOptions::grace` unless told otherwise.
+pub const DEFAULT_GRACE: std::time::Duration = std::time::Duration::from_secs(3600);
 
 impl Default for PruneOptions {
     fn default() -> Self {
-        PruneOptions { dry_run: false, max_unused: 0.2 }
+        PruneOptions { dry_run: false, max_unused: 0.2, grace: DEFAULT_GRACE }
     }
 }
 
@@ -43,6 +51,9 @@ pub struct PruneSummary {
     /// Packs the index named that were missing or truncated; the new index
     /// leaves them out (their chunks had other copies).
     pub packs_lost: usize,
+    /// Packs left as they are because they (or their index) are younger
+    /// than the grace period.
+    pub packs_in_grace: usize,
     pub packs_written: usize,
     pub bytes_reclaimed: u64,
     pub bytes_after: u64,
@@ -64,20 +75,35 @@ pub fn prune(repo: &Repository, opts: &PruneOptions) -> Result<PruneSummary> {
             Err(e) => return Err(e),
         }
     }
-    let index_ids = repo.list_ids(Kind::Index)?;
+    let now = std::time::SystemTime::now();
+    // Unknown times count as young: nothing is deleted on a guess.
+    let young = |o: &crate::backend::ObjectInfo| {
+        o.modified.is_none_or(|t| now.duration_since(t).unwrap_or_default() < opts.grace)
+    };
+    let index_objects: Vec<(Id, bool)> = repo
+        .backend()
+        .list(Kind::Index)
+        .map_err(backend_error)?
+        .iter()
+        .filter_map(|o| Id::from_hex(&o.name).map(|id| (id, young(o))))
+        .collect();
+    let index_ids: Vec<Id> = index_objects.iter().map(|(id, _)| *id).collect();
     let mut packs: HashMap<Id, PackEntry> = HashMap::new();
-    for id in &index_ids {
+    // Packs a young index names: kept whole, whatever the listed snapshots use.
+    let mut protected: HashSet<Id> = HashSet::new();
+    for (id, is_young) in &index_objects {
         for p in repo.load_index_file(id)?.packs {
+            if *is_young {
+                protected.insert(p.id);
+            }
             packs.entry(p.id).or_insert(p);
         }
     }
-    let stored: HashMap<Id, u64> = repo
-        .backend()
-        .list(Kind::Pack)
-        .map_err(backend_error)?
-        .into_iter()
-        .filter_map(|o| Id::from_hex(&o.name).map(|id| (id, o.size)))
-        .collect();
+    let pack_objects = repo.backend().list(Kind::Pack).map_err(backend_error)?;
+    let young_packs: HashSet<Id> =
+        pack_objects.iter().filter(|o| young(o)).filter_map(|o| Id::from_hex(&o.name)).collect();
+    let stored: HashMap<Id, u64> =
+        pack_objects.into_iter().filter_map(|o| Id::from_hex(&o.name).map(|id| (id, o.size))).collect();
     s.packs_before = stored.len();
     s.bytes_before = stored.values().sum();
 
@@ -115,7 +141,10 @@ pub fn prune(repo: &Repository, opts: &PruneOptions) -> Result<PruneSummary> {
     let mut delete: Vec<Id> = Vec::new();
     for p in &order {
         let held: u64 = p.chunks.iter().filter(|c| holder.get(&c.id) == Some(&p.id)).map(|c| c.length as u64).sum();
-        if held == 0 {
+        if protected.contains(&p.id) {
+            s.packs_in_grace += 1;
+            keep.push(p);
+        } else if held == 0 {
             delete.push(p.id);
         } else if (p.size - held) as f64 > opts.max_unused * p.size as f64 {
             repack.push(p);
@@ -124,8 +153,12 @@ pub fn prune(repo: &Repository, opts: &PruneOptions) -> Result<PruneSummary> {
         }
     }
     // Not indexed, or indexed at another size: no index will name it again.
-    let unindexed: Vec<Id> =
-        stored.iter().filter(|(id, size)| packs.get(id).is_none_or(|p| p.size != **size)).map(|(id, _)| *id).collect();
+    let (unindexed, young_unindexed): (Vec<Id>, Vec<Id>) = stored
+        .iter()
+        .filter(|(id, size)| packs.get(id).is_none_or(|p| p.size != **size))
+        .map(|(id, _)| *id)
+        .partition(|id| !young_packs.contains(id));
+    s.packs_in_grace += young_unindexed.len();
     s.packs_unindexed = unindexed.len();
     s.packs_deleted = delete.len();
     s.packs_repacked = repack.len();

@@ -592,7 +592,7 @@ mod tests {
         fn list(&self, kind: Kind) -> BackendResult<Vec<ObjectInfo>> {
             let mut v = self.0.list(kind)?;
             if kind == Kind::Snapshot {
-                v.push(ObjectInfo { name: Id::random().to_hex(), size: 100 });
+                v.push(ObjectInfo { name: Id::random().to_hex(), size: 100, modified: None });
             }
             Ok(v)
         }

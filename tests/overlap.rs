@@ -83,7 +83,7 @@ fn paused(env: &Env, kind: Kind, on_list: bool) -> (coffer::Repository, Receiver
 }
 
 fn prune_now(env: &Env) {
-    let j = env.coffer(&["prune", "--max-unused", "1", "--json"]).ok().json();
+    let j = env.coffer(&["prune", "--max-unused", "1", "--grace", "0s", "--json"]).ok().json();
     assert_eq!(j["packs_repacked"], 1, "{j}");
 }
 
@@ -116,4 +116,66 @@ fn a_verify_that_overlaps_a_prune_reports_nothing_missing() {
     go_on.send(()).unwrap();
     let s = verify.join().unwrap().unwrap();
     assert!(s.errors.is_empty(), "{:?}", s.errors);
+}
+
+/// A listing that lags: the newest snapshot is not listed yet.
+struct Lagging {
+    inner: Local,
+    hidden: String,
+}
+
+impl Backend for Lagging {
+    fn location(&self) -> String {
+        self.inner.location()
+    }
+    fn create(&self) -> R<()> {
+        self.inner.create()
+    }
+    fn put(&self, kind: Kind, name: &str, data: &[u8]) -> R<()> {
+        self.inner.put(kind, name, data)
+    }
+    fn get(&self, kind: Kind, name: &str) -> R<Vec<u8>> {
+        self.inner.get(kind, name)
+    }
+    fn get_range(&self, kind: Kind, name: &str, offset: u64, length: u64) -> R<Vec<u8>> {
+        self.inner.get_range(kind, name, offset, length)
+    }
+    fn open(&self, kind: Kind, name: &str) -> R<Box<dyn std::io::Read + Send>> {
+        self.inner.open(kind, name)
+    }
+    fn list(&self, kind: Kind) -> R<Vec<ObjectInfo>> {
+        let mut v = self.inner.list(kind)?;
+        v.retain(|o| o.name != self.hidden);
+        Ok(v)
+    }
+    fn delete(&self, kind: Kind, name: &str) -> R<()> {
+        self.inner.delete(kind, name)
+    }
+}
+
+#[test]
+fn a_prune_whose_listing_lags_leaves_the_newest_snapshots_data_alone() {
+    let env = Env::new();
+    let src = env.path("src");
+    fs::create_dir_all(&src).unwrap();
+    fs::write(src.join("old.bin"), pseudo_random(1 << 20, 3)).unwrap();
+    let old = env.backup_json(&[&src], &[])["snapshot"].as_str().unwrap().to_string();
+    fs::write(src.join("new.bin"), pseudo_random(2 << 20, 4)).unwrap();
+    let new = env.backup_json(&[&src], &[])["snapshot"].as_str().unwrap().to_string();
+    env.coffer(&["forget", &old]).ok();
+    let lagging = |grace: std::time::Duration| {
+        let backend = Lagging { inner: Local::new(env.repo()), hidden: new.clone() };
+        let repo = coffer::Repository::open(Arc::new(backend), PASSPHRASE.as_bytes()).unwrap();
+        coffer::prune(&repo, &coffer::PruneOptions { dry_run: false, max_unused: 0.01, grace }).unwrap()
+    };
+    // The default grace period: the packs of the snapshot the listing missed stay.
+    let s = lagging(coffer::PruneOptions::default().grace);
+    assert!(s.packs_in_grace >= 1, "{s:?}");
+    let target = env.path("out");
+    env.coffer(&["restore", &new, "--target", target.to_str().unwrap()]).ok();
+    assert_eq!(describe(&src), describe(&restored(&target, &src)));
+    // Without one, that prune would have deleted them: the period is what protects it.
+    lagging(std::time::Duration::ZERO);
+    let r = env.coffer(&["restore", &new, "--target", env.path("out2").to_str().unwrap()]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
 }

@@ -30,11 +30,11 @@ fn prune_reclaims_the_space_of_forgotten_snapshots() {
     env.coffer(&["forget", "--keep-last", "1"]).ok();
     // Dry run: the plan, and nothing changed.
     let state = env.repo_state();
-    let dry = env.coffer(&["prune", "--dry-run", "--json"]).ok().json();
+    let dry = env.coffer(&["prune", "--grace", "0s", "--dry-run", "--json"]).ok().json();
     assert_eq!(state, env.repo_state(), "a dry run changed the repository");
     assert_eq!((dry["packs_deleted"].as_u64(), dry["packs_repacked"].as_u64()), (Some(1), Some(1)), "{dry}");
 
-    let j = env.coffer(&["prune", "--json"]).ok().json();
+    let j = env.coffer(&["prune", "--grace", "0s", "--json"]).ok().json();
     assert_eq!(j["packs_deleted"], 1, "pack 2 (c only) is unused: {j}");
     assert_eq!(j["packs_repacked"], 1, "pack 1 is 75% unused (b): {j}");
     let after = pack_bytes(&env);
@@ -48,7 +48,7 @@ fn prune_reclaims_the_space_of_forgotten_snapshots() {
     env.coffer(&["restore", "latest", "--target", target.to_str().unwrap()]).ok();
     assert_eq!(describe(&src), describe(&restored(&target, &src)));
     // A second prune has nothing left to do.
-    let again = env.coffer(&["prune", "--json"]).ok().json();
+    let again = env.coffer(&["prune", "--grace", "0s", "--json"]).ok().json();
     assert_eq!(again["bytes_reclaimed"], 0);
 }
 
@@ -83,7 +83,7 @@ fn prune_refuses_while_a_backup_holds_its_lock() {
         assert!(status.success(), "kill {sig}");
     };
     signal("-STOP");
-    let r = env.coffer(&["prune"]);
+    let r = env.coffer(&["prune", "--grace", "0s"]);
     signal("-CONT");
     assert_eq!(r.code, 11, "{}", r.stderr);
     assert!(r.stderr.contains("is locked") && r.stderr.contains("pid"), "{}", r.stderr);
@@ -91,7 +91,7 @@ fn prune_refuses_while_a_backup_holds_its_lock() {
     assert!(env.repo_file("locks").is_empty(), "the backup released its lock");
 
     // Now prune runs, deletes nothing the snapshot needs, and all verifies.
-    env.coffer(&["prune"]).ok();
+    env.coffer(&["prune", "--grace", "0s"]).ok();
     env.coffer(&["verify", "--read-data"]).ok();
     let target = env.path("out");
     env.coffer(&["restore", "latest", "--target", target.to_str().unwrap()]).ok();
@@ -112,7 +112,7 @@ fn a_killed_backups_lock_is_stale_and_its_packs_are_reclaimed() {
     child.wait().unwrap();
     assert_eq!(env.repo_file("locks").len(), 1, "a killed process leaves its lock");
 
-    let j = env.coffer(&["prune", "--json"]).ok().json();
+    let j = env.coffer(&["prune", "--grace", "0s", "--json"]).ok().json();
     assert_eq!(j["stale_locks_ignored"], 1, "{j}");
     assert!(j["packs_unindexed"].as_u64().unwrap() >= 1, "{j}");
     assert!(env.repo_file("data").is_empty(), "the interrupted backup's packs are gone");
@@ -138,7 +138,7 @@ fn prune_deletes_nothing_when_a_snapshots_data_is_missing() {
     packs.sort_by_key(|p| fs::metadata(p).unwrap().modified().unwrap());
     fs::remove_file(&packs[0]).unwrap();
     let state = env.repo_state();
-    let r = env.coffer(&["prune"]);
+    let r = env.coffer(&["prune", "--grace", "0s"]);
     assert_eq!(r.code, 1, "{}", r.stderr);
     assert!(r.stderr.contains("nothing deleted"), "{}", r.stderr);
     assert_eq!(state, env.repo_state(), "prune changed a damaged repository");

@@ -152,7 +152,7 @@ impl Backend for Local {
                 if name.starts_with('.') || !meta.is_file() {
                     continue;
                 }
-                out.push(ObjectInfo { name, size: meta.len() });
+                out.push(ObjectInfo { name, size: meta.len(), modified: meta.modified().ok() });
             }
         }
         out.sort_by(|a, b| a.name.cmp(&b.name));

@@ -51,6 +51,8 @@ impl Kind {
 pub struct ObjectInfo {
     pub name: String,
     pub size: u64,
+    /// When it was written, where the backend says (prune's grace period).
+    pub modified: Option<std::time::SystemTime>,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -454,7 +454,11 @@ impl Backend for S3 {
                     if name.starts_with('.') {
                         continue;
                     }
-                    out.push(ObjectInfo { name: name.to_string(), size: o.size().unwrap_or(0).max(0) as u64 });
+                    out.push(ObjectInfo {
+                        name: name.to_string(),
+                        size: o.size().unwrap_or(0).max(0) as u64,
+                        modified: o.last_modified().and_then(|t| std::time::SystemTime::try_from(*t).ok()),
+                    });
                 }
             }
             out.sort_by(|a, b| a.name.cmp(&b.name));

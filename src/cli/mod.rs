@@ -127,6 +127,10 @@ struct PruneArgs {
     /// Repack a pack once more than this percentage of it is unused.
     #[arg(long, value_name = "PCT", default_value = "20", value_parser = parse_percent)]
     max_unused: f64,
+    /// Leave packs and indexes younger than this as they are (a lagging
+    /// listing may not show the snapshot using them yet).
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = humantime::parse_duration)]
+    grace: std::time::Duration,
 }
 
 #[derive(Args)]
@@ -780,7 +784,11 @@ fn run(cli: &Cli) -> Result<u8> {
         Command::Prune(a) => {
             let repo = open(cli)?;
             let summary =
-                coffer::prune(&repo, &coffer::PruneOptions { dry_run: a.dry_run, max_unused: a.max_unused / 100.0 })?;
+                coffer::prune(&repo, &coffer::PruneOptions {
+                    dry_run: a.dry_run,
+                    max_unused: a.max_unused / 100.0,
+                    grace: a.grace,
+                })?;
             out.prune(&summary);
             Ok(exit::OK)
         }
