@@ -280,3 +280,25 @@ fn init_refuses_a_prefix_inside_or_around_another_repository() {
     assert!(r.stderr.contains("holds objects"), "{}", r.stderr);
     s.run(&["snapshots"]).ok();
 }
+
+#[test]
+fn only_packs_take_the_storage_class() {
+    let g = garage::shared();
+    let proxy = Proxy::start(g.addr());
+    let s = S3Env::new(g, Some(proxy.endpoint()));
+    let src = s.env.path("src");
+    fs::create_dir_all(&src).unwrap();
+    fs::write(src.join("a.bin"), pseudo_random(1 << 20, 9)).unwrap();
+    proxy.reset_counters();
+    s.run(&["backup", "--storage-class", "STANDARD", src.to_str().unwrap()]).ok();
+    let requests = proxy.state.requests.lock().unwrap().clone();
+    let puts: Vec<&String> = requests.iter().filter(|r| r.starts_with("PUT ") || r.starts_with("POST ")).collect();
+    assert!(puts.iter().any(|r| r.contains("/data/") && r.contains("storage-class=STANDARD")), "{puts:?}");
+    for r in &puts {
+        // Locks, indexes and manifests must read back at once, whatever class packs go to.
+        if r.contains("/locks/") || r.contains("/index/") || r.contains("/snapshots/") {
+            assert!(!r.contains("storage-class"), "{r}");
+        }
+    }
+    s.run(&["restore", "latest", "--target", s.env.path("out").to_str().unwrap()]).ok();
+}

@@ -69,10 +69,14 @@ impl Default for S3Options {
 /// Applies the settings every new object gets (storage class, server-side
 /// encryption) to a PutObject or CreateMultipartUpload request: two builder
 /// types with the same setters, so one list of settings serves both.
+/// `$kind`'s storage class: only packs take `--storage-class`; locks, the
+/// config, keys, indexes and manifests stay in the bucket's default class,
+/// which reads back at once (an archive class would make every backup fail
+/// on its own lock, and every listing on the manifests).
 macro_rules! with_object_settings {
-    ($req:expr, $opts:expr) => {{
+    ($req:expr, $opts:expr, $kind:expr) => {{
         let mut req = $req;
-        if let Some(c) = &$opts.storage_class {
+        if let (Some(c), Kind::Pack) = (&$opts.storage_class, $kind) {
             req = req.storage_class(StorageClass::from(c.as_str()));
         }
         if let Some(s) = &$opts.sse {
@@ -204,17 +208,17 @@ impl S3 {
         }
     }
 
-    async fn put_single(&self, key: &str, body: Bytes) -> BackendResult<()> {
+    async fn put_single(&self, kind: Kind, key: &str, body: Bytes) -> BackendResult<()> {
         let md5 = content_md5(&body);
         let req = self.client.put_object().bucket(&self.bucket).key(key).content_md5(md5).body(ByteStream::from(body));
-        let req = with_object_settings!(req, self.opts);
+        let req = with_object_settings!(req, self.opts, kind);
         req.send().await.map_err(|e| self.error("PUT", key, &e))?;
         Ok(())
     }
 
-    async fn put_multipart(&self, key: &str, body: Bytes) -> BackendResult<()> {
+    async fn put_multipart(&self, kind: Kind, key: &str, body: Bytes) -> BackendResult<()> {
         let req = self.client.create_multipart_upload().bucket(&self.bucket).key(key);
-        let req = with_object_settings!(req, self.opts);
+        let req = with_object_settings!(req, self.opts, kind);
         let created = req.send().await.map_err(|e| self.error("CreateMultipartUpload", key, &e))?;
         let upload_id = created
             .upload_id()
@@ -399,9 +403,9 @@ impl Backend for S3 {
         let body = Bytes::copy_from_slice(data);
         self.runtime.block_on(async {
             if body.len() <= self.opts.part_size {
-                self.put_single(&key, body).await
+                self.put_single(kind, &key, body).await
             } else {
-                self.put_multipart(&key, body).await
+                self.put_multipart(kind, &key, body).await
             }
         })
     }

@@ -783,12 +783,10 @@ fn run(cli: &Cli) -> Result<u8> {
         }
         Command::Prune(a) => {
             let repo = open(cli)?;
-            let summary =
-                coffer::prune(&repo, &coffer::PruneOptions {
-                    dry_run: a.dry_run,
-                    max_unused: a.max_unused / 100.0,
-                    grace: a.grace,
-                })?;
+            let summary = coffer::prune(
+                &repo,
+                &coffer::PruneOptions { dry_run: a.dry_run, max_unused: a.max_unused / 100.0, grace: a.grace },
+            )?;
             out.prune(&summary);
             Ok(exit::OK)
         }

@@ -120,7 +120,14 @@ fn handle(mut client: TcpStream, upstream: SocketAddr, s: &State) -> std::io::Re
         )?;
         return client.shutdown(Shutdown::Both);
     }
-    s.requests.lock().unwrap().push(format!("{method} {path}"));
+    let class = head.lines().find_map(|l| {
+        let lower = l.to_ascii_lowercase();
+        lower.strip_prefix("x-amz-storage-class:").map(|v| v.trim().to_uppercase())
+    });
+    s.requests.lock().unwrap().push(match class {
+        Some(c) => format!("{method} {path} storage-class={c}"),
+        None => format!("{method} {path}"),
+    });
 
     // One request per connection: ask the server to close after answering.
     let mut forwarded = String::new();
