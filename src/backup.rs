@@ -182,6 +182,10 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &dyn Progress) 
             .into_iter()
             .map(|(id, why)| format!("pack {} is {why}: its chunks are stored again", id.to_hex())),
     );
+    // Packs stored but in no index were left by an interrupted backup: their
+    // chunks are reused (each pack read once, checked against its name) and
+    // indexed with this backup's, instead of being uploaded again.
+    let adopted = adopt_unindexed_packs(repo, &mut index, &stored, &mut repo_warnings)?;
     let index = index;
     let (parent_id, parent_files) = if opts.force { (None, HashMap::new()) } else { find_parent(repo, &host, &roots)? };
 
@@ -314,6 +318,8 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &dyn Progress) 
 
     let Collector { sources, mut stats, unreadable, changed, .. } = collector;
     stats.stored_bytes = stored_bytes;
+    let mut new_packs = new_packs;
+    new_packs.extend(adopted);
     if !new_packs.is_empty() {
         target.save_index(new_packs)?;
     }
@@ -341,6 +347,35 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &dyn Progress) 
         changed,
         warnings: repo_warnings,
     })
+}
+
+/// Reads the packs that are stored but in no index, adds their chunks to
+/// `index` and returns their entries, for this backup's index. A pack that
+/// does not read back whole is left for prune, with a warning.
+fn adopt_unindexed_packs(
+    repo: &Repository,
+    index: &mut Index,
+    stored: &HashMap<Id, u64>,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<PackEntry>> {
+    let indexed: HashSet<Id> = index.packs().iter().map(|(id, _)| *id).collect();
+    let mut adopted = Vec::new();
+    for (&id, &size) in stored.iter().filter(|(id, _)| !indexed.contains(id)) {
+        let read = repo
+            .backend()
+            .get(crate::backend::Kind::Pack, &id.to_hex())
+            .map_err(crate::repository::backend_error)
+            .and_then(|bytes| crate::format::read_pack_header(repo.keys(), &id, &bytes));
+        match read {
+            Ok(chunks) => {
+                let entry = PackEntry { id, size, chunks };
+                index.add_pack(&entry);
+                adopted.push(entry);
+            }
+            Err(e) => warnings.push(format!("unindexed pack {} is not reused: {e}", id.to_hex())),
+        }
+    }
+    Ok(adopted)
 }
 
 /// The newest snapshot of the same host and the same source paths; its file

@@ -126,3 +126,30 @@ fn init_never_writes_over_a_repository_or_inside_one() {
         assert!(r.stderr.contains("inside the repository"), "{}", r.stderr);
     }
 }
+
+#[test]
+fn a_backup_killed_half_way_is_resumed_from_the_packs_it_stored() {
+    let env = Env::new();
+    let src = env.path("src");
+    fs::create_dir_all(&src).unwrap();
+    for i in 0..6 {
+        fs::write(src.join(format!("f{i}.bin")), pseudo_random(16 << 20, 100 + i)).unwrap();
+    }
+    let total: u64 = 6 * (16 << 20);
+    let mut child = env.command().args(["backup", src.to_str().unwrap()]).spawn().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while env.repo_file("data").len() < 3 {
+        assert!(std::time::Instant::now() < deadline, "the backup stored no packs");
+        assert!(child.try_wait().unwrap().is_none(), "the backup finished before it could be killed");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(env.repo_file("snapshots").is_empty());
+    let stored_before: u64 = env.repo_file("data").iter().map(|p| fs::metadata(p).unwrap().len()).sum();
+    let j = env.backup_json(&[&src], &[]);
+    let new = j["new_bytes"].as_u64().unwrap();
+    assert!(new + stored_before * 9 / 10 <= total, "stored {new} again of {total}, {stored_before} were there: {j}");
+    restores_byte_for_byte(&env, &src, j["snapshot"].as_str().unwrap());
+    env.coffer(&["verify", "--read-data"]).ok();
+}
