@@ -22,6 +22,7 @@ demo-s3: build
 test:
 	./scripts/ensure-postgres.sh
 	./scripts/ensure-garage.sh
+	./scripts/ensure-moto.sh
 	PATH="$$HOME/.cargo/bin:$$PATH" $(CARGO) test --locked -- --test-threads=$${TEST_THREADS:-4}
 
 # coffer beside restic, borg and rustic on the same data (see docs/BENCHMARKS.md).

@@ -11,6 +11,7 @@ mod forget;
 mod integrity;
 mod keys;
 mod memory;
+mod object_lock;
 mod overlap;
 mod passphrase;
 mod postgres;

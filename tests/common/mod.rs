@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod garage;
+pub mod moto;
 pub mod pg;
 pub mod proxy;
 

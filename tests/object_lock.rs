@@ -1,0 +1,38 @@
+//! A bucket with a default Object Lock retention (moto's server: Garage has
+//! no Object Lock) refuses every upload without Content-MD5 or a checksum
+//! header: coffer's init, backup and restore work there.
+
+use crate::common::moto::Moto;
+use crate::common::*;
+use std::fs;
+
+#[test]
+fn a_bucket_with_default_object_lock_retention_takes_init_backup_and_restore() {
+    let moto = Moto::start();
+    moto.boto3(
+        "s3.create_bucket(Bucket='locked', ObjectLockEnabledForBucket=True)\n\
+         s3.put_object_lock_configuration(Bucket='locked', ObjectLockConfiguration={'ObjectLockEnabled': 'Enabled', \
+         'Rule': {'DefaultRetention': {'Mode': 'GOVERNANCE', 'Days': 1}}})",
+    );
+    let env = Env::empty();
+    let run = |args: &[&str]| -> Run {
+        env.command()
+            .envs(moto.env())
+            .env("COFFER_REPOSITORY", "s3://locked/repo")
+            .env("XDG_CACHE_HOME", env.path("cache"))
+            .args(args)
+            .output()
+            .unwrap()
+            .into()
+    };
+    run(&["init", "--kdf-memory-kib", "256", "--kdf-iterations", "1"]).ok();
+    let src = env.path("src");
+    make_rich_tree(&src);
+    // Large enough for a multipart upload of its pack, too.
+    fs::write(src.join("big.bin"), pseudo_random(20 << 20, 5)).unwrap();
+    run(&["backup", src.to_str().unwrap()]).ok();
+    let target = env.path("out");
+    run(&["restore", "latest", "--target", target.to_str().unwrap()]).ok();
+    assert_eq!(describe(&src), describe(&restored(&target, &src)));
+    run(&["verify", "--read-data"]).ok();
+}
