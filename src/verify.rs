@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::format::{self, PackEntry};
 use crate::repository::{backend_error, Repository};
 use rand::seq::SliceRandom;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum ReadData {
@@ -94,12 +94,19 @@ fn verify_once(repo: &Repository, only: Option<&Id>, opts: &VerifyOptions) -> Re
             Err(e) => s.errors.push(e.to_string()),
         }
     }
-    let mut chunk_pack: HashMap<Id, Id> = HashMap::new();
+    // Every pack holding a copy of each chunk.
+    let mut chunk_pack: HashMap<Id, Vec<Id>> = HashMap::new();
     for p in packs.values() {
         for c in &p.chunks {
-            chunk_pack.entry(c.id).or_insert(p.id);
+            chunk_pack.entry(c.id).or_default().push(p.id);
         }
     }
+    // Which snapshots need which packs, to name those a bad pack breaks: for
+    // each snapshot, the packs holding the only copy of one of its chunks, and
+    // the (rare) sets of packs that hold copies of one chunk: a chunk with a
+    // copy elsewhere survives the loss of one pack.
+    type Needs = (Id, HashSet<Id>, HashSet<Vec<Id>>);
+    let mut needs: Vec<Needs> = Vec::new();
 
     let snapshot_ids = match only {
         Some(id) => vec![*id],
@@ -113,12 +120,20 @@ fn verify_once(repo: &Repository, only: Option<&Id>, opts: &VerifyOptions) -> Re
                 if let Err((path, reason)) = m.validate() {
                     s.errors.push(format!("snapshot {id} holds an unsafe entry {path:?}: {reason}"));
                 }
+                let (mut only, mut copies) = (HashSet::new(), HashSet::new());
                 for c in m.chunk_ids() {
-                    match chunk_pack.get(c) {
-                        Some(p) => needed_packs.push(*p),
+                    match chunk_pack.get(c).map(Vec::as_slice) {
+                        Some([p]) => {
+                            only.insert(*p);
+                        }
+                        Some(ps) => {
+                            copies.insert(ps.to_vec());
+                        }
                         None => s.errors.push(format!("snapshot {id}: chunk {} is in no indexed pack", c.short())),
                     }
                 }
+                needed_packs.extend(only.iter().copied().chain(copies.iter().flatten().copied()));
+                needs.push((*id, only, copies));
             }
             // Forgotten since the listing (a forget running beside verify).
             Err(Error::NotFound { .. }) if only.is_none() => s.snapshots -= 1,
@@ -130,12 +145,14 @@ fn verify_once(repo: &Repository, only: Option<&Id>, opts: &VerifyOptions) -> Re
 
     let stored: HashMap<String, u64> =
         repo.backend().list(Kind::Pack).map_err(backend_error)?.into_iter().map(|o| (o.name, o.size)).collect();
+    let mut bad: Vec<(Id, String)> = Vec::new();
     for p in packs.values() {
         match stored.get(&p.id.to_hex()) {
-            None => s.errors.push(format!("pack {} is missing", p.id)),
-            Some(&size) if size != p.size => s
-                .errors
-                .push(format!("pack {} is corrupt or was tampered with: size {size}, index says {}", p.id, p.size)),
+            None => bad.push((p.id, format!("pack {} is missing", p.id))),
+            Some(&size) if size != p.size => bad.push((
+                p.id,
+                format!("pack {} is corrupt or was tampered with: size {size}, index says {}", p.id, p.size),
+            )),
             Some(_) => {}
         }
     }
@@ -158,8 +175,29 @@ fn verify_once(repo: &Repository, only: Option<&Id>, opts: &VerifyOptions) -> Re
     for p in to_read {
         s.packs_read += 1;
         if let Err(e) = check_pack(repo, p, &mut s.chunks_checked) {
-            s.errors.push(e.to_string());
+            bad.push((p.id, e.to_string()));
         }
+    }
+    // Each bad pack with the snapshots it breaks.
+    let bad_ids: HashSet<Id> = bad.iter().map(|(id, _)| *id).collect();
+    bad.sort_by_key(|(id, _)| *id);
+    for (pack, message) in bad {
+        let broken: Vec<String> = needs
+            .iter()
+            .filter(|(_, only, copies)| {
+                only.contains(&pack)
+                    || copies.iter().any(|c| c.contains(&pack) && c.iter().all(|p| bad_ids.contains(p)))
+            })
+            .map(|(snap, _, _)| snap.short())
+            .collect();
+        s.errors.push(match broken.len() {
+            0 => format!("{message} (no snapshot needs it alone)"),
+            _ => format!(
+                "{message}; it breaks snapshot{} {}",
+                if broken.len() == 1 { "" } else { "s" },
+                broken.join(", ")
+            ),
+        });
     }
     s.duration_secs = started.elapsed().as_secs_f64();
     Ok(s)

@@ -153,3 +153,33 @@ fn a_backup_killed_half_way_is_resumed_from_the_packs_it_stored() {
     restores_byte_for_byte(&env, &src, j["snapshot"].as_str().unwrap());
     env.coffer(&["verify", "--read-data"]).ok();
 }
+
+#[test]
+fn verify_names_the_snapshots_a_lost_or_misplaced_pack_breaks() {
+    let env = Env::new();
+    let a = env.path("a");
+    let b = env.path("b");
+    fs::create_dir_all(&a).unwrap();
+    fs::create_dir_all(&b).unwrap();
+    fs::write(a.join("x.bin"), pseudo_random(1 << 20, 11)).unwrap();
+    let first = env.backup_json(&[&a], &[])["snapshot"].as_str().unwrap().to_string();
+    fs::write(b.join("y.bin"), pseudo_random(1 << 20, 12)).unwrap();
+    let second = env.backup_json(&[&b], &[])["snapshot"].as_str().unwrap().to_string();
+    env.coffer(&["verify"]).ok();
+    // Move the first snapshot's pack into the wrong folder: it cannot be read by name.
+    let packs = env.repo_file("data");
+    assert_eq!(packs.len(), 2);
+    for p in &packs {
+        let wrong = p.parent().unwrap().parent().unwrap().join("zz");
+        fs::create_dir_all(&wrong).unwrap();
+        let moved = wrong.join(p.file_name().unwrap());
+        fs::rename(p, &moved).unwrap();
+        let r = env.coffer(&["verify"]);
+        fs::rename(&moved, p).unwrap();
+        assert_eq!(r.code, 1);
+        let (broken, fine) = if r.stderr.contains(&first[..8]) { (&first, &second) } else { (&second, &first) };
+        assert!(r.stderr.contains("is missing; it breaks snapshot") && r.stderr.contains(&broken[..8]), "{}", r.stderr);
+        assert!(!r.stderr.contains(&fine[..8]), "{}", r.stderr);
+    }
+    env.coffer(&["verify", "--read-data"]).ok();
+}

@@ -152,6 +152,12 @@ impl Backend for Local {
                 if name.starts_with('.') || !meta.is_file() {
                     continue;
                 }
+                // A pack is where its name puts it (data/<first two digits>/):
+                // one moved elsewhere cannot be read by name, so it is not listed
+                // (verify then reports it missing).
+                if kind == Kind::Pack && dir.file_name().and_then(|d| d.to_str()) != name.get(..2) {
+                    continue;
+                }
                 out.push(ObjectInfo { name, size: meta.len(), modified: meta.modified().ok() });
             }
         }
