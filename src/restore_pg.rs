@@ -474,12 +474,12 @@ fn to_server(
     }
     // With --all, a database that exists on the target is restored into (in
     // one transaction); one that does not is created from the archive.
+    let exists = || -> Result<bool> {
+        let sql = format!("SELECT 1 FROM pg_database WHERE datname = {}", quote_literal(&dump.name));
+        Ok(!conn.query(&sql)?.trim().is_empty())
+    };
     let (target, create) = if opts.all {
-        let exists = !conn
-            .query(&format!("SELECT 1 FROM pg_database WHERE datname = {}", quote_literal(&dump.name)))?
-            .trim()
-            .is_empty();
-        if exists {
+        if exists()? {
             (conn.with_database(&dump.name), false)
         } else {
             (conn.clone(), true)
@@ -487,6 +487,9 @@ fn to_server(
     } else {
         (conn.clone(), opts.create)
     };
+    // Only a database this restore creates may be dropped when it fails:
+    // with --create onto one that exists, pg_restore fails and it stays.
+    let ours = create && !exists()?;
     let mut cmd = target.tool_for_db("pg_restore");
     // The list file must outlive pg_restore, which opens it by its /proc path.
     let mut _keep_list = None;
@@ -531,21 +534,20 @@ fn to_server(
             r.chunks_checked = chunks;
             Ok(())
         }
-        Err(e) if create => {
+        Err(e) if ours => {
             // A database this restore created and could not fill is dropped,
             // so that a retry starts from scratch instead of restoring into half.
             let dropped =
                 conn.query(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", crate::pg::quote_ident(&dump.name)));
-            Err(match dropped {
-                Ok(_) => Error::SourceFailed {
-                    source_name: what,
-                    message: format!("{e}; the database it created was dropped again"),
-                },
-                Err(d) => Error::SourceFailed {
-                    source_name: what,
-                    message: format!("{e}; and the half-restored database could not be dropped: {d}"),
-                },
-            })
+            let (object, cause) = match e {
+                Error::SourceFailed { source_name, message } => (source_name, message),
+                other => (what, other.to_string()),
+            };
+            let message = match dropped {
+                Ok(_) => format!("{cause}; the database it created was dropped again"),
+                Err(d) => format!("{cause}; and the half-restored database could not be dropped: {d}"),
+            };
+            Err(Error::SourceFailed { source_name: object, message })
         }
         Err(e) => Err(e),
     }

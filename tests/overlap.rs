@@ -9,17 +9,23 @@ use std::sync::{Arc, Mutex};
 
 type R<T> = Result<T, BackendError>;
 
-/// Pauses the first request of `kind` (a ranged read, or a listing) until told to go on.
-struct Pause {
+/// A local backend with two faults a test can arm: pause the first request
+/// of `pause.0` (a ranged read, or a listing when `pause.1`) until told to
+/// go on, and leave `hidden` out of listings (a listing that lags).
+struct Wrapped {
     inner: Local,
-    kind: Kind,
-    on_list: bool,
+    pause: (Kind, bool),
     gate: Mutex<Option<(Sender<()>, Receiver<()>)>>,
+    hidden: Option<String>,
 }
 
-impl Pause {
+impl Wrapped {
+    fn new(env: &Env) -> Wrapped {
+        Wrapped { inner: Local::new(env.repo()), pause: (Kind::Pack, false), gate: Mutex::new(None), hidden: None }
+    }
+
     fn wait(&self, kind: Kind, listing: bool) {
-        if kind != self.kind || listing != self.on_list {
+        if (kind, listing) != self.pause {
             return;
         }
         if let Some((reached, go_on)) = self.gate.lock().unwrap().take() {
@@ -29,7 +35,7 @@ impl Pause {
     }
 }
 
-impl Backend for Pause {
+impl Backend for Wrapped {
     fn location(&self) -> String {
         self.inner.location()
     }
@@ -51,7 +57,9 @@ impl Backend for Pause {
     }
     fn list(&self, kind: Kind) -> R<Vec<ObjectInfo>> {
         self.wait(kind, true);
-        self.inner.list(kind)
+        let mut v = self.inner.list(kind)?;
+        v.retain(|o| Some(&o.name) != self.hidden.as_ref());
+        Ok(v)
     }
     fn delete(&self, kind: Kind, name: &str) -> R<()> {
         self.inner.delete(kind, name)
@@ -77,7 +85,7 @@ fn setup() -> (Env, std::path::PathBuf, String) {
 fn paused(env: &Env, kind: Kind, on_list: bool) -> (coffer::Repository, Receiver<()>, Sender<()>) {
     let (reached_tx, reached_rx) = channel();
     let (go_tx, go_rx) = channel();
-    let backend = Pause { inner: Local::new(env.repo()), kind, on_list, gate: Mutex::new(Some((reached_tx, go_rx))) };
+    let backend = Wrapped { pause: (kind, on_list), gate: Mutex::new(Some((reached_tx, go_rx))), ..Wrapped::new(env) };
     let repo = coffer::Repository::open(Arc::new(backend), PASSPHRASE.as_bytes()).unwrap();
     (repo, reached_rx, go_tx)
 }
@@ -118,41 +126,6 @@ fn a_verify_that_overlaps_a_prune_reports_nothing_missing() {
     assert!(s.errors.is_empty(), "{:?}", s.errors);
 }
 
-/// A listing that lags: the newest snapshot is not listed yet.
-struct Lagging {
-    inner: Local,
-    hidden: String,
-}
-
-impl Backend for Lagging {
-    fn location(&self) -> String {
-        self.inner.location()
-    }
-    fn create(&self) -> R<()> {
-        self.inner.create()
-    }
-    fn put(&self, kind: Kind, name: &str, data: &[u8]) -> R<()> {
-        self.inner.put(kind, name, data)
-    }
-    fn get(&self, kind: Kind, name: &str) -> R<Vec<u8>> {
-        self.inner.get(kind, name)
-    }
-    fn get_range(&self, kind: Kind, name: &str, offset: u64, length: u64) -> R<Vec<u8>> {
-        self.inner.get_range(kind, name, offset, length)
-    }
-    fn open(&self, kind: Kind, name: &str) -> R<Box<dyn std::io::Read + Send>> {
-        self.inner.open(kind, name)
-    }
-    fn list(&self, kind: Kind) -> R<Vec<ObjectInfo>> {
-        let mut v = self.inner.list(kind)?;
-        v.retain(|o| o.name != self.hidden);
-        Ok(v)
-    }
-    fn delete(&self, kind: Kind, name: &str) -> R<()> {
-        self.inner.delete(kind, name)
-    }
-}
-
 #[test]
 fn a_prune_whose_listing_lags_leaves_the_newest_snapshots_data_alone() {
     let env = Env::new();
@@ -164,7 +137,8 @@ fn a_prune_whose_listing_lags_leaves_the_newest_snapshots_data_alone() {
     let new = env.backup_json(&[&src], &[])["snapshot"].as_str().unwrap().to_string();
     env.coffer(&["forget", &old]).ok();
     let lagging = |grace: std::time::Duration| {
-        let backend = Lagging { inner: Local::new(env.repo()), hidden: new.clone() };
+        // A listing that lags: the newest snapshot is not listed yet.
+        let backend = Wrapped { hidden: Some(new.clone()), ..Wrapped::new(&env) };
         let repo = coffer::Repository::open(Arc::new(backend), PASSPHRASE.as_bytes()).unwrap();
         coffer::prune(&repo, &coffer::PruneOptions { dry_run: false, max_unused: 0.01, grace }).unwrap()
     };

@@ -585,3 +585,17 @@ fn to_file_never_replaces_a_file_silently_and_bin_dir_errors_name_the_path() {
     assert_eq!(r.code, 1);
     assert!(r.stderr.contains("/nonexistent/pg/bin/pg_dump"), "{}", r.stderr);
 }
+
+#[test]
+fn a_failed_create_restore_never_drops_a_database_that_was_there() {
+    let cluster = pg::shared();
+    let env = Env::new();
+    let db = unique("existing");
+    fill(cluster, &db);
+    run(&env, &["backup", "--pg", &cluster.url(&db)]).ok();
+    // --create onto a database that exists: pg_restore fails; the database and its rows stay.
+    let r = run(&env, &["restore", "latest", "--create", "--pg-target", &cluster.url("postgres")]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(!r.stderr.contains("dropped again"), "{}", r.stderr);
+    assert_eq!(cluster.psql(&db, "SELECT count(*) FROM t").trim(), "1");
+}
