@@ -54,6 +54,10 @@ pub struct PruneSummary {
     /// Packs left as they are because they (or their index) are younger
     /// than the grace period.
     pub packs_in_grace: usize,
+    /// The bucket keeps old versions ("Enabled" or "Suspended"): what prune
+    /// deletes becomes a noncurrent version, still stored and billed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bucket_versioning: Option<String>,
     pub packs_written: usize,
     pub bytes_reclaimed: u64,
     pub bytes_after: u64,
@@ -201,6 +205,7 @@ pub fn prune(repo: &Repository, opts: &PruneOptions) -> Result<PruneSummary> {
     s.bytes_after = s.bytes_before - reclaimed + new_bytes;
     s.bytes_reclaimed = s.bytes_before.saturating_sub(s.bytes_after);
     s.indexes_replaced = index_ids.len();
+    s.bucket_versioning = repo.backend().versioning();
     let nothing_to_do = delete.is_empty() && repack.is_empty() && unindexed.is_empty() && lost.is_empty();
     if opts.dry_run || nothing_to_do {
         drop(lock);

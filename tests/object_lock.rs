@@ -36,3 +36,35 @@ fn a_bucket_with_default_object_lock_retention_takes_init_backup_and_restore() {
     assert_eq!(describe(&src), describe(&restored(&target, &src)));
     run(&["verify", "--read-data"]).ok();
 }
+
+#[test]
+fn prune_on_a_versioned_bucket_says_what_stays_stored() {
+    let moto = Moto::start();
+    moto.boto3(
+        "s3.create_bucket(Bucket='versioned')\n\
+         s3.put_bucket_versioning(Bucket='versioned', VersioningConfiguration={'Status': 'Enabled'})",
+    );
+    let env = Env::empty();
+    let run = |args: &[&str]| -> Run {
+        env.command()
+            .envs(moto.env())
+            .env("COFFER_REPOSITORY", "s3://versioned/repo")
+            .env("XDG_CACHE_HOME", env.path("cache"))
+            .args(args)
+            .output()
+            .unwrap()
+            .into()
+    };
+    run(&["init", "--kdf-memory-kib", "256", "--kdf-iterations", "1"]).ok();
+    let src = env.path("src");
+    fs::create_dir_all(&src).unwrap();
+    fs::write(src.join("a.bin"), pseudo_random(1 << 20, 1)).unwrap();
+    let first = run(&["backup", "--json", src.to_str().unwrap()]).ok().json()["snapshot"].as_str().unwrap().to_string();
+    fs::write(src.join("a.bin"), pseudo_random(1 << 20, 2)).unwrap();
+    run(&["backup", src.to_str().unwrap()]).ok();
+    run(&["forget", &first]).ok();
+    let r = run(&["prune", "--grace", "0s", "--json"]).ok();
+    assert_eq!(r.json()["bucket_versioning"], "Enabled", "{}", r.stderr);
+    assert!(r.stderr.contains("NoncurrentVersionExpiration"), "{}", r.stderr);
+    run(&["restore", "latest", "--target", env.path("out").to_str().unwrap()]).ok();
+}

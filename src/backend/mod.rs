@@ -116,6 +116,11 @@ pub trait Backend: Send + Sync {
     fn enclosing_repository(&self) -> BackendResult<Option<String>> {
         Ok(None)
     }
+    /// The bucket's versioning status ("Enabled", "Suspended"), where the
+    /// backend has versions and can tell; None elsewhere.
+    fn versioning(&self) -> Option<String> {
+        None
+    }
     /// Keys with an unfinished multipart upload (S3); none elsewhere.
     fn incomplete_uploads(&self) -> BackendResult<Vec<String>> {
         Ok(Vec::new())

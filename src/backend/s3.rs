@@ -519,6 +519,21 @@ impl Backend for S3 {
         Ok(None)
     }
 
+    fn versioning(&self) -> Option<String> {
+        // Best effort: a store without versioning may not know the call.
+        match self.runtime.block_on(self.client.get_bucket_versioning().bucket(&self.bucket).send()) {
+            Ok(out) => out.status().map(|s| s.as_str().to_string()),
+            // Some stores answer 200 under another XML root than AWS's, which
+            // the SDK refuses to parse: the status is read from the body.
+            Err(SdkError::ServiceError(e)) if e.raw().status().as_u16() == 200 => {
+                let body = std::str::from_utf8(e.raw().body().bytes()?).ok()?;
+                let status = body.split("<Status>").nth(1)?.split("</Status>").next()?.trim();
+                (!status.is_empty()).then(|| status.to_string())
+            }
+            Err(_) => None,
+        }
+    }
+
     /// Objects with an open multipart upload under the repository's prefix.
     fn incomplete_uploads(&self) -> BackendResult<Vec<String>> {
         self.runtime.block_on(async {

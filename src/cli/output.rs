@@ -36,6 +36,16 @@ pub fn bytes(n: u64) -> String {
     }
 }
 
+/// A versioned bucket keeps what prune deletes: say so, with the fix.
+fn versioning_warning(s: &PruneSummary) {
+    if let Some(status) = &s.bucket_versioning {
+        eprintln!(
+            "coffer: warning: the bucket's versioning is {status}: deleted packs and indexes stay stored as noncurrent \
+             versions until a lifecycle rule with NoncurrentVersionExpiration removes them (docs/OPERATIONS.md)"
+        );
+    }
+}
+
 /// "1 file", "2 files", "1 index", "3 indexes", "2 entries".
 fn count(n: impl Into<u64>, what: &str) -> String {
     let n = n.into();
@@ -366,6 +376,7 @@ impl Output {
     }
 
     pub fn prune(&self, s: &PruneSummary) {
+        versioning_warning(s);
         if self.json {
             self.print_json(&serde_json::to_value(s).unwrap_or_default());
             return;
@@ -388,6 +399,7 @@ impl Output {
     }
 
     pub fn forget_and_prune(&self, f: &ForgetSummary, p: &PruneSummary) {
+        versioning_warning(p);
         if self.json {
             self.print_json(&json!({ "forget": f, "prune": p }));
             return;
