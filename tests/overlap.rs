@@ -21,10 +21,6 @@ struct Wrapped {
 }
 
 impl Wrapped {
-    fn new(env: &Env) -> Wrapped {
-        Wrapped::around(Box::new(Local::new(env.repo())))
-    }
-
     fn around(inner: Box<dyn Backend>) -> Wrapped {
         Wrapped { inner, pause: (Kind::Pack, false), gate: Mutex::new(None), hidden: None }
     }
