@@ -28,6 +28,8 @@ pub struct PruneOptions {
     /// snapshot that uses them, and an interrupted backup's packs may still be
     /// reused.
     pub grace: std::time::Duration,
+    /// Abort unfinished multipart uploads started longer ago than this.
+    pub abort_uploads_after: std::time::Duration,
 }
 
 /// `PruneOptions::grace` unless told otherwise.
@@ -35,7 +37,12 @@ pub const DEFAULT_GRACE: std::time::Duration = std::time::Duration::from_secs(36
 
 impl Default for PruneOptions {
     fn default() -> Self {
-        PruneOptions { dry_run: false, max_unused: 0.2, grace: DEFAULT_GRACE }
+        PruneOptions {
+            dry_run: false,
+            max_unused: 0.2,
+            grace: DEFAULT_GRACE,
+            abort_uploads_after: std::time::Duration::from_secs(24 * 3600),
+        }
     }
 }
 
@@ -58,6 +65,8 @@ pub struct PruneSummary {
     /// deletes becomes a noncurrent version, still stored and billed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bucket_versioning: Option<String>,
+    /// Unfinished multipart uploads aborted (older than `abort_uploads_after`).
+    pub uploads_aborted: usize,
     pub packs_written: usize,
     pub bytes_reclaimed: u64,
     pub bytes_after: u64,
@@ -206,6 +215,9 @@ pub fn prune(repo: &Repository, opts: &PruneOptions) -> Result<PruneSummary> {
     s.bytes_reclaimed = s.bytes_before.saturating_sub(s.bytes_after);
     s.indexes_replaced = index_ids.len();
     s.bucket_versioning = repo.backend().versioning();
+    if !opts.dry_run {
+        s.uploads_aborted = repo.backend().abort_uploads_older_than(opts.abort_uploads_after).map_err(backend_error)?;
+    }
     let nothing_to_do = delete.is_empty() && repack.is_empty() && unindexed.is_empty() && lost.is_empty();
     if opts.dry_run || nothing_to_do {
         drop(lock);

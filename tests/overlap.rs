@@ -217,7 +217,7 @@ fn prune_with_a_lagging_listing(place: Place) {
         // A listing that lags: the newest snapshot is not listed yet.
         let backend = Wrapped { hidden: Some(new.clone()), ..Wrapped::around(place.backend()) };
         let repo = coffer::Repository::open(Arc::new(backend), PASSPHRASE.as_bytes()).unwrap();
-        coffer::prune(&repo, &coffer::PruneOptions { dry_run: false, max_unused: 0.01, grace }).unwrap()
+        coffer::prune(&repo, &coffer::PruneOptions { max_unused: 0.01, grace, ..Default::default() }).unwrap()
     };
     // The default grace period: the packs of the snapshot the listing missed stay.
     let s = lagging(coffer::PruneOptions::default().grace);

@@ -302,3 +302,32 @@ fn only_packs_take_the_storage_class() {
     }
     s.run(&["restore", "latest", "--target", s.env.path("out").to_str().unwrap()]).ok();
 }
+
+#[test]
+fn prune_aborts_multipart_uploads_left_open() {
+    let g = garage::shared();
+    let s = S3Env::new(g, None);
+    let src = s.env.path("src");
+    fs::create_dir_all(&src).unwrap();
+    fs::write(src.join("a.bin"), b"a").unwrap();
+    s.run(&["backup", src.to_str().unwrap()]).ok();
+    // An upload whose CreateMultipartUpload answer never reached its client.
+    let prefix = s.repo.trim_start_matches("s3://").split_once('/').unwrap().1.to_string();
+    let script = format!(
+        "import boto3\ns3 = boto3.client('s3', endpoint_url='{}', region_name='garage', aws_access_key_id='{}', \
+         aws_secret_access_key='{}')\ns3.create_multipart_upload(Bucket='{}', Key='{prefix}/data/ab/orphan')\n",
+        g.endpoint(),
+        g.get("AWS_ACCESS_KEY_ID"),
+        g.get("AWS_SECRET_ACCESS_KEY"),
+        g.get("GARAGE_TEST_BUCKET")
+    );
+    let python = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv-moto/bin/python");
+    let out = Command::new(python).arg("-c").arg(script).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(s.run(&["verify", "--json"]).ok().json()["incomplete_uploads"], 1);
+    // Younger than a day: left alone (it may be a backup's upload in flight).
+    assert_eq!(s.run(&["prune", "--json"]).ok().json()["uploads_aborted"], 0);
+    let j = s.run(&["prune", "--abort-uploads-after", "0s", "--json"]).ok().json();
+    assert_eq!(j["uploads_aborted"], 1, "{j}");
+    assert_eq!(s.run(&["verify", "--json"]).ok().json()["incomplete_uploads"], 0);
+}

@@ -121,6 +121,12 @@ pub trait Backend: Send + Sync {
     fn versioning(&self) -> Option<String> {
         None
     }
+    /// Aborts the unfinished multipart uploads under the repository that
+    /// were started more than `age` ago (an upload whose CreateMultipartUpload
+    /// answer was lost stays open, and billed, forever). Returns how many.
+    fn abort_uploads_older_than(&self, _age: std::time::Duration) -> BackendResult<usize> {
+        Ok(0)
+    }
     /// Keys with an unfinished multipart upload (S3); none elsewhere.
     fn incomplete_uploads(&self) -> BackendResult<Vec<String>> {
         Ok(Vec::new())

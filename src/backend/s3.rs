@@ -549,6 +549,40 @@ impl Backend for S3 {
             Ok(out.uploads().iter().filter_map(|u| u.key().map(str::to_string)).collect())
         })
     }
+
+    fn abort_uploads_older_than(&self, age: Duration) -> BackendResult<usize> {
+        self.runtime.block_on(async {
+            let prefix = if self.prefix.is_empty() { String::new() } else { format!("{}/", self.prefix) };
+            let out = self
+                .client
+                .list_multipart_uploads()
+                .bucket(&self.bucket)
+                .prefix(&prefix)
+                .send()
+                .await
+                .map_err(|e| self.error("ListMultipartUploads", &prefix, &e))?;
+            let cutoff = std::time::SystemTime::now() - age;
+            let mut aborted = 0;
+            for u in out.uploads() {
+                let (Some(key), Some(id)) = (u.key(), u.upload_id()) else { continue };
+                // An unknown start time is not old enough to abort on a guess.
+                let old =
+                    u.initiated().and_then(|t| std::time::SystemTime::try_from(*t).ok()).is_some_and(|t| t <= cutoff);
+                if old {
+                    self.client
+                        .abort_multipart_upload()
+                        .bucket(&self.bucket)
+                        .key(key)
+                        .upload_id(id)
+                        .send()
+                        .await
+                        .map_err(|e| self.error("AbortMultipartUpload", key, &e))?;
+                    aborted += 1;
+                }
+            }
+            Ok(aborted)
+        })
+    }
 }
 
 /// Local records of open multipart uploads, one file per upload, named by

@@ -131,6 +131,9 @@ struct PruneArgs {
     /// listing may not show the snapshot using them yet).
     #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = humantime::parse_duration)]
     grace: std::time::Duration,
+    /// Abort unfinished multipart uploads (S3) started longer ago than this.
+    #[arg(long, value_name = "DURATION", default_value = "24h", value_parser = humantime::parse_duration)]
+    abort_uploads_after: std::time::Duration,
 }
 
 #[derive(Args)]
@@ -785,7 +788,12 @@ fn run(cli: &Cli) -> Result<u8> {
             let repo = open(cli)?;
             let summary = coffer::prune(
                 &repo,
-                &coffer::PruneOptions { dry_run: a.dry_run, max_unused: a.max_unused / 100.0, grace: a.grace },
+                &coffer::PruneOptions {
+                    dry_run: a.dry_run,
+                    max_unused: a.max_unused / 100.0,
+                    grace: a.grace,
+                    abort_uploads_after: a.abort_uploads_after,
+                },
             )?;
             out.prune(&summary);
             Ok(exit::OK)
