@@ -308,6 +308,12 @@ pub fn restore_databases(repo: &Repository, snapshot: &Id, opts: &DbRestoreOptio
         }
     }
     let filtered = !opts.schemas.is_empty() || !opts.tables.is_empty();
+    if filtered && matches!(opts.target, DbTarget::File(_)) && !opts.dry_run {
+        // The raw archive is written whole: a filter would be silently ignored.
+        return Err(Error::InvalidInput(
+            "--to-file writes the whole archive: --schema and --table apply to --pg-target (or pg_restore)".into(),
+        ));
+    }
     if filtered && dumps.iter().any(|d| d.kind != DumpKind::Database) {
         return Err(Error::InvalidInput(
             "--schema and --table pick objects of one database dump: give --db NAME".into(),

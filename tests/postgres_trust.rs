@@ -580,6 +580,10 @@ fn to_file_never_replaces_a_file_silently_and_bin_dir_errors_name_the_path() {
     assert_eq!(fs::read_to_string(&file).unwrap(), "precious");
     run(&env, &["restore", "latest", "--to-file", file.to_str().unwrap(), "--force"]).ok();
     assert!(fs::read(&file).unwrap().starts_with(b"PGDMP"));
+    // A filter that --to-file cannot apply is refused, not ignored.
+    let r = run(&env, &["restore", "latest", "--to-file", file.to_str().unwrap(), "--force", "--table", "t"]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("--to-file writes the whole archive"), "{}", r.stderr);
 
     let r = run(&env, &["backup", "--pg", &cluster.url(&db), "--pg-bin-dir", "/nonexistent/pg/bin"]);
     assert_eq!(r.code, 1);
