@@ -369,20 +369,21 @@ pub fn restore_databases(repo: &Repository, snapshot: &Id, opts: &DbRestoreOptio
     })
 }
 
-/// What a `--schema`/`--table` restore selects in a dump: read from the
-/// archive's head. `schema_exists` asks the target.
-fn plan_selection(
-    repo: &Repository,
-    index: &Index,
-    snapshot: &Id,
+/// What a `--schema`/`--table` restore selects in a dump's archive;
+/// `schema_exists` asks the target. The objects, their rows and what was
+/// left out go into the report.
+fn select_into(
     dump: &DumpSource,
+    archive: &Archive,
     opts: &DbRestoreOptions,
     schema_exists: &dyn Fn(&str) -> bool,
-) -> Result<(Archive, Selection)> {
-    let archive = read_toc(repo, index, snapshot, dump)?;
+    r: &mut DbRestored,
+) -> Result<Selection> {
     let sel = select(&archive.entries, &opts.schemas, &opts.tables, schema_exists)
         .map_err(|e| Error::InvalidInput(format!("{e} (database {})", dump.name)))?;
-    Ok((archive, sel))
+    (r.objects, r.rows) = selected_objects(dump, archive, &sel);
+    r.skipped = describe_left_out(archive, &sel);
+    Ok(sel)
 }
 
 /// Streams the whole dump through coffer's archive reader (every block
@@ -431,10 +432,7 @@ fn dry_run(
     r.chunks_checked = chunks;
     if filtered {
         // The schemas are listed as they would be created.
-        let sel = select(&archive.entries, &opts.schemas, &opts.tables, &|_| false)
-            .map_err(|e| Error::InvalidInput(format!("{e} (database {})", dump.name)))?;
-        (r.objects, r.rows) = selected_objects(dump, &archive, &sel);
-        r.skipped = describe_left_out(&archive, &sel);
+        select_into(dump, &archive, opts, &|_| false, r)?;
     } else {
         r.objects = crate::pg::Toc::of(&archive).entries;
     }
@@ -502,12 +500,11 @@ fn to_server(
     if !opts.schemas.is_empty() || !opts.tables.is_empty() {
         let existing: Vec<String> =
             if create { vec![] } else { target.query_column("SELECT nspname FROM pg_namespace")? };
-        let (archive, sel) = plan_selection(repo, index, snapshot, dump, opts, &|s| existing.iter().any(|e| e == s))?;
+        let archive = read_toc(repo, index, snapshot, dump)?;
+        let sel = select_into(dump, &archive, opts, &|s| existing.iter().any(|e| e == s), r)?;
         let list = list_file(&sel.ids)?;
         cmd.arg(format!("--use-list={}", list.path_for_others().display()));
         _keep_list = Some(list);
-        (r.objects, r.rows) = selected_objects(dump, &archive, &sel);
-        r.skipped = describe_left_out(&archive, &sel);
     }
     if create {
         cmd.arg("--create");

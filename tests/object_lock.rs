@@ -6,6 +6,18 @@ use crate::common::moto::Moto;
 use crate::common::*;
 use std::fs;
 
+/// coffer on repository `s3://BUCKET/repo` of this moto server.
+fn on_bucket(moto: &Moto, env: &Env, bucket: &str, args: &[&str]) -> Run {
+    env.command()
+        .envs(moto.env())
+        .env("COFFER_REPOSITORY", format!("s3://{bucket}/repo"))
+        .env("XDG_CACHE_HOME", env.path("cache"))
+        .args(args)
+        .output()
+        .unwrap()
+        .into()
+}
+
 #[test]
 fn a_bucket_with_default_object_lock_retention_takes_init_backup_and_restore() {
     let moto = Moto::start();
@@ -15,16 +27,7 @@ fn a_bucket_with_default_object_lock_retention_takes_init_backup_and_restore() {
          'Rule': {'DefaultRetention': {'Mode': 'GOVERNANCE', 'Days': 1}}})",
     );
     let env = Env::empty();
-    let run = |args: &[&str]| -> Run {
-        env.command()
-            .envs(moto.env())
-            .env("COFFER_REPOSITORY", "s3://locked/repo")
-            .env("XDG_CACHE_HOME", env.path("cache"))
-            .args(args)
-            .output()
-            .unwrap()
-            .into()
-    };
+    let run = |args: &[&str]| on_bucket(&moto, &env, "locked", args);
     run(&["init", "--kdf-memory-kib", "256", "--kdf-iterations", "1"]).ok();
     let src = env.path("src");
     make_rich_tree(&src);
@@ -45,16 +48,7 @@ fn prune_on_a_versioned_bucket_says_what_stays_stored() {
          s3.put_bucket_versioning(Bucket='versioned', VersioningConfiguration={'Status': 'Enabled'})",
     );
     let env = Env::empty();
-    let run = |args: &[&str]| -> Run {
-        env.command()
-            .envs(moto.env())
-            .env("COFFER_REPOSITORY", "s3://versioned/repo")
-            .env("XDG_CACHE_HOME", env.path("cache"))
-            .args(args)
-            .output()
-            .unwrap()
-            .into()
-    };
+    let run = |args: &[&str]| on_bucket(&moto, &env, "versioned", args);
     run(&["init", "--kdf-memory-kib", "256", "--kdf-iterations", "1"]).ok();
     let src = env.path("src");
     fs::create_dir_all(&src).unwrap();

@@ -294,6 +294,20 @@ impl S3 {
         Ok(parts)
     }
 
+    /// The multipart uploads open under the repository's prefix.
+    async fn open_uploads(&self) -> BackendResult<Vec<aws_sdk_s3::types::MultipartUpload>> {
+        let prefix = if self.prefix.is_empty() { String::new() } else { format!("{}/", self.prefix) };
+        let out = self
+            .client
+            .list_multipart_uploads()
+            .bucket(&self.bucket)
+            .prefix(&prefix)
+            .send()
+            .await
+            .map_err(|e| self.error("ListMultipartUploads", &prefix, &e))?;
+        Ok(out.uploads().to_vec())
+    }
+
     async fn abort(&self, key: &str, upload_id: &str, record: Option<PathBuf>) {
         let aborted =
             self.client.abort_multipart_upload().bucket(&self.bucket).key(key).upload_id(upload_id).send().await;
@@ -536,34 +550,15 @@ impl Backend for S3 {
 
     /// Objects with an open multipart upload under the repository's prefix.
     fn incomplete_uploads(&self) -> BackendResult<Vec<String>> {
-        self.runtime.block_on(async {
-            let prefix = if self.prefix.is_empty() { String::new() } else { format!("{}/", self.prefix) };
-            let out = self
-                .client
-                .list_multipart_uploads()
-                .bucket(&self.bucket)
-                .prefix(&prefix)
-                .send()
-                .await
-                .map_err(|e| self.error("ListMultipartUploads", &prefix, &e))?;
-            Ok(out.uploads().iter().filter_map(|u| u.key().map(str::to_string)).collect())
-        })
+        let uploads = self.runtime.block_on(self.open_uploads())?;
+        Ok(uploads.iter().filter_map(|u| u.key().map(str::to_string)).collect())
     }
 
     fn abort_uploads_older_than(&self, age: Duration) -> BackendResult<usize> {
         self.runtime.block_on(async {
-            let prefix = if self.prefix.is_empty() { String::new() } else { format!("{}/", self.prefix) };
-            let out = self
-                .client
-                .list_multipart_uploads()
-                .bucket(&self.bucket)
-                .prefix(&prefix)
-                .send()
-                .await
-                .map_err(|e| self.error("ListMultipartUploads", &prefix, &e))?;
             let cutoff = std::time::SystemTime::now() - age;
             let mut aborted = 0;
-            for u in out.uploads() {
+            for u in self.open_uploads().await? {
                 let (Some(key), Some(id)) = (u.key(), u.upload_id()) else { continue };
                 // An unknown start time is not old enough to abort on a guess.
                 let old =
