@@ -22,6 +22,7 @@ mod manifest;
 mod pg;
 mod pipeline;
 mod prune;
+mod repair;
 mod repository;
 mod restore;
 mod restore_pg;
@@ -44,6 +45,7 @@ pub use manifest::{
 pub use pg::{PgConnection, Timeouts as PgTimeouts, Toc, TocEntry};
 pub use pipeline::default_workers;
 pub use prune::{prune, PruneOptions, PruneSummary};
+pub use repair::{repair, RepairOptions, RepairSummary, RepairedSnapshot};
 pub use repository::{KeyInfo, Repository};
 pub use restore::{restore, RestoreOptions, RestoreSummary};
 pub use restore_pg::{restore_databases, DbRestoreOptions, DbRestoreSummary, DbRestored, DbTarget};

@@ -71,7 +71,7 @@ fn wait_for_lock(env: &Env, child: &mut std::process::Child) {
 }
 
 #[test]
-fn prune_refuses_while_a_backup_holds_its_lock() {
+fn prune_and_repair_refuse_while_a_backup_holds_its_lock() {
     let env = Env::new();
     let src = big_source(&env);
     let mut child = env.command().args(["backup", src.to_str().unwrap()]).spawn().unwrap();
@@ -84,9 +84,12 @@ fn prune_refuses_while_a_backup_holds_its_lock() {
     };
     signal("-STOP");
     let r = env.coffer(&["prune", "--grace", "0s"]);
+    // repair rewrites the index and manifests: it waits for backups too.
+    let repair = env.coffer(&["repair"]);
     signal("-CONT");
     assert_eq!(r.code, 11, "{}", r.stderr);
     assert!(r.stderr.contains("is locked") && r.stderr.contains("pid"), "{}", r.stderr);
+    assert_eq!(repair.code, 11, "{}", repair.stderr);
     assert!(child.wait().unwrap().success(), "the backup must not be disturbed");
     assert!(env.repo_file("locks").is_empty(), "the backup released its lock");
 

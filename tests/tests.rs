@@ -18,6 +18,7 @@ mod postgres;
 mod postgres_trust;
 mod profile;
 mod prune;
+mod repair;
 mod restore_safety;
 mod roundtrip;
 mod s3;

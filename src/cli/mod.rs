@@ -111,6 +111,8 @@ enum Command {
     Key(KeyCommand),
     /// Reclaim the space no snapshot uses (takes an exclusive lock).
     Prune(PruneArgs),
+    /// After a loss: rebuild the index from the packs, rewrite snapshots without the files lost (exclusive lock).
+    Repair(RepairArgs),
     /// Remove stale locks (with --all, every lock).
     Unlock {
         /// Remove every lock, not only stale ones.
@@ -134,6 +136,19 @@ struct PruneArgs {
     /// Abort unfinished multipart uploads (S3) started longer ago than this.
     #[arg(long, value_name = "DURATION", default_value = "24h", value_parser = humantime::parse_duration)]
     abort_uploads_after: std::time::Duration,
+}
+
+#[derive(Args)]
+#[command(
+    after_help = "Examples:\n  coffer repair --dry-run      # what would change\n  coffer repair --read-data    # also find packs damaged in place"
+)]
+struct RepairArgs {
+    /// Report what would change; write and delete nothing.
+    #[arg(short = 'n', long)]
+    dry_run: bool,
+    /// Read and check every pack, not only those the index does not describe.
+    #[arg(long)]
+    read_data: bool,
 }
 
 #[derive(Args)]
@@ -796,6 +811,12 @@ fn run(cli: &Cli) -> Result<u8> {
                 },
             )?;
             out.prune(&summary);
+            Ok(exit::OK)
+        }
+        Command::Repair(a) => {
+            let repo = open(cli)?;
+            let summary = coffer::repair(&repo, &coffer::RepairOptions { dry_run: a.dry_run, read_data: a.read_data })?;
+            out.repair(&summary);
             Ok(exit::OK)
         }
         Command::Unlock { all } => {

@@ -2,7 +2,7 @@
 
 use coffer::{
     BackupSummary, DbRestoreSummary, DrillReport, EntryKind, ForgetSummary, Id, KeyInfo, Manifest, PruneSummary,
-    Repository, RestoreSummary, SnapshotInfo, Source, VerifySummary,
+    RepairSummary, Repository, RestoreSummary, SnapshotInfo, Source, VerifySummary,
 };
 use serde_json::json;
 
@@ -414,6 +414,75 @@ impl Output {
         } else {
             self.say(&format!("removed {}", count(n as u64, "lock")));
         }
+    }
+
+    pub fn repair(&self, s: &RepairSummary) {
+        if self.json {
+            self.print_json(&serde_json::to_value(s).unwrap_or_default());
+            return;
+        }
+        for problem in s.indexes_unreadable.iter().chain(&s.packs_damaged).chain(&s.snapshots_unreadable) {
+            eprintln!("coffer: {problem}");
+        }
+        for pack in &s.packs_lost {
+            eprintln!("coffer: pack {pack} is missing");
+        }
+        // What was lost is the point of the report: every path, not a sample.
+        for r in &s.snapshots_repaired {
+            let what: Vec<String> =
+                r.files.iter().cloned().chain(r.databases.iter().map(|d| format!("database {d}"))).collect();
+            let after = match (&r.new_snapshot, s.dry_run) {
+                (_, true) => String::new(),
+                (Some(new), _) => format!("; the rest is now snapshot {}", &new[..8.min(new.len())]),
+                (None, _) => "; nothing was left, the snapshot is deleted".to_string(),
+            };
+            eprintln!(
+                "coffer: snapshot {}: {} {} (data lost){after}",
+                &r.snapshot[..8.min(r.snapshot.len())],
+                if s.dry_run { "would remove" } else { "removed" },
+                what.join(", ")
+            );
+        }
+        if s.is_clean() {
+            self.say(&format!(
+                "repair: {} ({} read whole) and {} sound, nothing to repair",
+                count(s.packs as u64, "pack"),
+                s.packs_read,
+                count(s.snapshots as u64, "snapshot")
+            ));
+            return;
+        }
+        let mut found = Vec::new();
+        if s.packs_adopted > 0 {
+            found.push(format!("{} no index named", count(s.packs_adopted as u64, "pack")));
+        }
+        if !s.packs_lost.is_empty() {
+            found.push(format!("{} missing", count(s.packs_lost.len() as u64, "pack")));
+        }
+        if !s.packs_damaged.is_empty() {
+            found.push(format!(
+                "{} damaged ({} salvaged into {} new)",
+                count(s.packs_damaged.len() as u64, "pack"),
+                count(s.chunks_salvaged as u64, "chunk"),
+                s.packs_written
+            ));
+        }
+        if !s.indexes_unreadable.is_empty() {
+            found.push(format!("{} unreadable", count(s.indexes_unreadable.len() as u64, "index")));
+        }
+        let index = match (found.is_empty(), s.dry_run) {
+            (true, _) => "index sound".to_string(),
+            (false, true) => format!("would rebuild the index: {}", found.join(", ")),
+            (false, false) => format!("rebuilt the index: {}", found.join(", ")),
+        };
+        self.say(&format!(
+            "repair: {} ({} read whole); {index}; {} {} of {}",
+            count(s.packs as u64, "pack"),
+            s.packs_read,
+            if s.dry_run { "would rewrite" } else { "rewrote" },
+            s.snapshots_repaired.len(),
+            count(s.snapshots as u64, "snapshot"),
+        ));
     }
 
     pub fn verify(&self, s: &VerifySummary) {
