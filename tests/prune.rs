@@ -71,7 +71,7 @@ fn wait_for_lock(env: &Env, child: &mut std::process::Child) {
 }
 
 #[test]
-fn prune_and_repair_refuse_while_a_backup_holds_its_lock() {
+fn prune_and_repair_refuse_while_a_backup_holds_its_lock_in_any_pid_namespace() {
     let env = Env::new();
     let src = big_source(&env);
     let mut child = env.command().args(["backup", src.to_str().unwrap()]).spawn().unwrap();
@@ -86,7 +86,27 @@ fn prune_and_repair_refuse_while_a_backup_holds_its_lock() {
     let r = env.coffer(&["prune", "--grace", "0s"]);
     // repair rewrites the index and manifests: it waits for backups too.
     let repair = env.coffer(&["repair"]);
+    // A prune in another PID namespace (a container sharing the host name)
+    // cannot see the backup's pid: it must still take the lock for live.
+    let other_namespace = coffer::is_root().then(|| {
+        let mut c = std::process::Command::new("unshare");
+        c.args(["--pid", "--fork", "--", bin(), "prune", "--grace", "0s"]);
+        for (k, v) in env.command().get_envs() {
+            match v {
+                Some(v) => c.env(k, v),
+                None => c.env_remove(k),
+            };
+        }
+        Run::from(c.stdin(std::process::Stdio::null()).output().unwrap())
+    });
     signal("-CONT");
+    match other_namespace {
+        Some(r) => {
+            assert_eq!(r.code, 11, "a prune in another PID namespace: {}", r.stderr);
+            assert!(r.stderr.contains("is locked"), "{}", r.stderr);
+        }
+        None => eprintln!("not root: the PID-namespace case (unshare --pid) is not tried here"),
+    }
     assert_eq!(r.code, 11, "{}", r.stderr);
     assert!(r.stderr.contains("is locked") && r.stderr.contains("pid"), "{}", r.stderr);
     assert_eq!(repair.code, 11, "{}", repair.stderr);

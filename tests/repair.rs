@@ -187,3 +187,31 @@ fn repair_deletes_a_snapshot_whose_only_dump_is_lost_and_names_the_database() {
     assert!(snapshot_ids(&env).is_empty());
     env.coffer(&["verify", "--read-data"]).ok();
 }
+
+#[test]
+fn repair_on_s3_after_a_lost_pack_and_the_next_backup_restore_byte_for_byte() {
+    use crate::common::place::Place;
+    use coffer::Kind;
+    let place = Place::garage();
+    let src = place.env.path("src");
+    fs::create_dir_all(&src).unwrap();
+    fs::write(src.join("a.bin"), pseudo_random(1 << 20, 21)).unwrap();
+    place.backup(&src);
+    let before = place.names(Kind::Pack);
+    fs::write(src.join("b.bin"), pseudo_random(1 << 20, 22)).unwrap();
+    let second = place.backup(&src);
+    let new: Vec<String> = place.names(Kind::Pack).into_iter().filter(|p| !before.contains(p)).collect();
+    assert_eq!(new.len(), 1);
+    place.backend().delete(Kind::Pack, &new[0]).unwrap();
+
+    let j = place.run(&["repair", "--json"]).ok().json();
+    assert_eq!(j["packs_lost"][0], new[0].as_str(), "{j}");
+    assert_eq!(j["snapshots_repaired"][0]["snapshot"], second.as_str(), "{j}");
+    assert_eq!(j["snapshots_repaired"][0]["files"], serde_json::json!([path_in_manifest(&src.join("b.bin"))]), "{j}");
+    place.run(&["verify", "--read-data"]).ok();
+    let latest = place.backup(&src);
+    let target = place.env.path("out");
+    place.run(&["restore", &latest, "--target", target.to_str().unwrap()]).ok();
+    assert_eq!(describe(&restored(&target, &src)), describe(&src));
+    place.run(&["verify", "--read-data"]).ok();
+}

@@ -421,8 +421,11 @@ impl Output {
             self.print_json(&serde_json::to_value(s).unwrap_or_default());
             return;
         }
-        for problem in s.indexes_unreadable.iter().chain(&s.packs_damaged).chain(&s.snapshots_unreadable) {
+        for problem in s.indexes_unreadable.iter().chain(&s.packs_damaged) {
             eprintln!("coffer: {problem}");
+        }
+        for problem in &s.snapshots_unreadable {
+            eprintln!("coffer: {problem} (repair cannot tell what it held; `coffer forget` with its id deletes it)");
         }
         for pack in &s.packs_lost {
             eprintln!("coffer: pack {pack} is missing");

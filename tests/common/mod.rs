@@ -7,6 +7,7 @@
 pub mod garage;
 pub mod moto;
 pub mod pg;
+pub mod place;
 pub mod proxy;
 
 use std::ffi::OsStr;
