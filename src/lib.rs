@@ -51,6 +51,25 @@ pub use restore::{restore, RestoreOptions, RestoreSummary};
 pub use restore_pg::{restore_databases, DbRestoreOptions, DbRestoreSummary, DbRestored, DbTarget};
 pub use verify::{verify, ReadData, VerifyOptions, VerifySummary};
 
+/// Variables that hold secrets coffer reads (its passphrases, URLs that may
+/// carry a password, the S3 secret): no child process needs them.
+const SECRET_VARIABLES: &[&str] = &[
+    "COFFER_PASSWORD",
+    "COFFER_NEW_PASSWORD",
+    "COFFER_PG_URL",
+    "COFFER_PG_TARGET",
+    "COFFER_PG_SCRATCH",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+];
+
+/// Takes the secrets of coffer's environment out of a child's.
+pub fn hide_secrets_from(c: &mut std::process::Command) {
+    for v in SECRET_VARIABLES {
+        c.env_remove(v);
+    }
+}
+
 /// This machine's name, recorded in manifests and key objects.
 pub fn hostname() -> String {
     gethostname::gethostname().to_string_lossy().into_owned()

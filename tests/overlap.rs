@@ -250,8 +250,10 @@ fn prune_stopped_after_every_write(place: Place) {
         assert_eq!(describe(&src), describe(&restored(&target, &src)), "stopped after {n} writes");
         place.run(&["verify"]).ok();
     }
-    // Lock, new pack, new index, old indexes, old pack, lock: each a stop.
-    assert!(stops >= 6, "prune stopped only {stops} times");
+    // Its lock, the new pack, the new index, the old index, the old pack:
+    // each a stop (the release of its lock fails silently, as a kill would).
+    assert!(stops >= 5, "prune stopped only {stops} times");
+    place.run(&["unlock", "--all"]).ok();
     let j = place.run(&["prune", "--grace", "0s", "--json"]).ok().json();
     assert_eq!(j["packs_repacked"].as_u64(), Some(0), "{j}");
     place.run(&["verify", "--read-data"]).ok();

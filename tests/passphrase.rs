@@ -54,6 +54,66 @@ fn passphrase_file_and_command_work() {
 }
 
 #[test]
+fn no_passphrase_source_can_hang_coffer() {
+    let env = Env::new();
+    // A command that never ends is killed at its time limit, with what it started.
+    let started = Instant::now();
+    let r = snapshots_with(
+        &env,
+        &[("COFFER_PASSWORD_COMMAND", "sleep 3600".into()), ("COFFER_PASSWORD_COMMAND_TIMEOUT", "1s".into())],
+    );
+    assert!(started.elapsed() < Duration::from_secs(15), "waited {:?}", started.elapsed());
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr.contains("COFFER_PASSWORD_COMMAND did not finish within 1s")
+            && r.stderr.contains("COFFER_PASSWORD_COMMAND_TIMEOUT"),
+        "{}",
+        r.stderr
+    );
+    // One that prints the passphrase and exits, leaving a child that holds its
+    // output open, is not waited for.
+    let started = Instant::now();
+    let cmd = format!("sleep 3600 2>/dev/null & echo '{PASSPHRASE}'");
+    snapshots_with(&env, &[("COFFER_PASSWORD_COMMAND", cmd)]).ok();
+    assert!(started.elapsed() < Duration::from_secs(15), "waited {:?}", started.elapsed());
+    let _ = std::process::Command::new("pkill").args(["-f", "^sleep 3600$"]).status();
+
+    // A FIFO as the passphrase file is refused at once instead of waiting for a writer.
+    let fifo = env.path("pass.fifo");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    let started = Instant::now();
+    let r = snapshots_with(&env, &[("COFFER_PASSWORD_FILE", fifo.display().to_string())]);
+    assert!(started.elapsed() < Duration::from_secs(15));
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("pass.fifo") && r.stderr.contains("not a regular file"), "{}", r.stderr);
+}
+
+#[test]
+fn the_password_command_sees_no_other_secret() {
+    let env = Env::new();
+    let seen = env.path("seen-env");
+    let cmd = format!("env > '{}'; echo '{PASSPHRASE}'", seen.display());
+    snapshots_with(
+        &env,
+        &[
+            ("COFFER_PASSWORD_COMMAND", cmd),
+            ("COFFER_NEW_PASSWORD", "new-secret-1".into()),
+            ("COFFER_PG_URL", "postgres://u:pg-secret-2@db/x".into()),
+            ("AWS_SECRET_ACCESS_KEY", "aws-secret-3".into()),
+            ("PGPASSWORD", "pg-secret-4".into()),
+            ("COFFER_HARMLESS_SETTING", "kept".into()),
+        ],
+    )
+    .ok();
+    let env_text = fs::read_to_string(&seen).unwrap();
+    for secret in ["new-secret-1", "pg-secret-2", "aws-secret-3", "pg-secret-4"] {
+        assert!(!env_text.contains(secret), "the password command saw {secret}");
+    }
+    assert!(env_text.contains("COFFER_HARMLESS_SETTING=kept"), "its own environment is passed on");
+}
+
+#[test]
 fn missing_repository_exit_10_and_init_twice_refused() {
     let env = Env::empty();
     let r = env.coffer(&["snapshots"]);

@@ -8,6 +8,7 @@ mod dedup;
 mod dry_run;
 mod fixture_repo;
 mod forget;
+mod hostile;
 mod integrity;
 mod keys;
 mod memory;

@@ -45,10 +45,9 @@ impl Default for Timeouts {
     }
 }
 
-/// Variables of coffer's own that hold secrets or settings no PostgreSQL
-/// tool needs: children do not inherit them.
-const COFFER_SECRETS: &[&str] =
-    &["COFFER_PASSWORD", "COFFER_NEW_PASSWORD", "COFFER_PG_URL", "COFFER_PG_TARGET", "COFFER_PG_SCRATCH"];
+/// Connection parameters that carry a secret libpq can take only as a
+/// parameter (on a command line, visible in `ps`): refused in a URL.
+const SECRET_PARAMETERS: &[&str] = &["sslpassword"];
 
 impl PgConnection {
     /// `url`: `postgres://user[:password]@host:port/db?params`, or None for
@@ -66,10 +65,30 @@ impl PgConnection {
                         parsed.scheme()
                     )));
                 }
-                let password = parsed
+                let mut password = parsed
                     .password()
                     .map(|p| Zeroizing::new(percent_encoding::percent_decode_str(p).decode_utf8_lossy().into_owned()));
                 let _ = parsed.set_password(None);
+                // `?password=` goes the way of `user:password@`: into PGPASSWORD.
+                // (libpq lets the query parameter win over the user info.)
+                let mut kept: Vec<(String, String)> = Vec::new();
+                for (k, v) in parsed.query_pairs() {
+                    if k == "password" {
+                        password = Some(Zeroizing::new(v.into_owned()));
+                    } else if SECRET_PARAMETERS.contains(&k.as_ref()) {
+                        return Err(Error::InvalidInput(format!(
+                            "PostgreSQL URL: the {k} parameter would be visible on pg_dump's command line; \
+                             put it in a service file (PGSERVICEFILE) instead"
+                        )));
+                    } else {
+                        kept.push((k.into_owned(), v.into_owned()));
+                    }
+                }
+                if kept.is_empty() {
+                    parsed.set_query(None);
+                } else {
+                    parsed.query_pairs_mut().clear().extend_pairs(kept);
+                }
                 Some((parsed, password))
             }
         };
@@ -156,9 +175,13 @@ impl PgConnection {
 
     pub fn tool(&self, name: &str) -> Command {
         let mut c = Command::new(self.program(name));
-        for v in COFFER_SECRETS {
-            c.env_remove(v);
+        // Nothing of coffer's own: its secrets, and settings no tool reads.
+        for (k, _) in std::env::vars_os() {
+            if k.to_string_lossy().starts_with("COFFER_") {
+                c.env_remove(k);
+            }
         }
+        crate::hide_secrets_from(&mut c);
         if let Some(p) = &self.password {
             c.env("PGPASSWORD", p.as_str());
         }

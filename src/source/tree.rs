@@ -202,14 +202,23 @@ fn read_file(
             return emit(SourceItem::Entry(entry));
         }
     }
-    // O_NOFOLLOW: the path was a regular file at lstat time; if it has been
-    // swapped for a symlink since, refuse rather than follow it.
-    let file = match fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(fs_path) {
+    // The path was a regular file at lstat time. If it has been swapped
+    // since: O_NOFOLLOW refuses a symlink, and O_NONBLOCK makes opening a
+    // FIFO (which would wait for a writer forever) return at once, so the
+    // descriptor can be checked and the file skipped. Reads of a regular
+    // file ignore O_NONBLOCK.
+    let opened = fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(fs_path);
+    let file = match opened {
         Ok(f) => f,
         Err(e) => return emit(SourceItem::Unreadable(format!("{}: {e}", fs_path.display()))),
     };
     let before = match file.metadata() {
-        Ok(m) => m,
+        Ok(m) if m.is_file() => m,
+        Ok(_) => {
+            let what =
+                "is no longer a regular file (replaced by a FIFO, socket or device while the backup ran); skipped";
+            return emit(SourceItem::Unreadable(format!("{}: {what}", fs_path.display())));
+        }
         Err(e) => return emit(SourceItem::Unreadable(format!("{}: {e}", fs_path.display()))),
     };
     let entry = entry_from(entry.path, EntryKind::File, &before);

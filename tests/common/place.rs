@@ -38,7 +38,14 @@ pub struct Wrapped {
 
 impl Wrapped {
     pub fn around(inner: Box<dyn Backend>) -> Wrapped {
-        Wrapped { inner, pause: None, gate: Mutex::new(None), hidden: None, die_after: None, writes: AtomicUsize::new(0) }
+        Wrapped {
+            inner,
+            pause: None,
+            gate: Mutex::new(None),
+            hidden: None,
+            die_after: None,
+            writes: AtomicUsize::new(0),
+        }
     }
 
     fn wait(&self, at: At) {
@@ -54,7 +61,9 @@ impl Wrapped {
     fn write(&self) -> R<()> {
         let n = self.writes.fetch_add(1, Ordering::SeqCst);
         match self.die_after {
-            Some(limit) if n >= limit => Err(BackendError::Other(format!("the test stopped this process at write {n}"))),
+            Some(limit) if n >= limit => {
+                Err(BackendError::Other(format!("the test stopped this process at write {n}")))
+            }
             _ => Ok(()),
         }
     }
