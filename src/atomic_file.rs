@@ -10,47 +10,78 @@
 //! A scratch file (`scratch`) is one that never gets a name: another process
 //! opens it through this one's `/proc/PID/fd` entry while this one holds it.
 
-use std::ffi::CString;
-use std::fs::{self, File, OpenOptions};
+use rustix::fs::{AtFlags, Mode, OFlags, CWD};
+use rustix::io::Errno;
+use std::ffi::{OsStr, OsString};
+use std::fs::File;
 use std::io;
-use std::os::fd::AsRawFd;
-use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 pub struct AtomicFile {
     inner: Inner,
-    dir: PathBuf,
+    /// The directory it is made in, held open: the name is given there even
+    /// if the directory's path is meanwhile made to lead elsewhere.
+    dir: Arc<OwnedFd>,
+    dir_path: PathBuf,
 }
 
 enum Inner {
     Unnamed(File),
-    Named(tempfile::NamedTempFile),
+    /// A hidden temporary name, removed on drop unless persisted.
+    Named {
+        file: File,
+        name: OsString,
+        persisted: bool,
+    },
+}
+
+/// A directory, opened to create files in (never through a final symlink).
+pub fn open_dir(dir: &Path) -> io::Result<OwnedFd> {
+    Ok(rustix::fs::open(dir, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())?)
+}
+
+fn temporary_name() -> OsString {
+    OsString::from(format!(".coffer-{:016x}.tmp", rand::random::<u64>()))
 }
 
 impl AtomicFile {
     /// An empty file (mode 0600) in `dir`, without a name yet.
     pub fn new_in(dir: &Path) -> io::Result<AtomicFile> {
-        if proc_fd_works() {
-            let opened = OpenOptions::new().read(true).write(true).mode(0o600).custom_flags(libc::O_TMPFILE).open(dir);
-            match opened {
-                Ok(f) => return Ok(AtomicFile { inner: Inner::Unnamed(f), dir: dir.to_path_buf() }),
-                // The filesystem (or kernel) has no O_TMPFILE: fall back.
-                Err(e) if matches!(e.raw_os_error(), Some(libc::EOPNOTSUPP | libc::EISDIR | libc::EINVAL)) => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Self::named_in(dir)
+        Self::new_at(Arc::new(open_dir(dir)?), dir)
     }
 
-    fn named_in(dir: &Path) -> io::Result<AtomicFile> {
-        let tmp = tempfile::Builder::new()
-            .prefix(".coffer-")
-            .suffix(".tmp")
-            .permissions(fs::Permissions::from_mode(0o600))
-            .tempfile_in(dir)?;
-        Ok(AtomicFile { inner: Inner::Named(tmp), dir: dir.to_path_buf() })
+    /// The same in an open directory (`dir_path` for messages and
+    /// `path_for_others` only).
+    pub fn new_at(dir: Arc<OwnedFd>, dir_path: &Path) -> io::Result<AtomicFile> {
+        if proc_fd_works() {
+            let flags = OFlags::RDWR | OFlags::TMPFILE | OFlags::CLOEXEC;
+            match rustix::fs::openat(&*dir, ".", flags, Mode::from_raw_mode(0o600)) {
+                Ok(fd) => {
+                    return Ok(AtomicFile { inner: Inner::Unnamed(File::from(fd)), dir, dir_path: dir_path.into() })
+                }
+                // The filesystem (or kernel) has no O_TMPFILE: fall back.
+                Err(Errno::OPNOTSUPP | Errno::ISDIR | Errno::INVAL) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Self::named_at(dir, dir_path)
+    }
+
+    fn named_at(dir: Arc<OwnedFd>, dir_path: &Path) -> io::Result<AtomicFile> {
+        let flags = OFlags::RDWR | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        loop {
+            let name = temporary_name();
+            match rustix::fs::openat(&*dir, &name, flags, Mode::from_raw_mode(0o600)) {
+                Ok(fd) => {
+                    let inner = Inner::Named { file: File::from(fd), name, persisted: false };
+                    return Ok(AtomicFile { inner, dir, dir_path: dir_path.into() });
+                }
+                Err(Errno::EXIST) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
 
     /// Where another process of this user can open the file while this
@@ -58,36 +89,56 @@ impl AtomicFile {
     pub fn path_for_others(&self) -> PathBuf {
         match &self.inner {
             Inner::Unnamed(f) => PathBuf::from(format!("/proc/{}/fd/{}", std::process::id(), f.as_raw_fd())),
-            Inner::Named(t) => t.path().to_path_buf(),
+            Inner::Named { name, .. } => self.dir_path.join(name),
         }
     }
 
     pub fn as_file(&self) -> &File {
         match &self.inner {
-            Inner::Unnamed(f) => f,
-            Inner::Named(t) => t.as_file(),
+            Inner::Unnamed(f) | Inner::Named { file: f, .. } => f,
         }
     }
 
-    /// Gives the file its name, `path` in the directory it was made in,
+    /// Gives the file its name, `name` in the directory it was made in,
     /// replacing whatever file is there. Not fsynced: callers that need it
     /// durable sync the file before and the directory after.
-    pub fn persist(self, path: &Path) -> io::Result<()> {
-        let file = match self.inner {
-            Inner::Named(t) => return t.persist(path).map(|_| ()).map_err(|e| e.error),
+    pub fn persist(mut self, name: &OsStr) -> io::Result<()> {
+        let dir = self.dir.clone();
+        let file = match &mut self.inner {
+            Inner::Named { name: tmp, persisted, .. } => {
+                rustix::fs::renameat(&*dir, &*tmp, &*dir, name)?;
+                *persisted = true;
+                return Ok(());
+            }
             Inner::Unnamed(f) => f,
         };
         let proc = format!("/proc/self/fd/{}", file.as_raw_fd());
-        match link(&proc, path) {
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+        match rustix::fs::linkat(CWD, &proc, &*dir, name, AtFlags::SYMLINK_FOLLOW) {
+            Err(Errno::EXIST) => {
                 // Replace in one step: a temporary name, then a rename over.
-                let tmp = self.dir.join(format!(".coffer-{:016x}.tmp", rand::random::<u64>()));
-                link(&proc, &tmp)?;
-                fs::rename(&tmp, path).inspect_err(|_| {
-                    let _ = fs::remove_file(&tmp);
+                let tmp = temporary_name();
+                rustix::fs::linkat(CWD, &proc, &*dir, &tmp, AtFlags::SYMLINK_FOLLOW)?;
+                rustix::fs::renameat(&*dir, &tmp, &*dir, name).map_err(|e| {
+                    let _ = rustix::fs::unlinkat(&*dir, &tmp, AtFlags::empty());
+                    e.into()
                 })
             }
-            other => other,
+            other => Ok(other?),
+        }
+    }
+
+    /// `persist` under the last component of `path` (in the directory the
+    /// file was made in).
+    pub fn persist_path(self, path: &Path) -> io::Result<()> {
+        let name = path.file_name().ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "not a file name"))?;
+        self.persist(name)
+    }
+}
+
+impl Drop for AtomicFile {
+    fn drop(&mut self) {
+        if let Inner::Named { name, persisted: false, .. } = &self.inner {
+            let _ = rustix::fs::unlinkat(&*self.dir, name, AtFlags::empty());
         }
     }
 }
@@ -119,21 +170,6 @@ pub fn preallocate(file: &File, len: u64) -> io::Result<()> {
     }
 }
 
-/// Links an open file, by its `/proc/self/fd` entry, under `to`.
-fn link(proc_fd: &str, to: &Path) -> io::Result<()> {
-    let from = CString::new(proc_fd)?;
-    let to = CString::new(to.as_os_str().as_bytes())?;
-    // SAFETY: both are valid NUL-terminated paths that outlive the call;
-    // linkat only reads them.
-    let r =
-        unsafe { libc::linkat(libc::AT_FDCWD, from.as_ptr(), libc::AT_FDCWD, to.as_ptr(), libc::AT_SYMLINK_FOLLOW) };
-    if r == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
-
 /// Is `/proc/self/fd` there to link an unnamed file by?
 fn proc_fd_works() -> bool {
     static WORKS: OnceLock<bool> = OnceLock::new();
@@ -143,7 +179,9 @@ fn proc_fd_works() -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
     use std::io::Write;
+    use std::os::unix::fs::PermissionsExt;
 
     fn names(dir: &Path) -> Vec<String> {
         let mut v: Vec<String> =
@@ -152,8 +190,12 @@ mod tests {
         v
     }
 
+    fn named_in(dir: &Path) -> io::Result<AtomicFile> {
+        AtomicFile::named_at(Arc::new(open_dir(dir)?), dir)
+    }
+
     fn both_kinds(dir: &Path) -> [AtomicFile; 2] {
-        [AtomicFile::new_in(dir).unwrap(), AtomicFile::named_in(dir).unwrap()]
+        [AtomicFile::new_in(dir).unwrap(), named_in(dir).unwrap()]
     }
 
     #[test]
@@ -164,7 +206,7 @@ mod tests {
         if matches!(f.inner, Inner::Unnamed(_)) {
             assert_eq!(names(dir.path()), Vec::<String>::new());
         }
-        f.persist(&dir.path().join("a")).unwrap();
+        f.persist(OsStr::new("a")).unwrap();
         assert_eq!(fs::read(dir.path().join("a")).unwrap(), b"data");
         assert_eq!(names(dir.path()), vec!["a".to_string()]);
     }
@@ -207,12 +249,12 @@ mod tests {
     fn persist_replaces_an_existing_file_and_leaves_no_temporary_name() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a");
-        let kinds: [fn(&Path) -> io::Result<AtomicFile>; 2] = [AtomicFile::new_in, AtomicFile::named_in];
+        let kinds: [fn(&Path) -> io::Result<AtomicFile>; 2] = [AtomicFile::new_in, named_in];
         for (i, make) in kinds.into_iter().enumerate() {
             let f = make(dir.path()).unwrap();
             fs::write(&path, b"old").unwrap();
             f.as_file().write_all(format!("new {i}").as_bytes()).unwrap();
-            f.persist(&path).unwrap();
+            f.persist(OsStr::new("a")).unwrap();
             assert_eq!(fs::read_to_string(&path).unwrap(), format!("new {i}"));
             assert_eq!(names(dir.path()), vec!["a".to_string()]);
             assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);

@@ -27,6 +27,7 @@ mod repository;
 mod restore;
 mod restore_pg;
 mod source;
+mod target;
 mod verify;
 
 pub use backend::{Backend, BackendError, DryRun, Kind, Local, ObjectInfo, S3Options, S3};

@@ -1,8 +1,9 @@
 //! Restore a snapshot (or the part of it a glob selects) into a directory.
 //!
 //! The manifest is hostile input: every path is validated before anything is
-//! written, nothing is written through a symlink, files are written without
-//! a name (`AtomicFile`) and get theirs only after their digest matched the
+//! written, nothing is written through a symlink (the target is walked by
+//! directory descriptors, `target.rs`), files are written without a name
+//! (`AtomicFile`) and get theirs only after their digest matched the
 //! manifest. Directories come first, symlinks last, and directory
 //! metadata is applied at the end (deepest first) so that a read-only
 //! directory does not block its own contents.
@@ -15,13 +16,12 @@ use crate::filter::Selection;
 use crate::manifest::{Entry, EntryKind};
 use crate::pipeline::{self, BufferPool};
 use crate::repository::{ChunkCheck, Repository};
-use std::collections::HashSet;
-use std::ffi::OsStr;
-use std::fs;
+use crate::target::{Dir, Target};
+use rustix::fs::{AtFlags, Mode, Timestamps};
+use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::FileExt;
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -53,7 +53,9 @@ pub struct RestoreSummary {
 /// by the consumer.
 struct Restoring<'a> {
     entry: &'a Entry,
+    /// For messages; the file is named through `file`'s folder descriptor.
     path: PathBuf,
+    name: OsString,
     file: Option<AtomicFile>,
     /// Taken around each write, so that workers writing one file wait
     /// asleep rather than spinning on its inode lock (as in `stream_dump`).
@@ -106,16 +108,10 @@ pub fn restore(repo: &Repository, snapshot: &Id, opts: &RestoreOptions) -> Resul
     }
 
     let mut summary = RestoreSummary { snapshot: snapshot.to_hex(), dry_run: opts.dry_run, ..Default::default() };
-    let target = &opts.target;
-    if !opts.dry_run {
-        fs::create_dir_all(target).map_err(|e| Error::io(target, e))?;
-    }
+    let mut dirs = Target::open(&opts.target, opts.dry_run)?;
     let owner = crate::is_root();
-
-    let mut dirs = TargetDirs::new(target, opts.dry_run);
     for e in selected.iter().filter(|e| e.kind == EntryKind::Dir) {
-        let path = dirs.resolve(&e.path.0)?;
-        dirs.ensure(&path)?;
+        dirs.dir(&components(&e.path.0))?;
         summary.dirs += 1;
     }
 
@@ -187,164 +183,105 @@ pub fn restore(repo: &Repository, snapshot: &Id, opts: &RestoreOptions) -> Resul
     summary.chunks_checked += chunks_done;
 
     for e in selected.iter().filter(|e| e.kind == EntryKind::Symlink) {
-        let path = dirs.resolve(&e.path.0)?;
-        if dirs.replaces(&path)? {
+        let (dir, name) = dirs.parent_of(&e.path.0)?;
+        let path = dir.path.join(OsStr::from_bytes(name));
+        if dirs.replaces(&dir, name)? {
             summary.overwritten.push(path.display().to_string());
         }
         summary.symlinks += 1;
-        if opts.dry_run {
-            continue;
-        }
-        let dir = path.parent().unwrap_or(target);
-        let tmp = dir.join(format!(".coffer-{}.tmp", Id::random().short()));
+        let Some(fd) = &dir.fd.as_ref().filter(|_| !opts.dry_run) else { continue };
         let link_target = OsStr::from_bytes(&e.target.as_ref().expect("validated: symlinks have targets").0);
-        std::os::unix::fs::symlink(link_target, &tmp).map_err(|err| Error::io(&tmp, err))?;
-        let finish = || -> std::io::Result<()> {
+        let tmp = OsString::from(format!(".coffer-{}.tmp", Id::random().short()));
+        rustix::fs::symlinkat(link_target, &***fd, &tmp).map_err(|err| Error::io(&path, err.into()))?;
+        let finish = || -> rustix::io::Result<()> {
             if owner {
-                std::os::unix::fs::lchown(&tmp, Some(e.uid), Some(e.gid))?;
+                rustix::fs::chownat(&***fd, &tmp, Some(uid(e.uid)), Some(gid(e.gid)), AtFlags::SYMLINK_NOFOLLOW)?;
             }
-            let t = file_time(e.mtime_ns);
-            filetime::set_symlink_file_times(&tmp, t, t)?;
-            fs::rename(&tmp, &path)
+            rustix::fs::utimensat(&***fd, &tmp, &times(e.mtime_ns), AtFlags::SYMLINK_NOFOLLOW)?;
+            rustix::fs::renameat(&***fd, &tmp, &***fd, OsStr::from_bytes(name))
         };
         if let Err(err) = finish() {
-            let _ = fs::remove_file(&tmp);
-            return Err(Error::io(&path, err));
+            let _ = rustix::fs::unlinkat(&***fd, &tmp, AtFlags::empty());
+            return Err(Error::io(&path, err.into()));
         }
     }
 
     if !opts.dry_run {
         for e in selected.iter().rev().filter(|e| e.kind == EntryKind::Dir) {
-            let path = dirs.resolve(&e.path.0)?;
-            apply_dir_metadata(&path, e, owner).map_err(|err| Error::io(&path, err))?;
+            let dir = dirs.dir(&components(&e.path.0))?;
+            apply_dir_metadata(&dir, e, owner).map_err(|err| Error::io(&dir.path, err.into()))?;
         }
     }
     summary.duration_secs = started.elapsed().as_secs_f64();
     Ok(summary)
 }
 
-fn file_time(ns: i64) -> filetime::FileTime {
-    filetime::FileTime::from_unix_time(ns.div_euclid(1_000_000_000), ns.rem_euclid(1_000_000_000) as u32)
+fn components(rel: &[u8]) -> Vec<&[u8]> {
+    rel.split(|&b| b == b'/').collect()
 }
 
-fn apply_dir_metadata(path: &Path, e: &Entry, owner: bool) -> std::io::Result<()> {
-    let m = fs::symlink_metadata(path)?;
-    if !m.is_dir() {
-        return Err(std::io::Error::other("is no longer a directory"));
-    }
+fn uid(raw: u32) -> rustix::fs::Uid {
+    rustix::fs::Uid::from_raw(raw)
+}
+
+fn gid(raw: u32) -> rustix::fs::Gid {
+    rustix::fs::Gid::from_raw(raw)
+}
+
+/// Access and modification time, both the entry's mtime.
+fn times(ns: i64) -> Timestamps {
+    let t = rustix::fs::Timespec { tv_sec: ns.div_euclid(1_000_000_000), tv_nsec: ns.rem_euclid(1_000_000_000) as _ };
+    Timestamps { last_access: t, last_modification: t }
+}
+
+/// A folder's owner, mode and times, through its descriptor.
+fn apply_dir_metadata(dir: &Dir, e: &Entry, owner: bool) -> rustix::io::Result<()> {
+    let Some(fd) = &dir.fd else { return Ok(()) };
     if owner {
-        std::os::unix::fs::lchown(path, Some(e.uid), Some(e.gid))?;
+        rustix::fs::fchown(&**fd, Some(uid(e.uid)), Some(gid(e.gid)))?;
     }
-    fs::set_permissions(path, fs::Permissions::from_mode(e.mode))?;
-    let t = file_time(e.mtime_ns);
-    filetime::set_file_times(path, t, t)
+    rustix::fs::fchmod(&**fd, Mode::from_raw_mode(e.mode & 0o7777))?;
+    rustix::fs::futimens(&**fd, &times(e.mtime_ns))
 }
 
-/// The target's directories as this restore has seen them: each is checked
-/// (a real directory, not a symlink) or created once, not once per entry
-/// below it; and an entry in a directory this restore created cannot exist
-/// yet, so it is not looked up.
-struct TargetDirs<'t> {
-    root: &'t Path,
-    dry_run: bool,
-    checked: HashSet<PathBuf>,
-    created: HashSet<PathBuf>,
-}
-
-impl<'t> TargetDirs<'t> {
-    fn new(root: &'t Path, dry_run: bool) -> Self {
-        TargetDirs { root, dry_run, checked: HashSet::new(), created: HashSet::new() }
-    }
-
-    /// Whether something may already be at `path`: not when its directory
-    /// was created by this restore.
-    fn may_exist(&self, path: &Path) -> bool {
-        path.parent().is_none_or(|dir| !self.created.contains(dir))
-    }
-
-    /// Whether an entry restored at `path` replaces something already there
-    /// (never a directory: that is refused). Not looked up in a directory
-    /// this restore created.
-    fn replaces(&self, path: &Path) -> Result<bool> {
-        match self.may_exist(path).then(|| fs::symlink_metadata(path).ok()).flatten() {
-            Some(m) if m.is_dir() => {
-                Err(Error::Target { path: path.into(), reason: "exists and is a directory".into() })
-            }
-            found => Ok(found.is_some()),
+/// The mode a restored file gets. Not as root, the file belongs to whoever
+/// restores it: setuid and setgid are kept only where that user (group) is
+/// the one recorded, as tar does, so a restore never makes a set-id program
+/// of someone else's.
+fn file_mode(e: &Entry, owner: bool) -> u32 {
+    let mut mode = e.mode & 0o7777;
+    if !owner {
+        if e.uid != rustix::process::geteuid().as_raw() {
+            mode &= !0o4000;
+        }
+        if e.gid != rustix::process::getegid().as_raw() {
+            mode &= !0o2000;
         }
     }
-
-    /// Makes sure `dir` is a real directory, creating it when missing; false
-    /// when it is missing in a dry run.
-    fn ensure(&mut self, dir: &Path) -> Result<bool> {
-        if self.checked.contains(dir) {
-            return Ok(true);
-        }
-        let found = if self.may_exist(dir) {
-            fs::symlink_metadata(dir).map(Some).or_else(|e| match e.kind() {
-                std::io::ErrorKind::NotFound => Ok(None),
-                _ => Err(Error::io(dir, e)),
-            })?
-        } else {
-            None
-        };
-        match found {
-            Some(m) if m.is_dir() => {}
-            Some(m) if m.file_type().is_symlink() => {
-                return Err(Error::Target {
-                    path: dir.into(),
-                    reason: "is a symlink; refusing to restore through it".into(),
-                });
-            }
-            Some(_) => return Err(Error::Target { path: dir.into(), reason: "exists and is not a directory".into() }),
-            None if self.dry_run => return Ok(false),
-            None => {
-                fs::create_dir(dir).map_err(|err| Error::io(dir, err))?;
-                self.created.insert(dir.into());
-            }
-        }
-        self.checked.insert(dir.into());
-        Ok(true)
-    }
-
-    /// The place of a stored path under the target. Every existing ancestor
-    /// must be a real directory (a symlink there could point anywhere);
-    /// missing ones are created unless this is a dry run. The path itself is
-    /// not checked here.
-    fn resolve(&mut self, rel: &[u8]) -> Result<PathBuf> {
-        let mut cur = self.root.to_path_buf();
-        let comps: Vec<&[u8]> = rel.split(|&b| b == b'/').collect();
-        let (last, parents) = comps.split_last().expect("validated paths are not empty");
-        let mut missing = false;
-        for comp in parents {
-            cur.push(OsStr::from_bytes(comp));
-            // Below a directory missing in a dry run, nothing exists either.
-            missing = missing || !self.ensure(&cur)?;
-        }
-        cur.push(OsStr::from_bytes(last));
-        Ok(cur)
-    }
+    mode
 }
 
 /// Resolves a file's place under the target and, unless this is a dry run,
-/// creates it, without a name yet, in the directory it will end up in.
-fn start_file<'a>(dirs: &mut TargetDirs, e: &'a Entry, overwritten: &mut Vec<String>) -> Result<Restoring<'a>> {
-    let path = dirs.resolve(&e.path.0)?;
-    if dirs.replaces(&path)? {
+/// creates it, without a name yet, in the folder it will end up in.
+fn start_file<'a>(dirs: &mut Target, e: &'a Entry, overwritten: &mut Vec<String>) -> Result<Restoring<'a>> {
+    let (dir, name) = dirs.parent_of(&e.path.0)?;
+    let path = dir.path.join(OsStr::from_bytes(name));
+    if dirs.replaces(&dir, name)? {
         overwritten.push(path.display().to_string());
     }
-    let file = if dirs.dry_run {
-        None
-    } else {
-        let dir = path.parent().unwrap_or(dirs.root);
-        let file = AtomicFile::new_in(dir).map_err(|e| Error::io(dir, e))?;
-        // One call more per file: worth it only where there are several writes.
-        if e.chunks.len() > 1 {
-            crate::atomic_file::preallocate(file.as_file(), e.size).map_err(|err| Error::io(&path, err))?;
+    let file = match &dir.fd {
+        _ if dirs.dry_run() => None,
+        None => None,
+        Some(fd) => {
+            let file = AtomicFile::new_at(fd.clone(), &dir.path).map_err(|e| Error::io(&dir.path, e))?;
+            // One call more per file: worth it only where there are several writes.
+            if e.chunks.len() > 1 {
+                crate::atomic_file::preallocate(file.as_file(), e.size).map_err(|err| Error::io(&path, err))?;
+            }
+            Some(file)
         }
-        Some(file)
     };
-    Ok(Restoring { entry: e, path, file, turn: Mutex::new(()) })
+    Ok(Restoring { entry: e, path, name: OsStr::from_bytes(name).into(), file, turn: Mutex::new(()) })
 }
 
 /// Hashes each file's chunks in order and, at the file's end, checks it
@@ -384,12 +321,11 @@ impl FileChecker<'_> {
         let finish = || -> std::io::Result<()> {
             let f = tmp.as_file();
             if self.owner {
-                std::os::unix::fs::fchown(f, Some(e.uid), Some(e.gid))?;
+                rustix::fs::fchown(f, Some(uid(e.uid)), Some(gid(e.gid)))?;
             }
-            f.set_permissions(fs::Permissions::from_mode(e.mode))?;
-            let t = file_time(e.mtime_ns);
-            filetime::set_file_handle_times(f, Some(t), Some(t))?;
-            tmp.persist(&path)?;
+            rustix::fs::fchmod(f, Mode::from_raw_mode(file_mode(e, self.owner)))?;
+            rustix::fs::futimens(f, &times(e.mtime_ns))?;
+            tmp.persist(&restoring.name)?;
             Ok(())
         };
         finish().map_err(|err| Error::io(&path, err))?;

@@ -456,7 +456,7 @@ fn to_file(
     // Named only once the checksum matched. Not fsynced, as restored files
     // are not (nor are restic's or borg's): the OS writes it back; `sync`
     // makes it durable at once (docs/OPERATIONS.md).
-    tmp.persist(path).map_err(|e| Error::io(path, e))?;
+    tmp.persist_path(path).map_err(|e| Error::io(path, e))?;
     Ok(chunks)
 }
 

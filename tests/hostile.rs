@@ -69,7 +69,9 @@ fn spying_tools(env: &Env, log: &std::path::Path) -> std::path::PathBuf {
 
 #[test]
 fn a_url_password_reaches_no_command_line_manifest_output_or_error() {
-    let cluster = pg::shared();
+    // Its own server: tests on the shared one check that no drill's scratch
+    // database is left there, and this test runs a drill.
+    let cluster = &pg::Cluster::start();
     let db = unique("secret");
     cluster.create_db(&db);
     cluster.psql(&db, "CREATE TABLE t (x int); INSERT INTO t VALUES (1), (2);");
@@ -133,4 +135,39 @@ fn a_url_password_reaches_no_command_line_manifest_output_or_error() {
     let r = run(&["backup"], &[("COFFER_PG_URL", cluster.url(&db) + "?sslpassword=key-secret")]);
     assert_ne!(r.code, 0);
     assert!(r.stderr.contains("sslpassword") && !r.stderr.contains("key-secret"), "{}", r.stderr);
+}
+
+#[test]
+fn control_characters_in_names_are_shown_escaped_and_stored_exactly() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let env = Env::new();
+    let src = env.path("src");
+    fs::create_dir_all(&src).unwrap();
+    let evil: &[u8] = b"evil\x1b]0;owned\x07\nforged line\r\xe2\x80\xae.txt";
+    fs::write(src.join(OsStr::from_bytes(evil)), b"x").unwrap();
+    let r = env.coffer(&["backup", src.to_str().unwrap()]).ok();
+    let show = env.coffer(&["show", "latest"]).ok();
+    for out in [&r.stdout, &r.stderr, &show.stdout, &show.stderr] {
+        assert!(!out.contains('\x1b') && !out.contains('\x07') && !out.contains('\r') && !out.contains('\u{202e}'));
+    }
+    assert!(show.stdout.contains("evil\\x1b]0;owned\\x07\\x0aforged line\\x0d\\u{202e}.txt"), "{}", show.stdout);
+    assert!(!show.stdout.lines().any(|l| l.starts_with("forged line")), "{}", show.stdout);
+    // JSON and the restored name stay exact.
+    let j = env.coffer(&["show", "latest", "--json"]).ok().json();
+    let paths: Vec<String> = j["manifest"]["sources"][0]["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["path"].as_str().unwrap().to_string())
+        .collect();
+    assert!(paths.iter().any(|p| p.as_bytes().ends_with(evil)), "{paths:?}");
+    let target = env.path("out");
+    env.coffer(&["restore", "latest", "--target", target.to_str().unwrap()]).ok();
+    assert_eq!(fs::read(restored(&target, &src).join(OsStr::from_bytes(evil))).unwrap(), b"x");
+    // An error naming such a path escapes it too.
+    let missing = src.join(OsStr::from_bytes(b"gone\x1b[2J"));
+    let r = env.coffer_os(&[OsStr::new("backup"), missing.as_os_str()]);
+    assert_eq!(r.code, 1);
+    assert!(!r.stderr.contains('\x1b') && r.stderr.contains("gone\\x1b[2J"), "{}", r.stderr);
 }

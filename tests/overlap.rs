@@ -275,8 +275,10 @@ fn a_prune_on_s3_stopped_after_any_write_leaves_a_whole_repository() {
 /// A drill restoring a dump whose pack a prune repacks meanwhile: it reads
 /// the chunks where the new index puts them, and passes.
 fn drill_overlapping_prune(place: Place) {
-    use crate::common::pg::{self, PG_PASSWORD};
-    let cluster = pg::shared();
+    use crate::common::pg::{self, Cluster, PG_PASSWORD};
+    // Its own server: the tests on the shared one check that no drill's
+    // scratch database is left there, and this one's lives through a prune.
+    let cluster = Cluster::start();
     let db = pg::unique("drillprune");
     cluster.create_sample_db(&db, 1);
     let src = place.env.path("src");

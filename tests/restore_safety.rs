@@ -198,3 +198,105 @@ fn a_chunk_whose_plaintext_is_not_its_indexed_size_is_refused() {
     let files: Vec<_> = walk_all(&env.path("target")).into_iter().filter(|p| !p.is_dir()).collect();
     assert!(files.is_empty(), "a file that failed its check was left: {files:?}");
 }
+
+/// Root restores into a folder another user can write to (as /tmp/drill
+/// would be), while that user renames each folder the restore made and puts
+/// a symlink to another place in its stead: nothing ever lands there.
+#[test]
+fn a_restore_as_root_never_writes_outside_its_target_while_another_user_swaps_in_symlinks() {
+    use std::os::unix::fs::PermissionsExt;
+    if !coffer::is_root() {
+        eprintln!("not root: the attack on a root restore is not tried here");
+        return;
+    }
+    let env = Env::new();
+    let src = env.path("src");
+    for d in 0..40 {
+        let dir = src.join(format!("d{d:02}"));
+        fs::create_dir_all(&dir).unwrap();
+        for f in 0..50 {
+            fs::write(dir.join(format!("f{f:02}")), format!("file {f} of {d}")).unwrap();
+        }
+    }
+    env.backup_json(&[&src], &[]);
+    let rel = src.strip_prefix("/").unwrap();
+    // The attacker (nobody) can reach the arena and the place it aims at.
+    let open = |p: &std::path::Path, mode| fs::set_permissions(p, fs::Permissions::from_mode(mode)).unwrap();
+    open(env.dir.path(), 0o711);
+    let arena = env.path("arena");
+    let outside = env.path("outside");
+    for p in [&arena, &outside] {
+        fs::create_dir_all(p).unwrap();
+        open(p, 0o777);
+    }
+    let rounds = 12;
+    let script = format!(
+        "for r in $(seq 0 {last}); do mkdir -p '{arena}'/r$r/'{rel}'; done; chmod -R 777 '{arena}'\n\
+         while :; do for d in '{arena}'/r*/'{rel}'/d[0-9][0-9]; do \
+         [ -L \"$d\" ] || {{ mv \"$d\" \"$d.x\" 2>/dev/null && ln -s '{outside}' \"$d\"; }}; done; done",
+        last = rounds - 1,
+        arena = arena.display(),
+        rel = rel.display(),
+        outside = outside.display()
+    );
+    let mut attacker = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--", "sh", "-c", &script])
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let mut swapped = 0;
+    for r in 0..rounds {
+        let target = arena.join(format!("r{r}"));
+        while !target.join(rel).exists() {
+            assert!(std::time::Instant::now() < deadline, "the attacker never set up its folders");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        // It may fail (a folder was swapped for a symlink) or complete: either way, only inside.
+        let _ = env.coffer(&["restore", "latest", "--target", target.to_str().unwrap()]);
+        let landed = walk_all(&outside);
+        assert!(landed.is_empty(), "round {r}: written outside the target: {:?}", &landed[..landed.len().min(5)]);
+        swapped += walk_all(&target).iter().filter(|p| p.extension().is_some_and(|e| e == "x")).count();
+        if std::time::Instant::now() > deadline {
+            break;
+        }
+    }
+    attacker.kill().unwrap();
+    attacker.wait().unwrap();
+    assert!(swapped > 0, "the attacker never swapped a folder: the test proved nothing");
+}
+
+/// Restored by an ordinary user, a setuid or setgid file becomes that
+/// user's: the bits are dropped (as tar does), never a set-id program of
+/// someone else's; the rest of its mode stays.
+#[test]
+fn a_restore_by_an_ordinary_user_drops_setuid_and_setgid_bits_it_cannot_keep() {
+    use std::os::unix::fs::PermissionsExt;
+    if !coffer::is_root() {
+        eprintln!("not root: cannot restore as another user here");
+        return;
+    }
+    let env = Env::new();
+    let src = env.path("src");
+    fs::create_dir_all(&src).unwrap();
+    fs::write(src.join("tool"), b"#!/bin/sh\n").unwrap();
+    fs::set_permissions(src.join("tool"), fs::Permissions::from_mode(0o6755)).unwrap();
+    env.backup_json(&[&src], &[]);
+    let status = std::process::Command::new("chmod").args(["-R", "a+rX"]).arg(env.repo()).status().unwrap();
+    assert!(status.success());
+    fs::set_permissions(env.dir.path(), fs::Permissions::from_mode(0o711)).unwrap();
+    let target = env.path("out");
+    fs::create_dir_all(&target).unwrap();
+    fs::set_permissions(&target, fs::Permissions::from_mode(0o777)).unwrap();
+    let mut c = std::process::Command::new("setpriv");
+    c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--", bin(), "restore", "latest", "--target"])
+        .arg(&target);
+    for (k, v) in env.command().get_envs() {
+        if let Some(v) = v {
+            c.env(k, v);
+        }
+    }
+    let r: Run = c.stdin(std::process::Stdio::null()).output().unwrap().into();
+    r.ok();
+    let mode = fs::metadata(restored(&target, &src).join("tool")).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode, 0o755, "restored as nobody: {mode:o}");
+}

@@ -73,7 +73,7 @@ impl Backend for Local {
         let tmp = AtomicFile::new_in(&dir).map_err(|e| Self::io(&dir, e))?;
         tmp.as_file().write_all(data).map_err(|e| Self::io(&path, e))?;
         tmp.as_file().sync_all().map_err(|e| Self::io(&path, e))?;
-        tmp.persist(&path).map_err(|e| Self::io(&path, e))?;
+        tmp.persist_path(&path).map_err(|e| Self::io(&path, e))?;
         sync_dir(&dir).map_err(|e| Self::io(&dir, e))?;
         Ok(())
     }

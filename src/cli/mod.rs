@@ -2,6 +2,17 @@
 //! results printed as text or one JSON document, errors mapped to exit codes.
 //! The only code that reads the environment, prints, or exits.
 
+/// A line on stderr, with control characters in it (from file names,
+/// database names, server messages) escaped: a hostile name cannot rewrite
+/// the operator's terminal.
+macro_rules! errln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let line = format!($($arg)*);
+        let _ = writeln!(std::io::stderr(), "{}", crate::cli::output::terminal_safe(&line, true));
+    }};
+}
+
 mod output;
 mod passphrase;
 mod profile;
@@ -442,9 +453,9 @@ pub fn main() -> ExitCode {
     match apply_profile(&mut cli).and_then(|()| run(&cli)) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("coffer: error: {}", one_line(&e));
+            errln!("coffer: error: {}", one_line(&e));
             if let Some(hint) = hint(&e) {
-                eprintln!("coffer: hint: {hint}");
+                errln!("coffer: hint: {hint}");
             }
             ExitCode::from(exit_code(&e))
         }
@@ -561,7 +572,7 @@ fn pg_connection(url: Option<&str>, tools: &PgArgs, flag: &str, env: &str) -> Re
         .with_timeouts(coffer::PgTimeouts { connect: tools.pg_connect_timeout, lock_wait: tools.pg_lock_wait_timeout });
     let from_env = url.is_some() && std::env::var(env).ok().as_deref() == url;
     if conn.has_password() && !from_env {
-        eprintln!(
+        errln!(
             "coffer: warning: the {flag} URL holds a password, visible to other users in ps; \
              use PGPASSFILE (~/.pgpass) or {env}"
         );
@@ -600,7 +611,7 @@ fn open(cli: &Cli) -> Result<Repository> {
     let pass = passphrase::read_or_file(cli.password_file.as_deref())?;
     let repo = Repository::open(backend, pass.as_bytes())?;
     if cli.verbose {
-        eprintln!(
+        errln!(
             "coffer: opened repository {} ({}) with key {}",
             repo.config().id.short(),
             repo.location(),
@@ -653,19 +664,19 @@ fn run(cli: &Cli) -> Result<u8> {
             bar.finish();
             if cli.verbose {
                 match &summary.parent {
-                    Some(p) => eprintln!("coffer: parent snapshot {} (unchanged files were not re-read)", p.short()),
-                    None => eprintln!("coffer: no parent snapshot: every file was read"),
+                    Some(p) => errln!("coffer: parent snapshot {} (unchanged files were not re-read)", p.short()),
+                    None => errln!("coffer: no parent snapshot: every file was read"),
                 }
-                eprintln!("coffer: backup took {:.2}s", summary.stats.duration_secs);
+                errln!("coffer: backup took {:.2}s", summary.stats.duration_secs);
             }
             for u in &summary.unreadable {
-                eprintln!("coffer: warning: could not read {u}");
+                errln!("coffer: warning: could not read {u}");
             }
             for c in &summary.changed {
-                eprintln!("coffer: warning: {c} changed while it was read");
+                errln!("coffer: warning: {c} changed while it was read");
             }
             for w in &summary.warnings {
-                eprintln!("coffer: warning: {w}");
+                errln!("coffer: warning: {w}");
             }
             out.backup(&summary);
             Ok(if summary.unreadable.is_empty() { exit::OK } else { exit::PARTIAL })
@@ -674,7 +685,7 @@ fn run(cli: &Cli) -> Result<u8> {
             let repo = open(cli)?;
             let (list, unreadable) = repo.list_snapshots_checked()?;
             for (id, e) in &unreadable {
-                eprintln!(
+                errln!(
                     "coffer: warning: snapshot {} cannot be read ({e}); `coffer forget {}` removes it",
                     id.short(),
                     id.short()
@@ -747,7 +758,7 @@ fn run(cli: &Cli) -> Result<u8> {
             let opts = coffer::VerifyOptions { read_data: read, max_age: a.max_age, tags: a.tag.clone() };
             let summary = coffer::verify(&repo, only.as_ref(), &opts)?;
             for e in &summary.errors {
-                eprintln!("coffer: error: {e}");
+                errln!("coffer: error: {e}");
             }
             out.verify(&summary);
             Ok(if summary.errors.is_empty() { exit::OK } else { exit::FAILURE })
@@ -842,7 +853,7 @@ fn run(cli: &Cli) -> Result<u8> {
             };
             let report = coffer::drill(&repo, &id, &opts)?;
             if let Some(e) = &report.error {
-                eprintln!("coffer: drill failed: {e}");
+                errln!("coffer: drill failed: {e}");
             }
             out.drill(&report);
             Ok(if report.passed { exit::OK } else { exit::FAILURE })

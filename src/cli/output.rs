@@ -8,11 +8,41 @@ use serde_json::json;
 
 /// println! that treats a closed stdout (`coffer show | head`) as the end of
 /// output, not a panic.
+/// A line of text on stdout, control characters escaped as `errln!` does
+/// (JSON documents are written as they are: serde_json escapes them).
 macro_rules! outln {
     ($($arg:tt)*) => {{
         use std::io::Write as _;
-        let _ = writeln!(std::io::stdout(), $($arg)*);
+        let line = format!($($arg)*);
+        let _ = writeln!(std::io::stdout(), "{}", terminal_safe(&line, true));
     }};
+}
+
+/// `text` with every control character (C0 but `\n` when `keep_newlines`,
+/// DEL, C1) and every bidirectional override written as an escape (`\x1b`,
+/// `\u{202e}`), so that what a name holds is shown, not obeyed.
+pub fn terminal_safe(text: &str, keep_newlines: bool) -> std::borrow::Cow<'_, str> {
+    let unsafe_char = |c: char| {
+        (c.is_control() && !(keep_newlines && c == '\n'))
+            || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    };
+    if !text.chars().any(unsafe_char) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            c if !unsafe_char(c) => out.push(c),
+            c if (c as u32) < 0x100 => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// A stored name for one line of text: newlines escaped too.
+fn name(text: &str) -> std::borrow::Cow<'_, str> {
+    terminal_safe(text, false)
 }
 use std::path::Path;
 
@@ -39,7 +69,7 @@ pub fn bytes(n: u64) -> String {
 /// A versioned bucket keeps what prune deletes: say so, with the fix.
 fn versioning_warning(s: &PruneSummary) {
     if let Some(status) = &s.bucket_versioning {
-        eprintln!(
+        errln!(
             "coffer: warning: the bucket's versioning is {status}: deleted packs and indexes stay stored as noncurrent \
              versions until a lifecycle rule with NoncurrentVersionExpiration removes them (docs/OPERATIONS.md)"
         );
@@ -59,7 +89,9 @@ fn count(n: impl Into<u64>, what: &str) -> String {
 
 impl Output {
     fn print_json(&self, v: &serde_json::Value) {
-        outln!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+        // Exact: serde_json escapes control characters itself.
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), "{}", serde_json::to_string_pretty(v).unwrap_or_default());
     }
 
     fn say(&self, text: &str) {
@@ -126,7 +158,7 @@ impl Output {
                 m.host,
                 m.tags.join(","),
                 bytes(m.summary.bytes),
-                m.source_names().join(" ")
+                name(&m.source_names().join(" "))
             );
         }
         self.say(&count(list.len() as u64, "snapshot"));
@@ -153,18 +185,18 @@ impl Output {
             s.duration_secs
         );
         for w in &m.warnings {
-            outln!("  warning: {w}");
+            outln!("  warning: {}", name(w));
         }
         for src in &m.sources {
             match src {
                 Source::Postgres(d) => {
                     outln!(
                         "postgres {} ({:?}, {} format, {}) from {}\n  server {}, pg_dump {}, took {:.1}s, {} {}",
-                        d.name,
+                        name(&d.name),
                         d.kind,
                         d.format,
                         bytes(d.size),
-                        d.server,
+                        name(&d.server),
                         d.server_version,
                         d.pg_dump_version,
                         d.duration_secs,
@@ -177,25 +209,26 @@ impl Output {
                             "SCHEMA" | "TABLE" | "VIEW" | "MATERIALIZED VIEW" | "SEQUENCE" | "FUNCTION"
                         )
                     }) {
-                        outln!("  {:<18} {}.{}", e.desc, e.schema.as_deref().unwrap_or("-"), e.name);
+                        outln!("  {:<18} {}.{}", e.desc, name(e.schema.as_deref().unwrap_or("-")), name(&e.name));
                     }
                 }
                 Source::Tree(t) => {
-                    outln!("tree {}", t.path.display());
+                    outln!("tree {}", name(&t.path.display()));
                     for e in &t.entries {
                         let kind = match e.kind {
                             EntryKind::File => '-',
                             EntryKind::Dir => 'd',
                             EntryKind::Symlink => 'l',
                         };
-                        let target = e.target.as_ref().map(|t| format!(" -> {}", t.display())).unwrap_or_default();
+                        let target =
+                            e.target.as_ref().map(|t| format!(" -> {}", name(&t.display()))).unwrap_or_default();
                         outln!(
                             "  {kind}{:04o} {:>6}:{:<6} {:>10}  {}{target}",
                             e.mode,
                             e.uid,
                             e.gid,
                             e.size,
-                            e.path.display()
+                            name(&e.path.display())
                         );
                     }
                 }
@@ -265,7 +298,7 @@ impl Output {
                 }
             }
             for k in &d.skipped {
-                eprintln!("coffer: {}: not restored: {k}", d.name);
+                errln!("coffer: {}: not restored: {k}", d.name);
             }
         }
     }
@@ -312,7 +345,7 @@ impl Output {
             self.say(&format!("  not restored: {s}"));
         }
         for l in &r.leftovers {
-            eprintln!("coffer: warning: scratch database {l} of an earlier drill is still on the server");
+            errln!("coffer: warning: scratch database {l} of an earlier drill is still on the server");
         }
     }
 
@@ -422,13 +455,13 @@ impl Output {
             return;
         }
         for problem in s.indexes_unreadable.iter().chain(&s.packs_damaged) {
-            eprintln!("coffer: {problem}");
+            errln!("coffer: {problem}");
         }
         for problem in &s.snapshots_unreadable {
-            eprintln!("coffer: {problem} (repair cannot tell what it held; `coffer forget` with its id deletes it)");
+            errln!("coffer: {problem} (repair cannot tell what it held; `coffer forget` with its id deletes it)");
         }
         for pack in &s.packs_lost {
-            eprintln!("coffer: pack {pack} is missing");
+            errln!("coffer: pack {pack} is missing");
         }
         // What was lost is the point of the report: every path, not a sample.
         for r in &s.snapshots_repaired {
@@ -439,7 +472,7 @@ impl Output {
                 (Some(new), _) => format!("; the rest is now snapshot {}", &new[..8.min(new.len())]),
                 (None, _) => "; nothing was left, the snapshot is deleted".to_string(),
             };
-            eprintln!(
+            errln!(
                 "coffer: snapshot {}: {} {} (data lost){after}",
                 &r.snapshot[..8.min(r.snapshot.len())],
                 if s.dry_run { "would remove" } else { "removed" },
