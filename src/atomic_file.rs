@@ -112,19 +112,7 @@ impl AtomicFile {
             }
             Inner::Unnamed(f) => f,
         };
-        let proc = format!("/proc/self/fd/{}", file.as_raw_fd());
-        match rustix::fs::linkat(CWD, &proc, &*dir, name, AtFlags::SYMLINK_FOLLOW) {
-            Err(Errno::EXIST) => {
-                // Replace in one step: a temporary name, then a rename over.
-                let tmp = temporary_name();
-                rustix::fs::linkat(CWD, &proc, &*dir, &tmp, AtFlags::SYMLINK_FOLLOW)?;
-                rustix::fs::renameat(&*dir, &tmp, &*dir, name).map_err(|e| {
-                    let _ = rustix::fs::unlinkat(&*dir, &tmp, AtFlags::empty());
-                    e.into()
-                })
-            }
-            other => Ok(other?),
-        }
+        link_as(file, &dir, name)
     }
 
     /// `persist` under the last component of `path` (in the directory the
@@ -132,6 +120,24 @@ impl AtomicFile {
     pub fn persist_path(self, path: &Path) -> io::Result<()> {
         let name = path.file_name().ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "not a file name"))?;
         self.persist(name)
+    }
+}
+
+/// Gives the open file `file` the name `name` in `dir` (one more name, if it
+/// has one already), replacing whatever file is there in one step.
+pub fn link_as(file: &impl AsRawFd, dir: &OwnedFd, name: &OsStr) -> io::Result<()> {
+    let proc = format!("/proc/self/fd/{}", file.as_raw_fd());
+    match rustix::fs::linkat(CWD, &proc, dir, name, AtFlags::SYMLINK_FOLLOW) {
+        Err(Errno::EXIST) => {
+            // Replace in one step: a temporary name, then a rename over.
+            let tmp = temporary_name();
+            rustix::fs::linkat(CWD, &proc, dir, &tmp, AtFlags::SYMLINK_FOLLOW)?;
+            rustix::fs::renameat(dir, &tmp, dir, name).map_err(|e| {
+                let _ = rustix::fs::unlinkat(dir, &tmp, AtFlags::empty());
+                e.into()
+            })
+        }
+        other => Ok(other?),
     }
 }
 

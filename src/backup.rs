@@ -106,8 +106,18 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &dyn Progress) 
     }
     // A missing source path is an error before anything starts: a cron job
     // with a typo must fail loudly, not commit an empty snapshot.
+    let mut path_notes = Vec::new();
     for p in &opts.paths {
-        std::fs::symlink_metadata(p).map_err(|e| Error::io(p, e))?;
+        let m = std::fs::symlink_metadata(p).map_err(|e| Error::io(p, e))?;
+        // Links are never followed, a source path's no more than any other:
+        // say so where the operator likely meant the folder.
+        if m.file_type().is_symlink() && std::fs::metadata(p).is_ok_and(|t| t.is_dir()) {
+            path_notes.push(format!(
+                "{} is a symlink to a directory: the link is backed up, not the directory (give {}/ for that)",
+                p.display(),
+                p.display()
+            ));
+        }
     }
     let excludes = Patterns::new(&opts.excludes)?;
     let host = opts.host.clone().unwrap_or_else(crate::hostname);
@@ -176,6 +186,7 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &dyn Progress) 
         .filter_map(|o| Id::from_hex(&o.name).map(|id| (id, o.size)))
         .collect();
     let mut repo_warnings: Vec<String> = lock.as_ref().map(|l| l.unreadable_ignored.clone()).unwrap_or_default();
+    repo_warnings.append(&mut path_notes);
     repo_warnings.extend(
         index
             .drop_packs_not_stored(&stored)
@@ -228,6 +239,7 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &dyn Progress) 
         stats: Summary::default(),
         unreadable: Vec::new(),
         changed: Vec::new(),
+        linkable: HashMap::new(),
     };
 
     // Sealing a pack's header and hashing it for its name happen on the
@@ -433,6 +445,8 @@ struct Collector<'a> {
     stats: Summary,
     unreadable: Vec<String>,
     changed: Vec<String>,
+    /// Files with several names stored so far: digest and size by path.
+    linkable: HashMap<RawPath, (Option<String>, u64)>,
 }
 
 impl Collector<'_> {
@@ -506,7 +520,22 @@ impl Collector<'_> {
         Ok(())
     }
 
-    fn push_entry(&mut self, e: Entry) -> Result<()> {
+    fn push_entry(&mut self, mut e: Entry) -> Result<()> {
+        if e.kind == EntryKind::File {
+            // A hard link is kept only to a name stored whole with the same
+            // content (the first may have failed, or changed in between).
+            if let Some(first) = &e.hardlink {
+                let same = self
+                    .linkable
+                    .get(first)
+                    .is_some_and(|(digest, size)| *size == e.size && digest.as_deref() == e.digest().map(|(_, h)| h));
+                if !same {
+                    e.hardlink = None;
+                }
+            } else if e.nlink > 1 {
+                self.linkable.insert(e.path.clone(), (e.digest().map(|(_, h)| h.to_string()), e.size));
+            }
+        }
         match self.sources.last_mut() {
             Some(Source::Tree(t)) => {
                 t.entries.push(e);

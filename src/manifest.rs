@@ -250,6 +250,19 @@ pub struct Entry {
     /// The file changed while it was read; its content may be inconsistent.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub changed: bool,
+    /// The file had holes (fewer blocks than its size needs): restore leaves
+    /// its all-zero chunks as holes.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub sparse: bool,
+    /// Another name of the same file: the path of an earlier file entry of
+    /// this snapshot. The entry still lists its own chunks and digest (a
+    /// restore without that entry writes it as a file of its own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hardlink: Option<RawPath>,
+    /// The file's number of names at backup, not stored: tells the backup
+    /// which files a later entry may name as `hardlink`.
+    #[serde(skip)]
+    pub nlink: u64,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -365,10 +378,34 @@ impl Manifest {
             }
         }
         self.check_paths_are_a_tree()?;
+        self.check_hardlinks()?;
         let mut dumps = HashSet::new();
         for d in self.dumps() {
             if !dumps.insert((d.kind, d.name.as_str())) {
                 return Err((d.name.clone(), "dump listed twice".into()));
+            }
+        }
+        Ok(())
+    }
+
+    /// A hard link names an earlier file entry (not itself a link) with the
+    /// same content: a restore links to what it has already checked.
+    fn check_hardlinks(&self) -> Result<(), (String, String)> {
+        let mut files: HashMap<&[u8], &Entry> = HashMap::new();
+        for e in self.entries() {
+            if let Some(first) = &e.hardlink {
+                let ok = e.kind == EntryKind::File
+                    && files
+                        .get(first.0.as_slice())
+                        .is_some_and(|f| f.hardlink.is_none() && f.digest() == e.digest() && f.size == e.size);
+                if !ok {
+                    let reason =
+                        format!("is a hard link to {}, which is no earlier file of the same content", first.display());
+                    return Err((e.path.display(), reason));
+                }
+            }
+            if e.kind == EntryKind::File {
+                files.insert(&e.path.0, e);
             }
         }
         Ok(())
@@ -471,6 +508,9 @@ mod tests {
             sha256: None,
             blake3: None,
             changed: false,
+            sparse: false,
+            hardlink: None,
+            nlink: 1,
         };
         if kind == EntryKind::File {
             e.set_digest(HashAlgo::Blake3, [1; 32]);
@@ -483,6 +523,28 @@ mod tests {
         let Source::Tree(t) = &mut m.sources[0] else { unreachable!() };
         t.entries.extend(entries.iter().map(|(p, k)| entry(p, *k)));
         m.validate()
+    }
+
+    #[test]
+    fn a_hard_link_names_an_earlier_file_of_the_same_content() {
+        let with_link = |first: &str, digest: u8, before: bool| {
+            let mut m = manifest(2, entry("src", EntryKind::Dir));
+            let Source::Tree(t) = &mut m.sources[0] else { unreachable!() };
+            let mut link = entry("src/b", EntryKind::File);
+            link.hardlink = Some(RawPath(first.as_bytes().to_vec()));
+            link.set_digest(HashAlgo::Blake3, [digest; 32]);
+            let a = entry("src/a", EntryKind::File);
+            t.entries.extend(if before { [a, link] } else { [link, a] });
+            m.validate()
+        };
+        assert_eq!(with_link("src/a", 1, true), Ok(()));
+        for (first, digest, before) in
+            [("src/missing", 1, true), ("src/a", 2, true), ("src/a", 1, false), ("src", 1, true)]
+        {
+            let err = with_link(first, digest, before).unwrap_err();
+            assert_eq!(err.0, "src/b", "{first} {digest} {before}");
+            assert!(err.1.contains("is a hard link to"), "{}", err.1);
+        }
     }
 
     #[test]

@@ -17,7 +17,8 @@ use crate::manifest::{Entry, EntryKind};
 use crate::pipeline::{self, BufferPool};
 use crate::repository::{ChunkCheck, Repository};
 use crate::target::{Dir, Target};
-use rustix::fs::{AtFlags, Mode, Timestamps};
+use rustix::fs::{AtFlags, Mode, OFlags, Timestamps};
+use std::collections::{HashMap, HashSet};
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::FileExt;
@@ -115,7 +116,14 @@ pub fn restore(repo: &Repository, snapshot: &Id, opts: &RestoreOptions) -> Resul
         summary.dirs += 1;
     }
 
-    let files: Vec<&Entry> = selected.iter().copied().filter(|e| e.kind == EntryKind::File).collect();
+    // A hard link whose first name is restored too is linked to it once it
+    // is in place; otherwise it is written as a file of its own.
+    let selected_paths: HashSet<&[u8]> = selected.iter().map(|e| e.path.0.as_slice()).collect();
+    let linked = |e: &Entry| e.hardlink.as_ref().is_some_and(|first| selected_paths.contains(first.0.as_slice()));
+    let (links, files): (Vec<&Entry>, Vec<&Entry>) =
+        selected.iter().copied().filter(|e| e.kind == EntryKind::File).partition(|e| linked(e));
+    let link_targets: HashSet<&[u8]> =
+        links.iter().filter_map(|e| e.hardlink.as_ref()).map(|p| p.0.as_slice()).collect();
     // Twice the backup's window: most restored files are one small chunk,
     // and a worker held up on a large one should not leave the other idle
     // (A/B: 2.08 s against 2.16 and 2.43 against 2.63 for the bench tree).
@@ -127,7 +135,15 @@ pub fn restore(repo: &Repository, snapshot: &Id, opts: &RestoreOptions) -> Resul
     // sees the chunks in order, hashes them and finishes each file.
     let overwritten = &mut summary.overwritten;
     let algo = HashAlgo::of_version(manifest.version);
-    let mut checker = FileChecker { owner, algo, hasher: algo.hasher(), size: 0, buffers: &buffers };
+    let mut checker = FileChecker {
+        owner,
+        algo,
+        hasher: algo.hasher(),
+        size: 0,
+        buffers: &buffers,
+        link_targets: &link_targets,
+        inodes: HashMap::new(),
+    };
     let (mut files_done, mut bytes_done, mut chunks_done) = (0u64, 0u64, 0u64);
     pipeline::run(
         opts.workers,
@@ -160,7 +176,11 @@ pub fn restore(repo: &Repository, snapshot: &Id, opts: &RestoreOptions) -> Resul
             let data = repo.read_chunk(&index, &id, ChunkCheck::Tag, &buffers)?;
             if let Some(f) = &file.file {
                 let _turn = file.turn.lock();
-                f.as_file().write_all_at(&data, offset).map_err(|err| Error::io(&file.path, err))?;
+                let written = match file.entry.sparse {
+                    true => write_leaving_holes(f.as_file(), &data, offset),
+                    false => f.as_file().write_all_at(&data, offset),
+                };
+                written.map_err(|err| Error::io(&file.path, err))?;
             }
             Ok(Fetched { file, data: Some(data), last })
         },
@@ -181,6 +201,43 @@ pub fn restore(repo: &Repository, snapshot: &Id, opts: &RestoreOptions) -> Resul
     summary.files += files_done;
     summary.bytes += bytes_done;
     summary.chunks_checked += chunks_done;
+    let inodes = checker.inodes;
+
+    for e in &links {
+        let first = e.hardlink.as_ref().expect("partitioned on it");
+        let (dir, name) = dirs.parent_of(&e.path.0)?;
+        let path = dir.path.join(OsStr::from_bytes(name));
+        if dirs.replaces(&dir, name)? {
+            summary.overwritten.push(path.display().to_string());
+        }
+        summary.files += 1;
+        summary.bytes += e.size;
+        let Some(fd) = dir.fd.as_ref().filter(|_| !opts.dry_run) else { continue };
+        // The first name must still be the file this restore wrote and checked.
+        let (first_dir, first_name) = dirs.parent_of(&first.0)?;
+        let first_path = first_dir.path.join(OsStr::from_bytes(first_name));
+        let opened = first_dir.fd.as_ref().map(|d| {
+            rustix::fs::openat(
+                &**d,
+                OsStr::from_bytes(first_name),
+                OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+        });
+        let same = |fd: &std::os::fd::OwnedFd| {
+            rustix::fs::fstat(fd).is_ok_and(|st| Some(&(st.st_ino as u64)) == inodes.get(first.0.as_slice()))
+        };
+        let source = match opened {
+            Some(Ok(f)) if same(&f) => f,
+            _ => {
+                return Err(Error::Target {
+                    path: first_path,
+                    reason: format!("is no longer the file restored there; not linking {} to it", path.display()),
+                })
+            }
+        };
+        crate::atomic_file::link_as(&source, fd, OsStr::from_bytes(name)).map_err(|err| Error::io(&path, err))?;
+    }
 
     for e in selected.iter().filter(|e| e.kind == EntryKind::Symlink) {
         let (dir, name) = dirs.parent_of(&e.path.0)?;
@@ -214,6 +271,33 @@ pub fn restore(repo: &Repository, snapshot: &Id, opts: &RestoreOptions) -> Resul
     }
     summary.duration_secs = started.elapsed().as_secs_f64();
     Ok(summary)
+}
+
+/// Writes `data` at `offset` but for its all-zero blocks (4 KiB, aligned in
+/// the file), which stay holes: the file already has its size, so they read
+/// as zeros.
+fn write_leaving_holes(file: &std::fs::File, data: &[u8], offset: u64) -> std::io::Result<()> {
+    const BLOCK: u64 = 4096;
+    let mut at = 0usize;
+    while at < data.len() {
+        // From here to the next block boundary of the file.
+        let end = (((offset + at as u64) / BLOCK + 1) * BLOCK - offset).min(data.len() as u64) as usize;
+        let (start, zero) = (at, data[at..end].iter().all(|&b| b == 0));
+        at = end;
+        if zero {
+            continue;
+        }
+        // Extend the run over the following blocks that hold data.
+        while at < data.len() {
+            let next = (at as u64 + BLOCK).min(data.len() as u64) as usize;
+            if data[at..next].iter().all(|&b| b == 0) {
+                break;
+            }
+            at = next;
+        }
+        file.write_all_at(&data[start..at], offset + start as u64)?;
+    }
+    Ok(())
 }
 
 fn components(rel: &[u8]) -> Vec<&[u8]> {
@@ -274,8 +358,11 @@ fn start_file<'a>(dirs: &mut Target, e: &'a Entry, overwritten: &mut Vec<String>
         None => None,
         Some(fd) => {
             let file = AtomicFile::new_at(fd.clone(), &dir.path).map_err(|e| Error::io(&dir.path, e))?;
-            // One call more per file: worth it only where there are several writes.
-            if e.chunks.len() > 1 {
+            if e.sparse {
+                // Its size, without the blocks: the holes stay holes.
+                file.as_file().set_len(e.size).map_err(|err| Error::io(&path, err))?;
+            } else if e.chunks.len() > 1 {
+                // One call more per file: worth it only where there are several writes.
                 crate::atomic_file::preallocate(file.as_file(), e.size).map_err(|err| Error::io(&path, err))?;
             }
             Some(file)
@@ -292,6 +379,9 @@ struct FileChecker<'p> {
     hasher: ContentHasher,
     size: u64,
     buffers: &'p BufferPool,
+    /// Files that hard links will name, and the inodes they were restored as.
+    link_targets: &'p HashSet<&'p [u8]>,
+    inodes: HashMap<Vec<u8>, u64>,
 }
 
 impl FileChecker<'_> {
@@ -325,6 +415,9 @@ impl FileChecker<'_> {
             }
             rustix::fs::fchmod(f, Mode::from_raw_mode(file_mode(e, self.owner)))?;
             rustix::fs::futimens(f, &times(e.mtime_ns))?;
+            if self.link_targets.contains(e.path.0.as_slice()) {
+                self.inodes.insert(e.path.0.clone(), rustix::fs::fstat(f)?.st_ino as u64);
+            }
             tmp.persist(&restoring.name)?;
             Ok(())
         };

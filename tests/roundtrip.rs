@@ -329,3 +329,71 @@ fn a_progress_line_on_a_terminal_and_none_without_one() {
     assert!(r.stdout.contains("files") && r.stdout.contains("of 96.0 MiB") && r.stdout.contains("ETA"), "{}", r.stdout);
     assert!(r.stdout.contains("snapshot") && r.stdout.contains("saved"));
 }
+
+#[test]
+fn hard_links_come_back_as_links_and_sparse_files_with_their_holes() {
+    use std::io::{Seek, SeekFrom, Write};
+    use std::os::unix::fs::MetadataExt;
+    let env = Env::new();
+    let src = env.path("src");
+    fs::create_dir_all(src.join("sub")).unwrap();
+    fs::write(src.join("a.txt"), b"one file, three names").unwrap();
+    fs::hard_link(src.join("a.txt"), src.join("b.txt")).unwrap();
+    fs::hard_link(src.join("a.txt"), src.join("sub/c.txt")).unwrap();
+    // 64 MiB with 1 MiB of data at its start and 1 MiB at 40 MiB: the rest is holes.
+    let mut sparse = fs::File::create(src.join("sparse.img")).unwrap();
+    sparse.write_all(&pseudo_random(1 << 20, 3)).unwrap();
+    sparse.seek(SeekFrom::Start(40 << 20)).unwrap();
+    sparse.write_all(&pseudo_random(1 << 20, 4)).unwrap();
+    sparse.set_len(64 << 20).unwrap();
+    drop(sparse);
+    let allocated = |p: &std::path::Path| fs::metadata(p).unwrap().blocks() * 512;
+    if allocated(&src.join("sparse.img")) >= 32 << 20 {
+        eprintln!("this filesystem does not keep holes: the sparse half is not tried");
+    }
+    env.backup_json(&[&src], &[]);
+    let j = env.coffer(&["show", "latest", "--json"]).ok().json();
+    let entries = j["manifest"]["sources"][0]["entries"].as_array().unwrap().clone();
+    let by_name = |n: &str| entries.iter().find(|e| e["path"].as_str().unwrap().ends_with(n)).unwrap().clone();
+    assert!(by_name("/a.txt")["hardlink"].is_null());
+    assert!(by_name("/b.txt")["hardlink"].as_str().unwrap().ends_with("/a.txt"));
+    assert!(by_name("/sub/c.txt")["hardlink"].as_str().unwrap().ends_with("/a.txt"));
+
+    let target = env.path("out");
+    env.coffer(&["restore", "latest", "--target", target.to_str().unwrap()]).ok();
+    let out = restored(&target, &src);
+    assert_eq!(describe(&out), describe(&src));
+    let ino = |p: &str| fs::metadata(out.join(p)).unwrap().ino();
+    assert_eq!((ino("a.txt"), ino("a.txt")), (ino("b.txt"), ino("sub/c.txt")), "one inode, three names");
+    assert_eq!(fs::metadata(out.join("a.txt")).unwrap().nlink(), 3);
+    let source_blocks = allocated(&src.join("sparse.img"));
+    if source_blocks < 32 << 20 {
+        assert!(by_name("/sparse.img")["sparse"] == true, "{}", by_name("/sparse.img"));
+        let restored_blocks = allocated(&out.join("sparse.img"));
+        assert!(restored_blocks <= source_blocks + (8 << 20), "restored fully allocated: {restored_blocks} bytes");
+    }
+
+    // A partial restore without the first name writes the link as a file of its own.
+    let part = env.path("part");
+    let include = format!("{}/b.txt", src.strip_prefix("/").unwrap().display());
+    env.coffer(&["restore", "latest", "--target", part.to_str().unwrap(), "--include", &include]).ok();
+    let b = restored(&part, &src).join("b.txt");
+    assert_eq!(fs::read(&b).unwrap(), b"one file, three names");
+    assert_eq!(fs::metadata(&b).unwrap().nlink(), 1);
+}
+
+#[test]
+fn a_source_path_that_is_a_symlink_to_a_directory_says_so_and_a_slash_follows_it() {
+    let env = Env::new();
+    let real = env.path("real");
+    fs::create_dir_all(&real).unwrap();
+    fs::write(real.join("f.txt"), b"in the directory").unwrap();
+    let link = env.path("link");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    let r = env.coffer(&["backup", "--json", link.to_str().unwrap()]).ok();
+    assert!(r.stderr.contains("is a symlink to a directory: the link is backed up"), "{}", r.stderr);
+    assert_eq!(r.json()["files"], 0);
+    let r = env.coffer(&["backup", "--json", &format!("{}/", link.display())]).ok();
+    assert!(!r.stderr.contains("symlink to a directory"), "{}", r.stderr);
+    assert_eq!(r.json()["files"], 1);
+}

@@ -76,6 +76,10 @@ fn entry_from(path: RawPath, kind: EntryKind, m: &Metadata) -> Entry {
         sha256: None,
         blake3: None,
         changed: false,
+        // Fewer 512-byte blocks than the size needs: it has holes.
+        sparse: kind == EntryKind::File && m.blocks().saturating_mul(512) < m.len(),
+        hardlink: None,
+        nlink: m.nlink(),
     }
 }
 
@@ -88,6 +92,8 @@ pub fn walk(root: &Path, opts: &TreeOptions<'_>, emit: &mut dyn FnMut(SourceItem
     let mut chunker = Chunker::new(opts.chunker);
     // An explicit stack keeps deep trees off the call stack.
     let mut stack: Vec<(PathBuf, RawPath, Metadata)> = vec![(root.to_path_buf(), stored, meta)];
+    // The first name seen of each file with several: later names are stored as its hard links.
+    let mut names: HashMap<(u64, u64), RawPath> = HashMap::new();
     while let Some((fs_path, path, meta)) = stack.pop() {
         let ft = meta.file_type();
         if ft.is_dir() {
@@ -128,7 +134,17 @@ pub fn walk(root: &Path, opts: &TreeOptions<'_>, emit: &mut dyn FnMut(SourceItem
                 Err(e) => emit(SourceItem::Unreadable(format!("{}: {e}", fs_path.display())))?,
             }
         } else if ft.is_file() {
-            read_file(&fs_path, path, &meta, opts, &mut chunker, emit)?;
+            let first = match meta.nlink() > 1 {
+                true => match names.entry((meta.dev(), meta.ino())) {
+                    std::collections::hash_map::Entry::Occupied(o) => Some(o.get().clone()),
+                    std::collections::hash_map::Entry::Vacant(v) => {
+                        v.insert(path.clone());
+                        None
+                    }
+                },
+                false => None,
+            };
+            read_file(&fs_path, path, &meta, first, opts, &mut chunker, emit)?;
         } else {
             emit(SourceItem::Unreadable(format!(
                 "{}: special file (device, fifo or socket) skipped",
@@ -182,11 +198,13 @@ fn read_file(
     fs_path: &Path,
     path: RawPath,
     meta: &Metadata,
+    hardlink: Option<RawPath>,
     opts: &TreeOptions<'_>,
     chunker: &mut Chunker,
     emit: &mut dyn FnMut(SourceItem) -> Result<()>,
 ) -> Result<()> {
     let mut entry = entry_from(path, EntryKind::File, meta);
+    entry.hardlink = hardlink;
     if let Some(old) = opts.parent.and_then(|p| p.get(&entry.path)) {
         let same = old.kind == EntryKind::File
             && !old.changed
@@ -221,7 +239,7 @@ fn read_file(
         }
         Err(e) => return emit(SourceItem::Unreadable(format!("{}: {e}", fs_path.display()))),
     };
-    let entry = entry_from(entry.path, EntryKind::File, &before);
+    let entry = Entry { hardlink: entry.hardlink, ..entry_from(entry.path, EntryKind::File, &before) };
     emit(SourceItem::FileStart(entry))?;
 
     let mut reader = HashingReader { inner: &file, hasher: opts.algo.hasher(), bytes: 0 };
