@@ -225,7 +225,7 @@ pub fn restore(repo: &Repository, snapshot: &Id, opts: &RestoreOptions) -> Resul
             )
         });
         let same = |fd: &std::os::fd::OwnedFd| {
-            rustix::fs::fstat(fd).is_ok_and(|st| Some(&(st.st_ino as u64)) == inodes.get(first.0.as_slice()))
+            rustix::fs::fstat(fd).is_ok_and(|st| Some(&st.st_ino) == inodes.get(first.0.as_slice()))
         };
         let source = match opened {
             Some(Ok(f)) if same(&f) => f,
@@ -416,7 +416,7 @@ impl FileChecker<'_> {
             rustix::fs::fchmod(f, Mode::from_raw_mode(file_mode(e, self.owner)))?;
             rustix::fs::futimens(f, &times(e.mtime_ns))?;
             if self.link_targets.contains(e.path.0.as_slice()) {
-                self.inodes.insert(e.path.0.clone(), rustix::fs::fstat(f)?.st_ino as u64);
+                self.inodes.insert(e.path.0.clone(), rustix::fs::fstat(f)?.st_ino);
             }
             tmp.persist(&restoring.name)?;
             Ok(())
