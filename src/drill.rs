@@ -26,6 +26,8 @@ pub struct DrillOptions {
     /// An SQL script of queries, each of which must return true.
     pub check_sql: Option<String>,
     pub jobs: u32,
+    /// Longest each check query and each table's row count may run.
+    pub check_timeout: std::time::Duration,
     pub workers: usize,
 }
 
@@ -214,8 +216,11 @@ fn run_phases(
     run_captured(cmd, &format!("pg_restore into scratch database {scratch_name}"))?;
     report.restore_secs = t.elapsed().as_secs_f64();
 
-    // Checks: every table's rows against the dump's; the operator's queries.
+    // Checks: every table's rows against the dump's; the operator's queries,
+    // each within the check timeout (a query that never ends fails the drill).
     let t = Instant::now();
+    let target =
+        target.clone().with_timeouts(crate::pg::Timeouts { statement: Some(opts.check_timeout), ..target.timeouts() });
     count_rows(dump, &target, report)?;
     for st in checks {
         let (passed, output) = match target.query(&st.text) {

@@ -302,6 +302,7 @@ fn drill_overlapping_prune(place: Place) {
         database: None,
         check_sql: None,
         jobs: 1,
+        check_timeout: std::time::Duration::from_secs(600),
         workers: 2,
     };
     let id = repo.find_snapshot(&second, &[]).unwrap();

@@ -445,6 +445,7 @@ fn a_locked_table_or_a_silent_server_fails_the_backup_within_its_timeout() {
     let env = Env::new();
     let db = unique("locked");
     fill(cluster, &db);
+    run(&env, &["backup", "--pg", &cluster.url(&db)]).ok();
     let mut locker = Command::new(pg::bin_dir().join("psql"))
         .args(["-X", "-q", "-d", &cluster.url(&db)])
         .env("PGPASSWORD", PG_PASSWORD)
@@ -461,6 +462,7 @@ fn a_locked_table_or_a_silent_server_fails_the_backup_within_its_timeout() {
     while cluster.psql("postgres", &held).trim() == "0" {
         std::thread::sleep(Duration::from_millis(20));
     }
+    let snapshots_before = env.repo_file("snapshots");
     let t = Instant::now();
     let r = run(&env, &["backup", "--pg", &cluster.url(&db), "--pg-lock-wait-timeout", "1s"]);
     let _ = locker.kill();
@@ -473,7 +475,7 @@ fn a_locked_table_or_a_silent_server_fails_the_backup_within_its_timeout() {
         r.stderr
     );
     assert!(r.stderr.contains("--pg-lock-wait-timeout"), "the hint names the setting: {}", r.stderr);
-    assert!(env.repo_file("snapshots").is_empty());
+    assert_eq!(env.repo_file("snapshots"), snapshots_before, "no snapshot from the failed backup");
 
     // A server that accepts connections and never answers.
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -602,4 +604,29 @@ fn a_failed_create_restore_never_drops_a_database_that_was_there() {
     assert_eq!(r.code, 1, "{}", r.stderr);
     assert!(!r.stderr.contains("dropped again"), "{}", r.stderr);
     assert_eq!(cluster.psql(&db, "SELECT count(*) FROM t").trim(), "1");
+}
+
+#[test]
+fn a_drill_check_that_never_ends_fails_at_the_check_timeout() {
+    // Its own server: the scratch database lives while the check hangs.
+    let scratch = Cluster::start();
+    let env = Env::new();
+    let db = unique("hang");
+    fill(&scratch, &db);
+    run(&env, &["backup", "--pg", &scratch.url(&db)]).ok();
+    let checks = env.path("checks.sql");
+    fs::write(&checks, "SELECT count(*) = 1 FROM t;\nSELECT pg_sleep(3600) IS NOT NULL;\n").unwrap();
+    let t = Instant::now();
+    let mut args = vec!["drill", "latest", "--json", "--pg-scratch"];
+    let url = scratch.url("postgres");
+    args.push(&url);
+    args.extend(["--check-sql", checks.to_str().unwrap(), "--check-timeout", "1s"]);
+    let r = run(&env, &args);
+    assert!(t.elapsed() < Duration::from_secs(60), "{:?}", t.elapsed());
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let report = r.json();
+    assert_eq!(report["passed"], false);
+    assert_eq!(report["checks"][0]["passed"], true, "{report}");
+    assert!(report["checks"][1]["output"].as_str().unwrap().contains("statement timeout"), "{report}");
+    assert_eq!(report["dropped"], true);
 }

@@ -394,6 +394,9 @@ struct DrillArgs {
     /// pg_restore parallel jobs.
     #[arg(long, default_value_t = 2)]
     jobs: u32,
+    /// Longest each check (and each table's row count) may run on the scratch server.
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = humantime::parse_duration)]
+    check_timeout: std::time::Duration,
     /// With "latest": the newest snapshot having these tags.
     #[arg(long)]
     tag: Vec<String>,
@@ -569,7 +572,11 @@ fn apply_profile(cli: &mut Cli) -> Result<()> {
 fn pg_connection(url: Option<&str>, tools: &PgArgs, flag: &str, env: &str) -> Result<coffer::PgConnection> {
     let conn = coffer::PgConnection::new(url, tools.pg_bin_dir.clone())
         .with_context(|| flag.to_string())?
-        .with_timeouts(coffer::PgTimeouts { connect: tools.pg_connect_timeout, lock_wait: tools.pg_lock_wait_timeout });
+        .with_timeouts(coffer::PgTimeouts {
+            connect: tools.pg_connect_timeout,
+            lock_wait: tools.pg_lock_wait_timeout,
+            statement: None,
+        });
     let from_env = url.is_some() && std::env::var(env).ok().as_deref() == url;
     if conn.has_password() && !from_env {
         errln!(
@@ -849,6 +856,7 @@ fn run(cli: &Cli) -> Result<u8> {
                 database: a.db.clone(),
                 check_sql,
                 jobs: a.jobs,
+                check_timeout: a.check_timeout,
                 workers: coffer::default_workers(),
             };
             let report = coffer::drill(&repo, &id, &opts)?;

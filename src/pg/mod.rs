@@ -37,12 +37,38 @@ pub struct Timeouts {
     /// pg_dump's wait for each table's lock (`--lock-wait-timeout`): a table
     /// held by an ACCESS EXCLUSIVE lock fails the dump instead of stalling it.
     pub lock_wait: std::time::Duration,
+    /// Longest a single statement may run (the server's statement_timeout),
+    /// for sessions that run the operator's queries (drill checks); none
+    /// for dumps and restores, whose statements take as long as the data.
+    pub statement: Option<std::time::Duration>,
 }
 
 impl Default for Timeouts {
     fn default() -> Self {
-        Timeouts { connect: std::time::Duration::from_secs(30), lock_wait: std::time::Duration::from_secs(300) }
+        Timeouts {
+            connect: std::time::Duration::from_secs(30),
+            lock_wait: std::time::Duration::from_secs(300),
+            statement: None,
+        }
     }
+}
+
+/// PGOPTIONS for a tool: the caller's, plus a lock_timeout (psql sessions:
+/// globals, queries, drill checks) and a statement_timeout where asked, each
+/// unless the caller's PGOPTIONS sets it already. (pg_restore resets both to
+/// 0 from the archive's preamble: its lock waits are not bounded this way.)
+fn session_options(existing: Option<&str>, timeouts: &Timeouts) -> String {
+    let mut options = existing.unwrap_or_default().to_string();
+    let mut add = |name: &str, d: std::time::Duration| {
+        if !options.contains(name) {
+            options = format!("{options} -c {name}={}", d.as_millis().max(1)).trim_start().to_string();
+        }
+    };
+    add("lock_timeout", timeouts.lock_wait);
+    if let Some(d) = timeouts.statement {
+        add("statement_timeout", d);
+    }
+    options
 }
 
 /// Connection parameters that carry a secret libpq can take only as a
@@ -189,6 +215,8 @@ impl PgConnection {
         if !url_sets_it && std::env::var_os("PGCONNECT_TIMEOUT").is_none() {
             c.env("PGCONNECT_TIMEOUT", self.timeouts.connect.as_secs().max(2).to_string());
         }
+        let existing = std::env::var("PGOPTIONS").ok();
+        c.env("PGOPTIONS", session_options(existing.as_deref(), &self.timeouts));
         c.stdin(Stdio::null());
         c
     }
