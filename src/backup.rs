@@ -211,7 +211,37 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &dyn Progress) 
     };
 
     let new_ids: RwLock<HashSet<Id>> = RwLock::new(HashSet::new());
-    let known = |id: &Id| index.contains(id) || new_ids.read().map(|s| s.contains(id)).unwrap_or(false);
+    // With --force nothing stored is trusted blindly: each chunk the backup
+    // would reuse is read back once (decrypted, its id recomputed), and one
+    // that does not read (a pack damaged in place, which no listing shows)
+    // is stored again; readers then fall back on the new copy.
+    let damaged: RwLock<HashSet<Id>> = RwLock::new(HashSet::new());
+    let readable: RwLock<HashSet<Id>> = RwLock::new(HashSet::new());
+    let check_buffers = BufferPool::new(opts.workers * 2);
+    let reusable = |id: &Id| {
+        if !index.contains(id) {
+            return false;
+        }
+        if !opts.force || readable.read().is_ok_and(|s| s.contains(id)) {
+            return true;
+        }
+        if damaged.read().is_ok_and(|s| s.contains(id)) {
+            return false;
+        }
+        let ok = match repo.read_chunk(&index, id, crate::repository::ChunkCheck::Content, &check_buffers) {
+            Ok(data) => {
+                check_buffers.give(data);
+                true
+            }
+            Err(_) => false,
+        };
+        let set = if ok { &readable } else { &damaged };
+        if let Ok(mut s) = set.write() {
+            s.insert(*id);
+        }
+        ok
+    };
+    let known = |id: &Id| reusable(id) || new_ids.read().map(|s| s.contains(id)).unwrap_or(false);
     let pack_size = repo.config().pack_size as usize;
     let chunker = repo.config().chunker;
     let algo = HashAlgo::of_version(repo.config().version);
@@ -228,6 +258,7 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &dyn Progress) 
     let mut collector = Collector {
         index: &index,
         new_ids: &new_ids,
+        damaged: &damaged,
         buffers: &buffers,
         pack: PackWriter::with_capacity(pack_size + chunker.max_size as usize),
         pack_size,
@@ -432,6 +463,8 @@ fn find_parent(repo: &Repository, host: &str, roots: &[RawPath]) -> Result<(Opti
 struct Collector<'a> {
     index: &'a Index,
     new_ids: &'a RwLock<HashSet<Id>>,
+    /// Indexed chunks that did not read back (--force): stored again.
+    damaged: &'a RwLock<HashSet<Id>>,
     buffers: &'a BufferPool,
     pack: PackWriter,
     pack_size: usize,
@@ -460,7 +493,8 @@ impl Collector<'_> {
                 }
                 self.stats.bytes += size as u64;
                 if let Some(sealed) = sealed {
-                    let fresh = !self.index.contains(&id)
+                    let stored = self.index.contains(&id) && !self.damaged.read().is_ok_and(|s| s.contains(&id));
+                    let fresh = !stored
                         && self.new_ids.write().map_err(|_| Error::InvalidInput("lock poisoned".into()))?.insert(id);
                     if fresh {
                         self.pack.add(id, &sealed, size);

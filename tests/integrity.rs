@@ -54,6 +54,29 @@ fn a_backup_after_a_pack_was_lost_or_truncated_stores_its_chunks_again() {
     }
 }
 
+/// A pack damaged in place (same size, a flipped byte) shows in no listing:
+/// only reading finds it. `backup --force` reads back every chunk it would
+/// reuse and stores again those that do not read; `repair --read-data`
+/// then removes the damaged pack, and everything verifies.
+#[test]
+fn a_forced_backup_after_a_pack_was_damaged_in_place_stores_its_chunks_again() {
+    let env = Env::new();
+    let src = tree(&env);
+    let first = env.backup_json(&[&src], &[])["snapshot"].as_str().unwrap().to_string();
+    for pack in env.repo_file("data") {
+        flip_byte(&pack, 0.3);
+    }
+    let j = env.backup_json(&[&src], &["--force"]);
+    assert!(j["new_bytes"].as_u64().unwrap() > 0, "{j}");
+    restores_byte_for_byte(&env, &src, j["snapshot"].as_str().unwrap());
+    // The first snapshot reads the damaged chunk from its new copy.
+    restores_byte_for_byte(&env, &src, &first);
+    assert_eq!(env.coffer(&["verify", "--read-data"]).code, 1, "the damaged pack is still there");
+    env.coffer(&["repair", "--read-data"]).ok();
+    env.coffer(&["verify", "--read-data"]).ok();
+    restores_byte_for_byte(&env, &src, &first);
+}
+
 #[test]
 fn a_damaged_manifest_is_skipped_by_listing_backup_and_forget_and_can_be_forgotten() {
     let env = Env::new();
