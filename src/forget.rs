@@ -12,7 +12,7 @@ use crate::backend::Kind;
 use crate::encoding::Id;
 use crate::error::{Error, Result};
 use crate::manifest::SnapshotInfo;
-use crate::repository::{backend_error, Repository};
+use crate::repository::Repository;
 use chrono::{DateTime, Datelike, Timelike, Utc};
 
 #[derive(Debug, Clone, Default)]
@@ -73,14 +73,6 @@ pub struct ForgetSummary {
     pub forgotten_ids: Vec<String>,
 }
 
-/// Deletes a manifest; one another process forgot meanwhile is gone already.
-fn delete_manifest(repo: &Repository, id: &str) -> Result<()> {
-    match repo.backend().delete(Kind::Snapshot, id) {
-        Err(e) if !e.is_not_found() => Err(backend_error(e)),
-        _ => Ok(()),
-    }
-}
-
 /// For each snapshot (newest first), the rules that keep it; empty: removed.
 pub fn apply_policy(newest_first: &[(DateTime<Utc>, &[String])], policy: &KeepPolicy) -> Vec<Vec<&'static str>> {
     type Bucket = fn(&DateTime<Utc>, usize) -> i64;
@@ -131,7 +123,7 @@ pub fn forget(repo: &Repository, opts: &ForgetOptions) -> Result<ForgetSummary> 
             ForgetSummary { dry_run: opts.dry_run, kept: 0, removed: 0, groups: Vec::new(), forgotten_ids: Vec::new() };
         for id in &opts.ids {
             if !opts.dry_run {
-                delete_manifest(repo, &id.to_hex())?;
+                repo.delete_object(Kind::Snapshot, &id.to_hex())?;
             }
             summary.forgotten_ids.push(id.to_hex());
             summary.removed += 1;
@@ -181,7 +173,7 @@ pub fn forget(repo: &Repository, opts: &ForgetOptions) -> Result<ForgetSummary> 
         summary.removed += group.remove.len();
         if !opts.dry_run {
             for r in &group.remove {
-                delete_manifest(repo, &r.id)?;
+                repo.delete_object(Kind::Snapshot, &r.id)?;
             }
         }
         summary.groups.push(group);

@@ -229,11 +229,7 @@ pub fn prune(repo: &Repository, opts: &PruneOptions) -> Result<PruneSummary> {
         repo.backend().delete(Kind::Index, &id.to_hex()).map_err(backend_error)?;
     }
     for id in delete.iter().chain(repack.iter().map(|p| &p.id)).chain(unindexed.iter()) {
-        match repo.backend().delete(Kind::Pack, &id.to_hex()) {
-            Ok(()) => {}
-            Err(e) if e.is_not_found() => {}
-            Err(e) => return Err(backend_error(e)),
-        }
+        repo.delete_object(Kind::Pack, &id.to_hex())?;
     }
     drop(lock);
     Ok(s)

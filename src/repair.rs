@@ -192,11 +192,11 @@ pub fn repair(repo: &Repository, opts: &RepairOptions) -> Result<RepairSummary> 
     if index_changed && !opts.dry_run {
         repo.save_index(packs)?;
         for id in &index_ids {
-            delete(repo, Kind::Index, id)?;
+            repo.delete_object(Kind::Index, &id.to_hex())?;
         }
         s.indexes_replaced = index_ids.len();
         for id in &damaged {
-            delete(repo, Kind::Pack, id)?;
+            repo.delete_object(Kind::Pack, &id.to_hex())?;
         }
     }
 
@@ -218,7 +218,7 @@ pub fn repair(repo: &Repository, opts: &RepairOptions) -> Result<RepairSummary> 
             if !m.sources.is_empty() {
                 repaired.new_snapshot = Some(repo.save_snapshot(&m)?.to_hex());
             }
-            delete(repo, Kind::Snapshot, &id)?;
+            repo.delete_object(Kind::Snapshot, &id.to_hex())?;
         }
         s.snapshots_repaired.push(repaired);
     }
@@ -266,14 +266,6 @@ fn remove_lost(m: &mut Manifest, have: &HashSet<Id>) -> Option<RepairedSnapshot>
         n(r.databases.len(), "database dump")
     ));
     Some(r)
-}
-
-/// Deletes an object; one gone already is fine.
-fn delete(repo: &Repository, kind: Kind, id: &Id) -> Result<()> {
-    match repo.backend().delete(kind, &id.to_hex()) {
-        Err(e) if !e.is_not_found() => Err(backend_error(e)),
-        _ => Ok(()),
-    }
 }
 
 /// New packs for the chunks that still authenticate in damaged packs.

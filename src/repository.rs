@@ -353,6 +353,15 @@ impl Repository {
         Ok(file)
     }
 
+    /// Deletes an object; one that is gone already (another process deleted
+    /// it meanwhile) is no error.
+    pub fn delete_object(&self, kind: Kind, name: &str) -> Result<()> {
+        match self.backend.delete(kind, name) {
+            Err(e) if !e.is_not_found() => Err(backend_error(e)),
+            _ => Ok(()),
+        }
+    }
+
     pub fn list_ids(&self, kind: Kind) -> Result<Vec<Id>> {
         let mut ids = Vec::new();
         for info in self.backend.list(kind).map_err(backend_error)? {

@@ -19,12 +19,7 @@ print(ru.ru_maxrss)\n\
 sys.exit(os.waitstatus_to_exitcode(status))\n";
     let mut m = std::process::Command::new("python3");
     m.arg("-c").arg(MEASURE).arg(cmd.get_program()).args(cmd.get_args());
-    for (k, v) in cmd.get_envs() {
-        match v {
-            Some(v) => m.env(k, v),
-            None => m.env_remove(k),
-        };
-    }
+    copy_env(&cmd, &mut m);
     let out = m.stdin(std::process::Stdio::null()).stderr(std::process::Stdio::inherit()).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let rss: i64 =
@@ -106,12 +101,7 @@ fn a_small_address_space_is_enough() {
         let coffer = env.command();
         let mut cmd = std::process::Command::new("sh");
         cmd.arg("-c").arg("ulimit -v 409600 && exec \"$0\" \"$@\"").arg(coffer.get_program()).args(args);
-        for (k, v) in coffer.get_envs() {
-            match v {
-                Some(v) => cmd.env(k, v),
-                None => cmd.env_remove(k),
-            };
-        }
+        copy_env(&coffer, &mut cmd);
         cmd.stdin(std::process::Stdio::null()).output().unwrap().into()
     };
     limited(&["backup", "-q", src.to_str().unwrap()]).ok();

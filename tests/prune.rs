@@ -89,15 +89,8 @@ fn prune_and_repair_refuse_while_a_backup_holds_its_lock_in_any_pid_namespace() 
     // A prune in another PID namespace (a container sharing the host name)
     // cannot see the backup's pid: it must still take the lock for live.
     let other_namespace = coffer::is_root().then(|| {
-        let mut c = std::process::Command::new("unshare");
-        c.args(["--pid", "--fork", "--", bin(), "prune", "--grace", "0s"]);
-        for (k, v) in env.command().get_envs() {
-            match v {
-                Some(v) => c.env(k, v),
-                None => c.env_remove(k),
-            };
-        }
-        Run::from(c.stdin(std::process::Stdio::null()).output().unwrap())
+        let mut c = env.command_through(&["unshare", "--pid", "--fork", "--"]);
+        Run::from(c.args(["prune", "--grace", "0s"]).output().unwrap())
     });
     signal("-CONT");
     match other_namespace {

@@ -293,15 +293,8 @@ fn a_restore_by_an_ordinary_user_drops_setuid_and_setgid_bits_it_cannot_keep() {
     let target = env.path("out");
     fs::create_dir_all(&target).unwrap();
     fs::set_permissions(&target, fs::Permissions::from_mode(0o777)).unwrap();
-    let mut c = std::process::Command::new("setpriv");
-    c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--", bin(), "restore", "latest", "--target"])
-        .arg(&target);
-    for (k, v) in env.command().get_envs() {
-        if let Some(v) = v {
-            c.env(k, v);
-        }
-    }
-    let r: Run = c.stdin(std::process::Stdio::null()).output().unwrap().into();
+    let mut c = env.command_through(&["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"]);
+    let r: Run = c.args(["restore", "latest", "--target"]).arg(&target).output().unwrap().into();
     r.ok();
     let mode = fs::metadata(restored(&target, &src).join("tool")).unwrap().permissions().mode() & 0o7777;
     assert_eq!(mode, 0o755, "restored as nobody: {mode:o}");

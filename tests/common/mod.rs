@@ -86,6 +86,16 @@ impl Env {
         c
     }
 
+    /// `coffer` run through `wrapper` (`unshare --pid --fork --`, `setpriv
+    /// ...`), with the environment `command` sets; arguments follow.
+    pub fn command_through(&self, wrapper: &[&str]) -> Command {
+        let inner = self.command();
+        let mut c = Command::new(wrapper[0]);
+        c.args(&wrapper[1..]).arg(inner.get_program()).stdin(Stdio::null());
+        copy_env(&inner, &mut c);
+        c
+    }
+
     pub fn coffer(&self, args: &[&str]) -> Run {
         self.command().args(args).output().expect("run coffer").into()
     }
@@ -129,6 +139,16 @@ pub fn walk_files(root: &Path) -> Vec<(PathBuf, u64, i64, i64)> {
     }
     out.sort();
     out
+}
+
+/// Gives `to` the environment changes `from` makes.
+pub fn copy_env(from: &Command, to: &mut Command) {
+    for (k, v) in from.get_envs() {
+        match v {
+            Some(v) => to.env(k, v),
+            None => to.env_remove(k),
+        };
+    }
 }
 
 /// Deterministic incompressible bytes (xorshift), fast enough for tests.
