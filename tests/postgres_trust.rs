@@ -582,6 +582,17 @@ fn to_file_never_replaces_a_file_silently_and_bin_dir_errors_name_the_path() {
     assert_eq!(fs::read_to_string(&file).unwrap(), "precious");
     run(&env, &["restore", "latest", "--to-file", file.to_str().unwrap(), "--force"]).ok();
     assert!(fs::read(&file).unwrap().starts_with(b"PGDMP"));
+    // A symlink put where the file goes is replaced, never written through.
+    let elsewhere = env.path("elsewhere");
+    fs::write(&elsewhere, "not to be touched").unwrap();
+    let link = env.path("link.pgc");
+    std::os::unix::fs::symlink(&elsewhere, &link).unwrap();
+    let r = run(&env, &["restore", "latest", "--to-file", link.to_str().unwrap()]);
+    assert!(r.code == 1 && r.stderr.contains("exists; give --force"), "{}", r.stderr);
+    run(&env, &["restore", "latest", "--to-file", link.to_str().unwrap(), "--force"]).ok();
+    assert!(!fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+    assert!(fs::read(&link).unwrap().starts_with(b"PGDMP"));
+    assert_eq!(fs::read_to_string(&elsewhere).unwrap(), "not to be touched");
     // A filter that --to-file cannot apply is refused, not ignored.
     let r = run(&env, &["restore", "latest", "--to-file", file.to_str().unwrap(), "--force", "--table", "t"]);
     assert_eq!(r.code, 1);
