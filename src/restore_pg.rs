@@ -517,6 +517,8 @@ fn to_server(
     }
     r.target = if create { format!("{} (created from {})", dump.name, target.display()) } else { target.display() };
     let what = format!("pg_restore of {} into {}", dump.name, target.display());
+    let watch = crate::pg::LockWatch::start(&target);
+    cmd.env("PGAPPNAME", &watch.app);
     let restored = if opts.jobs > 1 {
         // Parallel restore needs a seekable archive.
         dump_to_temp_file(repo, index, snapshot, dump, opts.workers).and_then(|(tmp, chunks)| {
@@ -532,7 +534,7 @@ fn to_server(
         }
         feed(repo, index, snapshot, dump, cmd, &what, opts.workers)
     };
-    match restored {
+    match watch.finish(restored) {
         Ok(chunks) => {
             r.chunks_checked = chunks;
             Ok(())

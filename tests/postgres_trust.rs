@@ -463,12 +463,27 @@ fn a_locked_table_or_a_silent_server_fails_the_backup_within_its_timeout() {
         std::thread::sleep(Duration::from_millis(20));
     }
     let snapshots_before = env.repo_file("snapshots");
+    // A restore into the database whose table is locked gives up too
+    // (pg_restore resets lock_timeout itself: coffer stops the wait).
+    let t = Instant::now();
+    let restore =
+        run(&env, &["restore", "latest", "--pg-target", &cluster.url(&db), "--clean", "--pg-lock-wait-timeout", "1s"]);
+    let restore_took = t.elapsed();
     let t = Instant::now();
     let r = run(&env, &["backup", "--pg", &cluster.url(&db), "--pg-lock-wait-timeout", "1s"]);
+    let backup_took = t.elapsed();
     let _ = locker.kill();
     let _ = locker.wait();
+    // The server-side session outlives its client while it sleeps: end it.
+    let end = format!("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{db}'");
+    cluster.psql("postgres", &end);
+    assert_eq!(restore.code, 1, "{}", restore.stderr);
+    assert!(restore_took < Duration::from_secs(30), "{restore_took:?}");
+    assert!(restore.stderr.contains("locked longer than the lock wait timeout of 1s"), "{}", restore.stderr);
+    assert!(restore.stderr.contains("--pg-lock-wait-timeout"), "the hint names the setting: {}", restore.stderr);
+    assert_eq!(cluster.psql(&db, "SELECT count(*) FROM t").trim(), "1", "the table is as it was");
     assert_eq!(r.code, 1, "{}", r.stderr);
-    assert!(t.elapsed() < Duration::from_secs(30), "{:?}", t.elapsed());
+    assert!(backup_took < Duration::from_secs(30), "{backup_took:?}");
     assert!(
         r.stderr.contains(&db) && r.stderr.contains("locked longer than the lock wait timeout of 1s"),
         "{}",

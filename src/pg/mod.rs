@@ -53,6 +53,84 @@ impl Default for Timeouts {
     }
 }
 
+/// Bounds the lock waits of a tool whose own settings cannot (pg_restore
+/// resets lock_timeout to 0 from the archive's preamble): its sessions carry
+/// `app` as application_name, and every second those waiting for a lock for
+/// longer than the connection's lock wait timeout are cancelled (PostgreSQL
+/// 14 and later: `pg_locks.waitstart`). Stops when dropped.
+pub struct LockWatch {
+    pub app: String,
+    limit: std::time::Duration,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    fired: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    handle: Option<std::thread::JoinHandle<()>>,
+}
+
+impl LockWatch {
+    pub fn start(conn: &PgConnection) -> LockWatch {
+        use std::sync::atomic::Ordering;
+        let app = format!("coffer-{:016x}", rand::random::<u64>());
+        let limit = conn.timeouts.lock_wait;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let fired = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let sql = format!(
+            "SELECT pg_cancel_backend(l.pid) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
+             WHERE NOT l.granted AND a.application_name = '{app}' AND l.waitstart < now() - interval '{} milliseconds'",
+            limit.as_millis()
+        );
+        let (conn, stop_flag, fired_flag) = (conn.clone(), stop.clone(), fired.clone());
+        let handle = std::thread::spawn(move || {
+            while !stop_flag.load(Ordering::Relaxed) {
+                for _ in 0..10 {
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                    if stop_flag.load(Ordering::Relaxed) {
+                        return;
+                    }
+                }
+                // A failed poll (an older server, a connection limit) changes nothing.
+                if conn.query(&sql).is_ok_and(|out| out.contains('t')) {
+                    fired_flag.store(true, Ordering::Relaxed);
+                }
+            }
+        });
+        LockWatch { app, limit, stop, fired, handle: Some(handle) }
+    }
+
+    /// Stops watching, and gives the tool's error, saying so when this
+    /// watch stopped a lock wait (a poll still running is waited for: the
+    /// tool may exit before the poll that cancelled it returns).
+    pub fn finish<T>(mut self, result: Result<T>) -> Result<T> {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+        result.map_err(|e| self.explain(e))
+    }
+
+    fn explain(&self, e: Error) -> Error {
+        if !self.fired.load(std::sync::atomic::Ordering::Relaxed) {
+            return e;
+        }
+        let wait = humantime::format_duration(self.limit);
+        match e {
+            Error::SourceFailed { source_name, message } => Error::SourceFailed {
+                source_name,
+                message: format!("{message}; it waited for a table locked longer than the lock wait timeout of {wait}"),
+            },
+            other => other,
+        }
+    }
+}
+
+impl Drop for LockWatch {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
 /// PGOPTIONS for a tool: the caller's, plus a lock_timeout (psql sessions:
 /// globals, queries, drill checks) and a statement_timeout where asked, each
 /// unless the caller's PGOPTIONS sets it already. (pg_restore resets both to
