@@ -1,7 +1,7 @@
 # coffer: the two commands of the quick start are `make demo` and `make test`.
 CARGO ?= cargo
 
-.PHONY: all build demo demo-s3 test bench clean
+.PHONY: all build demo demo-s3 lint test bench clean
 
 all: build
 
@@ -19,7 +19,12 @@ demo-s3: build
 	./scripts/ensure-garage.sh
 	./scripts/demo-s3.sh
 
-test:
+# Formatting and clippy, warnings as errors (make test runs it first).
+lint:
+	$(CARGO) fmt --check
+	$(CARGO) clippy --locked --all-targets -- -D warnings
+
+test: lint
 	./scripts/ensure-postgres.sh
 	./scripts/ensure-garage.sh
 	./scripts/ensure-moto.sh

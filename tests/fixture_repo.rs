@@ -1,5 +1,6 @@
-//! A repository written by format version 1 is committed under
-//! fixtures/repo-v1 and must stay readable by every later coffer.
+//! Repositories written by format versions 1 and 2 are committed under
+//! fixtures/repo-v1 and fixtures/repo-v2 and must stay readable by every
+//! later coffer.
 
 use crate::common::*;
 use std::fs;
@@ -37,46 +38,61 @@ fn contents(root: &Path) -> Vec<String> {
         .collect()
 }
 
-#[test]
-fn the_version_1_fixture_repository_restores_and_verifies() {
+/// The committed repository of this format version restores and verifies;
+/// backing up the same tree again finds every chunk stored (the chunker and
+/// chunk ids are as they were), and what this coffer writes there is of that
+/// version (its digest algorithm included).
+fn fixture_restores_and_verifies(version: u32) {
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
     let env = Env::empty();
     // Work on a copy: the test must not touch the committed fixture.
-    copy_dir(&fixtures.join("repo-v1"), &env.repo());
+    copy_dir(&fixtures.join(format!("repo-v{version}")), &env.repo());
+    let passphrase = format!("fixture-v{version}-passphrase");
     let run = |args: &[&str]| -> Run {
-        env.command().env("COFFER_PASSWORD", "fixture-v1-passphrase").args(args).output().unwrap().into()
+        env.command().env("COFFER_PASSWORD", &passphrase).args(args).output().unwrap().into()
     };
     let list = run(&["snapshots", "--json"]).ok().json();
     assert_eq!(list.as_array().unwrap().len(), 1);
-    assert_eq!(list[0]["tags"][0], "v1");
+    assert_eq!(list[0]["tags"][0], format!("v{version}"));
     run(&["verify", "--read-data"]).ok();
     let target = env.path("out");
     run(&["restore", "latest", "--target", target.to_str().unwrap()]).ok();
     assert_eq!(contents(&fixtures.join("sample-tree")), contents(&target.join("fixtures/sample-tree")));
 
-    // A version-1 repository stays version 1 when this coffer writes to it:
-    // the same tree again finds every chunk already stored (the same ids,
-    // HMAC-SHA256), and its snapshot records SHA-256 digests.
     let tree = fixtures.join("sample-tree");
     let backup = run(&["backup", "--json", tree.to_str().unwrap()]).ok().json();
     assert_eq!(backup["new_chunks"], 0, "{backup}");
     assert!(backup["files"].as_u64().unwrap() > 0, "{backup}");
     let config: serde_json::Value = serde_json::from_slice(&fs::read(env.repo().join("config")).unwrap()).unwrap();
-    assert_eq!(config["version"], 1);
-    let repo = coffer::Repository::open(std::sync::Arc::new(coffer::Local::new(env.repo())), b"fixture-v1-passphrase")
-        .unwrap();
+    assert_eq!(config["version"], version);
+    let repo =
+        coffer::Repository::open(std::sync::Arc::new(coffer::Local::new(env.repo())), passphrase.as_bytes()).unwrap();
     let id = coffer::Id::from_hex(backup["snapshot"].as_str().unwrap()).unwrap();
     let m = repo.load_snapshot(&id).unwrap();
-    assert_eq!(m.version, 1);
-    assert!(m
-        .entries()
-        .filter(|e| e.kind == coffer::EntryKind::File)
-        .all(|e| e.sha256.is_some() && e.blake3.is_none()));
+    assert_eq!(m.version, version);
+    let files = || m.entries().filter(|e| e.kind == coffer::EntryKind::File);
+    match version {
+        1 => assert!(files().all(|e| e.sha256.is_some() && e.blake3.is_none())),
+        _ => assert!(files().all(|e| e.blake3.is_some() && e.sha256.is_none())),
+    }
     run(&["verify", "--read-data"]).ok();
     let again = env.path("again");
     run(&["restore", &id.to_hex(), "--target", again.to_str().unwrap()]).ok();
     let stored = tree.strip_prefix("/").unwrap();
     assert_eq!(contents(&tree), contents(&again.join(stored)));
+}
+
+/// Written by coffer 0.1.0 (HMAC-SHA256 chunk ids, SHA-256 digests); it
+/// stays version 1 when this coffer writes to it.
+#[test]
+fn the_version_1_fixture_repository_restores_and_verifies() {
+    fixture_restores_and_verifies(1);
+}
+
+/// Written when the manifest gained `sparse` and `hardlink` (keyed BLAKE3).
+#[test]
+fn the_version_2_fixture_repository_restores_and_verifies() {
+    fixture_restores_and_verifies(2);
 }
 
 #[test]
