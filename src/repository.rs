@@ -22,13 +22,13 @@ const METADATA_LIMIT: usize = 1 << 30;
 /// proves that a holder of the key sealed these bytes for this chunk id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ChunkCheck {
-    /// The tag only: for reads whose whole result is checked against a
-    /// SHA-256 from the manifest before anyone sees it (a restored file is
-    /// renamed into place only then), which catches a wrong chunk as well.
+    /// The tag only: for reads whose whole result is checked against the
+    /// manifest's digest (BLAKE3; SHA-256 in version 1) before anyone sees it
+    /// (a restored file is named only then), which catches a wrong chunk too.
     Tag,
-    /// Also recompute the chunk's id from its plaintext (HMAC-SHA256):
-    /// where data leaves coffer chunk by chunk (into pg_restore), and in
-    /// `verify` and `prune`.
+    /// Also recompute the chunk's id from its plaintext (keyed BLAKE3;
+    /// HMAC-SHA256 in version 1): where data leaves coffer chunk by chunk
+    /// (into pg_restore), in `verify`, `prune` and `backup --force`.
     Content,
 }
 

@@ -49,7 +49,7 @@ pub struct RestoreSummary {
     pub duration_secs: f64,
 }
 
-/// One file being restored: created (under a temporary name) by the
+/// One file being restored: created (without a name, `AtomicFile`) by the
 /// producer, written at offsets by the workers, checked and moved into place
 /// by the consumer.
 struct Restoring<'a> {
