@@ -42,7 +42,8 @@ pub fn open_dir(dir: &Path) -> io::Result<OwnedFd> {
     Ok(rustix::fs::open(dir, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())?)
 }
 
-fn temporary_name() -> OsString {
+/// A hidden name for an object about to be renamed into place.
+pub fn temporary_name() -> OsString {
     OsString::from(format!(".coffer-{:016x}.tmp", rand::random::<u64>()))
 }
 

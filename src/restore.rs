@@ -248,7 +248,7 @@ pub fn restore(repo: &Repository, snapshot: &Id, opts: &RestoreOptions) -> Resul
         summary.symlinks += 1;
         let Some(fd) = &dir.fd.as_ref().filter(|_| !opts.dry_run) else { continue };
         let link_target = OsStr::from_bytes(&e.target.as_ref().expect("validated: symlinks have targets").0);
-        let tmp = OsString::from(format!(".coffer-{}.tmp", Id::random().short()));
+        let tmp = crate::atomic_file::temporary_name();
         rustix::fs::symlinkat(link_target, &***fd, &tmp).map_err(|err| Error::io(&path, err.into()))?;
         let finish = || -> rustix::io::Result<()> {
             if owner {
