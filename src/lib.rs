@@ -5,52 +5,37 @@
 //! `coffer` binary (`src/main.rs`, `src/cli/`) parses, prints and picks exit
 //! codes. Modules are private; the public API is the `pub use` list below.
 
-mod atomic_file;
 mod backend;
-mod backup;
-mod chunker;
-mod compression;
 mod crypto;
-mod drill;
-mod encoding;
+mod engine;
 mod error;
-mod filter;
-mod forget;
 mod format;
-mod lock;
-mod manifest;
+mod ops;
 mod pg;
-mod pipeline;
-mod prune;
-mod repair;
-mod repository;
-mod restore;
-mod restore_pg;
+mod repo;
 mod source;
-mod target;
-mod verify;
 
 pub use backend::{Backend, BackendError, DryRun, Kind, Local, ObjectInfo, S3Options, S3};
-pub use backup::{backup, BackupOptions, BackupSummary, NoProgress, PgSources, Progress};
-pub use chunker::ChunkerParams;
 pub use crypto::{HashAlgo, KdfParams};
-pub use drill::{drill, DrillOptions, DrillReport};
-pub use encoding::{Id, RawPath};
+pub use engine::chunker::ChunkerParams;
+pub use engine::pipeline::default_workers;
 pub use error::{Error, Result};
-pub use forget::{apply_policy, forget, ForgetGroup, ForgetOptions, ForgetSummary, KeepPolicy};
-pub use format::{Config, FORMAT_VERSION};
-pub use lock::{list_locks, unlock, Lock, LockInfo};
-pub use manifest::{
+pub use format::encoding::{Id, RawPath};
+pub use format::manifest::{
     DumpKind, DumpSource, Entry, EntryKind, Manifest, SnapshotInfo, Source, SourceInfo, SourceKind, Summary, TreeSource,
 };
+pub use format::{Config, FORMAT_VERSION};
+pub use ops::backup::{backup, BackupOptions, BackupSummary, NoProgress, PgSources, Progress};
+pub use ops::drill::{drill, DrillOptions, DrillReport};
+pub use ops::forget::{apply_policy, forget, ForgetGroup, ForgetOptions, ForgetSummary, KeepPolicy};
+pub use ops::prune::{prune, PruneOptions, PruneSummary};
+pub use ops::repair::{repair, RepairOptions, RepairSummary, RepairedSnapshot};
+pub use ops::restore::{restore, RestoreOptions, RestoreSummary};
+pub use ops::restore_pg::{restore_databases, DbRestoreOptions, DbRestoreSummary, DbRestored, DbTarget};
+pub use ops::verify::{verify, ReadData, VerifyOptions, VerifySummary};
 pub use pg::{PgConnection, Timeouts as PgTimeouts, Toc, TocEntry};
-pub use pipeline::default_workers;
-pub use prune::{prune, PruneOptions, PruneSummary};
-pub use repair::{repair, RepairOptions, RepairSummary, RepairedSnapshot};
-pub use repository::{KeyInfo, Repository};
-pub use restore::{restore, RestoreOptions, RestoreSummary};
-pub use restore_pg::{restore_databases, DbRestoreOptions, DbRestoreSummary, DbRestored, DbTarget};
-pub use verify::{verify, ReadData, VerifyOptions, VerifySummary};
+pub use repo::lock::{list_locks, unlock, Lock, LockInfo};
+pub use repo::{KeyInfo, Repository};
 
 /// Variables that hold secrets coffer reads (its passphrases, URLs that may
 /// carry a password, the S3 secret): no child process needs them.

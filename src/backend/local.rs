@@ -3,7 +3,7 @@
 //! never leaves a partial object under a real name.
 
 use super::{Backend, BackendError, BackendResult, Kind, ObjectInfo};
-use crate::atomic_file::AtomicFile;
+use crate::engine::atomic_file::AtomicFile;
 use std::fs::{self, File};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};

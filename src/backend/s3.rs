@@ -595,7 +595,7 @@ impl PendingUpload {
     fn record(scope: &str, key: &str, upload_id: &str) -> Option<PathBuf> {
         let dir = Self::dir()?;
         std::fs::create_dir_all(&dir).ok()?;
-        let id = hex::encode(&crate::format::sha256(format!("{scope}|{key}|{upload_id}").as_bytes())[..8]);
+        let id = hex::encode(&crate::crypto::sha256(format!("{scope}|{key}|{upload_id}").as_bytes())[..8]);
         let path = dir.join(format!("{}-{id}.json", std::process::id()));
         let body = serde_json::json!({ "scope": scope, "key": key, "upload_id": upload_id });
         std::fs::write(&path, body.to_string()).ok()?;

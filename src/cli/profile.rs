@@ -5,6 +5,7 @@
 //! command line always wins. Only the CLI reads this file: the core gets
 //! plain options as from flags.
 
+use crate::cli::args::{Cli, Command};
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -77,4 +78,56 @@ pub fn load(explicit: Option<&Path>, name: &str) -> Result<Profile> {
     let mut file: ConfigFile =
         toml::from_str(&text).map_err(|e| anyhow::anyhow!("configuration file {}: {}", path.display(), e.message()))?;
     file.profile.remove(name).with_context(|| format!("configuration file {} has no [profile.{name}]", path.display()))
+}
+
+/// Fills in, from `--profile`, whatever the command line left out.
+pub fn apply(cli: &mut Cli) -> Result<()> {
+    let Some(name) = cli.profile.clone() else { return Ok(()) };
+    let p = load(cli.config.as_deref(), &name)?;
+    cli.repo = cli.repo.take().or(p.repository);
+    cli.password_file = p.password_file;
+    let s3 = &mut cli.s3;
+    s3.s3_endpoint = s3.s3_endpoint.take().or(p.s3_endpoint);
+    s3.s3_region = s3.s3_region.take().or(p.s3_region);
+    s3.storage_class = s3.storage_class.take().or(p.storage_class);
+    s3.s3_path_style |= p.s3_path_style;
+    match &mut cli.command {
+        Command::Backup(a) => {
+            if a.paths.is_empty() && a.pg.is_none() && a.db.is_empty() && !a.pg_all {
+                a.paths = p.paths;
+                a.pg = p.pg;
+                a.db = p.databases;
+                a.pg_all = p.pg_all;
+            }
+            a.exclude.extend(p.exclude);
+            if a.tag.is_empty() {
+                a.tag = p.tags;
+            }
+            a.host = a.host.take().or(p.host);
+            a.one_file_system |= p.one_file_system;
+            a.pg_tools.pg_bin_dir = a.pg_tools.pg_bin_dir.take().or(p.pg_bin_dir);
+        }
+        Command::Forget(a) => {
+            let none_given = [a.keep_last, a.keep_hourly, a.keep_daily, a.keep_weekly, a.keep_monthly, a.keep_yearly]
+                .iter()
+                .all(|n| *n == 0)
+                && a.keep_tag.is_empty();
+            if none_given {
+                a.keep_last = p.keep_last.unwrap_or(0);
+                a.keep_hourly = p.keep_hourly.unwrap_or(0);
+                a.keep_daily = p.keep_daily.unwrap_or(0);
+                a.keep_weekly = p.keep_weekly.unwrap_or(0);
+                a.keep_monthly = p.keep_monthly.unwrap_or(0);
+                a.keep_yearly = p.keep_yearly.unwrap_or(0);
+                a.keep_tag = p.keep_tags;
+            }
+            // A profile's forget only considers that profile's snapshots.
+            if a.tag.is_empty() {
+                a.tag = p.tags;
+            }
+            a.host = a.host.take().or(p.host);
+        }
+        _ => {}
+    }
+    Ok(())
 }

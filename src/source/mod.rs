@@ -6,8 +6,8 @@ pub mod postgres;
 pub mod tree;
 
 use crate::crypto::HashAlgo;
-use crate::encoding::RawPath;
-use crate::manifest::{DumpSource, Entry};
+use crate::format::encoding::RawPath;
+use crate::format::manifest::{DumpSource, Entry};
 
 /// What a source emits, in order.
 pub enum SourceItem {

@@ -10,13 +10,13 @@
 //! so no manifest is ever written.
 
 use super::SourceItem;
-use crate::chunker::{Chunker, ChunkerParams};
 use crate::crypto::{ContentHasher, HashAlgo};
+use crate::engine::chunker::{Chunker, ChunkerParams};
+use crate::engine::pipeline::BufferPool;
 use crate::error::{Error, Result};
-use crate::manifest::{DumpKind, DumpSource};
+use crate::format::manifest::{DumpKind, DumpSource};
 use crate::pg::archive::Scanner;
 use crate::pg::{tail, PgConnection, StderrCollector, Toc};
-use crate::pipeline::BufferPool;
 use std::io::Read;
 use std::process::Stdio;
 use std::time::Instant;

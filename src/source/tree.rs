@@ -2,13 +2,13 @@
 //! symlinks, and streams each regular file through the chunker.
 
 use super::SourceItem;
-use crate::chunker::{Chunker, ChunkerParams};
 use crate::crypto::{ContentHasher, HashAlgo};
-use crate::encoding::RawPath;
+use crate::engine::chunker::{Chunker, ChunkerParams};
+use crate::engine::filter::Patterns;
+use crate::engine::pipeline::BufferPool;
 use crate::error::{Error, Result};
-use crate::filter::Patterns;
-use crate::manifest::{Entry, EntryKind};
-use crate::pipeline::BufferPool;
+use crate::format::encoding::RawPath;
+use crate::format::manifest::{Entry, EntryKind};
 use std::collections::HashMap;
 use std::fs::{self, File, Metadata};
 use std::io::Read;
@@ -23,7 +23,7 @@ pub struct TreeOptions<'a> {
     /// Files of the parent snapshot by path: unchanged ones are not re-read.
     pub parent: Option<&'a HashMap<RawPath, Entry>>,
     /// Is this chunk still stored? (A parent's chunk list is reused only then.)
-    pub chunk_known: &'a (dyn Fn(&crate::encoding::Id) -> bool + Sync),
+    pub chunk_known: &'a (dyn Fn(&crate::format::encoding::Id) -> bool + Sync),
     pub on_bytes: &'a (dyn Fn(u64) + Sync),
     /// Where each chunk's buffer comes from.
     pub buffers: &'a BufferPool,

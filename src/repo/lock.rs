@@ -11,9 +11,9 @@
 
 use crate::backend::{Backend, Kind};
 use crate::crypto::{Keys, Role};
-use crate::encoding::Id;
 use crate::error::{Error, Result};
-use crate::repository::{backend_error, Repository};
+use crate::format::encoding::Id;
+use crate::repo::{backend_error, Repository};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -8,16 +8,16 @@
 //! restore into an existing database runs in one transaction, so a stream
 //! that fails half-way leaves the database as it was.
 
-use crate::atomic_file::AtomicFile;
-use crate::encoding::Id;
+use crate::engine::atomic_file::AtomicFile;
+use crate::engine::pipeline::{self, BufferPool};
 use crate::error::{Error, Result};
+use crate::format::encoding::Id;
+use crate::format::manifest::{DumpKind, DumpSource, Manifest};
 use crate::format::Index;
-use crate::manifest::{DumpKind, DumpSource, Manifest};
 use crate::pg::archive::{Archive, Scanner};
 use crate::pg::select::{select, Selection};
 use crate::pg::{quote_literal, tail, PgConnection, StderrCollector, TocEntry, TocLister};
-use crate::pipeline::{self, BufferPool};
-use crate::repository::{ChunkCheck, Repository};
+use crate::repo::{ChunkCheck, Repository};
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -175,7 +175,7 @@ fn describe_left_out(archive: &Archive, sel: &Selection) -> Vec<String> {
 /// Writes a pg_restore list file (`-L`) of these dump ids to a scratch file.
 pub(crate) fn list_file(ids: &[u32]) -> Result<AtomicFile> {
     let dir = std::env::temp_dir();
-    let f = crate::atomic_file::scratch().map_err(|e| Error::io(&dir, e))?;
+    let f = crate::engine::atomic_file::scratch().map_err(|e| Error::io(&dir, e))?;
     let text: String = ids.iter().map(|id| format!("{id};\n")).collect();
     std::io::Write::write_all(&mut f.as_file(), text.as_bytes()).map_err(|e| Error::io(&dir, e))?;
     Ok(f)
@@ -209,7 +209,7 @@ pub fn stream_dump(
     let (mut stream, file, check) = match out {
         DumpOut::Stream(sink) => (Some(sink), None, ChunkCheck::Content),
         DumpOut::File(file, path) => {
-            crate::atomic_file::preallocate(file, dump.size).map_err(|e| Error::io(path, e))?;
+            crate::engine::atomic_file::preallocate(file, dump.size).map_err(|e| Error::io(path, e))?;
             (None, Some((file, path)), ChunkCheck::Tag)
         }
     };
@@ -284,7 +284,7 @@ pub fn dump_to_temp_file(
     workers: usize,
 ) -> Result<(AtomicFile, u64)> {
     let dir = std::env::temp_dir();
-    let tmp = crate::atomic_file::scratch().map_err(|e| Error::io(&dir, e))?;
+    let tmp = crate::engine::atomic_file::scratch().map_err(|e| Error::io(&dir, e))?;
     // Errors name the directory: the file has no name, and TMPDIR is the setting to change.
     let chunks = stream_dump(repo, index, snapshot, dump, workers, DumpOut::File(tmp.as_file(), &dir))?;
     Ok((tmp, chunks))

@@ -20,12 +20,12 @@
 //! A crash at any point leaves a repository a second repair finishes.
 
 use crate::backend::Kind;
-use crate::encoding::Id;
 use crate::error::{Error, Result};
+use crate::format::encoding::Id;
+use crate::format::manifest::{Manifest, Source};
 use crate::format::{self, ChunkEntry, PackEntry, PackWriter};
-use crate::lock::Lock;
-use crate::manifest::{Manifest, Source};
-use crate::repository::{backend_error, Repository};
+use crate::repo::lock::Lock;
+use crate::repo::{backend_error, Repository};
 use std::collections::{HashMap, HashSet};
 
 #[derive(Debug, Clone, Default)]

@@ -11,11 +11,11 @@
 //! next prune deletes).
 
 use crate::backend::Kind;
-use crate::encoding::Id;
 use crate::error::{Error, Result};
+use crate::format::encoding::Id;
 use crate::format::{ChunkEntry, PackEntry, PackWriter};
-use crate::lock::Lock;
-use crate::repository::{backend_error, Repository};
+use crate::repo::lock::Lock;
+use crate::repo::{backend_error, Repository};
 use std::collections::{HashMap, HashSet};
 
 #[derive(Debug, Clone)]

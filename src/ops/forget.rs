@@ -9,10 +9,10 @@
 //! Forgetting deletes manifests only; the data they used stays until prune.
 
 use crate::backend::Kind;
-use crate::encoding::Id;
 use crate::error::{Error, Result};
-use crate::manifest::SnapshotInfo;
-use crate::repository::Repository;
+use crate::format::encoding::Id;
+use crate::format::manifest::SnapshotInfo;
+use crate::repo::Repository;
 use chrono::{DateTime, Datelike, Timelike, Utc};
 
 #[derive(Debug, Clone, Default)]
@@ -118,7 +118,7 @@ pub fn forget(repo: &Repository, opts: &ForgetOptions) -> Result<ForgetSummary> 
         if !opts.policy.is_empty() {
             return Err(Error::InvalidInput("give snapshots to forget or a keep policy, not both".into()));
         }
-        let _lock = if opts.dry_run { None } else { Some(crate::lock::Lock::acquire(repo, false)?) };
+        let _lock = if opts.dry_run { None } else { Some(crate::repo::lock::Lock::acquire(repo, false)?) };
         let mut summary =
             ForgetSummary { dry_run: opts.dry_run, kept: 0, removed: 0, groups: Vec::new(), forgotten_ids: Vec::new() };
         for id in &opts.ids {
@@ -135,7 +135,7 @@ pub fn forget(repo: &Repository, opts: &ForgetOptions) -> Result<ForgetSummary> 
             "no keep policy given (--keep-last, --keep-daily, ...): refusing to forget every snapshot".into(),
         ));
     }
-    let _lock = if opts.dry_run { None } else { Some(crate::lock::Lock::acquire(repo, false)?) };
+    let _lock = if opts.dry_run { None } else { Some(crate::repo::lock::Lock::acquire(repo, false)?) };
     let mut snapshots: Vec<(Id, SnapshotInfo)> = repo
         .list_snapshots()?
         .into_iter()

@@ -4,14 +4,14 @@
 
 use crate::backend::DryRun;
 use crate::crypto::HashAlgo;
-use crate::encoding::{Id, RawPath};
+use crate::engine::filter::Patterns;
+use crate::engine::pipeline::{self, Batcher, BufferPool};
 use crate::error::{Error, Result};
-use crate::filter::Patterns;
+use crate::format::encoding::{Id, RawPath};
+use crate::format::manifest::{DumpKind, DumpSource, Entry, EntryKind, Manifest, Source, Summary, TreeSource};
 use crate::format::{Index, PackEntry, PackWriter};
-use crate::manifest::{DumpKind, DumpSource, Entry, EntryKind, Manifest, Source, Summary, TreeSource};
 use crate::pg::PgConnection;
-use crate::pipeline::{self, Batcher, BufferPool};
-use crate::repository::Repository;
+use crate::repo::Repository;
 use crate::source::{postgres, tree, SourceItem};
 use crossbeam_channel::bounded;
 use std::collections::{HashMap, HashSet};
@@ -164,7 +164,7 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &dyn Progress) 
     };
 
     // Shared: backups run side by side, but prune waits for all of them.
-    let lock = if opts.dry_run { None } else { Some(crate::lock::Lock::acquire(repo, false)?) };
+    let lock = if opts.dry_run { None } else { Some(crate::repo::lock::Lock::acquire(repo, false)?) };
     if progress.wants_total() {
         let (mut files, mut bytes) = (0, 0);
         for p in &opts.paths {
@@ -181,7 +181,7 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &dyn Progress) 
     let stored: HashMap<Id, u64> = repo
         .backend()
         .list(crate::backend::Kind::Pack)
-        .map_err(crate::repository::backend_error)?
+        .map_err(crate::repo::backend_error)?
         .into_iter()
         .filter_map(|o| Id::from_hex(&o.name).map(|id| (id, o.size)))
         .collect();
@@ -228,7 +228,7 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &dyn Progress) 
         if damaged.read().is_ok_and(|s| s.contains(id)) {
             return false;
         }
-        let ok = match repo.read_chunk(&index, id, crate::repository::ChunkCheck::Content, &check_buffers) {
+        let ok = match repo.read_chunk(&index, id, crate::repo::ChunkCheck::Content, &check_buffers) {
             Ok(data) => {
                 check_buffers.give(data);
                 true
@@ -407,7 +407,7 @@ fn adopt_unindexed_packs(
         let read = repo
             .backend()
             .get(crate::backend::Kind::Pack, &id.to_hex())
-            .map_err(crate::repository::backend_error)
+            .map_err(crate::repo::backend_error)
             .and_then(|bytes| crate::format::read_pack_header(repo.keys(), &id, &bytes));
         match read {
             Ok(chunks) => {

@@ -65,7 +65,7 @@ impl Target {
         if !dry_run {
             std::fs::create_dir_all(root).map_err(|e| Error::io(root, e))?;
         }
-        let fd = match crate::atomic_file::open_dir(root) {
+        let fd = match crate::engine::atomic_file::open_dir(root) {
             Ok(fd) => Some(Arc::new(fd)),
             Err(e) if dry_run && e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => return Err(Error::io(root, e)),

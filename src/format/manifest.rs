@@ -5,7 +5,7 @@
 //! before anything is written.
 
 use crate::crypto::HashAlgo;
-use crate::encoding::{Id, RawPath};
+use crate::format::encoding::{Id, RawPath};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 

@@ -11,78 +11,20 @@ use hkdf::Hkdf;
 use hmac::{Hmac, Mac};
 use rand::rngs::OsRng;
 use rand::RngCore;
-use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 use zeroize::Zeroizing;
+
+mod hash;
+mod kdf;
+
+pub use hash::{sha256, ContentHasher, HashAlgo};
+pub use kdf::KdfParams;
 
 pub const KEY_LEN: usize = 32;
 pub const NONCE_LEN: usize = 12;
 pub const TAG_LEN: usize = 16;
 /// Bytes a sealed object adds to its plaintext.
 pub const SEAL_OVERHEAD: usize = NONCE_LEN + TAG_LEN;
-
-/// How content is hashed: chunk ids (keyed) and whole-content digests
-/// (FORMAT.md §5). Format version 1 used SHA-256 for both; version 2 uses
-/// BLAKE3, twice SHA-256's speed here (with SHA-NI), which halves what the
-/// end-to-end check of a backup and of a restore costs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HashAlgo {
-    /// HMAC-SHA256 ids, SHA-256 digests (format version 1).
-    Sha256,
-    /// Keyed BLAKE3 ids, BLAKE3 digests (format version 2).
-    Blake3,
-}
-
-impl HashAlgo {
-    /// The algorithm of a repository or manifest of this format version.
-    pub fn of_version(version: u32) -> HashAlgo {
-        if version >= 2 {
-            HashAlgo::Blake3
-        } else {
-            HashAlgo::Sha256
-        }
-    }
-
-    /// Its name, as manifests name the digest field.
-    pub fn name(self) -> &'static str {
-        match self {
-            HashAlgo::Sha256 => "sha256",
-            HashAlgo::Blake3 => "blake3",
-        }
-    }
-
-    pub fn hasher(self) -> ContentHasher {
-        match self {
-            HashAlgo::Sha256 => ContentHasher::Sha256(Sha256::new()),
-            HashAlgo::Blake3 => ContentHasher::Blake3(Box::new(blake3::Hasher::new())),
-        }
-    }
-}
-
-/// A whole-content digest being computed (a file, a dump stream).
-#[derive(Clone)]
-pub enum ContentHasher {
-    Sha256(Sha256),
-    Blake3(Box<blake3::Hasher>),
-}
-
-impl ContentHasher {
-    pub fn update(&mut self, data: &[u8]) {
-        match self {
-            ContentHasher::Sha256(h) => sha2::Digest::update(h, data),
-            ContentHasher::Blake3(h) => {
-                h.update(data);
-            }
-        }
-    }
-
-    pub fn finalize(self) -> [u8; 32] {
-        match self {
-            ContentHasher::Sha256(h) => sha2::Digest::finalize(h).into(),
-            ContentHasher::Blake3(h) => h.finalize().into(),
-        }
-    }
-}
 
 /// What an encrypted object is; bound into its associated data so that one
 /// kind of object can never be passed off as another.
@@ -127,56 +69,6 @@ pub enum CryptoError {
     TooShort(usize),
     #[error("key derivation: {0}")]
     Kdf(String),
-}
-
-/// Argon2id parameters stored in a key object.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct KdfParams {
-    pub algorithm: String,
-    /// Memory in KiB.
-    pub memory_kib: u32,
-    pub iterations: u32,
-    pub parallelism: u32,
-    #[serde(with = "crate::encoding::b64")]
-    pub salt: Vec<u8>,
-}
-
-/// Upper bounds on what a key object may ask of us; a hostile key file must
-/// not be able to make `open` allocate 1 TiB or spin for a day.
-pub const KDF_MAX_MEMORY_KIB: u32 = 4 * 1024 * 1024;
-pub const KDF_MAX_ITERATIONS: u32 = 64;
-pub const KDF_MAX_PARALLELISM: u32 = 64;
-
-impl KdfParams {
-    /// RFC 9106 section 4, second recommended option (64 MiB, t=3, p=4).
-    pub fn recommended() -> Self {
-        Self::with_cost(64 * 1024, 3, 4)
-    }
-
-    pub fn with_cost(memory_kib: u32, iterations: u32, parallelism: u32) -> Self {
-        let mut salt = vec![0u8; 16];
-        OsRng.fill_bytes(&mut salt);
-        KdfParams { algorithm: "argon2id".into(), memory_kib, iterations, parallelism, salt }
-    }
-
-    pub fn is_excessive(&self) -> bool {
-        self.memory_kib > KDF_MAX_MEMORY_KIB
-            || self.iterations > KDF_MAX_ITERATIONS
-            || self.parallelism > KDF_MAX_PARALLELISM
-    }
-
-    /// Derives the key-encryption key from a passphrase.
-    pub fn derive(&self, passphrase: &[u8]) -> Result<Zeroizing<[u8; KEY_LEN]>, CryptoError> {
-        if self.algorithm != "argon2id" {
-            return Err(CryptoError::Kdf(format!("unknown algorithm {:?}", self.algorithm)));
-        }
-        let params = argon2::Params::new(self.memory_kib, self.iterations, self.parallelism, Some(KEY_LEN))
-            .map_err(|e| CryptoError::Kdf(e.to_string()))?;
-        let argon = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
-        let mut out = Zeroizing::new([0u8; KEY_LEN]);
-        argon.hash_password_into(passphrase, &self.salt, out.as_mut()).map_err(|e| CryptoError::Kdf(e.to_string()))?;
-        Ok(out)
-    }
 }
 
 /// The repository's random master key. Never stored except wrapped.
@@ -325,7 +217,9 @@ pub fn random_id() -> [u8; 32] {
 
 #[cfg(test)]
 mod tests {
+    use super::kdf::KDF_MAX_MEMORY_KIB;
     use super::*;
+    use sha2::Digest;
 
     fn keys() -> Keys {
         MasterKey::generate().subkeys(b"repo", HashAlgo::Blake3)

@@ -5,10 +5,10 @@
 //! and every chunk in it decrypted and checked against its id.
 
 use crate::backend::Kind;
-use crate::encoding::Id;
 use crate::error::{Error, Result};
+use crate::format::encoding::Id;
 use crate::format::{self, PackEntry};
-use crate::repository::{backend_error, Repository};
+use crate::repo::{backend_error, Repository};
 use rand::seq::SliceRandom;
 use std::collections::{HashMap, HashSet};
 

@@ -7,13 +7,13 @@
 //! A drill passes only on evidence: every check ran and returned true, every
 //! table's count matched, and something was checked at all.
 
-use crate::encoding::Id;
 use crate::error::{Error, Result};
-use crate::manifest::{DumpKind, DumpSource};
+use crate::format::encoding::Id;
+use crate::format::manifest::{DumpKind, DumpSource};
+use crate::ops::restore_pg::{dump_to_temp_file, read_toc, select_dumps};
 use crate::pg::archive::Archive;
 use crate::pg::{quote_ident, run_captured, sql, PgConnection};
-use crate::repository::Repository;
-use crate::restore_pg::{dump_to_temp_file, read_toc, select_dumps};
+use crate::repo::Repository;
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -207,7 +207,7 @@ fn run_phases(
     let (ids, skipped) = restorable(&archive, &roles);
     report.skipped.push("owners and privileges (restored with --no-owner --no-privileges)".into());
     report.skipped.extend(skipped);
-    let list = crate::restore_pg::list_file(&ids)?;
+    let list = crate::ops::restore_pg::list_file(&ids)?;
     let target = opts.scratch.with_database(scratch_name);
     let mut cmd = target.tool_for_db("pg_restore");
     cmd.args(["--no-owner", "--no-privileges", "--exit-on-error"]);

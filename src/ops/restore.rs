@@ -8,15 +8,15 @@
 //! metadata is applied at the end (deepest first) so that a read-only
 //! directory does not block its own contents.
 
-use crate::atomic_file::AtomicFile;
 use crate::crypto::{ContentHasher, HashAlgo};
-use crate::encoding::Id;
+use crate::engine::atomic_file::AtomicFile;
+use crate::engine::filter::Selection;
+use crate::engine::pipeline::{self, BufferPool};
+use crate::engine::target::{Dir, Target};
 use crate::error::{Error, Result};
-use crate::filter::Selection;
-use crate::manifest::{Entry, EntryKind};
-use crate::pipeline::{self, BufferPool};
-use crate::repository::{ChunkCheck, Repository};
-use crate::target::{Dir, Target};
+use crate::format::encoding::Id;
+use crate::format::manifest::{Entry, EntryKind};
+use crate::repo::{ChunkCheck, Repository};
 use rustix::fs::{AtFlags, Mode, OFlags, Timestamps};
 use std::collections::{HashMap, HashSet};
 use std::ffi::{OsStr, OsString};
@@ -236,7 +236,8 @@ pub fn restore(repo: &Repository, snapshot: &Id, opts: &RestoreOptions) -> Resul
                 })
             }
         };
-        crate::atomic_file::link_as(&source, fd, OsStr::from_bytes(name)).map_err(|err| Error::io(&path, err))?;
+        crate::engine::atomic_file::link_as(&source, fd, OsStr::from_bytes(name))
+            .map_err(|err| Error::io(&path, err))?;
     }
 
     for e in selected.iter().filter(|e| e.kind == EntryKind::Symlink) {
@@ -248,7 +249,7 @@ pub fn restore(repo: &Repository, snapshot: &Id, opts: &RestoreOptions) -> Resul
         summary.symlinks += 1;
         let Some(fd) = &dir.fd.as_ref().filter(|_| !opts.dry_run) else { continue };
         let link_target = OsStr::from_bytes(&e.target.as_ref().expect("validated: symlinks have targets").0);
-        let tmp = crate::atomic_file::temporary_name();
+        let tmp = crate::engine::atomic_file::temporary_name();
         rustix::fs::symlinkat(link_target, &***fd, &tmp).map_err(|err| Error::io(&path, err.into()))?;
         let finish = || -> rustix::io::Result<()> {
             if owner {
@@ -363,7 +364,7 @@ fn start_file<'a>(dirs: &mut Target, e: &'a Entry, overwritten: &mut Vec<String>
                 file.as_file().set_len(e.size).map_err(|err| Error::io(&path, err))?;
             } else if e.chunks.len() > 1 {
                 // One call more per file: worth it only where there are several writes.
-                crate::atomic_file::preallocate(file.as_file(), e.size).map_err(|err| Error::io(&path, err))?;
+                crate::engine::atomic_file::preallocate(file.as_file(), e.size).map_err(|err| Error::io(&path, err))?;
             }
             Some(file)
         }

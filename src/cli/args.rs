@@ -1,0 +1,150 @@
+//! The command line's grammar: global flags, the subcommands, and the
+//! argument groups several commands share. Each command's own arguments live
+//! beside its run, in `commands/`.
+
+use crate::cli::commands::{backup, drill, forget, init, key, prune, repair, restore, show, snapshots, unlock, verify};
+use clap::{Args, Parser, Subcommand};
+use coffer::KdfParams;
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(name = "coffer", version, about = "Encrypted, deduplicating backups of PostgreSQL and file trees")]
+pub struct Cli {
+    /// Repository: a local directory, or s3://bucket/prefix.
+    #[arg(short = 'r', long = "repo", env = "COFFER_REPOSITORY", global = true)]
+    pub repo: Option<String>,
+    #[command(flatten)]
+    pub s3: S3Args,
+    /// Print one JSON document on stdout (logs and warnings go to stderr).
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Print nothing but errors and warnings.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// Log what happens on stderr (repository, key, parent snapshot, timings).
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+    /// Take settings from this profile of the configuration file.
+    #[arg(long, global = true, env = "COFFER_PROFILE", value_name = "NAME")]
+    pub profile: Option<String>,
+    /// The configuration file (default: /etc/coffer/coffer.toml, ~/.config/coffer/coffer.toml).
+    #[arg(long, global = true, env = "COFFER_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// From the profile: the passphrase file when no COFFER_PASSWORD* is set.
+    #[arg(skip)]
+    pub password_file: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// S3 settings; credentials come from the AWS chain (AWS_ACCESS_KEY_ID /
+/// AWS_SECRET_ACCESS_KEY, AWS_PROFILE, instance metadata), never a flag.
+#[derive(Args)]
+pub struct S3Args {
+    /// S3 endpoint for a non-AWS store (e.g. http://127.0.0.1:3900).
+    #[arg(long, global = true, env = "COFFER_S3_ENDPOINT", value_name = "URL")]
+    pub s3_endpoint: Option<String>,
+    /// Path-style addressing (endpoint/bucket/key): Garage, MinIO, most self-hosted stores.
+    #[arg(long, global = true, env = "COFFER_S3_PATH_STYLE")]
+    pub s3_path_style: bool,
+    /// Region (default: AWS_REGION / profile, else us-east-1).
+    #[arg(long, global = true, env = "COFFER_S3_REGION", value_name = "REGION")]
+    pub s3_region: Option<String>,
+    /// Storage class for new objects (e.g. STANDARD_IA).
+    #[arg(long, global = true, env = "COFFER_S3_STORAGE_CLASS", value_name = "CLASS")]
+    pub storage_class: Option<String>,
+    /// Server-side encryption: AES256 or aws:kms.
+    #[arg(long, global = true, env = "COFFER_S3_SSE", value_name = "MODE")]
+    pub s3_sse: Option<String>,
+    /// KMS key for --s3-sse aws:kms.
+    #[arg(long, global = true, env = "COFFER_S3_SSE_KMS_KEY_ID", value_name = "ID")]
+    pub s3_sse_kms_key_id: Option<String>,
+    /// Multipart part size in MiB (at least 5; objects this small go up in one PUT).
+    #[arg(long, global = true, env = "COFFER_S3_PART_SIZE_MIB", default_value_t = 8, value_parser = clap::value_parser!(u64).range(5..=5120))]
+    pub s3_part_size_mib: u64,
+    /// Parts of one upload in flight at once.
+    #[arg(long, global = true, env = "COFFER_S3_CONCURRENCY", default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=64))]
+    pub s3_concurrency: u64,
+    /// Attempts per request on 5xx, throttling and connection errors.
+    #[arg(long, global = true, env = "COFFER_S3_MAX_ATTEMPTS", default_value_t = 6, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub s3_max_attempts: u32,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Create a repository.
+    Init(init::InitArgs),
+    /// Back up file trees into a new snapshot.
+    Backup(backup::BackupArgs),
+    /// List snapshots, oldest first.
+    Snapshots(snapshots::SnapshotsArgs),
+    /// Show a snapshot's manifest: sources, entries, sizes, timings.
+    Show(show::ShowArgs),
+    /// Restore a snapshot, or part of it, into a directory.
+    Restore(restore::RestoreArgs),
+    /// Check the repository's integrity.
+    Verify(verify::VerifyArgs),
+    /// Restore drill: restore a database into a scratch database, check it, drop it, time it.
+    Drill(drill::DrillArgs),
+    /// Forget snapshots by a retention policy (their data stays until prune).
+    Forget(forget::ForgetArgs),
+    /// Manage the passphrases that open the repository.
+    #[command(subcommand)]
+    Key(key::KeyCommand),
+    /// Reclaim the space no snapshot uses (takes an exclusive lock).
+    Prune(prune::PruneArgs),
+    /// After a loss: rebuild the index from the packs, rewrite snapshots without the files lost (exclusive lock).
+    Repair(repair::RepairArgs),
+    /// Remove stale locks (with --all, every lock).
+    Unlock(unlock::UnlockArgs),
+}
+
+/// Where PostgreSQL is. A password belongs in PGPASSFILE / ~/.pgpass or in
+/// COFFER_PG_URL, not in a URL on the command line (visible in `ps`).
+#[derive(Args, Clone)]
+pub struct PgArgs {
+    /// Directory holding pg_dump, pg_restore and psql (default: PATH).
+    #[arg(long, value_name = "DIR", env = "COFFER_PG_BIN_DIR")]
+    pub pg_bin_dir: Option<PathBuf>,
+    /// Longest wait to connect to a server (unless PGCONNECT_TIMEOUT or the URL sets one).
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub pg_connect_timeout: std::time::Duration,
+    /// Longest wait for a table's lock while dumping (pg_dump --lock-wait-timeout).
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = humantime::parse_duration)]
+    pub pg_lock_wait_timeout: std::time::Duration,
+}
+
+/// Key derivation cost of a new key: RFC 9106's recommendation unless a
+/// test asks for a cheap one (hidden flags).
+#[derive(Args)]
+pub struct KdfArgs {
+    /// Argon2id memory in KiB (default: RFC 9106's 64 MiB). For tests only.
+    #[arg(long, hide = true)]
+    pub kdf_memory_kib: Option<u32>,
+    /// Argon2id iterations (default 3). For tests only.
+    #[arg(long, hide = true)]
+    pub kdf_iterations: Option<u32>,
+}
+
+impl KdfArgs {
+    pub fn params(&self) -> KdfParams {
+        let recommended = KdfParams::recommended();
+        match (self.kdf_memory_kib, self.kdf_iterations) {
+            (None, None) => recommended,
+            (m, t) => KdfParams::with_cost(
+                m.unwrap_or(recommended.memory_kib),
+                t.unwrap_or(recommended.iterations),
+                if m.is_some() { 1 } else { recommended.parallelism },
+            ),
+        }
+    }
+}
+
+pub fn parse_percent(s: &str) -> std::result::Result<f64, String> {
+    let v: f64 = s.trim_end_matches('%').parse().map_err(|_| format!("{s:?} is not a percentage"))?;
+    if v > 0.0 && v <= 100.0 {
+        Ok(v)
+    } else {
+        Err(format!("{s} is not in (0, 100]"))
+    }
+}

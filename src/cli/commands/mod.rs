@@ -1,0 +1,15 @@
+//! One file per command: its arguments, their conversion into the
+//! library's options, and the run that prints the result.
+
+pub mod backup;
+pub mod drill;
+pub mod forget;
+pub mod init;
+pub mod key;
+pub mod prune;
+pub mod repair;
+pub mod restore;
+pub mod show;
+pub mod snapshots;
+pub mod unlock;
+pub mod verify;

@@ -1,0 +1,44 @@
+//! `coffer verify`: Check the repository's integrity (and, with --max-age, its freshness).
+
+use crate::cli::args::{parse_percent, Cli};
+use crate::cli::context::open;
+use crate::cli::exit;
+use crate::cli::output::Output;
+use anyhow::Result;
+use clap::Args;
+use coffer::{Id, ReadData};
+
+#[derive(Args)]
+pub struct VerifyArgs {
+    /// Check only this snapshot and the packs it uses.
+    pub snapshot: Option<String>,
+    /// Download and check every pack.
+    #[arg(long, conflicts_with = "read_data_subset")]
+    pub read_data: bool,
+    /// Download and check this percentage of packs, chosen at random.
+    #[arg(long, value_name = "PCT", value_parser = parse_percent)]
+    pub read_data_subset: Option<f64>,
+    /// Fail when the newest snapshot is older than this (e.g. 26h, 2d).
+    #[arg(long, value_name = "AGE", value_parser = humantime::parse_duration)]
+    pub max_age: Option<std::time::Duration>,
+    /// With --max-age: the newest snapshot having these tags.
+    #[arg(long, requires = "max_age")]
+    pub tag: Vec<String>,
+}
+
+pub fn run(cli: &Cli, a: &VerifyArgs, out: &Output) -> Result<u8> {
+    let repo = open(cli)?;
+    let only: Option<Id> = a.snapshot.as_deref().map(|s| repo.find_snapshot(s, &[])).transpose()?;
+    let read = match (a.read_data, a.read_data_subset) {
+        (true, _) => ReadData::All,
+        (false, Some(p)) => ReadData::Subset(p),
+        _ => ReadData::None,
+    };
+    let opts = coffer::VerifyOptions { read_data: read, max_age: a.max_age, tags: a.tag.clone() };
+    let summary = coffer::verify(&repo, only.as_ref(), &opts)?;
+    for e in &summary.errors {
+        errln!("coffer: error: {e}");
+    }
+    out.verify(&summary);
+    Ok(if summary.errors.is_empty() { exit::OK } else { exit::FAILURE })
+}

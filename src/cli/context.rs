@@ -1,0 +1,69 @@
+//! What every command needs from the global flags: the backend, the
+//! repository opened with the passphrase, PostgreSQL connections.
+
+use crate::cli::args::{Cli, PgArgs};
+use crate::cli::passphrase;
+use anyhow::{Context, Result};
+use coffer::{Backend, Error, Local, Repository};
+use std::sync::Arc;
+
+/// `env` is the variable clap also reads the URL from: a URL that did not
+/// come from it came from the command line.
+pub fn pg_connection(url: Option<&str>, tools: &PgArgs, flag: &str, env: &str) -> Result<coffer::PgConnection> {
+    let conn = coffer::PgConnection::new(url, tools.pg_bin_dir.clone())
+        .with_context(|| flag.to_string())?
+        .with_timeouts(coffer::PgTimeouts {
+            connect: tools.pg_connect_timeout,
+            lock_wait: tools.pg_lock_wait_timeout,
+            statement: None,
+        });
+    let from_env = url.is_some() && std::env::var(env).ok().as_deref() == url;
+    if conn.has_password() && !from_env {
+        errln!(
+            "coffer: warning: the {flag} URL holds a password, visible to other users in ps; \
+             use PGPASSFILE (~/.pgpass) or {env}"
+        );
+    }
+    Ok(conn)
+}
+
+pub fn backend(cli: &Cli) -> Result<Arc<dyn Backend>> {
+    let repo = cli.repo.as_deref().context("no repository given: use -r REPO or set COFFER_REPOSITORY")?;
+    if repo.starts_with("s3://") {
+        let a = &cli.s3;
+        let opts = coffer::S3Options {
+            endpoint: a.s3_endpoint.clone(),
+            region: a.s3_region.clone(),
+            path_style: a.s3_path_style,
+            storage_class: a.storage_class.clone(),
+            sse: a.s3_sse.clone(),
+            sse_kms_key_id: a.s3_sse_kms_key_id.clone(),
+            part_size: (a.s3_part_size_mib * 1024 * 1024) as usize,
+            concurrency: a.s3_concurrency as usize,
+            max_attempts: a.s3_max_attempts,
+            static_credentials: None,
+        };
+        return Ok(Arc::new(coffer::S3::new(repo, opts)?));
+    }
+    Ok(Arc::new(Local::new(repo)))
+}
+
+pub fn open(cli: &Cli) -> Result<Repository> {
+    let backend = backend(cli)?;
+    let location = backend.location();
+    // A missing repository is reported before asking for a passphrase.
+    if matches!(backend.get(coffer::Kind::Config, "config"), Err(e) if e.is_not_found()) {
+        return Err(Error::NoRepository { location }.into());
+    }
+    let pass = passphrase::read_or_file(cli.password_file.as_deref())?;
+    let repo = Repository::open(backend, pass.as_bytes())?;
+    if cli.verbose {
+        errln!(
+            "coffer: opened repository {} ({}) with key {}",
+            repo.config().id.short(),
+            repo.location(),
+            &repo.key_name()[..12]
+        );
+    }
+    Ok(repo)
+}

@@ -1,0 +1,12 @@
+//! One module per command: each takes its options, makes a plan, and runs it.
+//! Commands use the repository (`repo`), the engine and the sources; they
+//! print nothing (the CLI does).
+
+pub mod backup;
+pub mod drill;
+pub mod forget;
+pub mod prune;
+pub mod repair;
+pub mod restore;
+pub mod restore_pg;
+pub mod verify;

@@ -1,0 +1,139 @@
+//! Key objects: each wraps the one master key under a passphrase. Adding,
+//! listing, removing, changing, and trying them on open.
+
+use super::{backend_error, Repository};
+use crate::backend::{Backend, Kind};
+use crate::crypto::{KdfParams, MasterKey};
+use crate::error::{Error, Result};
+use crate::format::{Config, KeyFile};
+
+/// A key object, as `key list` shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct KeyInfo {
+    pub name: String,
+    pub created: chrono::DateTime<chrono::Utc>,
+    pub host: String,
+    /// The key this process opened the repository with.
+    pub current: bool,
+}
+
+pub(super) fn new_key_file(
+    master: &MasterKey,
+    config: &Config,
+    passphrase: &[u8],
+    kdf: KdfParams,
+) -> Result<(String, Vec<u8>)> {
+    let kek = kdf.derive(passphrase).map_err(|e| Error::InvalidInput(e.to_string()))?;
+    let key = KeyFile {
+        version: config.version,
+        created: chrono::Utc::now(),
+        host: crate::hostname(),
+        wrapped: master.wrap(&kek, &config.id.0),
+        kdf,
+    };
+    let bytes = serde_json::to_vec_pretty(&key).map_err(|e| Error::InvalidInput(e.to_string()))?;
+    Ok((hex::encode(crate::crypto::sha256(&bytes)), bytes))
+}
+
+impl Repository {
+    /// `Ok(None)`: a sound key that this passphrase does not open.
+    pub(super) fn try_key(
+        backend: &dyn Backend,
+        config: &Config,
+        name: &str,
+        passphrase: &[u8],
+    ) -> Result<Option<MasterKey>> {
+        let object = format!("key keys/{name}");
+        let bytes = backend.get(Kind::Key, name).map_err(backend_error)?;
+        if hex::encode(crate::crypto::sha256(&bytes)) != name {
+            return Err(Error::corrupt(object, "content does not match its name (sha256)"));
+        }
+        let key: KeyFile = serde_json::from_slice(&bytes).map_err(|e| Error::corrupt(&object, e.to_string()))?;
+        Error::check_version(|| object.clone(), key.version, config.version)?;
+        if key.kdf.is_excessive() {
+            let p = &key.kdf;
+            return Err(Error::ExcessiveKdf {
+                object,
+                params: format!("m={}KiB t={} p={}", p.memory_kib, p.iterations, p.parallelism),
+            });
+        }
+        let kek = key.kdf.derive(passphrase).map_err(|e| Error::corrupt(&object, e.to_string()))?;
+        Ok(MasterKey::unwrap(&kek, &config.id.0, &key.wrapped).ok())
+    }
+
+    /// Every key object, oldest first.
+    pub fn list_keys(&self) -> Result<Vec<KeyInfo>> {
+        let mut out = Vec::new();
+        for info in self.backend.list(Kind::Key).map_err(backend_error)? {
+            let bytes = self.backend.get(Kind::Key, &info.name).map_err(backend_error)?;
+            let key: KeyFile = serde_json::from_slice(&bytes)
+                .map_err(|e| Error::corrupt(format!("key keys/{}", info.name), e.to_string()))?;
+            out.push(KeyInfo {
+                current: info.name == self.key_name,
+                name: info.name,
+                created: key.created,
+                host: key.host,
+            });
+        }
+        out.sort_by(|a, b| a.created.cmp(&b.created).then(a.name.cmp(&b.name)));
+        Ok(out)
+    }
+
+    /// Wraps the master key under another passphrase: one new key object,
+    /// no data rewritten. Returns its name.
+    pub fn add_key(&self, passphrase: &[u8], kdf: KdfParams) -> Result<String> {
+        let (name, bytes) = new_key_file(&self.master, &self.config, passphrase, kdf)?;
+        self.backend.put(Kind::Key, &name, &bytes).map_err(backend_error)?;
+        Ok(name)
+    }
+
+    /// Removes a key object by name or unique prefix. The key in use and the
+    /// last key are refused: a repository must always keep a way in.
+    pub fn remove_key(&self, query: &str) -> Result<String> {
+        let keys = self.list_keys()?;
+        let matches: Vec<&KeyInfo> = keys.iter().filter(|k| k.name.starts_with(query) && !query.is_empty()).collect();
+        let key = match matches.as_slice() {
+            [k] => *k,
+            [] => return Err(Error::NotFound { object: format!("key {query}") }),
+            _ => return Err(Error::InvalidInput(format!("key prefix {query:?} is ambiguous"))),
+        };
+        if keys.len() == 1 {
+            return Err(Error::InvalidInput("refusing to remove the repository's last key".into()));
+        }
+        if key.current {
+            return Err(Error::InvalidInput(
+                "refusing to remove the key in use; open the repository with another passphrase, or use `key passwd`"
+                    .into(),
+            ));
+        }
+        self.backend.delete(Kind::Key, &key.name).map_err(backend_error)?;
+        Ok(key.name.clone())
+    }
+
+    /// Replaces the key in use by one under a new passphrase: the new key is
+    /// stored before the old one is deleted, so there is always a way in.
+    pub fn change_passphrase(&mut self, passphrase: &[u8], kdf: KdfParams) -> Result<String> {
+        let old = self.key_name.clone();
+        let name = self.add_key(passphrase, kdf)?;
+        self.key_name = name.clone();
+        self.backend.delete(Kind::Key, &old).map_err(backend_error)?;
+        Ok(name)
+    }
+
+    /// Checks every key object's name against its content. For `verify`.
+    pub fn check_key_objects(&self) -> Result<usize> {
+        let infos = self.backend.list(Kind::Key).map_err(backend_error)?;
+        for info in &infos {
+            let bytes = self.backend.get(Kind::Key, &info.name).map_err(backend_error)?;
+            if hex::encode(crate::crypto::sha256(&bytes)) != info.name {
+                return Err(Error::corrupt(
+                    format!("key keys/{}", info.name),
+                    "content does not match its name (sha256)",
+                ));
+            }
+            serde_json::from_slice::<KeyFile>(&bytes)
+                .map_err(|e| Error::corrupt(format!("key keys/{}", info.name), e.to_string()))?;
+        }
+        Ok(infos.len())
+    }
+}

@@ -1,0 +1,236 @@
+//! An open repository: a backend plus the keys that read and write it.
+//!
+//! Owns the write order that makes snapshots atomic (packs, then the index
+//! naming them, then the manifest) and the checks on every object read:
+//! names, authentication, chunk ids, size limits.
+
+mod chunks;
+mod keys;
+pub mod lock;
+mod snapshots;
+
+pub use chunks::ChunkCheck;
+use keys::new_key_file;
+pub use keys::KeyInfo;
+
+use crate::backend::{Backend, BackendError, Kind};
+use crate::crypto::{HashAlgo, KdfParams, Keys, MasterKey, Role};
+use crate::engine::chunker::ChunkerParams;
+use crate::error::{Error, Result};
+use crate::format::codec;
+use crate::format::encoding::Id;
+use crate::format::{self, Config, Index, IndexFile, PackEntry, FORMAT_VERSION};
+use std::sync::Arc;
+
+/// Metadata objects (indexes, manifests) may not decompress past this.
+const METADATA_LIMIT: usize = 1 << 30;
+
+pub struct Repository {
+    backend: Arc<dyn Backend>,
+    config: Config,
+    keys: Keys,
+    /// Kept (zeroized on drop) to wrap it under new passphrases.
+    master: MasterKey,
+    /// The key object this repository was opened with.
+    key_name: String,
+    /// An index loaded again because a pack had gone (a prune repacked it
+    /// while this process read): shared by every later miss.
+    reloaded: std::sync::Mutex<Option<Arc<Index>>>,
+}
+
+pub(crate) fn backend_error(e: BackendError) -> Error {
+    match e {
+        BackendError::NotFound { path } => Error::NotFound { object: path },
+        BackendError::Truncated { .. } => Error::corrupt("pack", e.to_string()),
+        other => Error::Backend(other.to_string()),
+    }
+}
+
+impl Repository {
+    /// Creates a repository. Fails if one (a `config`) is already there.
+    pub fn init(backend: Arc<dyn Backend>, passphrase: &[u8], kdf: KdfParams) -> Result<Repository> {
+        match backend.get(Kind::Config, "config") {
+            Ok(_) => return Err(Error::RepositoryExists { location: backend.location() }),
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(backend_error(e)),
+        }
+        // Never beside a repository whose config was lost, nor inside one
+        // (its snapshots/ or data/ would then hold our objects) or around one.
+        if backend.holds_anything().map_err(backend_error)? {
+            return Err(Error::InvalidInput(format!(
+                "{} holds objects but no repository config: refusing to create a repository there \
+                 (a repository whose config was lost, or other data); use an empty location",
+                backend.location()
+            )));
+        }
+        if let Some(outer) = backend.enclosing_repository().map_err(backend_error)? {
+            return Err(Error::InvalidInput(format!(
+                "{} lies inside the repository at {outer}: repositories must not nest",
+                backend.location()
+            )));
+        }
+        let config = Config {
+            version: FORMAT_VERSION,
+            id: Id::random(),
+            chunker: ChunkerParams::default(),
+            pack_size: format::DEFAULT_PACK_SIZE,
+        };
+        backend.create().map_err(backend_error)?;
+        let master = MasterKey::generate();
+        let (name, bytes) = new_key_file(&master, &config, passphrase, kdf)?;
+        // The key before the config: a config is what marks a repository, and
+        // it must never exist without a key to open it.
+        backend.put(Kind::Key, &name, &bytes).map_err(backend_error)?;
+        let config_bytes = serde_json::to_vec_pretty(&config).map_err(|e| Error::InvalidInput(e.to_string()))?;
+        backend.put(Kind::Config, "config", &config_bytes).map_err(backend_error)?;
+        let keys = master.subkeys(&config.id.0, HashAlgo::of_version(config.version));
+        Ok(Repository { backend, config, keys, master, key_name: name, reloaded: Default::default() })
+    }
+
+    /// Opens a repository with a passphrase, trying every key object.
+    pub fn open(backend: Arc<dyn Backend>, passphrase: &[u8]) -> Result<Repository> {
+        let config_bytes = match backend.get(Kind::Config, "config") {
+            Ok(b) => b,
+            Err(e) if e.is_not_found() => return Err(Error::NoRepository { location: backend.location() }),
+            Err(e) => return Err(backend_error(e)),
+        };
+        let config = Config::parse(&config_bytes)?;
+        let mut first_corrupt = None;
+        for info in backend.list(Kind::Key).map_err(backend_error)? {
+            match Self::try_key(&*backend, &config, &info.name, passphrase) {
+                Ok(Some(master)) => {
+                    let keys = master.subkeys(&config.id.0, HashAlgo::of_version(config.version));
+                    return Ok(Repository {
+                        backend,
+                        config,
+                        keys,
+                        master,
+                        key_name: info.name,
+                        reloaded: Default::default(),
+                    });
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    first_corrupt.get_or_insert(e);
+                }
+            }
+        }
+        Err(first_corrupt.unwrap_or(Error::WrongPassphrase { location: backend.location() }))
+    }
+
+    /// The key object this repository was opened with.
+    pub fn key_name(&self) -> &str {
+        &self.key_name
+    }
+
+    pub fn backend(&self) -> &Arc<dyn Backend> {
+        &self.backend
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn keys(&self) -> &Keys {
+        &self.keys
+    }
+
+    pub fn location(&self) -> String {
+        self.backend.location()
+    }
+
+    /// Same repository and keys, another backend (e.g. a dry-run wrapper).
+    pub fn with_backend(&self, backend: Arc<dyn Backend>) -> Repository {
+        Repository {
+            backend,
+            config: self.config.clone(),
+            keys: self.keys.clone(),
+            master: self.master.clone(),
+            key_name: self.key_name.clone(),
+            reloaded: Default::default(),
+        }
+    }
+
+    pub fn put_pack(&self, id: &Id, bytes: &[u8]) -> Result<()> {
+        self.backend.put(Kind::Pack, &id.to_hex(), bytes).map_err(backend_error)
+    }
+
+    pub fn save_index(&self, packs: Vec<PackEntry>) -> Result<Id> {
+        let file = IndexFile { version: self.config.version, packs };
+        self.save_sealed(Kind::Index, Role::Index, &file)
+    }
+
+    pub fn load_index_file(&self, id: &Id) -> Result<IndexFile> {
+        let file: IndexFile = self.load_sealed(Kind::Index, Role::Index, id, "index")?;
+        Error::check_version(|| format!("index {id}"), file.version, self.config.version)?;
+        Ok(file)
+    }
+
+    /// Deletes an object; one that is gone already (another process deleted
+    /// it meanwhile) is no error.
+    pub fn delete_object(&self, kind: Kind, name: &str) -> Result<()> {
+        match self.backend.delete(kind, name) {
+            Err(e) if !e.is_not_found() => Err(backend_error(e)),
+            _ => Ok(()),
+        }
+    }
+
+    pub fn list_ids(&self, kind: Kind) -> Result<Vec<Id>> {
+        let mut ids = Vec::new();
+        for info in self.backend.list(kind).map_err(backend_error)? {
+            // Foreign names are ignored, not trusted: only ids are objects.
+            if let Some(id) = Id::from_hex(&info.name) {
+                ids.push(id);
+            }
+        }
+        Ok(ids)
+    }
+
+    /// Every index merged.
+    /// Every index merged. An index file that vanishes between the listing
+    /// and its read was replaced by a prune, whose new index was written
+    /// first: the listing is taken again.
+    pub fn load_index(&self) -> Result<Index> {
+        let mut attempt = 0;
+        'again: loop {
+            attempt += 1;
+            let mut index = Index::default();
+            for id in self.list_ids(Kind::Index)? {
+                match self.load_index_file(&id) {
+                    Ok(file) => file.packs.iter().for_each(|p| index.add_pack(p)),
+                    Err(Error::NotFound { .. }) if attempt < 4 => continue 'again,
+                    Err(e) => return Err(e),
+                }
+            }
+            return Ok(index);
+        }
+    }
+
+    // Sealed JSON objects: indexes, manifests.
+
+    fn save_sealed<T: serde::Serialize>(&self, kind: Kind, role: Role, value: &T) -> Result<Id> {
+        // Each form is dropped once the next exists: a large tree's manifest
+        // is tens of MiB of JSON.
+        let payload = {
+            let json = serde_json::to_vec(value).map_err(|e| Error::InvalidInput(e.to_string()))?;
+            codec::encode(&json, 3)
+        };
+        let id = Id::random();
+        let sealed = self.keys.seal(role, &id.0, &payload);
+        self.backend.put(kind, &id.to_hex(), &sealed).map_err(backend_error)?;
+        Ok(id)
+    }
+
+    fn load_sealed<T: serde::de::DeserializeOwned>(&self, kind: Kind, role: Role, id: &Id, what: &str) -> Result<T> {
+        let object = format!("{what} {id}");
+        let sealed = self.backend.get(kind, &id.to_hex()).map_err(|e| match e {
+            BackendError::NotFound { .. } => Error::NotFound { object: object.clone() },
+            other => backend_error(other),
+        })?;
+        let payload = self.keys.open(role, &id.0, &sealed).map_err(|e| Error::corrupt(&object, e.to_string()))?;
+        drop(sealed);
+        let json = codec::decode(&payload, METADATA_LIMIT).map_err(|e| Error::corrupt(&object, e.to_string()))?;
+        drop(payload);
+        serde_json::from_slice(&json).map_err(|e| Error::corrupt(&object, format!("invalid JSON: {e}")))
+    }
+}
