@@ -5,6 +5,8 @@
 //! `coffer` binary (`src/main.rs`, `src/cli/`) parses, prints and picks exit
 //! codes. Modules are private; the public API is the `pub use` list below.
 
+#![forbid(unsafe_code)]
+
 mod backend;
 mod crypto;
 mod engine;
@@ -63,15 +65,13 @@ pub fn hostname() -> String {
 
 /// Ownership is restored only when running as root (as tar and restic do).
 pub fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() == 0 }
+    rustix::process::geteuid().is_root()
 }
 
 /// Does a process with this pid exist on this machine? (For locks and
 /// upload records left by a process that died.)
 pub(crate) fn process_exists(pid: u32) -> bool {
-    // SAFETY: kill with signal 0 only asks whether the process exists; EPERM
-    // means it exists but belongs to someone else.
-    let signalled = unsafe { libc::kill(pid as libc::pid_t, 0) == 0 };
-    signalled || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
+    // Signal 0 only asks; EPERM means it exists but belongs to someone else.
+    let Some(pid) = i32::try_from(pid).ok().and_then(rustix::process::Pid::from_raw) else { return false };
+    !matches!(rustix::process::test_kill_process(pid), Err(rustix::io::Errno::SRCH))
 }

@@ -14,6 +14,7 @@ fn main() -> ExitCode {
 /// arenas that keep freed memory, and peak RSS drifts far above what is in
 /// flight. A fixed threshold (buffers mmapped, returned on free) and few
 /// arenas keep RSS at what the pipeline holds.
+#[allow(unsafe_code)]
 fn bound_allocator() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only tunes the allocator; called before any thread exists.

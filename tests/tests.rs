@@ -1,5 +1,9 @@
 //! Integration tests: the real `coffer` binary against real repositories.
 
+// Tests may panic on what they set up themselves, and kill or signal the
+// processes they start.
+#![allow(clippy::unwrap_used, unsafe_code)]
+
 mod common;
 
 mod backend_contract;

@@ -148,8 +148,9 @@ fn run_command(var: &str, cmd: &std::ffi::OsStr) -> Result<Zeroizing<String>> {
         }
         if std::time::Instant::now() >= deadline {
             if own_group {
-                // SAFETY: signals the process group this function created.
-                unsafe { libc::kill(-(child.id() as libc::pid_t), libc::SIGKILL) };
+                if let Some(group) = rustix::process::Pid::from_raw(child.id() as i32) {
+                    let _ = rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
+                }
             }
             let _ = child.kill();
             let _ = child.wait();

@@ -163,17 +163,12 @@ pub fn scratch() -> io::Result<AtomicFile> {
 /// of system CPU per 2.4 GB here. Where the filesystem cannot, nothing is
 /// reserved and the writes allocate as they go.
 pub fn preallocate(file: &File, len: u64) -> io::Result<()> {
-    let Ok(len @ 1..) = libc::off_t::try_from(len) else {
+    if len == 0 || i64::try_from(len).is_err() {
         return Ok(()); // nothing to reserve, or more than a file can hold (the writes will say)
-    };
-    // SAFETY: fallocate acts on the descriptor only, which `file` keeps open.
-    if unsafe { libc::fallocate(file.as_raw_fd(), 0, 0, len) } == 0 {
-        return Ok(());
     }
-    let err = io::Error::last_os_error();
-    match err.raw_os_error() {
-        Some(libc::EOPNOTSUPP | libc::ENOSYS) => Ok(()),
-        _ => Err(err),
+    match rustix::fs::fallocate(file, rustix::fs::FallocateFlags::empty(), 0, len) {
+        Ok(()) | Err(rustix::io::Errno::OPNOTSUPP | rustix::io::Errno::NOSYS) => Ok(()),
+        Err(e) => Err(e.into()),
     }
 }
 

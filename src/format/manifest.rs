@@ -73,7 +73,7 @@ fn count_items<'de, D: serde::Deserializer<'de>>(d: D) -> Result<usize, D::Error
     struct Count;
     impl<'de> serde::de::Visitor<'de> for Count {
         type Value = usize;
-        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
             f.write_str("a list")
         }
         fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<usize, A::Error> {
@@ -142,7 +142,7 @@ struct SourceVisitor;
 impl<'de> serde::de::Visitor<'de> for SourceVisitor {
     type Value = Source;
 
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("a source object")
     }
 

@@ -412,12 +412,12 @@ impl Scanner {
         self.tail = [0; TERMINATOR.len()];
     }
 
-    fn short(&mut self, r: &Reader) -> Option<usize> {
+    fn short(&mut self, r: &Reader<'_>) -> Option<usize> {
         self.need = r.short.unwrap_or(r.buf.len() + 1);
         None
     }
 
-    fn head(&mut self, r: &mut Reader) -> Result<Option<()>> {
+    fn head(&mut self, r: &mut Reader<'_>) -> Result<Option<()>> {
         let Some(magic) = r.bytes(5) else { return Ok(None) };
         if magic != b"PGDMP" {
             return bad("not a pg_dump custom-format archive (no PGDMP header)");
@@ -479,7 +479,7 @@ impl Scanner {
 }
 
 /// One TOC entry (`ReadToc`), or None when `r` runs short.
-fn entry(r: &mut Reader) -> Result<Option<Entry>> {
+fn entry(r: &mut Reader<'_>) -> Result<Option<Entry>> {
     macro_rules! next {
         ($e:expr) => {
             match $e {

@@ -147,11 +147,7 @@ pub fn dump(
 /// A 1 MiB pipe (Linux's default unprivileged maximum) instead of 64 KiB:
 /// pg_dump and coffer then wake each other 16 times less often. Best effort.
 fn widen_pipe(pipe: &std::process::ChildStdout) {
-    use std::os::fd::AsRawFd;
-    // SAFETY: F_SETPIPE_SZ on a pipe fd we own; it only sizes the buffer.
-    unsafe {
-        libc::fcntl(pipe.as_raw_fd(), libc::F_SETPIPE_SZ, 1 << 20);
-    }
+    let _ = rustix::pipe::fcntl_setpipe_size(pipe, 1 << 20);
 }
 
 struct TeeReader<'a, R: Read> {
