@@ -56,7 +56,7 @@ fn main() {
 
     let t = Instant::now();
     for p in &pieces {
-        let mut m = <Hmac<Sha256> as Mac>::new_from_slice(&[7u8; 32]).expect("any key length");
+        let mut m = <Hmac<Sha256> as hmac::KeyInit>::new_from_slice(&[7u8; 32]).expect("any key length");
         m.update(p);
         std::hint::black_box(m.finalize());
     }

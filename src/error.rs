@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     #[error("no coffer repository at {location}")]
     NoRepository { location: String },
@@ -36,8 +37,9 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// The storage failed (the cause is kept: an I/O error, an S3 answer).
     #[error("storage backend: {0}")]
-    Backend(String),
+    Backend(#[from] crate::backend::BackendError),
 
     /// A manifest asked for something restore must never do.
     #[error("snapshot {snapshot} holds an unsafe entry {path:?}: {reason}")]
@@ -55,8 +57,26 @@ pub enum Error {
     #[error("invalid glob {pattern:?}: {reason}")]
     InvalidPattern { pattern: String, reason: String },
 
+    /// Options that contradict each other or cannot be carried out as given.
     #[error("{0}")]
-    InvalidInput(String),
+    InvalidOptions(String),
+
+    /// The snapshot does not hold the dump asked for, or more than one fits.
+    #[error("{0}")]
+    Dump(DumpChoice),
+
+    /// A restore drill's check file.
+    #[error("check file: {0}")]
+    CheckFile(String),
+
+    /// Refused, to keep the repository whole or reachable (its last key, a
+    /// location holding other data).
+    #[error("{0}")]
+    Refused(String),
+
+    /// A fault inside coffer (a worker thread gone, a lock poisoned): a bug.
+    #[error("internal error: {0}")]
+    Internal(String),
 
     /// Another process holds a conflicting lock (exit code 11).
     #[error("repository {location} is locked: {holder}")]
@@ -85,6 +105,60 @@ impl Error {
             Ok(())
         } else {
             Err(Error::UnsupportedVersion { object: object(), version, supported })
+        }
+    }
+}
+
+/// Why no single dump of a snapshot answers a restore or a drill; the CLI
+/// adds the flag that fixes each.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DumpChoice {
+    /// The snapshot holds no PostgreSQL dump.
+    NoDumps,
+    /// The globals were asked for; the snapshot was taken without them.
+    NoGlobals,
+    NoSuchDatabase {
+        name: String,
+        available: String,
+    },
+    /// No database was named and only the globals dump is there.
+    OnlyGlobals,
+    /// No database was named and several are there.
+    Several {
+        available: String,
+    },
+    /// A file receives one dump, and several were selected.
+    OneForAFile,
+    /// Schema and table filters apply to a database dump restored into a server.
+    FiltersNeedOneDatabase,
+    /// The raw archive is written whole; filters would be ignored.
+    FiltersOnAFile,
+    /// A drill restores a database, not the globals.
+    DrillOfGlobals,
+    /// The connection names no database to dump.
+    NoDatabaseToDump,
+}
+
+impl std::fmt::Display for DumpChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DumpChoice::NoDumps => write!(f, "the snapshot holds no PostgreSQL dump"),
+            DumpChoice::NoGlobals => write!(f, "the snapshot has no globals dump (roles, tablespaces)"),
+            DumpChoice::NoSuchDatabase { name, available } => {
+                write!(f, "the snapshot has no dump of database {name:?} (it has: {available})")
+            }
+            DumpChoice::OnlyGlobals => write!(f, "the snapshot holds only the globals dump"),
+            DumpChoice::Several { available } => write!(f, "the snapshot has several database dumps ({available})"),
+            DumpChoice::OneForAFile => write!(f, "a file receives one dump, and several were selected"),
+            DumpChoice::FiltersNeedOneDatabase => {
+                write!(f, "schema and table filters pick objects of one database dump")
+            }
+            DumpChoice::FiltersOnAFile => {
+                write!(f, "the raw archive is written whole: schema and table filters do not apply to it")
+            }
+            DumpChoice::DrillOfGlobals => write!(f, "a drill restores a database dump, not the globals"),
+            DumpChoice::NoDatabaseToDump => write!(f, "no database to dump"),
         }
     }
 }

@@ -12,16 +12,20 @@ mod crypto;
 mod engine;
 mod error;
 mod format;
+#[doc(hidden)]
+pub mod fuzz;
 mod ops;
 mod pg;
 mod repo;
 mod source;
 
-pub use backend::{Backend, BackendError, DryRun, Kind, Local, ObjectInfo, S3Options, S3};
+pub use backend::{Backend, BackendError, DryRun, Kind, Local, ObjectInfo};
+#[cfg(feature = "s3")]
+pub use backend::{S3Options, S3};
 pub use crypto::{HashAlgo, KdfParams};
 pub use engine::chunker::ChunkerParams;
 pub use engine::pipeline::default_workers;
-pub use error::{Error, Result};
+pub use error::{DumpChoice, Error, Result};
 pub use format::encoding::{Id, RawPath};
 pub use format::manifest::{
     DumpKind, DumpSource, Entry, EntryKind, Manifest, SnapshotInfo, Source, SourceInfo, SourceKind, Summary, TreeSource,

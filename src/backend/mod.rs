@@ -5,10 +5,12 @@
 
 mod dry_run;
 mod local;
+#[cfg(feature = "s3")]
 mod s3;
 
 pub use dry_run::DryRun;
 pub use local::Local;
+#[cfg(feature = "s3")]
 pub use s3::{S3Options, S3};
 
 use std::io::Read;

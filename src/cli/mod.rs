@@ -24,7 +24,7 @@ mod profile;
 use anyhow::Result;
 use args::{Cli, Command};
 use clap::Parser;
-use coffer::Error;
+use coffer::{DumpChoice, Error};
 use std::process::ExitCode;
 
 /// Exit codes (restic's numbers where they overlap). Documented in README.md.
@@ -118,8 +118,27 @@ fn hint(e: &anyhow::Error) -> Option<&'static str> {
         Error::SourceFailed { message, .. } if message.contains("timeout expired") => {
             Some("the server did not answer in time: check the host and port, or raise --pg-connect-timeout")
         }
+        Error::Dump(choice) => dump_hint(choice),
+        Error::CheckFile(_) => Some("--check-sql names a file of SQL queries separated by ';', each returning true"),
         _ => None,
     }
+}
+
+/// The flag that picks the dump a command needs (the library names none).
+fn dump_hint(choice: &DumpChoice) -> Option<&'static str> {
+    Some(match choice {
+        DumpChoice::NoGlobals => "the snapshot was not taken with --pg-all, which keeps roles and tablespaces",
+        DumpChoice::NoSuchDatabase { .. } => "`coffer show SNAPSHOT` lists the snapshot's dumps",
+        DumpChoice::OnlyGlobals => "restore it with --globals",
+        DumpChoice::Several { .. } => "choose one with --db NAME, or --all",
+        DumpChoice::OneForAFile => "--to-file writes one dump: choose it with --db NAME",
+        DumpChoice::FiltersNeedOneDatabase => "--schema and --table pick objects of one database: give --db NAME",
+        DumpChoice::FiltersOnAFile => {
+            "--to-file writes the whole archive: --schema and --table apply to --pg-target (or to pg_restore)"
+        }
+        DumpChoice::NoDatabaseToDump => "give --db NAME, a database in the URL, or PGDATABASE",
+        _ => return None,
+    })
 }
 
 fn run(cli: &Cli) -> Result<u8> {

@@ -16,6 +16,8 @@ use zeroize::Zeroizing;
 
 mod hash;
 mod kdf;
+#[cfg(test)]
+mod vectors;
 
 pub use hash::{sha256, ContentHasher, HashAlgo};
 pub use kdf::KdfParams;
@@ -99,19 +101,31 @@ impl MasterKey {
     /// Derives the per-purpose subkeys (HKDF-SHA256, salt = repository id);
     /// chunk ids are computed with `ids`, the repository's algorithm.
     pub fn subkeys(&self, repository_id: &[u8], ids: HashAlgo) -> Keys {
-        let hk = Hkdf::<Sha256>::new(Some(repository_id), self.0.as_ref());
-        let expand = |info: &[u8]| {
-            let mut k = Zeroizing::new([0u8; KEY_LEN]);
-            // SECURITY: 32 bytes is far below HKDF's 255*32 limit; expand cannot fail.
-            hk.expand(info, k.as_mut()).expect("hkdf output length is valid");
-            k
-        };
-        let data = expand(b"coffer1 data");
-        let metadata = expand(b"coffer1 metadata");
-        let chunk_id = expand(b"coffer1 chunk-id");
+        let data = self.subkey(repository_id, SUBKEY_DATA);
+        let metadata = self.subkey(repository_id, SUBKEY_METADATA);
+        let chunk_id = self.subkey(repository_id, SUBKEY_CHUNK_ID);
         Keys { data: Aes256Gcm::new((&*data).into()), metadata: Aes256Gcm::new((&*metadata).into()), chunk_id, ids }
     }
+
+    /// One subkey: HKDF-SHA256(salt = repository id, ikm = master key, info).
+    fn subkey(&self, repository_id: &[u8], info: &[u8]) -> Zeroizing<[u8; KEY_LEN]> {
+        let hk = Hkdf::<Sha256>::new(Some(repository_id), self.0.as_ref());
+        let mut k = Zeroizing::new([0u8; KEY_LEN]);
+        // SECURITY: 32 bytes is far below HKDF's 255*32 limit; expand cannot fail.
+        hk.expand(info, k.as_mut()).expect("hkdf output length is valid");
+        k
+    }
+
+    /// A master key of known bytes: for the fuzz targets and test vectors.
+    pub(crate) fn from_bytes(bytes: [u8; KEY_LEN]) -> Self {
+        MasterKey(Zeroizing::new(bytes))
+    }
 }
+
+/// HKDF info strings of the three subkeys (FORMAT.md §4).
+const SUBKEY_DATA: &[u8] = b"coffer1 data";
+const SUBKEY_METADATA: &[u8] = b"coffer1 metadata";
+const SUBKEY_CHUNK_ID: &[u8] = b"coffer1 chunk-id";
 
 /// Subkeys of an open repository. `data` seals chunks and pack headers,
 /// `metadata` seals indexes and snapshots, `chunk_id` keys the ids' MAC.
@@ -137,7 +151,7 @@ impl Keys {
     pub fn chunk_id(&self, plaintext: &[u8]) -> [u8; 32] {
         match self.ids {
             HashAlgo::Sha256 => {
-                let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(self.chunk_id.as_ref())
+                let mut mac = <Hmac<Sha256> as hmac::KeyInit>::new_from_slice(self.chunk_id.as_ref())
                     .expect("hmac takes keys of any length");
                 mac.update(plaintext);
                 mac.finalize().into_bytes().into()
@@ -181,6 +195,12 @@ fn seal(cipher: &Aes256Gcm, role: Role, id: &[u8], plaintext: &[u8]) -> Vec<u8> 
 fn seal_in_place(cipher: &Aes256Gcm, role: Role, id: &[u8], buf: &mut Vec<u8>) {
     let mut nonce = [0u8; NONCE_LEN];
     OsRng.fill_bytes(&mut nonce);
+    seal_in_place_with(cipher, role, id, buf, nonce)
+}
+
+/// SECURITY: `nonce` must be fresh; only `seal_in_place` and the test
+/// vectors (a fixed nonce, so that the bytes are known) call this.
+fn seal_in_place_with(cipher: &Aes256Gcm, role: Role, id: &[u8], buf: &mut Vec<u8>, nonce: [u8; NONCE_LEN]) {
     buf[..NONCE_LEN].copy_from_slice(&nonce);
     let aad = associated_data(role, id);
     let tag = cipher
@@ -296,7 +316,7 @@ mod tests {
     fn chunk_ids_follow_the_repository_algorithm() {
         let master = MasterKey::generate();
         let (v1, v2) = (master.subkeys(b"r", HashAlgo::Sha256), master.subkeys(b"r", HashAlgo::Blake3));
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(v1.chunk_id.as_ref()).unwrap();
+        let mut mac = <Hmac<Sha256> as hmac::KeyInit>::new_from_slice(v1.chunk_id.as_ref()).unwrap();
         mac.update(b"data");
         assert_eq!(v1.chunk_id(b"data"), <[u8; 32]>::from(mac.finalize().into_bytes()));
         assert_eq!(v2.chunk_id(b"data"), *blake3::keyed_hash(&v2.chunk_id, b"data").as_bytes());

@@ -82,7 +82,7 @@ impl<'e, 'a, T> Batcher<'e, 'a, T> {
 const POLL: std::time::Duration = std::time::Duration::from_millis(20);
 
 fn aborted() -> Error {
-    Error::InvalidInput("pipeline aborted".into())
+    Error::Internal("pipeline aborted".into())
 }
 
 /// Runs `produce` -> `work` (in parallel) -> `consume` (in order). The first
@@ -192,7 +192,7 @@ pub fn with_helper<M: Send, H: Send, R>(
     std::thread::scope(|s| {
         let helper = s.spawn(move || helper(rx));
         let done = main(tx);
-        let helped = helper.join().unwrap_or_else(|_| Err(Error::InvalidInput("helper thread panicked".into())));
+        let helped = helper.join().unwrap_or_else(|_| Err(Error::Internal("helper thread panicked".into())));
         helped.and_then(|h| done.map(|r| (r, h)))
     })
 }
@@ -241,6 +241,8 @@ pub fn default_workers() -> usize {
 
 #[cfg(test)]
 mod tests {
+    // Stand-in failures: any error with a plain message, to see that the
+    // pipeline returns the very error raised.
     use super::*;
 
     #[test]
@@ -279,7 +281,7 @@ mod tests {
                 |e| {
                     for i in 0..1_000_000u64 {
                         if fail_in == "produce" && i == 50 {
-                            return Err(Error::InvalidInput("produce failed".into()));
+                            return Err(Error::InvalidOptions("produce failed".into()));
                         }
                         e.emit(i)?;
                     }
@@ -287,13 +289,13 @@ mod tests {
                 },
                 |i| {
                     if fail_in == "work" && i == 50 {
-                        return Err(Error::InvalidInput("work failed".into()));
+                        return Err(Error::InvalidOptions("work failed".into()));
                     }
                     Ok(i)
                 },
                 |i| {
                     if fail_in == "consume" && i == 50 {
-                        return Err(Error::InvalidInput("consume failed".into()));
+                        return Err(Error::InvalidOptions("consume failed".into()));
                     }
                     Ok(())
                 },
@@ -319,7 +321,7 @@ mod tests {
             |i| {
                 if i == 3 {
                     std::thread::sleep(std::time::Duration::from_millis(50));
-                    return Err(Error::InvalidInput("slow failure".into()));
+                    return Err(Error::InvalidOptions("slow failure".into()));
                 }
                 Ok(i)
             },
@@ -357,11 +359,11 @@ mod tests {
             1,
             |rx: crossbeam_channel::Receiver<u32>| {
                 rx.recv().ok();
-                Err::<(), _>(Error::InvalidInput("disk full".into()))
+                Err::<(), _>(Error::InvalidOptions("disk full".into()))
             },
             |tx| {
                 for i in 0..100 {
-                    tx.send(i).map_err(|_| Error::InvalidInput("helper stopped".into()))?;
+                    tx.send(i).map_err(|_| Error::InvalidOptions("helper stopped".into()))?;
                 }
                 Ok(())
             },
@@ -370,7 +372,7 @@ mod tests {
         let ok = with_helper(
             2,
             |rx: crossbeam_channel::Receiver<u32>| Ok(rx.iter().sum::<u32>()),
-            |tx| (1..=4).try_for_each(|i| tx.send(i)).map_err(|_| Error::InvalidInput("stopped".into())),
+            |tx| (1..=4).try_for_each(|i| tx.send(i)).map_err(|_| Error::InvalidOptions("stopped".into())),
         );
         assert_eq!(ok.unwrap(), ((), 10));
     }

@@ -47,14 +47,19 @@ impl PackWriter {
     }
 
     /// Appends the header; returns the pack's bytes and its index entry.
-    pub fn finish(mut self, keys: &Keys) -> (Vec<u8>, PackEntry) {
+    pub fn finish(self, keys: &Keys) -> (Vec<u8>, PackEntry) {
+        self.finish_with(|header| keys.seal(Role::PackHeader, b"", header))
+    }
+
+    /// `finish` with the header sealed by `seal` (the test vectors' fixed nonce).
+    pub(crate) fn finish_with(mut self, seal: impl FnOnce(&[u8]) -> Vec<u8>) -> (Vec<u8>, PackEntry) {
         let mut header = Vec::with_capacity(self.chunks.len() * HEADER_RECORD);
         for c in &self.chunks {
             header.extend_from_slice(&c.id.0);
             header.extend_from_slice(&c.length.to_le_bytes());
             header.extend_from_slice(&c.size.to_le_bytes());
         }
-        let sealed = keys.seal(Role::PackHeader, b"", &header);
+        let sealed = seal(&header);
         self.buf.extend_from_slice(&sealed);
         self.buf.extend_from_slice(&(sealed.len() as u32).to_le_bytes());
         let id = Id(sha256(&self.buf));

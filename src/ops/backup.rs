@@ -102,7 +102,7 @@ enum Done {
 pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &dyn Progress) -> Result<BackupSummary> {
     let started = Instant::now();
     if opts.paths.is_empty() && opts.postgres.is_none() {
-        return Err(Error::InvalidInput("nothing to back up: give paths, or --pg / --db / --pg-all".into()));
+        return Err(Error::InvalidOptions("nothing to back up: no paths and no databases given".into()));
     }
     // A missing source path is an error before anything starts: a cron job
     // with a typo must fail loudly, not commit an empty snapshot.
@@ -129,7 +129,7 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &dyn Progress) 
             let (outer, inner) = if b.0.len() < a.0.len() { (j, i) } else { (i, j) };
             let (o, n) = (&roots[outer].0, &roots[inner].0);
             if o.is_empty() || n == o || (n.starts_with(o) && n[o.len()] == b'/') {
-                return Err(Error::InvalidInput(format!(
+                return Err(Error::InvalidOptions(format!(
                     "backup paths overlap: {} is {} {}; give one of them",
                     opts.paths[inner].display(),
                     if n == o { "the same as" } else { "inside" },
@@ -154,7 +154,7 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &dyn Progress) 
             } else {
                 for (i, db) in pg.databases.iter().enumerate() {
                     if pg.databases[..i].contains(db) {
-                        return Err(Error::InvalidInput(format!("database {db:?} is given twice")));
+                        return Err(Error::InvalidOptions(format!("database {db:?} is given twice")));
                     }
                     v.push((pg.connection.with_database(db), DumpKind::Database));
                 }
@@ -489,13 +489,13 @@ impl Collector<'_> {
                 match (self.file.as_mut(), self.dump.as_mut()) {
                     (Some(f), _) => f.chunks.push(id),
                     (None, Some(d)) => d.chunks.push(id),
-                    (None, None) => return Err(Error::InvalidInput("chunk outside a file or dump".into())),
+                    (None, None) => return Err(Error::Internal("chunk outside a file or dump".into())),
                 }
                 self.stats.bytes += size as u64;
                 if let Some(sealed) = sealed {
                     let stored = self.index.contains(&id) && !self.damaged.read().is_ok_and(|s| s.contains(&id));
                     let fresh = !stored
-                        && self.new_ids.write().map_err(|_| Error::InvalidInput("lock poisoned".into()))?.insert(id);
+                        && self.new_ids.write().map_err(|_| Error::Internal("lock poisoned".into()))?.insert(id);
                     if fresh {
                         self.pack.add(id, &sealed, size);
                         self.stats.new_chunks += 1;
@@ -512,7 +512,7 @@ impl Collector<'_> {
             }
             Done::Pass(SourceItem::DumpStart(d)) => self.dump = Some(d),
             Done::Pass(SourceItem::DumpEnd { algo, digest, size, server_version, toc, duration_secs }) => {
-                let mut d = self.dump.take().ok_or_else(|| Error::InvalidInput("dump end outside a dump".into()))?;
+                let mut d = self.dump.take().ok_or_else(|| Error::Internal("dump end outside a dump".into()))?;
                 d.set_digest(algo, digest);
                 d.size = size;
                 d.server_version = server_version;
@@ -534,7 +534,7 @@ impl Collector<'_> {
             }
             Done::Pass(SourceItem::FileStart(e)) => self.file = Some(e),
             Done::Pass(SourceItem::FileEnd { algo, digest, size, changed }) => {
-                let mut e = self.file.take().ok_or_else(|| Error::InvalidInput("file end outside a file".into()))?;
+                let mut e = self.file.take().ok_or_else(|| Error::Internal("file end outside a file".into()))?;
                 e.set_digest(algo, digest);
                 e.size = size;
                 e.changed = changed;
@@ -575,7 +575,7 @@ impl Collector<'_> {
                 t.entries.push(e);
                 Ok(())
             }
-            _ => Err(Error::InvalidInput("entry before its source".into())),
+            _ => Err(Error::Internal("entry before its source".into())),
         }
     }
 
@@ -585,7 +585,7 @@ impl Collector<'_> {
         }
         let buf = self.recycled.try_recv().unwrap_or_else(|_| Vec::with_capacity(self.pack.capacity()));
         let pack = std::mem::replace(&mut self.pack, PackWriter::with_buffer(buf));
-        let tx = self.pack_tx.as_ref().ok_or_else(|| Error::Backend("pack uploader is closed".into()))?;
-        tx.send(pack).map_err(|_| Error::Backend("pack upload stopped".into()))
+        let tx = self.pack_tx.as_ref().ok_or_else(|| Error::Internal("pack uploader is closed".into()))?;
+        tx.send(pack).map_err(|_| Error::Internal("pack upload stopped".into()))
     }
 }

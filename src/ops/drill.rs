@@ -7,7 +7,7 @@
 //! A drill passes only on evidence: every check ran and returned true, every
 //! table's count matched, and something was checked at all.
 
-use crate::error::{Error, Result};
+use crate::error::{DumpChoice, Error, Result};
 use crate::format::encoding::Id;
 use crate::format::manifest::{DumpKind, DumpSource};
 use crate::ops::restore_pg::{dump_to_temp_file, read_toc, select_dumps};
@@ -86,7 +86,7 @@ static SCRATCH: Mutex<Option<(PgConnection, String)>> = Mutex::new(None);
 fn watch_signals() -> Result<signal_hook::iterator::Handle> {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
     let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP])
-        .map_err(|e| Error::InvalidInput(format!("cannot watch for signals: {e}")))?;
+        .map_err(|e| Error::Internal(format!("cannot watch for signals: {e}")))?;
     let handle = signals.handle();
     std::thread::spawn(move || {
         if let Some(sig) = signals.forever().next() {
@@ -109,17 +109,15 @@ pub fn drill(repo: &Repository, snapshot: &Id, opts: &DrillOptions) -> Result<Dr
     let manifest = repo.load_snapshot(snapshot)?;
     let dump = select_dumps(&manifest, opts.database.as_deref(), false, false)?[0];
     if dump.kind != DumpKind::Database {
-        return Err(Error::InvalidInput("a drill restores a database dump, not the globals".into()));
+        return Err(Error::Dump(DumpChoice::DrillOfGlobals));
     }
     // A check file that yields no check is a mistake, found before any work.
     let checks = match &opts.check_sql {
         None => Vec::new(),
         Some(text) => {
-            let st = sql::statements(text).map_err(|e| Error::InvalidInput(format!("--check-sql: {e}")))?;
+            let st = sql::statements(text).map_err(|e| Error::CheckFile(e.to_string()))?;
             if st.is_empty() && !text.trim().is_empty() {
-                return Err(Error::InvalidInput(
-                    "--check-sql: the file holds no SQL statement (only comments or blanks)".into(),
-                ));
+                return Err(Error::CheckFile("it holds no SQL statement (only comments or blanks)".into()));
             }
             st
         }
@@ -285,7 +283,8 @@ fn count_rows(dump: &DumpSource, target: &PgConnection, report: &mut DrillReport
         .collect::<Vec<_>>()
         .join(" UNION ALL ");
     let out = target.query(&sql)?;
-    let unexpected = |line: &str| Error::InvalidInput(format!("unexpected psql output {line:?}"));
+    let unexpected =
+        |line: &str| Error::SourceFailed { source_name: "psql".into(), message: format!("unexpected output {line:?}") };
     for line in out.lines().filter(|l| !l.is_empty()) {
         let (i, rows) = line.split_once('|').ok_or_else(|| unexpected(line))?;
         let i: usize = i.parse().map_err(|_| unexpected(line))?;

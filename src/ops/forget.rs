@@ -116,7 +116,7 @@ pub fn apply_policy(newest_first: &[(DateTime<Utc>, &[String])], policy: &KeepPo
 pub fn forget(repo: &Repository, opts: &ForgetOptions) -> Result<ForgetSummary> {
     if !opts.ids.is_empty() {
         if !opts.policy.is_empty() {
-            return Err(Error::InvalidInput("give snapshots to forget or a keep policy, not both".into()));
+            return Err(Error::InvalidOptions("give snapshots to forget or a keep policy, not both".into()));
         }
         let _lock = if opts.dry_run { None } else { Some(crate::repo::lock::Lock::acquire(repo, false)?) };
         let mut summary =
@@ -131,7 +131,7 @@ pub fn forget(repo: &Repository, opts: &ForgetOptions) -> Result<ForgetSummary> 
         return Ok(summary);
     }
     if opts.policy.is_empty() {
-        return Err(Error::InvalidInput(
+        return Err(Error::InvalidOptions(
             "no keep policy given (--keep-last, --keep-daily, ...): refusing to forget every snapshot".into(),
         ));
     }

@@ -404,8 +404,7 @@ impl FileChecker<'_> {
             ));
         }
         // Every job holding the file was consumed before its end arrived.
-        let restoring =
-            Arc::into_inner(cur).ok_or_else(|| Error::InvalidInput("a file is still being written".into()))?;
+        let restoring = Arc::into_inner(cur).ok_or_else(|| Error::Internal("a file is still being written".into()))?;
         let (path, Some(tmp)) = (restoring.path, restoring.file) else {
             return Ok(size); // a dry run
         };

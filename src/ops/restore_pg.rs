@@ -10,7 +10,7 @@
 
 use crate::engine::atomic_file::AtomicFile;
 use crate::engine::pipeline::{self, BufferPool};
-use crate::error::{Error, Result};
+use crate::error::{DumpChoice, Error, Result};
 use crate::format::encoding::Id;
 use crate::format::manifest::{DumpKind, DumpSource, Manifest};
 use crate::format::Index;
@@ -93,7 +93,7 @@ pub fn select_dumps<'m>(
 ) -> Result<Vec<&'m DumpSource>> {
     let dumps: Vec<&DumpSource> = manifest.dumps().collect();
     if dumps.is_empty() {
-        return Err(Error::InvalidInput("the snapshot holds no PostgreSQL dump".into()));
+        return Err(Error::Dump(DumpChoice::NoDumps));
     }
     if all {
         let mut v = dumps;
@@ -103,23 +103,22 @@ pub fn select_dumps<'m>(
     let dbs: Vec<&DumpSource> = dumps.iter().copied().filter(|d| d.kind == DumpKind::Database).collect();
     let names = || dbs.iter().map(|d| format!("{:?}", d.name)).collect::<Vec<_>>().join(", ");
     if globals {
-        return dumps.iter().find(|d| d.kind == DumpKind::Globals).map(|d| vec![*d]).ok_or_else(|| {
-            Error::InvalidInput(
-                "the snapshot has no globals dump (roles, tablespaces): it was not taken with --pg-all".into(),
-            )
-        });
+        return dumps
+            .iter()
+            .find(|d| d.kind == DumpKind::Globals)
+            .map(|d| vec![*d])
+            .ok_or(Error::Dump(DumpChoice::NoGlobals));
     }
     match database {
-        Some(name) => dbs.iter().find(|d| d.name == name).map(|d| vec![*d]).ok_or_else(|| {
-            Error::InvalidInput(format!("the snapshot has no dump of database {name:?} (it has: {})", names()))
-        }),
+        Some(name) => dbs
+            .iter()
+            .find(|d| d.name == name)
+            .map(|d| vec![*d])
+            .ok_or_else(|| Error::Dump(DumpChoice::NoSuchDatabase { name: name.into(), available: names() })),
         None => match dbs.len() {
             1 => Ok(dbs),
-            0 => Err(Error::InvalidInput("the snapshot holds only the globals dump: restore it with --globals".into())),
-            _ => Err(Error::InvalidInput(format!(
-                "the snapshot has several database dumps ({}): choose one with --db NAME, or --all",
-                names()
-            ))),
+            0 => Err(Error::Dump(DumpChoice::OnlyGlobals)),
+            _ => Err(Error::Dump(DumpChoice::Several { available: names() })),
         },
     }
 }
@@ -261,7 +260,7 @@ pub fn stream_dump(
                 if let Some(sink) = stream.as_mut() {
                     sink(&data)?;
                 }
-                hash_tx.send(data).map_err(|_| Error::InvalidInput("hasher stopped".into()))
+                hash_tx.send(data).map_err(|_| Error::Internal("hasher stopped".into()))
             },
         )
     })?;
@@ -301,7 +300,7 @@ pub fn restore_databases(repo: &Repository, snapshot: &Id, opts: &DbRestoreOptio
     let dumps = select_dumps(&manifest, opts.database.as_deref(), opts.all, opts.globals)?;
     if let DbTarget::File(path) = &opts.target {
         if dumps.len() != 1 {
-            return Err(Error::InvalidInput("--to-file writes one dump: choose it with --db NAME".into()));
+            return Err(Error::Dump(DumpChoice::OneForAFile));
         }
         if !opts.force && !opts.dry_run && std::fs::symlink_metadata(path).is_ok() {
             return Err(Error::Target { path: path.clone(), reason: "exists; give --force to replace it".into() });
@@ -310,14 +309,10 @@ pub fn restore_databases(repo: &Repository, snapshot: &Id, opts: &DbRestoreOptio
     let filtered = !opts.schemas.is_empty() || !opts.tables.is_empty();
     if filtered && matches!(opts.target, DbTarget::File(_)) && !opts.dry_run {
         // The raw archive is written whole: a filter would be silently ignored.
-        return Err(Error::InvalidInput(
-            "--to-file writes the whole archive: --schema and --table apply to --pg-target (or pg_restore)".into(),
-        ));
+        return Err(Error::Dump(DumpChoice::FiltersOnAFile));
     }
     if filtered && dumps.iter().any(|d| d.kind != DumpKind::Database) {
-        return Err(Error::InvalidInput(
-            "--schema and --table pick objects of one database dump: give --db NAME".into(),
-        ));
+        return Err(Error::Dump(DumpChoice::FiltersNeedOneDatabase));
     }
     let index = repo.load_index()?;
     // Every chunk must be findable before a database is touched.
@@ -380,7 +375,7 @@ fn select_into(
     r: &mut DbRestored,
 ) -> Result<Selection> {
     let sel = select(&archive.entries, &opts.schemas, &opts.tables, schema_exists)
-        .map_err(|e| Error::InvalidInput(format!("{e} (database {})", dump.name)))?;
+        .map_err(|e| Error::InvalidOptions(format!("{e} (database {})", dump.name)))?;
     (r.objects, r.rows) = selected_objects(dump, archive, &sel);
     r.skipped = describe_left_out(archive, &sel);
     Ok(sel)

@@ -162,9 +162,9 @@ impl PgConnection {
             Some(u) => {
                 // The error must not echo the URL: it may hold a password.
                 let mut parsed = url::Url::parse(u)
-                    .map_err(|e| Error::InvalidInput(format!("PostgreSQL URL is not a valid URL: {e}")))?;
+                    .map_err(|e| Error::InvalidOptions(format!("PostgreSQL URL is not a valid URL: {e}")))?;
                 if !matches!(parsed.scheme(), "postgres" | "postgresql") {
-                    return Err(Error::InvalidInput(format!(
+                    return Err(Error::InvalidOptions(format!(
                         "PostgreSQL URL must start with postgres:// or postgresql://, not {}://",
                         parsed.scheme()
                     )));
@@ -180,7 +180,7 @@ impl PgConnection {
                     if k == "password" {
                         password = Some(Zeroizing::new(v.into_owned()));
                     } else if SECRET_PARAMETERS.contains(&k.as_ref()) {
-                        return Err(Error::InvalidInput(format!(
+                        return Err(Error::InvalidOptions(format!(
                             "PostgreSQL URL: the {k} parameter would be visible on pg_dump's command line; \
                              put it in a service file (PGSERVICEFILE) instead"
                         )));

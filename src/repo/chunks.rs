@@ -124,7 +124,7 @@ impl Repository {
     /// The index as it is now: loaded after a pack went missing, and kept
     /// for later misses while it knows the chunk asked for.
     fn reloaded_index(&self, id: &Id) -> Result<Arc<Index>> {
-        let mut cached = self.reloaded.lock().map_err(|_| Error::InvalidInput("index lock poisoned".into()))?;
+        let mut cached = self.reloaded.lock().map_err(|_| Error::Internal("index lock poisoned".into()))?;
         if let Some(c) = cached.as_ref().filter(|c| c.contains(id)) {
             return Ok(c.clone());
         }

@@ -23,7 +23,7 @@ pub(super) fn new_key_file(
     passphrase: &[u8],
     kdf: KdfParams,
 ) -> Result<(String, Vec<u8>)> {
-    let kek = kdf.derive(passphrase).map_err(|e| Error::InvalidInput(e.to_string()))?;
+    let kek = kdf.derive(passphrase).map_err(|e| Error::InvalidOptions(format!("key derivation: {e}")))?;
     let key = KeyFile {
         version: config.version,
         created: chrono::Utc::now(),
@@ -31,7 +31,7 @@ pub(super) fn new_key_file(
         wrapped: master.wrap(&kek, &config.id.0),
         kdf,
     };
-    let bytes = serde_json::to_vec_pretty(&key).map_err(|e| Error::InvalidInput(e.to_string()))?;
+    let bytes = serde_json::to_vec_pretty(&key).map_err(|e| Error::Internal(e.to_string()))?;
     Ok((hex::encode(crate::crypto::sha256(&bytes)), bytes))
 }
 
@@ -95,13 +95,13 @@ impl Repository {
         let key = match matches.as_slice() {
             [k] => *k,
             [] => return Err(Error::NotFound { object: format!("key {query}") }),
-            _ => return Err(Error::InvalidInput(format!("key prefix {query:?} is ambiguous"))),
+            _ => return Err(Error::InvalidOptions(format!("key prefix {query:?} is ambiguous"))),
         };
         if keys.len() == 1 {
-            return Err(Error::InvalidInput("refusing to remove the repository's last key".into()));
+            return Err(Error::Refused("refusing to remove the repository's last key".into()));
         }
         if key.current {
-            return Err(Error::InvalidInput(
+            return Err(Error::Refused(
                 "refusing to remove the key in use; open the repository with another passphrase, or use `key passwd`"
                     .into(),
             ));

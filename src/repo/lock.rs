@@ -92,7 +92,7 @@ impl LockInfo {
 }
 
 fn seal(keys: &Keys, id: &Id, info: &LockInfo) -> Result<Vec<u8>> {
-    let json = serde_json::to_vec(info).map_err(|e| Error::InvalidInput(e.to_string()))?;
+    let json = serde_json::to_vec(info).map_err(|e| Error::Internal(e.to_string()))?;
     Ok(keys.seal(Role::Lock, &id.0, &json))
 }
 

@@ -42,7 +42,7 @@ pub(crate) fn backend_error(e: BackendError) -> Error {
     match e {
         BackendError::NotFound { path } => Error::NotFound { object: path },
         BackendError::Truncated { .. } => Error::corrupt("pack", e.to_string()),
-        other => Error::Backend(other.to_string()),
+        other => Error::Backend(other),
     }
 }
 
@@ -57,14 +57,14 @@ impl Repository {
         // Never beside a repository whose config was lost, nor inside one
         // (its snapshots/ or data/ would then hold our objects) or around one.
         if backend.holds_anything().map_err(backend_error)? {
-            return Err(Error::InvalidInput(format!(
+            return Err(Error::Refused(format!(
                 "{} holds objects but no repository config: refusing to create a repository there \
                  (a repository whose config was lost, or other data); use an empty location",
                 backend.location()
             )));
         }
         if let Some(outer) = backend.enclosing_repository().map_err(backend_error)? {
-            return Err(Error::InvalidInput(format!(
+            return Err(Error::Refused(format!(
                 "{} lies inside the repository at {outer}: repositories must not nest",
                 backend.location()
             )));
@@ -81,7 +81,7 @@ impl Repository {
         // The key before the config: a config is what marks a repository, and
         // it must never exist without a key to open it.
         backend.put(Kind::Key, &name, &bytes).map_err(backend_error)?;
-        let config_bytes = serde_json::to_vec_pretty(&config).map_err(|e| Error::InvalidInput(e.to_string()))?;
+        let config_bytes = serde_json::to_vec_pretty(&config).map_err(|e| Error::Internal(e.to_string()))?;
         backend.put(Kind::Config, "config", &config_bytes).map_err(backend_error)?;
         let keys = master.subkeys(&config.id.0, HashAlgo::of_version(config.version));
         Ok(Repository { backend, config, keys, master, key_name: name, reloaded: Default::default() })
@@ -212,7 +212,7 @@ impl Repository {
         // Each form is dropped once the next exists: a large tree's manifest
         // is tens of MiB of JSON.
         let payload = {
-            let json = serde_json::to_vec(value).map_err(|e| Error::InvalidInput(e.to_string()))?;
+            let json = serde_json::to_vec(value).map_err(|e| Error::Internal(e.to_string()))?;
             codec::encode(&json, 3)
         };
         let id = Id::random();

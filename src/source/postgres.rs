@@ -34,9 +34,7 @@ pub fn dump(
     let started = Instant::now();
     let (tool, name, format) = match kind {
         DumpKind::Database => {
-            let db = conn.database().ok_or_else(|| {
-                Error::InvalidInput("no database to dump: give --db NAME, a database in the URL, or PGDATABASE".into())
-            })?;
+            let db = conn.database().ok_or(Error::Dump(crate::error::DumpChoice::NoDatabaseToDump))?;
             ("pg_dump", db, "custom")
         }
         DumpKind::Globals => ("pg_dumpall", "globals".to_string(), "plain"),
