@@ -16,6 +16,8 @@ mod format;
 pub mod fuzz;
 mod ops;
 mod pg;
+#[cfg(test)]
+mod properties;
 mod repo;
 mod source;
 
