@@ -101,29 +101,83 @@ enum Done {
 
 pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &dyn Progress) -> Result<BackupSummary> {
     let started = Instant::now();
-    if opts.paths.is_empty() && opts.postgres.is_none() {
-        return Err(Error::InvalidOptions("nothing to back up: no paths and no databases given".into()));
+    let plan = BackupPlan::new(opts)?;
+    let base = prepare(repo, opts, &plan, progress)?;
+    execute(repo, opts, plan, base, progress, started)
+}
+
+/// What a backup will read, decided before anything is locked or read:
+/// every option checked, source paths looked at, databases resolved (the
+/// one server call, `--pg-all`'s listing, so a bad connection fails first).
+pub struct BackupPlan {
+    excludes: Patterns,
+    host: String,
+    /// Each source path as the manifest stores it.
+    roots: Vec<RawPath>,
+    dumps: Vec<(PgConnection, DumpKind)>,
+    /// Notes for the operator (a symlink given where a folder was meant).
+    notes: Vec<String>,
+}
+
+impl BackupPlan {
+    pub fn new(opts: &BackupOptions) -> Result<BackupPlan> {
+        if opts.paths.is_empty() && opts.postgres.is_none() {
+            return Err(Error::InvalidOptions("nothing to back up: no paths and no databases given".into()));
+        }
+        // A missing source path is an error before anything starts: a cron job
+        // with a typo must fail loudly, not commit an empty snapshot.
+        let mut path_notes = Vec::new();
+        for p in &opts.paths {
+            let m = std::fs::symlink_metadata(p).map_err(|e| Error::io(p, e))?;
+            // Links are never followed, a source path's no more than any other:
+            // say so where the operator likely meant the folder.
+            if m.file_type().is_symlink() && std::fs::metadata(p).is_ok_and(|t| t.is_dir()) {
+                path_notes.push(format!(
+                    "{} is a symlink to a directory: the link is backed up, not the directory (give {}/ for that)",
+                    p.display(),
+                    p.display()
+                ));
+            }
+        }
+        let excludes = Patterns::new(&opts.excludes)?;
+        let host = opts.host.clone().unwrap_or_else(crate::hostname);
+        let roots: Vec<RawPath> = opts.paths.iter().map(|p| tree::stored_root(p)).collect::<Result<_>>()?;
+        check_overlap(&opts.paths, &roots)?;
+
+        // Resolve the databases first: a bad connection fails before any work.
+        let dumps = match &opts.postgres {
+            None => Vec::new(),
+            Some(pg) => resolve_dumps(pg)?,
+        };
+        Ok(BackupPlan { excludes, host, roots, dumps, notes: path_notes })
     }
-    // A missing source path is an error before anything starts: a cron job
-    // with a typo must fail loudly, not commit an empty snapshot.
-    let mut path_notes = Vec::new();
-    for p in &opts.paths {
-        let m = std::fs::symlink_metadata(p).map_err(|e| Error::io(p, e))?;
-        // Links are never followed, a source path's no more than any other:
-        // say so where the operator likely meant the folder.
-        if m.file_type().is_symlink() && std::fs::metadata(p).is_ok_and(|t| t.is_dir()) {
-            path_notes.push(format!(
-                "{} is a symlink to a directory: the link is backed up, not the directory (give {}/ for that)",
-                p.display(),
-                p.display()
-            ));
+}
+
+/// The dumps a backup takes: the globals and every database (`all`), the
+/// databases named, or the connection's own.
+fn resolve_dumps(pg: &PgSources) -> Result<Vec<(PgConnection, DumpKind)>> {
+    let mut v = Vec::new();
+    if pg.all {
+        v.push((pg.connection.clone(), DumpKind::Globals));
+        for db in pg.connection.list_databases()? {
+            v.push((pg.connection.with_database(&db), DumpKind::Database));
+        }
+    } else if pg.databases.is_empty() {
+        v.push((pg.connection.clone(), DumpKind::Database));
+    } else {
+        for (i, db) in pg.databases.iter().enumerate() {
+            if pg.databases[..i].contains(db) {
+                return Err(Error::InvalidOptions(format!("database {db:?} is given twice")));
+            }
+            v.push((pg.connection.with_database(db), DumpKind::Database));
         }
     }
-    let excludes = Patterns::new(&opts.excludes)?;
-    let host = opts.host.clone().unwrap_or_else(crate::hostname);
-    let roots: Vec<RawPath> = opts.paths.iter().map(|p| tree::stored_root(p)).collect::<Result<_>>()?;
-    // A snapshot lists each path once (restore refuses one that does not),
-    // so paths that overlap are a mistake to fix in the command or profile.
+    Ok(v)
+}
+
+/// A snapshot lists each path once (restore refuses one that does not), so
+/// paths that overlap are a mistake to fix in the command or profile.
+fn check_overlap(paths: &[PathBuf], roots: &[RawPath]) -> Result<()> {
     for (i, a) in roots.iter().enumerate() {
         for (j, b) in roots.iter().enumerate().skip(i + 1) {
             let (outer, inner) = if b.0.len() < a.0.len() { (j, i) } else { (i, j) };
@@ -131,44 +185,35 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &dyn Progress) 
             if o.is_empty() || n == o || (n.starts_with(o) && n[o.len()] == b'/') {
                 return Err(Error::InvalidOptions(format!(
                     "backup paths overlap: {} is {} {}; give one of them",
-                    opts.paths[inner].display(),
+                    paths[inner].display(),
                     if n == o { "the same as" } else { "inside" },
-                    opts.paths[outer].display()
+                    paths[outer].display()
                 )));
             }
         }
     }
+    Ok(())
+}
 
-    // Resolve the databases first: a bad connection fails before any work.
-    let dumps: Vec<(PgConnection, DumpKind)> = match &opts.postgres {
-        None => Vec::new(),
-        Some(pg) => {
-            let mut v = Vec::new();
-            if pg.all {
-                v.push((pg.connection.clone(), DumpKind::Globals));
-                for db in pg.connection.list_databases()? {
-                    v.push((pg.connection.with_database(&db), DumpKind::Database));
-                }
-            } else if pg.databases.is_empty() {
-                v.push((pg.connection.clone(), DumpKind::Database));
-            } else {
-                for (i, db) in pg.databases.iter().enumerate() {
-                    if pg.databases[..i].contains(db) {
-                        return Err(Error::InvalidOptions(format!("database {db:?} is given twice")));
-                    }
-                    v.push((pg.connection.with_database(db), DumpKind::Database));
-                }
-            }
-            v
-        }
-    };
+/// What the backup starts from: its lock, the index (less what is not
+/// stored, plus the packs a crashed backup left), the parent snapshot.
+struct Base {
+    /// Held until the snapshot is written (shared: prune waits for it).
+    _lock: Option<crate::repo::lock::Lock>,
+    index: Index,
+    adopted: Vec<PackEntry>,
+    parent_id: Option<Id>,
+    parent_files: HashMap<RawPath, Entry>,
+    warnings: Vec<String>,
+}
 
+fn prepare(repo: &Repository, opts: &BackupOptions, plan: &BackupPlan, progress: &dyn Progress) -> Result<Base> {
     // Shared: backups run side by side, but prune waits for all of them.
     let lock = if opts.dry_run { None } else { Some(crate::repo::lock::Lock::acquire(repo, false)?) };
     if progress.wants_total() {
         let (mut files, mut bytes) = (0, 0);
         for p in &opts.paths {
-            let (f, b) = tree::scan(p, &excludes, opts.one_file_system);
+            let (f, b) = tree::scan(p, &plan.excludes, opts.one_file_system);
             files += f;
             bytes += b;
         }
@@ -186,7 +231,7 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &dyn Progress) 
         .filter_map(|o| Id::from_hex(&o.name).map(|id| (id, o.size)))
         .collect();
     let mut repo_warnings: Vec<String> = lock.as_ref().map(|l| l.unreadable_ignored.clone()).unwrap_or_default();
-    repo_warnings.append(&mut path_notes);
+    repo_warnings.extend(plan.notes.iter().cloned());
     repo_warnings.extend(
         index
             .drop_packs_not_stored(&stored)
@@ -197,9 +242,24 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &dyn Progress) 
     // chunks are reused (each pack read once, checked against its name) and
     // indexed with this backup's, instead of being uploaded again.
     let adopted = adopt_unindexed_packs(repo, &mut index, &stored, &mut repo_warnings)?;
-    let index = index;
-    let (parent_id, parent_files) = if opts.force { (None, HashMap::new()) } else { find_parent(repo, &host, &roots)? };
+    let (parent_id, parent_files) =
+        if opts.force { (None, HashMap::new()) } else { find_parent(repo, &plan.host, &plan.roots)? };
 
+    Ok(Base { _lock: lock, index, adopted, parent_id, parent_files, warnings: repo_warnings })
+}
+
+/// Reads every source through the pipeline, stores what is new, then the
+/// index and, last, the manifest.
+fn execute(
+    repo: &Repository,
+    opts: &BackupOptions,
+    plan: BackupPlan,
+    base: Base,
+    progress: &dyn Progress,
+    started: Instant,
+) -> Result<BackupSummary> {
+    let BackupPlan { excludes, host, dumps, .. } = plan;
+    let Base { _lock, index, adopted, parent_id, parent_files, warnings: repo_warnings } = base;
     let dry = opts.dry_run.then(|| Arc::new(DryRun::new(repo.backend().clone())));
     let dry_repo;
     let target: &Repository = match &dry {
@@ -587,5 +647,28 @@ impl Collector<'_> {
         let pack = std::mem::replace(&mut self.pack, PackWriter::with_buffer(buf));
         let tx = self.pack_tx.as_ref().ok_or_else(|| Error::Internal("pack uploader is closed".into()))?;
         tx.send(pack).map_err(|_| Error::Internal("pack upload stopped".into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn overlap(paths: &[&str]) -> std::result::Result<(), String> {
+        let paths: Vec<PathBuf> = paths.iter().map(PathBuf::from).collect();
+        let roots: Vec<RawPath> = paths.iter().map(|p| RawPath(p.to_string_lossy().as_bytes().to_vec())).collect();
+        check_overlap(&paths, &roots).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn overlapping_paths_are_refused_and_siblings_are_not() {
+        assert!(overlap(&["srv/app", "srv/application", "etc"]).is_ok());
+        let e = overlap(&["srv/app", "srv/app/logs"]).unwrap_err();
+        assert!(e.contains("srv/app/logs is inside srv/app"), "{e}");
+        let e = overlap(&["srv/app/logs", "srv"]).unwrap_err();
+        assert!(e.contains("srv/app/logs is inside srv"), "{e}");
+        assert!(overlap(&["etc", "etc"]).unwrap_err().contains("the same as"));
+        // The empty root (the file system's root) holds every other path.
+        assert!(overlap(&["", "etc"]).is_err());
     }
 }
