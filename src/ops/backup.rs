@@ -223,13 +223,7 @@ fn prepare(repo: &Repository, opts: &BackupOptions, plan: &BackupPlan, progress:
     // Deduplicate only against chunks whose packs are really there (one
     // listing): a pack lost, truncated or replaced is stored again, never
     // referred to by a new snapshot.
-    let stored: HashMap<Id, u64> = repo
-        .backend()
-        .list(crate::backend::Kind::Pack)
-        .map_err(crate::repo::backend_error)?
-        .into_iter()
-        .filter_map(|o| Id::from_hex(&o.name).map(|id| (id, o.size)))
-        .collect();
+    let stored = repo.stored_pack_sizes()?;
     let mut repo_warnings: Vec<String> = lock.as_ref().map(|l| l.unreadable_ignored.clone()).unwrap_or_default();
     repo_warnings.extend(plan.notes.iter().cloned());
     repo_warnings.extend(

@@ -10,7 +10,7 @@
 //! point leaves a readable repository (at worst unindexed packs, which the
 //! next prune deletes).
 
-use crate::backend::Kind;
+use crate::backend::{Kind, ObjectInfo};
 use crate::error::{Error, Result};
 use crate::format::encoding::Id;
 use crate::format::{ChunkEntry, PackEntry, PackWriter};
@@ -77,113 +77,179 @@ pub struct PruneSummary {
 pub fn prune(repo: &Repository, opts: &PruneOptions) -> Result<PruneSummary> {
     // A dry run changes nothing, so it need not stop backups.
     let lock = Lock::acquire(repo, !opts.dry_run)?;
-    let mut s = PruneSummary { dry_run: opts.dry_run, stale_locks_ignored: lock.stale_ignored, ..Default::default() };
-
-    let mut used: HashSet<Id> = HashSet::new();
-    for id in repo.list_ids(Kind::Snapshot)? {
-        match repo.load_snapshot(&id) {
-            Ok(m) => used.extend(m.chunk_ids().copied()),
-            // Forgotten since the listing: its data is not needed.
-            Err(Error::NotFound { .. }) => {}
-            Err(e) => return Err(e),
-        }
-    }
-    let now = std::time::SystemTime::now();
-    // Unknown times count as young: nothing is deleted on a guess.
-    let young = |o: &crate::backend::ObjectInfo| {
-        o.modified.is_none_or(|t| now.duration_since(t).unwrap_or_default() < opts.grace)
-    };
-    let index_objects: Vec<(Id, bool)> = repo
-        .backend()
-        .list(Kind::Index)
-        .map_err(backend_error)?
-        .iter()
-        .filter_map(|o| Id::from_hex(&o.name).map(|id| (id, young(o))))
-        .collect();
-    let index_ids: Vec<Id> = index_objects.iter().map(|(id, _)| *id).collect();
-    let mut packs: HashMap<Id, PackEntry> = HashMap::new();
-    // Packs a young index names: kept whole, whatever the listed snapshots use.
-    let mut protected: HashSet<Id> = HashSet::new();
-    for (id, is_young) in &index_objects {
-        for p in repo.load_index_file(id)?.packs {
-            if *is_young {
-                protected.insert(p.id);
-            }
-            packs.entry(p.id).or_insert(p);
-        }
-    }
-    let pack_objects = repo.backend().list(Kind::Pack).map_err(backend_error)?;
-    let young_packs: HashSet<Id> =
-        pack_objects.iter().filter(|o| young(o)).filter_map(|o| Id::from_hex(&o.name)).collect();
-    let stored: HashMap<Id, u64> =
-        pack_objects.into_iter().filter_map(|o| Id::from_hex(&o.name).map(|id| (id, o.size))).collect();
-    s.packs_before = stored.len();
-    s.bytes_before = stored.values().sum();
-
-    // Each used chunk is kept in one stored pack, preferring the pack that
-    // keeps the most used bytes (so duplicates do not pin two packs).
-    let used_bytes =
-        |p: &PackEntry| p.chunks.iter().filter(|c| used.contains(&c.id)).map(|c| c.length as u64).sum::<u64>();
-    // A pack indexed but missing, or stored at another size (truncated), holds
-    // nothing prune can keep: its chunks must have another copy, and the new
-    // index leaves it out.
-    let lost: Vec<Id> = packs.values().filter(|p| stored.get(&p.id) != Some(&p.size)).map(|p| p.id).collect();
-    s.packs_lost = lost.len();
-    let mut order: Vec<&PackEntry> = packs.values().filter(|p| stored.get(&p.id) == Some(&p.size)).collect();
-    order.sort_by_key(|p| (std::cmp::Reverse(used_bytes(p)), p.id));
-    let mut holder: HashMap<Id, Id> = HashMap::new();
-    for p in &order {
-        for c in &p.chunks {
-            if used.contains(&c.id) {
-                holder.entry(c.id).or_insert(p.id);
-            }
-        }
-    }
-    if let Some(missing) = used.iter().find(|c| !holder.contains_key(c)) {
-        return Err(Error::corrupt(
+    let inventory = Inventory::take(repo, opts.grace)?;
+    let plan = PrunePlan::new(&inventory, opts.max_unused).map_err(|missing| {
+        Error::corrupt(
             repo.location(),
             format!(
                 "chunk {} is used by a snapshot but is in no stored pack; prune stopped, nothing deleted (run verify)",
                 missing.short()
             ),
-        ));
+        )
+    })?;
+    let mut s = PruneSummary { dry_run: opts.dry_run, stale_locks_ignored: lock.stale_ignored, ..Default::default() };
+    execute(repo, opts, &inventory, &plan, &mut s)?;
+    drop(lock);
+    Ok(s)
+}
+
+/// What the repository holds, as prune sees it: the chunks snapshots use,
+/// every indexed pack, the stored packs, and which of them are young.
+pub struct Inventory {
+    used: HashSet<Id>,
+    /// Every pack an index names (the first entry seen for each).
+    packs: HashMap<Id, PackEntry>,
+    /// Packs a young index names: kept whole, whatever the listed snapshots use.
+    protected: HashSet<Id>,
+    /// Stored packs: id -> size.
+    stored: HashMap<Id, u64>,
+    young_packs: HashSet<Id>,
+    index_ids: Vec<Id>,
+}
+
+impl Inventory {
+    fn take(repo: &Repository, grace: std::time::Duration) -> Result<Inventory> {
+        let mut used: HashSet<Id> = HashSet::new();
+        for id in repo.list_ids(Kind::Snapshot)? {
+            match repo.load_snapshot(&id) {
+                Ok(m) => used.extend(m.chunk_ids().copied()),
+                // Forgotten since the listing: its data is not needed.
+                Err(Error::NotFound { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let now = std::time::SystemTime::now();
+        // Unknown times count as young: nothing is deleted on a guess.
+        let young = |o: &ObjectInfo| o.modified.is_none_or(|t| now.duration_since(t).unwrap_or_default() < grace);
+        let index_objects: Vec<(Id, bool)> = repo
+            .backend()
+            .list(Kind::Index)
+            .map_err(backend_error)?
+            .iter()
+            .filter_map(|o| Id::from_hex(&o.name).map(|id| (id, young(o))))
+            .collect();
+        let mut packs: HashMap<Id, PackEntry> = HashMap::new();
+        let mut protected: HashSet<Id> = HashSet::new();
+        for (id, is_young) in &index_objects {
+            for p in repo.load_index_file(id)?.packs {
+                if *is_young {
+                    protected.insert(p.id);
+                }
+                packs.entry(p.id).or_insert(p);
+            }
+        }
+        let pack_objects = repo.list_packs()?;
+        let young_packs = pack_objects.iter().filter(|(_, o)| young(o)).map(|(id, _)| *id).collect();
+        let stored = pack_objects.into_iter().map(|(id, o)| (id, o.size)).collect();
+        let index_ids = index_objects.iter().map(|(id, _)| *id).collect();
+        Ok(Inventory { used, packs, protected, stored, young_packs, index_ids })
+    }
+}
+
+/// What prune will do, worked out from the inventory alone (no I/O).
+#[derive(Debug, Default)]
+pub struct PrunePlan {
+    /// Stored packs that stay as they are (all their chunks stay indexed).
+    keep: Vec<PackEntry>,
+    /// Packs mostly unused: the chunks listed with each are copied out.
+    repack: Vec<(PackEntry, Vec<ChunkEntry>)>,
+    /// Stored packs no snapshot needs.
+    delete: Vec<Id>,
+    /// Stored packs no index names (or at another size), out of their grace.
+    unindexed: Vec<Id>,
+    /// Packs indexed but missing or truncated: the new index leaves them out.
+    lost: usize,
+    /// Packs left alone because they or their index are young.
+    in_grace: usize,
+}
+
+impl PrunePlan {
+    /// `Err(chunk)`: a chunk a snapshot uses is in no stored pack (nothing
+    /// may be deleted then).
+    pub fn new(inv: &Inventory, max_unused: f64) -> std::result::Result<PrunePlan, Id> {
+        let used = &inv.used;
+        let stored = &inv.stored;
+        // Each used chunk is kept in one stored pack, preferring the pack that
+        // keeps the most used bytes (so duplicates do not pin two packs).
+        let used_bytes =
+            |p: &PackEntry| p.chunks.iter().filter(|c| used.contains(&c.id)).map(|c| c.length as u64).sum::<u64>();
+        // A pack indexed but missing, or stored at another size (truncated),
+        // holds nothing prune can keep: its chunks must have another copy.
+        let lost = inv.packs.values().filter(|p| stored.get(&p.id) != Some(&p.size)).count();
+        let mut order: Vec<&PackEntry> = inv.packs.values().filter(|p| stored.get(&p.id) == Some(&p.size)).collect();
+        order.sort_by_key(|p| (std::cmp::Reverse(used_bytes(p)), p.id));
+        let mut holder: HashMap<Id, Id> = HashMap::new();
+        for p in &order {
+            for c in &p.chunks {
+                if used.contains(&c.id) {
+                    holder.entry(c.id).or_insert(p.id);
+                }
+            }
+        }
+        if let Some(missing) = used.iter().find(|c| !holder.contains_key(c)) {
+            return Err(*missing);
+        }
+        let mut plan = PrunePlan { lost, ..Default::default() };
+        for p in order {
+            let held: Vec<ChunkEntry> = p.chunks.iter().filter(|c| holder.get(&c.id) == Some(&p.id)).copied().collect();
+            let held_bytes: u64 = held.iter().map(|c| c.length as u64).sum();
+            if inv.protected.contains(&p.id) {
+                plan.in_grace += 1;
+                plan.keep.push(p.clone());
+            } else if held.is_empty() {
+                plan.delete.push(p.id);
+            } else if (p.size - held_bytes) as f64 > max_unused * p.size as f64 {
+                plan.repack.push((p.clone(), held));
+            } else {
+                plan.keep.push(p.clone());
+            }
+        }
+        // Not indexed, or indexed at another size: no index will name it again.
+        let (unindexed, young_unindexed): (Vec<Id>, Vec<Id>) = stored
+            .iter()
+            .filter(|(id, size)| inv.packs.get(id).is_none_or(|p| p.size != **size))
+            .map(|(id, _)| *id)
+            .partition(|id| !inv.young_packs.contains(id));
+        plan.in_grace += young_unindexed.len();
+        plan.unindexed = unindexed;
+        Ok(plan)
     }
 
-    let mut keep: Vec<&PackEntry> = Vec::new();
-    let mut repack: Vec<&PackEntry> = Vec::new();
-    let mut delete: Vec<Id> = Vec::new();
-    for p in &order {
-        let held: u64 = p.chunks.iter().filter(|c| holder.get(&c.id) == Some(&p.id)).map(|c| c.length as u64).sum();
-        if protected.contains(&p.id) {
-            s.packs_in_grace += 1;
-            keep.push(p);
-        } else if held == 0 {
-            delete.push(p.id);
-        } else if (p.size - held) as f64 > opts.max_unused * p.size as f64 {
-            repack.push(p);
-        } else {
-            keep.push(p);
-        }
+    fn nothing_to_do(&self) -> bool {
+        self.delete.is_empty() && self.repack.is_empty() && self.unindexed.is_empty() && self.lost == 0
     }
-    // Not indexed, or indexed at another size: no index will name it again.
-    let (unindexed, young_unindexed): (Vec<Id>, Vec<Id>) = stored
-        .iter()
-        .filter(|(id, size)| packs.get(id).is_none_or(|p| p.size != **size))
-        .map(|(id, _)| *id)
-        .partition(|id| !young_packs.contains(id));
-    s.packs_in_grace += young_unindexed.len();
-    s.packs_unindexed = unindexed.len();
-    s.packs_deleted = delete.len();
-    s.packs_repacked = repack.len();
+
+    /// Every stored pack the plan removes.
+    fn removed(&self) -> impl Iterator<Item = &Id> {
+        self.delete.iter().chain(self.repack.iter().map(|(p, _)| &p.id)).chain(self.unindexed.iter())
+    }
+}
+
+/// Carries out a plan: new packs, the new index, old indexes deleted, old
+/// packs deleted (a dry run counts and writes nothing).
+fn execute(
+    repo: &Repository,
+    opts: &PruneOptions,
+    inv: &Inventory,
+    plan: &PrunePlan,
+    s: &mut PruneSummary,
+) -> Result<()> {
+    s.packs_before = inv.stored.len();
+    s.bytes_before = inv.stored.values().sum();
+    s.packs_lost = plan.lost;
+    s.packs_in_grace = plan.in_grace;
+    s.packs_unindexed = plan.unindexed.len();
+    s.packs_deleted = plan.delete.len();
+    s.packs_repacked = plan.repack.len();
 
     // The index after prune: kept packs (all their chunks), plus new packs.
-    let mut new_index: Vec<PackEntry> = keep.iter().map(|p| (*p).clone()).collect();
+    let mut new_index: Vec<PackEntry> = plan.keep.clone();
     let pack_size = repo.config().pack_size as usize;
     let mut writer = PackWriter::with_capacity(pack_size);
     let mut written: Vec<(Id, Vec<u8>)> = Vec::new();
-    for p in &repack {
+    for (p, held) in &plan.repack {
         let bytes = repo.backend().get(Kind::Pack, &p.id.to_hex()).map_err(backend_error)?;
-        for c in p.chunks.iter().filter(|c| holder.get(&c.id) == Some(&p.id)) {
+        for c in held {
             let sealed = slice(&bytes, c, &p.id)?;
             // Never copy damage into a new pack.
             repo.open_chunk(&c.id, sealed, &p.id)?;
@@ -193,7 +259,7 @@ pub fn prune(repo: &Repository, opts: &PruneOptions) -> Result<PruneSummary> {
                 let (bytes, entry) = full.finish(repo.keys());
                 written.push((entry.id, bytes));
                 new_index.push(entry);
-                flush(repo, opts, &mut written, &mut s)?;
+                flush(repo, opts, &mut written, s)?;
             }
         }
     }
@@ -201,38 +267,30 @@ pub fn prune(repo: &Repository, opts: &PruneOptions) -> Result<PruneSummary> {
         let (bytes, entry) = writer.finish(repo.keys());
         written.push((entry.id, bytes));
         new_index.push(entry);
-        flush(repo, opts, &mut written, &mut s)?;
+        flush(repo, opts, &mut written, s)?;
     }
 
-    let reclaimed: u64 = delete
-        .iter()
-        .chain(repack.iter().map(|p| &p.id))
-        .chain(unindexed.iter())
-        .map(|id| stored.get(id).copied().unwrap_or(0))
-        .sum();
-    let new_bytes: u64 = new_index.iter().filter(|p| !stored.contains_key(&p.id)).map(|p| p.size).sum();
+    let reclaimed: u64 = plan.removed().map(|id| inv.stored.get(id).copied().unwrap_or(0)).sum();
+    let new_bytes: u64 = new_index.iter().filter(|p| !inv.stored.contains_key(&p.id)).map(|p| p.size).sum();
     s.bytes_after = s.bytes_before - reclaimed + new_bytes;
     s.bytes_reclaimed = s.bytes_before.saturating_sub(s.bytes_after);
-    s.indexes_replaced = index_ids.len();
+    s.indexes_replaced = inv.index_ids.len();
     s.bucket_versioning = repo.backend().versioning();
     if !opts.dry_run {
         s.uploads_aborted = repo.backend().abort_uploads_older_than(opts.abort_uploads_after).map_err(backend_error)?;
     }
-    let nothing_to_do = delete.is_empty() && repack.is_empty() && unindexed.is_empty() && lost.is_empty();
-    if opts.dry_run || nothing_to_do {
-        drop(lock);
-        return Ok(s);
+    if opts.dry_run || plan.nothing_to_do() {
+        return Ok(());
     }
 
     repo.save_index(new_index)?;
-    for id in &index_ids {
+    for id in &inv.index_ids {
         repo.backend().delete(Kind::Index, &id.to_hex()).map_err(backend_error)?;
     }
-    for id in delete.iter().chain(repack.iter().map(|p| &p.id)).chain(unindexed.iter()) {
+    for id in plan.removed() {
         repo.delete_object(Kind::Pack, &id.to_hex())?;
     }
-    drop(lock);
-    Ok(s)
+    Ok(())
 }
 
 fn slice<'a>(pack: &'a [u8], c: &ChunkEntry, pack_id: &Id) -> Result<&'a [u8]> {
@@ -251,4 +309,75 @@ fn flush(repo: &Repository, opts: &PruneOptions, written: &mut Vec<(Id, Vec<u8>)
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chunk(n: u8, offset: u32, length: u32) -> ChunkEntry {
+        ChunkEntry { id: Id([n; 32]), offset, length, size: length }
+    }
+
+    fn pack(n: u8, chunks: Vec<ChunkEntry>) -> PackEntry {
+        let size = chunks.iter().map(|c| c.length as u64).sum::<u64>() + 100;
+        PackEntry { id: Id([200 + n; 32]), size, chunks }
+    }
+
+    fn inventory(packs: &[PackEntry], used: &[u8]) -> Inventory {
+        Inventory {
+            used: used.iter().map(|n| Id([*n; 32])).collect(),
+            packs: packs.iter().map(|p| (p.id, p.clone())).collect(),
+            protected: HashSet::new(),
+            stored: packs.iter().map(|p| (p.id, p.size)).collect(),
+            young_packs: HashSet::new(),
+            index_ids: vec![Id([9; 32])],
+        }
+    }
+
+    #[test]
+    fn unused_packs_go_mostly_unused_ones_are_repacked_the_rest_stay() {
+        let all_used = pack(0, vec![chunk(1, 0, 1000), chunk(2, 1000, 1000)]);
+        let unused = pack(1, vec![chunk(3, 0, 1000)]);
+        let sparse = pack(2, vec![chunk(4, 0, 100), chunk(5, 100, 5000)]);
+        let plan =
+            PrunePlan::new(&inventory(&[all_used.clone(), unused.clone(), sparse.clone()], &[1, 2, 4]), 0.2).unwrap();
+        assert_eq!(plan.keep.iter().map(|p| p.id).collect::<Vec<_>>(), vec![all_used.id]);
+        assert_eq!(plan.delete, vec![unused.id]);
+        assert_eq!(plan.repack.len(), 1);
+        assert_eq!(plan.repack[0].0.id, sparse.id);
+        assert_eq!(plan.repack[0].1.iter().map(|c| c.id).collect::<Vec<_>>(), vec![Id([4; 32])]);
+        assert!(!plan.nothing_to_do());
+    }
+
+    #[test]
+    fn a_duplicated_chunk_is_held_by_one_pack_only() {
+        // Chunk 1 is in both packs; the pack keeping more used bytes holds it,
+        // and the other, left with nothing, is deleted.
+        let big = pack(0, vec![chunk(1, 0, 1000), chunk(2, 1000, 1000)]);
+        let small = pack(1, vec![chunk(1, 0, 1000)]);
+        let plan = PrunePlan::new(&inventory(&[big.clone(), small.clone()], &[1, 2]), 0.2).unwrap();
+        assert_eq!(plan.keep.iter().map(|p| p.id).collect::<Vec<_>>(), vec![big.id]);
+        assert_eq!(plan.delete, vec![small.id]);
+    }
+
+    #[test]
+    fn young_and_lost_packs_and_missing_chunks() {
+        let a = pack(0, vec![chunk(1, 0, 1000)]);
+        let b = pack(1, vec![chunk(2, 0, 1000)]);
+        let mut inv = inventory(&[a.clone(), b.clone()], &[1]);
+        // b is unused but its index is young: kept whole.
+        inv.protected.insert(b.id);
+        // A stored pack no index names, one young and one old.
+        inv.stored.insert(Id([7; 32]), 500);
+        inv.stored.insert(Id([8; 32]), 500);
+        inv.young_packs.insert(Id([8; 32]));
+        let plan = PrunePlan::new(&inv, 0.2).unwrap();
+        assert!(plan.delete.is_empty());
+        assert_eq!(plan.unindexed, vec![Id([7; 32])]);
+        assert_eq!(plan.in_grace, 2);
+        // a truncated: its chunk has no other copy, so nothing may be deleted.
+        inv.stored.insert(a.id, a.size - 1);
+        assert_eq!(PrunePlan::new(&inv, 0.2).unwrap_err(), Id([1; 32]));
+    }
 }

@@ -107,13 +107,7 @@ pub fn repair(repo: &Repository, opts: &RepairOptions) -> Result<RepairSummary> 
             Err(e) => return Err(e),
         }
     }
-    let mut stored: Vec<(Id, u64)> = repo
-        .backend()
-        .list(Kind::Pack)
-        .map_err(backend_error)?
-        .into_iter()
-        .filter_map(|o| Id::from_hex(&o.name).map(|id| (id, o.size)))
-        .collect();
+    let mut stored: Vec<(Id, u64)> = repo.stored_pack_sizes()?.into_iter().collect();
     s.packs = stored.len();
     // Packs the index describes come first, so a damaged pack's chunks that
     // a sound pack also holds are not copied again.

@@ -15,7 +15,8 @@ use crate::engine::pipeline::{self, BufferPool};
 use crate::engine::target::{Dir, Target};
 use crate::error::{Error, Result};
 use crate::format::encoding::Id;
-use crate::format::manifest::{Entry, EntryKind};
+use crate::format::manifest::{Entry, EntryKind, Manifest};
+use crate::format::Index;
 use crate::repo::{ChunkCheck, Repository};
 use rustix::fs::{AtFlags, Mode, OFlags, Timestamps};
 use std::collections::{HashMap, HashSet};
@@ -83,47 +84,114 @@ pub fn restore(repo: &Repository, snapshot: &Id, opts: &RestoreOptions) -> Resul
     let manifest = repo.load_snapshot(snapshot)?;
     manifest.validate().map_err(|(path, reason)| Error::UnsafeEntry { snapshot: snapshot.to_hex(), path, reason })?;
     let selection = Selection::new(&opts.include, &opts.exclude)?;
-    let selected: Vec<&Entry> = manifest.entries().filter(|e| selection.selects(&e.path.0)).collect();
-
-    // Every chunk must be findable before the first byte is written.
     let index = repo.load_index()?;
-    // Their indexed sizes must add up to each file's, as the workers write
-    // each chunk at the offset those sizes give.
-    for e in &selected {
-        let mut size = 0u64;
-        for c in &e.chunks {
-            let (_, loc) = index.get(c).ok_or_else(|| {
-                Error::corrupt(
-                    format!("snapshot {snapshot}"),
-                    format!("chunk {} of {} is in no pack", c.short(), e.path.display()),
-                )
-            })?;
-            size += u64::from(loc.size);
-        }
-        if e.kind == EntryKind::File && size != e.size {
-            return Err(Error::corrupt(
-                format!("snapshot {snapshot}"),
-                format!("the chunks of {} add up to {size} bytes, not its {}", e.path.display(), e.size),
-            ));
-        }
-    }
+    let plan = RestorePlan::new(&manifest, snapshot, &index, &selection)?;
 
     let mut summary = RestoreSummary { snapshot: snapshot.to_hex(), dry_run: opts.dry_run, ..Default::default() };
     let mut dirs = Target::open(&opts.target, opts.dry_run)?;
     let owner = crate::is_root();
-    for e in selected.iter().filter(|e| e.kind == EntryKind::Dir) {
+    for e in &plan.dirs {
         dirs.dir(&components(&e.path.0))?;
         summary.dirs += 1;
     }
+    let inodes = write_files(repo, &index, &plan, &mut dirs, opts, owner, &mut summary)?;
+    link_files(&plan, &mut dirs, &inodes, opts, &mut summary)?;
+    make_symlinks(&plan, &mut dirs, opts, owner, &mut summary)?;
+    // Folders' modes and times last: writing into them changed their times.
+    if !opts.dry_run {
+        for e in plan.dirs.iter().rev() {
+            let dir = dirs.dir(&components(&e.path.0))?;
+            apply_dir_metadata(&dir, e, owner).map_err(|err| Error::io(&dir.path, err.into()))?;
+        }
+    }
+    summary.duration_secs = started.elapsed().as_secs_f64();
+    Ok(summary)
+}
 
-    // A hard link whose first name is restored too is linked to it once it
-    // is in place; otherwise it is written as a file of its own.
-    let selected_paths: HashSet<&[u8]> = selected.iter().map(|e| e.path.0.as_slice()).collect();
-    let linked = |e: &Entry| e.hardlink.as_ref().is_some_and(|first| selected_paths.contains(first.0.as_slice()));
-    let (links, files): (Vec<&Entry>, Vec<&Entry>) =
-        selected.iter().copied().filter(|e| e.kind == EntryKind::File).partition(|e| linked(e));
-    let link_targets: HashSet<&[u8]> =
-        links.iter().filter_map(|e| e.hardlink.as_ref()).map(|p| p.0.as_slice()).collect();
+/// What a restore will write, worked out from the manifest and the index
+/// before the first byte is written: every chunk is indexed, each file's
+/// chunks add up to its size, and each chunk has its offset.
+struct RestorePlan<'m> {
+    dirs: Vec<&'m Entry>,
+    /// Files written from their chunks: each chunk with its offset.
+    files: Vec<(&'m Entry, Vec<(Id, u64)>)>,
+    /// Hard links whose first name is restored too: linked to it.
+    links: Vec<&'m Entry>,
+    /// The first names those links will name.
+    link_targets: HashSet<&'m [u8]>,
+    symlinks: Vec<&'m Entry>,
+    /// The manifest's digest algorithm.
+    algo: HashAlgo,
+}
+
+impl<'m> RestorePlan<'m> {
+    fn new(manifest: &'m Manifest, snapshot: &Id, index: &Index, selection: &Selection) -> Result<RestorePlan<'m>> {
+        let selected: Vec<&Entry> = manifest.entries().filter(|e| selection.selects(&e.path.0)).collect();
+        // A hard link whose first name is restored too is linked to it once it
+        // is in place; otherwise it is written as a file of its own.
+        let selected_paths: HashSet<&[u8]> = selected.iter().map(|e| e.path.0.as_slice()).collect();
+        let linked = |e: &Entry| e.hardlink.as_ref().is_some_and(|first| selected_paths.contains(first.0.as_slice()));
+        let (links, files): (Vec<&Entry>, Vec<&Entry>) =
+            selected.iter().copied().filter(|e| e.kind == EntryKind::File).partition(|e| linked(e));
+        let link_targets = links.iter().filter_map(|e| e.hardlink.as_ref()).map(|p| p.0.as_slice()).collect();
+        let mut planned = Vec::with_capacity(files.len());
+        for e in files {
+            planned.push((e, chunk_offsets(e, snapshot, index)?));
+        }
+        // Links and symlinks have no content, but their chunks (none) are
+        // checked the same way: a manifest is hostile input.
+        for e in selected.iter().filter(|e| e.kind != EntryKind::File) {
+            chunk_offsets(e, snapshot, index)?;
+        }
+        Ok(RestorePlan {
+            dirs: selected.iter().copied().filter(|e| e.kind == EntryKind::Dir).collect(),
+            files: planned,
+            links,
+            link_targets,
+            symlinks: selected.iter().copied().filter(|e| e.kind == EntryKind::Symlink).collect(),
+            algo: HashAlgo::of_version(manifest.version),
+        })
+    }
+}
+
+/// Each chunk of a file at its offset. Every chunk must be indexed, and
+/// their indexed sizes must add up to the file's: the workers write each
+/// chunk at the offset those sizes give.
+fn chunk_offsets(e: &Entry, snapshot: &Id, index: &Index) -> Result<Vec<(Id, u64)>> {
+    let mut offset = 0u64;
+    let mut out = Vec::with_capacity(e.chunks.len());
+    for c in &e.chunks {
+        let (_, loc) = index.get(c).ok_or_else(|| {
+            Error::corrupt(
+                format!("snapshot {snapshot}"),
+                format!("chunk {} of {} is in no pack", c.short(), e.path.display()),
+            )
+        })?;
+        out.push((*c, offset));
+        offset += u64::from(loc.size);
+    }
+    if e.kind == EntryKind::File && offset != e.size {
+        return Err(Error::corrupt(
+            format!("snapshot {snapshot}"),
+            format!("the chunks of {} add up to {offset} bytes, not its {}", e.path.display(), e.size),
+        ));
+    }
+    Ok(out)
+}
+
+/// Writes every file of the plan through the pipeline: the producer creates
+/// each file and the workers write its chunks at their offsets; the consumer
+/// hashes them in order and names each file once it checks. Returns the
+/// inodes of the files hard links will name.
+fn write_files(
+    repo: &Repository,
+    index: &Index,
+    plan: &RestorePlan<'_>,
+    dirs: &mut Target,
+    opts: &RestoreOptions,
+    owner: bool,
+    summary: &mut RestoreSummary,
+) -> Result<HashMap<Vec<u8>, u64>> {
     // Twice the backup's window: most restored files are one small chunk,
     // and a worker held up on a large one should not leave the other idle
     // (A/B: 2.08 s against 2.16 and 2.43 against 2.63 for the bench tree).
@@ -134,14 +202,14 @@ pub fn restore(repo: &Repository, snapshot: &Id, opts: &RestoreOptions) -> Resul
     // their offsets, so the writing is spread over the cores; the consumer
     // sees the chunks in order, hashes them and finishes each file.
     let overwritten = &mut summary.overwritten;
-    let algo = HashAlgo::of_version(manifest.version);
+    let algo = plan.algo;
     let mut checker = FileChecker {
         owner,
         algo,
         hasher: algo.hasher(),
         size: 0,
         buffers: &buffers,
-        link_targets: &link_targets,
+        link_targets: &plan.link_targets,
         inodes: HashMap::new(),
     };
     let (mut files_done, mut bytes_done, mut chunks_done) = (0u64, 0u64, 0u64);
@@ -149,20 +217,18 @@ pub fn restore(repo: &Repository, snapshot: &Id, opts: &RestoreOptions) -> Resul
         opts.workers,
         window,
         |emitter| {
-            for e in &files {
-                let file = Arc::new(start_file(&mut dirs, e, overwritten)?);
-                let Some((last, rest)) = e.chunks.split_last() else {
+            for (e, chunks) in &plan.files {
+                let file = Arc::new(start_file(dirs, e, overwritten)?);
+                let Some((last, rest)) = chunks.split_last() else {
                     emitter.emit(Job { file, chunk: None, last: true })?;
                     continue;
                 };
-                let mut offset = 0u64;
                 for c in rest {
-                    emitter.emit(Job { file: file.clone(), chunk: Some((*c, offset)), last: false })?;
-                    offset += u64::from(index.get(c).expect("checked above: every chunk is indexed").1.size);
+                    emitter.emit(Job { file: file.clone(), chunk: Some(*c), last: false })?;
                 }
                 // The last piece takes the producer's reference along, so the
                 // consumer holds the only one when it finishes the file.
-                emitter.emit(Job { file, chunk: Some((*last, offset)), last: true })?;
+                emitter.emit(Job { file, chunk: Some(*last), last: true })?;
             }
             Ok(())
         },
@@ -173,7 +239,7 @@ pub fn restore(repo: &Repository, snapshot: &Id, opts: &RestoreOptions) -> Resul
             // Every file is checked whole (its digest) before it is moved
             // into place, so the tag check per chunk is enough here;
             // read_chunk checks the indexed size the offset relies on.
-            let data = repo.read_chunk(&index, &id, ChunkCheck::Tag, &buffers)?;
+            let data = repo.read_chunk(index, &id, ChunkCheck::Tag, &buffers)?;
             if let Some(f) = &file.file {
                 let _turn = file.turn.lock();
                 let written = match file.entry.sparse {
@@ -201,9 +267,19 @@ pub fn restore(repo: &Repository, snapshot: &Id, opts: &RestoreOptions) -> Resul
     summary.files += files_done;
     summary.bytes += bytes_done;
     summary.chunks_checked += chunks_done;
-    let inodes = checker.inodes;
+    Ok(checker.inodes)
+}
 
-    for e in &links {
+/// Links each hard link to its first name, once that is the very file this
+/// restore wrote and checked.
+fn link_files(
+    plan: &RestorePlan<'_>,
+    dirs: &mut Target,
+    inodes: &HashMap<Vec<u8>, u64>,
+    opts: &RestoreOptions,
+    summary: &mut RestoreSummary,
+) -> Result<()> {
+    for e in &plan.links {
         let first = e.hardlink.as_ref().expect("partitioned on it");
         let (dir, name) = dirs.parent_of(&e.path.0)?;
         let path = dir.path.join(OsStr::from_bytes(name));
@@ -240,7 +316,19 @@ pub fn restore(repo: &Repository, snapshot: &Id, opts: &RestoreOptions) -> Resul
             .map_err(|err| Error::io(&path, err))?;
     }
 
-    for e in selected.iter().filter(|e| e.kind == EntryKind::Symlink) {
+    Ok(())
+}
+
+/// Makes each symlink under a temporary name, sets its owner and times
+/// without following it, then renames it into place.
+fn make_symlinks(
+    plan: &RestorePlan<'_>,
+    dirs: &mut Target,
+    opts: &RestoreOptions,
+    owner: bool,
+    summary: &mut RestoreSummary,
+) -> Result<()> {
+    for e in &plan.symlinks {
         let (dir, name) = dirs.parent_of(&e.path.0)?;
         let path = dir.path.join(OsStr::from_bytes(name));
         if dirs.replaces(&dir, name)? {
@@ -264,14 +352,7 @@ pub fn restore(repo: &Repository, snapshot: &Id, opts: &RestoreOptions) -> Resul
         }
     }
 
-    if !opts.dry_run {
-        for e in selected.iter().rev().filter(|e| e.kind == EntryKind::Dir) {
-            let dir = dirs.dir(&components(&e.path.0))?;
-            apply_dir_metadata(&dir, e, owner).map_err(|err| Error::io(&dir.path, err.into()))?;
-        }
-    }
-    summary.duration_secs = started.elapsed().as_secs_f64();
-    Ok(summary)
+    Ok(())
 }
 
 /// Writes `data` at `offset` but for its all-zero blocks (4 KiB, aligned in

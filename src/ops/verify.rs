@@ -143,11 +143,10 @@ fn verify_once(repo: &Repository, only: Option<&Id>, opts: &VerifyOptions) -> Re
     needed_packs.sort();
     needed_packs.dedup();
 
-    let stored: HashMap<String, u64> =
-        repo.backend().list(Kind::Pack).map_err(backend_error)?.into_iter().map(|o| (o.name, o.size)).collect();
+    let stored = repo.stored_pack_sizes()?;
     let mut bad: Vec<(Id, String)> = Vec::new();
     for p in packs.values() {
-        match stored.get(&p.id.to_hex()) {
+        match stored.get(&p.id) {
             None => bad.push((p.id, format!("pack {} is missing", p.id))),
             Some(&size) if size != p.size => bad.push((
                 p.id,

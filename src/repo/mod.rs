@@ -175,6 +175,18 @@ impl Repository {
         }
     }
 
+    /// The stored packs, by id (foreign names ignored), with their sizes and
+    /// times as the listing gives them.
+    pub fn list_packs(&self) -> Result<Vec<(Id, crate::backend::ObjectInfo)>> {
+        let listed = self.backend.list(Kind::Pack).map_err(backend_error)?;
+        Ok(listed.into_iter().filter_map(|o| Id::from_hex(&o.name).map(|id| (id, o))).collect())
+    }
+
+    /// The stored packs' sizes, by id.
+    pub fn stored_pack_sizes(&self) -> Result<std::collections::HashMap<Id, u64>> {
+        Ok(self.list_packs()?.into_iter().map(|(id, o)| (id, o.size)).collect())
+    }
+
     pub fn list_ids(&self, kind: Kind) -> Result<Vec<Id>> {
         let mut ids = Vec::new();
         for info in self.backend.list(kind).map_err(backend_error)? {
