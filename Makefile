@@ -1,7 +1,7 @@
 # coffer: the two commands of the quick start are `make demo` and `make test`.
 CARGO ?= cargo
 
-.PHONY: all build demo demo-s3 lint test bench clean
+.PHONY: all build demo demo-s3 lint test fuzz bench clean
 
 all: build
 
@@ -29,6 +29,12 @@ test: lint
 	./scripts/ensure-garage.sh
 	./scripts/ensure-moto.sh
 	PATH="$$HOME/.cargo/bin:$$PATH" $(CARGO) test --locked -- --test-threads=$${TEST_THREADS:-4}
+	./scripts/fuzz.sh $${FUZZ_SECONDS:-15}
+
+# Every fuzz target (src/fuzz.rs) for FUZZ_SECONDS each (default 300); make
+# test runs each for 15 s. Installs cargo-fuzz when missing.
+fuzz:
+	./scripts/fuzz.sh $${FUZZ_SECONDS:-300}
 
 # coffer beside restic, borg and rustic on the same data (see docs/BENCHMARKS.md).
 # Installs the peers when missing; data, repositories and results.md go to
