@@ -27,7 +27,12 @@ cargo fuzz build -s none
 for t in "${targets[@]}"; do
     mkdir -p "corpus/$t"
     start=$(date +%s)
-    if ! out=$(cargo fuzz run -s none "$t" "corpus/$t" "seeds/$t" -- \
+    # Seeds: fuzz/seeds/<target>, and for the SQL lexer the SQL files the
+    # PostgreSQL tests already use (new inputs go to the first folder only).
+    seeds=()
+    [ -d "seeds/$t" ] && seeds+=("seeds/$t")
+    [ "$t" = sql ] && seeds+=(../fixtures/postgres)
+    if ! out=$(cargo fuzz run -s none "$t" "corpus/$t" "${seeds[@]}" -- \
         -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=1048576 2>&1); then
         echo "$out" | tail -n 40
         echo "fuzz: target $t FAILED (its input is in fuzz/artifacts/$t/)" >&2
