@@ -12,7 +12,7 @@ use crate::format::encoding::Id;
 use crate::format::manifest::{DumpKind, DumpSource};
 use crate::ops::restore_pg::{dump_to_temp_file, read_toc, select_dumps};
 use crate::pg::archive::Archive;
-use crate::pg::{quote_ident, run_captured, sql, PgConnection};
+use crate::pg::{quote_ident, sql, PgConnection};
 use crate::repo::Repository;
 use std::sync::Mutex;
 use std::time::Instant;
@@ -211,7 +211,7 @@ fn run_phases(
     cmd.args(["--no-owner", "--no-privileges", "--exit-on-error"]);
     cmd.arg(format!("--use-list={}", list.path_for_others().display()));
     cmd.arg(format!("--jobs={}", opts.jobs.max(1))).arg(tmp.path_for_others());
-    run_captured(cmd, &format!("pg_restore into scratch database {scratch_name}"))?;
+    target.run(cmd, &format!("pg_restore into scratch database {scratch_name}"))?;
     report.restore_secs = t.elapsed().as_secs_f64();
 
     // Checks: every table's rows against the dump's; the operator's queries,

@@ -16,7 +16,8 @@ use crate::format::manifest::{DumpKind, DumpSource, Manifest};
 use crate::format::Index;
 use crate::pg::archive::{Archive, Scanner};
 use crate::pg::select::{select, Selection};
-use crate::pg::{quote_literal, tail, PgConnection, StderrCollector, TocEntry, TocLister};
+use crate::pg::tool::failed;
+use crate::pg::{quote_literal, PgConnection, Running, TocEntry, TocLister};
 use crate::repo::{ChunkCheck, Repository};
 use std::io::Write;
 use std::path::PathBuf;
@@ -290,7 +291,7 @@ pub fn dump_to_temp_file(
 }
 
 fn pipe_error(what: &str, e: std::io::Error) -> Error {
-    Error::SourceFailed { source_name: what.into(), message: format!("writing to it: {e}") }
+    failed(what, format!("writing to it: {e}"))
 }
 
 pub fn restore_databases(repo: &Repository, snapshot: &Id, opts: &DbRestoreOptions) -> Result<DbRestoreSummary> {
@@ -401,7 +402,7 @@ fn dry_run(
         DbTarget::Server(c) => c.clone(),
         DbTarget::File(_) => PgConnection::new(None, None)?,
     };
-    let mut lister = TocLister::start(&tools)?;
+    let mut lister = TocLister::start(&tools, &format!("pg_restore --list of the dump of {}", dump.name))?;
     let mut scanner = Scanner::new();
     let what = format!("dump of {} in snapshot {}", dump.name, snapshot.short());
     let chunks = stream_dump(
@@ -422,7 +423,7 @@ fn dry_run(
             return Err(e);
         }
     };
-    lister.finish(&format!("pg_restore --list of the dump of {}", dump.name))?;
+    lister.finish()?;
     let archive = scanner.finish().map_err(|e| Error::corrupt(what, format!("not a whole archive: {e}")))?;
     r.chunks_checked = chunks;
     if filtered {
@@ -518,7 +519,7 @@ fn to_server(
         // Parallel restore needs a seekable archive.
         dump_to_temp_file(repo, index, snapshot, dump, opts.workers).and_then(|(tmp, chunks)| {
             cmd.arg("--exit-on-error").arg(format!("--jobs={}", opts.jobs)).arg(tmp.path_for_others());
-            crate::pg::run_captured(cmd, &what).map(|_| chunks)
+            target.run(cmd, &what).map(|_| chunks)
         })
     } else {
         if !create {
@@ -527,7 +528,7 @@ fn to_server(
         } else {
             cmd.arg("--exit-on-error");
         }
-        feed(repo, index, snapshot, dump, cmd, &what, opts.workers)
+        feed(repo, index, snapshot, dump, &target, cmd, &what, opts.workers)
     };
     match watch.finish(restored) {
         Ok(chunks) => {
@@ -547,7 +548,7 @@ fn to_server(
                 Ok(_) => format!("{cause}; the database it created was dropped again"),
                 Err(d) => format!("{cause}; and the half-restored database could not be dropped: {d}"),
             };
-            Err(Error::SourceFailed { source_name: object, message })
+            Err(failed(object, message))
         }
         Err(e) => Err(e),
     }
@@ -569,7 +570,7 @@ fn restore_globals(
     // VERBOSITY=verbose puts each error's SQLSTATE in its message, whatever the server's language.
     cmd.args(["-X", "-q", "-v", "VERBOSITY=verbose", "-f", "-"]).env("LC_MESSAGES", "C");
     let what = format!("psql (globals) into {}", conn.display());
-    let (chunks, stderr) = feed_collecting(repo, index, snapshot, dump, cmd, &what, workers)?;
+    let (chunks, stderr) = feed_collecting(repo, index, snapshot, dump, conn, cmd, &what, workers)?;
     let (mut skipped, mut failed) = (Vec::new(), Vec::new());
     for line in stderr.lines() {
         let Some((_, msg)) = line.split_once("ERROR:") else { continue };
@@ -598,35 +599,35 @@ fn restore_globals(
 
 /// Streams a dump into a tool's stdin. If the stream fails, the tool is
 /// killed before it sees end-of-input, so it cannot commit a partial restore.
+#[allow(clippy::too_many_arguments)]
 fn feed(
     repo: &Repository,
     index: &Index,
     snapshot: &Id,
     dump: &DumpSource,
+    conn: &PgConnection,
     cmd: std::process::Command,
     what: &str,
     workers: usize,
 ) -> Result<u64> {
-    feed_collecting(repo, index, snapshot, dump, cmd, what, workers).map(|(chunks, _)| chunks)
+    feed_collecting(repo, index, snapshot, dump, conn, cmd, what, workers).map(|(chunks, _)| chunks)
 }
 
 /// `feed`, returning the tool's stderr as well when it succeeded.
+#[allow(clippy::too_many_arguments)]
 fn feed_collecting(
     repo: &Repository,
     index: &Index,
     snapshot: &Id,
     dump: &DumpSource,
+    conn: &PgConnection,
     mut cmd: std::process::Command,
     what: &str,
     workers: usize,
 ) -> Result<(u64, String)> {
-    let program = cmd.get_program().to_string_lossy().into_owned();
-    let mut child =
-        cmd.stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().map_err(|e| {
-            Error::SourceFailed { source_name: what.into(), message: format!("cannot run {program}: {e}") }
-        })?;
-    let err = StderrCollector::start(&mut child);
-    let mut stdin = child.stdin.take();
+    cmd.stdin(Stdio::piped()).stdout(Stdio::null());
+    let mut tool = Running::spawn(conn, cmd, what)?;
+    let mut stdin = tool.take_stdin();
     let streamed = stream_dump(
         repo,
         index,
@@ -647,20 +648,14 @@ fn feed_collecting(
         }),
     );
     if streamed.is_err() {
-        let _ = child.kill();
+        tool.kill();
     }
     drop(stdin);
-    let status = child.wait().map_err(|e| Error::SourceFailed { source_name: what.into(), message: e.to_string() })?;
-    let err_text = err.finish();
+    let exit = tool.wait()?;
     match streamed {
         // The tool's own message says more than the broken pipe it caused.
-        Err(Error::SourceFailed { .. }) if !status.success() => {
-            Err(Error::SourceFailed { source_name: what.into(), message: tail(&err_text, status) })
-        }
+        Err(Error::SourceFailed { .. }) if !exit.success() => Err(failed(what, exit.summary())),
         Err(e) => Err(e),
-        Ok(_) if !status.success() => {
-            Err(Error::SourceFailed { source_name: what.into(), message: tail(&err_text, status) })
-        }
-        Ok(chunks) => Ok((chunks, err_text)),
+        Ok(chunks) => Ok((chunks, exit.check(what)?)),
     }
 }

@@ -8,15 +8,16 @@
 
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
-use std::io::Read;
-use std::io::Write;
 use std::path::PathBuf;
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Command, Stdio};
 use zeroize::Zeroizing;
 
 pub mod archive;
 pub mod select;
 pub mod sql;
+pub mod tool;
+
+pub use tool::{Running, TocLister};
 
 #[derive(Clone)]
 pub struct PgConnection {
@@ -268,13 +269,14 @@ impl PgConnection {
     }
 
     /// The error for a tool that could not be started, naming the path tried.
-    pub fn cannot_run(&self, name: &str, e: std::io::Error) -> Error {
-        let program = self.program(name);
+    pub fn cannot_run(&self, program: &std::ffi::OsStr, e: std::io::Error) -> Error {
+        let program = std::path::Path::new(program);
+        let name = program.file_name().unwrap_or(program.as_os_str()).to_string_lossy().into_owned();
         let place = match &self.bin_dir {
-            Some(_) => format!("{} (from --pg-bin-dir)", program.display()),
+            Some(_) => format!("{} (from the PostgreSQL bin directory set)", program.display()),
             None => format!("{name} (searched in PATH)"),
         };
-        Error::SourceFailed { source_name: name.into(), message: format!("cannot run {place}: {e}") }
+        Error::SourceFailed { source_name: name, message: format!("cannot run {place}: {e}") }
     }
 
     pub fn tool(&self, name: &str) -> Command {
@@ -313,14 +315,14 @@ impl PgConnection {
     pub fn query(&self, sql: &str) -> Result<String> {
         let mut c = self.tool_for_db("psql");
         c.args(["-X", "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1", "-c", sql]);
-        run_captured(c, &format!("psql on {}", self.display()))
+        self.run(c, &format!("psql on {}", self.display()))
     }
 
     /// A one-column query's values, exactly (a value may hold a newline).
     pub fn query_column(&self, sql: &str) -> Result<Vec<String>> {
         let mut c = self.tool_for_db("psql");
         c.args(["-X", "-A", "-t", "-q", "-0", "-v", "ON_ERROR_STOP=1", "-c", sql]);
-        let out = run_captured(c, &format!("psql on {}", self.display()))?;
+        let out = self.run(c, &format!("psql on {}", self.display()))?;
         Ok(out.split('\0').filter(|v| !v.is_empty()).map(str::to_string).collect())
     }
 
@@ -336,7 +338,7 @@ impl PgConnection {
     pub fn tool_version(&self, name: &str) -> Result<String> {
         let mut c = self.tool(name);
         c.arg("--version");
-        Ok(run_captured(c, name)?.trim().to_string())
+        Ok(self.run(c, name)?.trim().to_string())
     }
 }
 
@@ -357,123 +359,6 @@ pub fn quote_ident(s: &str) -> String {
 /// An SQL string literal, quoted.
 pub fn quote_literal(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
-}
-
-/// Runs a command to completion; stdout on success, stderr in the error.
-pub fn run_captured(mut c: Command, what: &str) -> Result<String> {
-    let out = c.stdout(Stdio::piped()).stderr(Stdio::piped()).output().map_err(|e| Error::SourceFailed {
-        source_name: what.into(),
-        message: format!("cannot run {}: {e}", c.get_program().to_string_lossy()),
-    })?;
-    if !out.status.success() {
-        return Err(Error::SourceFailed {
-            source_name: what.into(),
-            message: tail(&String::from_utf8_lossy(&out.stderr), out.status),
-        });
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-/// The useful end of a tool's stderr, on one line, with how it exited.
-pub fn tail(stderr: &str, status: std::process::ExitStatus) -> String {
-    use std::os::unix::process::ExitStatusExt;
-    let lines: Vec<&str> = stderr.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
-    // The tools' error lines say what went wrong; the SQL context after
-    // them does not. Fall back to the last lines.
-    let errors: Vec<&str> = lines
-        .iter()
-        .copied()
-        .filter(|l| l.contains("error:") || l.contains("ERROR:") || l.contains("FATAL:"))
-        .take(2)
-        .collect();
-    let text = if errors.is_empty() { lines[lines.len().saturating_sub(3)..].join(" / ") } else { errors.join(" / ") };
-    let how = match (status.code(), status.signal()) {
-        (Some(c), _) => format!("exit code {c}"),
-        (None, Some(s)) => format!("killed by signal {s}"),
-        _ => "unknown status".into(),
-    };
-    if text.is_empty() {
-        how
-    } else {
-        format!("{text} ({how})")
-    }
-}
-
-/// Collects a child's stderr on a thread (so a full pipe never blocks it).
-pub struct StderrCollector(Option<std::thread::JoinHandle<String>>);
-
-impl StderrCollector {
-    pub fn start(child: &mut Child) -> StderrCollector {
-        let handle = child.stderr.take().map(|mut err| {
-            std::thread::spawn(move || {
-                let mut buf = Vec::new();
-                // Keep at most 1 MiB: enough for any error message.
-                let _ = (&mut err).take(1 << 20).read_to_end(&mut buf);
-                let _ = std::io::copy(&mut err, &mut std::io::sink());
-                String::from_utf8_lossy(&buf).into_owned()
-            })
-        });
-        StderrCollector(handle)
-    }
-
-    pub fn finish(self) -> String {
-        self.0.and_then(|h| h.join().ok()).unwrap_or_default()
-    }
-}
-
-/// `pg_restore --list` fed a stream as it goes by: it reads the archive's
-/// head (the table of contents) and may exit before the stream ends, which
-/// only ends the feeding. Proves that this pg_restore reads the archive.
-pub struct TocLister {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    err: StderrCollector,
-}
-
-impl TocLister {
-    pub fn start(conn: &PgConnection) -> Result<TocLister> {
-        let mut child = conn
-            .tool("pg_restore")
-            .arg("--list")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| conn.cannot_run("pg_restore", e))?;
-        let stdin = child.stdin.take();
-        let err = StderrCollector::start(&mut child);
-        Ok(TocLister { child, stdin, err })
-    }
-
-    pub fn feed(&mut self, data: &[u8]) {
-        if let Some(s) = self.stdin.as_mut() {
-            if data.is_empty() || s.write_all(data).is_err() {
-                self.stdin = None;
-            }
-        }
-    }
-
-    /// Ends the stream; `what` names the dump in errors.
-    pub fn finish(mut self, what: &str) -> Result<()> {
-        drop(self.stdin.take());
-        let status =
-            self.child.wait().map_err(|e| Error::SourceFailed { source_name: what.into(), message: e.to_string() })?;
-        let err_text = self.err.finish();
-        if !status.success() {
-            return Err(Error::SourceFailed {
-                source_name: what.into(),
-                message: format!("pg_restore cannot read the archive: {}", tail(&err_text, status)),
-            });
-        }
-        Ok(())
-    }
-
-    /// Stops it without waiting for the stream's end.
-    pub fn abort(mut self) {
-        drop(self.stdin.take());
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// An object of a database dump, from the archive's table of contents

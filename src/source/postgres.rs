@@ -16,7 +16,8 @@ use crate::engine::pipeline::BufferPool;
 use crate::error::{Error, Result};
 use crate::format::manifest::{DumpKind, DumpSource};
 use crate::pg::archive::Scanner;
-use crate::pg::{tail, PgConnection, StderrCollector, Toc};
+use crate::pg::tool::{failed, Running};
+use crate::pg::{PgConnection, Toc};
 use std::io::Read;
 use std::process::Stdio;
 use std::time::Instant;
@@ -54,9 +55,9 @@ pub fn dump(
             .arg(format!("--lock-wait-timeout={}", conn.timeouts().lock_wait.as_millis().max(1))),
         DumpKind::Globals => cmd.arg("--globals-only"),
     };
-    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().map_err(|e| conn.cannot_run(tool, e))?;
-    let stderr = StderrCollector::start(&mut child);
-    let stdout = child.stdout.take().expect("stdout is piped");
+    cmd.stdout(Stdio::piped());
+    let mut tool = Running::spawn(conn, cmd, what.clone())?;
+    let stdout = tool.take_stdout().ok_or_else(|| Error::Internal(format!("{what}: stdout is not piped")))?;
     widen_pipe(&stdout);
 
     let mut scanner = match kind {
@@ -87,42 +88,40 @@ pub fn dump(
             on_bytes(chunk.len() as u64);
             emit(SourceItem::Chunk(buffers.copy_of(chunk)))
         },
-        |e| Error::SourceFailed { source_name: what.clone(), message: format!("reading its output: {e}") },
+        |e| failed(&what, format!("reading its output: {e}")),
     );
     let TeeReader { hasher, bytes, .. } = reader;
     if split.is_err() {
         // Stop pg_dump rather than leave it blocked on a full pipe.
-        let _ = child.kill();
+        tool.kill();
     }
-    let status = child.wait().map_err(|e| Error::SourceFailed { source_name: what.clone(), message: e.to_string() })?;
-    let err_text = stderr.finish();
-    if split.is_err() || !status.success() {
-        split?;
-        let mut message = tail(&err_text, status);
+    let exit = tool.wait()?;
+    split?;
+    if !exit.success() {
+        let mut message = exit.summary();
         // pg_dump bounds its wait for each table's lock with a statement timeout.
-        if kind == DumpKind::Database && err_text.contains("canceling statement due to statement timeout") {
+        if kind == DumpKind::Database && exit.stderr.contains("canceling statement due to statement timeout") {
             message.push_str(&format!(
                 "; a table stayed locked longer than the lock wait timeout of {}",
                 humantime::format_duration(conn.timeouts().lock_wait)
             ));
         }
-        return Err(Error::SourceFailed { source_name: what, message });
+        return Err(failed(what, message));
     }
     let toc = match scanner {
         Some(s) => {
-            let archive = s.finish().map_err(|e| Error::SourceFailed {
-                source_name: what.clone(),
-                message: format!("its output is not a whole custom-format archive: {e}"),
-            })?;
+            let archive = s
+                .finish()
+                .map_err(|e| failed(&what, format!("its output is not a whole custom-format archive: {e}")))?;
             // What was dumped must be what the manifest will call it.
             if archive.header.dbname != name {
-                return Err(Error::SourceFailed {
-                    source_name: what,
-                    message: format!(
+                return Err(failed(
+                    what,
+                    format!(
                         "the archive is of database {:?}, not {name:?}: nothing is stored under the wrong name",
                         archive.header.dbname
                     ),
-                });
+                ));
             }
             Toc::of(&archive)
         }
