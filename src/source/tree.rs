@@ -83,46 +83,100 @@ fn entry_from(path: RawPath, kind: EntryKind, m: &Metadata) -> Entry {
     }
 }
 
+/// What the walk finds: a path with its `lstat`, or a part it cannot read.
+enum Step {
+    Node { fs_path: PathBuf, path: RawPath, meta: Metadata },
+    Unreadable(String),
+}
+
+/// Depth-first in name order, never following symlinks; excluded paths are
+/// pruned, and with `one_file_system` so are the contents of folders on
+/// another filesystem than the root's (the folders themselves are visited).
+/// A folder is visited before its contents. An explicit stack keeps deep
+/// trees off the call stack.
+struct Walker<'a> {
+    stack: Vec<(PathBuf, RawPath, Metadata)>,
+    /// The folder just visited, whose contents are listed on the next step.
+    expand: Option<(PathBuf, RawPath)>,
+    errors: std::collections::VecDeque<String>,
+    excludes: &'a Patterns,
+    one_file_system: bool,
+    root_dev: u64,
+}
+
+impl<'a> Walker<'a> {
+    fn new(root: &Path, stored: RawPath, excludes: &'a Patterns, one_file_system: bool) -> Result<Walker<'a>> {
+        let meta = fs::symlink_metadata(root).map_err(|e| Error::io(root, e))?;
+        Ok(Walker {
+            root_dev: meta.dev(),
+            stack: vec![(root.to_path_buf(), stored, meta)],
+            expand: None,
+            errors: Default::default(),
+            excludes,
+            one_file_system,
+        })
+    }
+
+    fn list(&mut self, fs_path: PathBuf, path: RawPath) {
+        let mut children = match fs::read_dir(&fs_path) {
+            Ok(rd) => rd.filter_map(|e| e.ok()).map(|e| e.file_name()).collect::<Vec<_>>(),
+            Err(e) => return self.errors.push_back(format!("{}: {e}", fs_path.display())),
+        };
+        children.sort();
+        // Reverse, so that popping the stack visits names in order.
+        for name in children.into_iter().rev() {
+            let child_path = join(&path, name.as_bytes());
+            if self.excludes.matches(&child_path.0) {
+                continue;
+            }
+            let child_fs = fs_path.join(&name);
+            match fs::symlink_metadata(&child_fs) {
+                Ok(m) => self.stack.push((child_fs, child_path, m)),
+                Err(e) => self.errors.push_back(format!("{}: {e}", child_fs.display())),
+            }
+        }
+    }
+}
+
+impl Iterator for Walker<'_> {
+    type Item = Step;
+
+    fn next(&mut self) -> Option<Step> {
+        if let Some((fs_path, path)) = self.expand.take() {
+            self.list(fs_path, path);
+        }
+        if let Some(message) = self.errors.pop_front() {
+            return Some(Step::Unreadable(message));
+        }
+        let (fs_path, path, meta) = self.stack.pop()?;
+        if meta.is_dir() && !(self.one_file_system && meta.dev() != self.root_dev) {
+            self.expand = Some((fs_path.clone(), path.clone()));
+        }
+        Some(Step::Node { fs_path, path, meta })
+    }
+}
+
 /// Walks one source path, emitting its items.
 pub fn walk(root: &Path, opts: &TreeOptions<'_>, emit: &mut dyn FnMut(SourceItem) -> Result<()>) -> Result<()> {
     let stored = stored_root(root)?;
-    let meta = fs::symlink_metadata(root).map_err(|e| Error::io(root, e))?;
-    emit(SourceItem::Begin(stored.clone()))?;
-    let root_dev = meta.dev();
+    let walker = Walker::new(root, stored.clone(), opts.excludes, opts.one_file_system)?;
+    emit(SourceItem::Begin(stored))?;
     let mut chunker = Chunker::new(opts.chunker);
-    // An explicit stack keeps deep trees off the call stack.
-    let mut stack: Vec<(PathBuf, RawPath, Metadata)> = vec![(root.to_path_buf(), stored, meta)];
     // The first name seen of each file with several: later names are stored as its hard links.
     let mut names: HashMap<(u64, u64), RawPath> = HashMap::new();
-    while let Some((fs_path, path, meta)) = stack.pop() {
+    for step in walker {
+        let (fs_path, path, meta) = match step {
+            Step::Node { fs_path, path, meta } => (fs_path, path, meta),
+            Step::Unreadable(message) => {
+                emit(SourceItem::Unreadable(message))?;
+                continue;
+            }
+        };
         let ft = meta.file_type();
         if ft.is_dir() {
             // The root "/" has an empty stored path and no entry of its own.
             if !path.0.is_empty() {
-                emit(SourceItem::Entry(entry_from(path.clone(), EntryKind::Dir, &meta)))?;
-            }
-            if opts.one_file_system && meta.dev() != root_dev {
-                continue;
-            }
-            let mut children = match fs::read_dir(&fs_path) {
-                Ok(rd) => rd.filter_map(|e| e.ok()).map(|e| e.file_name()).collect::<Vec<_>>(),
-                Err(e) => {
-                    emit(SourceItem::Unreadable(format!("{}: {e}", fs_path.display())))?;
-                    continue;
-                }
-            };
-            children.sort();
-            // Reverse, so that popping the stack visits names in order.
-            for name in children.into_iter().rev() {
-                let child_path = join(&path, name.as_bytes());
-                if opts.excludes.matches(&child_path.0) {
-                    continue;
-                }
-                let child_fs = fs_path.join(&name);
-                match fs::symlink_metadata(&child_fs) {
-                    Ok(m) => stack.push((child_fs, child_path, m)),
-                    Err(e) => emit(SourceItem::Unreadable(format!("{}: {e}", child_fs.display())))?,
-                }
+                emit(SourceItem::Entry(entry_from(path, EntryKind::Dir, &meta)))?;
             }
         } else if ft.is_symlink() {
             match fs::read_link(&fs_path) {
@@ -158,27 +212,15 @@ pub fn walk(root: &Path, opts: &TreeOptions<'_>, emit: &mut dyn FnMut(SourceItem
 /// Files and bytes below `root` as `walk` would see them (for an ETA).
 /// Unreadable parts are skipped silently: `walk` reports them.
 pub fn scan(root: &Path, excludes: &Patterns, one_file_system: bool) -> (u64, u64) {
-    let Ok(stored) = stored_root(root) else { return (0, 0) };
-    let Ok(meta) = fs::symlink_metadata(root) else {
+    let Ok(walker) = stored_root(root).and_then(|stored| Walker::new(root, stored, excludes, one_file_system)) else {
         return (0, 0);
     };
-    let dev = meta.dev();
     let (mut files, mut bytes) = (0, 0);
-    let mut stack = vec![(root.to_path_buf(), stored, meta)];
-    while let Some((fs_path, path, meta)) = stack.pop() {
-        if meta.is_file() {
-            files += 1;
-            bytes += meta.len();
-        } else if meta.is_dir() && !(one_file_system && meta.dev() != dev) {
-            let Ok(rd) = fs::read_dir(&fs_path) else { continue };
-            for e in rd.flatten() {
-                let child = join(&path, e.file_name().as_bytes());
-                if excludes.matches(&child.0) {
-                    continue;
-                }
-                if let Ok(m) = fs::symlink_metadata(e.path()) {
-                    stack.push((e.path(), child, m));
-                }
+    for step in walker {
+        if let Step::Node { meta, .. } = step {
+            if meta.is_file() {
+                files += 1;
+                bytes += meta.len();
             }
         }
     }
