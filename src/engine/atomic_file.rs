@@ -178,6 +178,54 @@ fn proc_fd_works() -> bool {
     *WORKS.get_or_init(|| Path::new("/proc/self/fd").is_dir())
 }
 
+/// Writes at offsets into one file from several workers, one at a time:
+/// buffered writes to one file serialize on its inode lock anyway, where a
+/// waiting thread spins (0.3-0.8 s of CPU in a 2.4 GB restore on two
+/// cores); on this mutex it sleeps instead.
+#[derive(Default)]
+pub struct Turns(std::sync::Mutex<()>);
+
+impl Turns {
+    /// Writes `data` at `offset`; with `sparse`, its all-zero blocks are
+    /// left as holes (the file must already have its size).
+    pub fn write_at(&self, file: &File, data: &[u8], offset: u64, sparse: bool) -> io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        let _turn = self.0.lock();
+        match sparse {
+            true => write_leaving_holes(file, data, offset),
+            false => file.write_all_at(data, offset),
+        }
+    }
+}
+
+/// Writes `data` at `offset` but for its all-zero blocks (4 KiB, aligned in
+/// the file), which stay holes: the file already has its size, so they read
+/// as zeros.
+fn write_leaving_holes(file: &File, data: &[u8], offset: u64) -> io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    const BLOCK: u64 = 4096;
+    let mut at = 0usize;
+    while at < data.len() {
+        // From here to the next block boundary of the file.
+        let end = (((offset + at as u64) / BLOCK + 1) * BLOCK - offset).min(data.len() as u64) as usize;
+        let (start, zero) = (at, data[at..end].iter().all(|&b| b == 0));
+        at = end;
+        if zero {
+            continue;
+        }
+        // Extend the run over the following blocks that hold data.
+        while at < data.len() {
+            let next = (at as u64 + BLOCK).min(data.len() as u64) as usize;
+            if data[at..next].iter().all(|&b| b == 0) {
+                break;
+            }
+            at = next;
+        }
+        file.write_all_at(&data[start..at], offset + start as u64)?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -72,6 +72,21 @@ impl Index {
         self.chunks.get(id).map(|loc| (self.packs[loc.pack as usize].0, *loc))
     }
 
+    /// Each of a stream's chunks with its offset in the stream, from the
+    /// indexed sizes, and the stream's length; `Err` names a chunk in no
+    /// pack. A writer places each chunk at its offset, so the reader of a
+    /// chunk must refuse one whose plaintext differs from its indexed size.
+    pub fn offsets(&self, chunks: &[Id]) -> std::result::Result<(Vec<(Id, u64)>, u64), Id> {
+        let mut offset = 0u64;
+        let mut out = Vec::with_capacity(chunks.len());
+        for c in chunks {
+            let loc = self.chunks.get(c).ok_or(*c)?;
+            out.push((*c, offset));
+            offset += u64::from(loc.size);
+        }
+        Ok((out, offset))
+    }
+
     /// Every stored copy of a chunk: the first one indexed, then the others.
     pub fn locations(&self, id: &Id) -> impl Iterator<Item = (Id, ChunkLocation)> + '_ {
         self.chunks

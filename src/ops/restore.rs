@@ -9,7 +9,7 @@
 //! directory does not block its own contents.
 
 use crate::crypto::{ContentHasher, HashAlgo};
-use crate::engine::atomic_file::AtomicFile;
+use crate::engine::atomic_file::{AtomicFile, Turns};
 use crate::engine::filter::Selection;
 use crate::engine::pipeline::{self, BufferPool};
 use crate::engine::target::{Dir, Target};
@@ -22,9 +22,8 @@ use rustix::fs::{AtFlags, Mode, OFlags, Timestamps};
 use std::collections::{HashMap, HashSet};
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
 #[derive(Debug, Clone)]
@@ -59,9 +58,7 @@ struct Restoring<'a> {
     path: PathBuf,
     name: OsString,
     file: Option<AtomicFile>,
-    /// Taken around each write, so that workers writing one file wait
-    /// asleep rather than spinning on its inode lock (as in `stream_dump`).
-    turn: Mutex<()>,
+    turns: Turns,
 }
 
 /// One chunk of a file (none for an empty file). A file has no start and
@@ -158,22 +155,16 @@ impl<'m> RestorePlan<'m> {
 /// their indexed sizes must add up to the file's: the workers write each
 /// chunk at the offset those sizes give.
 fn chunk_offsets(e: &Entry, snapshot: &Id, index: &Index) -> Result<Vec<(Id, u64)>> {
-    let mut offset = 0u64;
-    let mut out = Vec::with_capacity(e.chunks.len());
-    for c in &e.chunks {
-        let (_, loc) = index.get(c).ok_or_else(|| {
-            Error::corrupt(
-                format!("snapshot {snapshot}"),
-                format!("chunk {} of {} is in no pack", c.short(), e.path.display()),
-            )
-        })?;
-        out.push((*c, offset));
-        offset += u64::from(loc.size);
-    }
-    if e.kind == EntryKind::File && offset != e.size {
+    let (out, size) = index.offsets(&e.chunks).map_err(|c| {
+        Error::corrupt(
+            format!("snapshot {snapshot}"),
+            format!("chunk {} of {} is in no pack", c.short(), e.path.display()),
+        )
+    })?;
+    if e.kind == EntryKind::File && size != e.size {
         return Err(Error::corrupt(
             format!("snapshot {snapshot}"),
-            format!("the chunks of {} add up to {offset} bytes, not its {}", e.path.display(), e.size),
+            format!("the chunks of {} add up to {size} bytes, not its {}", e.path.display(), e.size),
         ));
     }
     Ok(out)
@@ -241,12 +232,9 @@ fn write_files(
             // read_chunk checks the indexed size the offset relies on.
             let data = repo.read_chunk(index, &id, ChunkCheck::Tag, &buffers)?;
             if let Some(f) = &file.file {
-                let _turn = file.turn.lock();
-                let written = match file.entry.sparse {
-                    true => write_leaving_holes(f.as_file(), &data, offset),
-                    false => f.as_file().write_all_at(&data, offset),
-                };
-                written.map_err(|err| Error::io(&file.path, err))?;
+                file.turns
+                    .write_at(f.as_file(), &data, offset, file.entry.sparse)
+                    .map_err(|err| Error::io(&file.path, err))?;
             }
             Ok(Fetched { file, data: Some(data), last })
         },
@@ -355,33 +343,6 @@ fn make_symlinks(
     Ok(())
 }
 
-/// Writes `data` at `offset` but for its all-zero blocks (4 KiB, aligned in
-/// the file), which stay holes: the file already has its size, so they read
-/// as zeros.
-fn write_leaving_holes(file: &std::fs::File, data: &[u8], offset: u64) -> std::io::Result<()> {
-    const BLOCK: u64 = 4096;
-    let mut at = 0usize;
-    while at < data.len() {
-        // From here to the next block boundary of the file.
-        let end = (((offset + at as u64) / BLOCK + 1) * BLOCK - offset).min(data.len() as u64) as usize;
-        let (start, zero) = (at, data[at..end].iter().all(|&b| b == 0));
-        at = end;
-        if zero {
-            continue;
-        }
-        // Extend the run over the following blocks that hold data.
-        while at < data.len() {
-            let next = (at as u64 + BLOCK).min(data.len() as u64) as usize;
-            if data[at..next].iter().all(|&b| b == 0) {
-                break;
-            }
-            at = next;
-        }
-        file.write_all_at(&data[start..at], offset + start as u64)?;
-    }
-    Ok(())
-}
-
 fn components(rel: &[u8]) -> Vec<&[u8]> {
     rel.split(|&b| b == b'/').collect()
 }
@@ -450,7 +411,7 @@ fn start_file<'a>(dirs: &mut Target, e: &'a Entry, overwritten: &mut Vec<String>
             Some(file)
         }
     };
-    Ok(Restoring { entry: e, path, name: OsStr::from_bytes(name).into(), file, turn: Mutex::new(()) })
+    Ok(Restoring { entry: e, path, name: OsStr::from_bytes(name).into(), file, turns: Turns::default() })
 }
 
 /// Hashes each file's chunks in order and, at the file's end, checks it
