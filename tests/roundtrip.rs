@@ -397,3 +397,34 @@ fn a_source_path_that_is_a_symlink_to_a_directory_says_so_and_a_slash_follows_it
     assert!(!r.stderr.contains("symlink to a directory"), "{}", r.stderr);
     assert_eq!(r.json()["files"], 1);
 }
+
+/// A report that does not reach its reader is not a success: with stdout on
+/// a full disk (or a closed pipe) a command exits 4, says so, and what it
+/// did stands (the snapshot is committed). Every command's report goes the
+/// same way: `snapshots` and `verify` too.
+#[test]
+fn a_report_that_cannot_be_written_exits_4_and_what_was_done_stands() {
+    let env = Env::new();
+    let src = env.path("src");
+    make_rich_tree(&src);
+    let full = || fs::OpenOptions::new().write(true).open("/dev/full").expect("/dev/full");
+    for json in [true, false] {
+        let mut c = env.command();
+        c.arg("backup").arg(&src);
+        if json {
+            c.arg("--json");
+        }
+        let r: Run = c.stdout(full()).output().unwrap().into();
+        assert_eq!(r.code, 4, "json {json}: {}", r.stderr);
+        assert!(r.stderr.contains("the command completed, but its report was lost"), "{}", r.stderr);
+        assert!(r.stderr.contains("standard output"), "{}", r.stderr);
+    }
+    let list = env.coffer(&["snapshots", "--json"]).ok().json();
+    assert_eq!(list.as_array().unwrap().len(), 2, "both backups were committed");
+    for args in [&["snapshots"][..], &["verify", "--json"][..]] {
+        let r: Run = env.command().args(args).stdout(full()).output().unwrap().into();
+        assert_eq!(r.code, 4, "{args:?}: {}", r.stderr);
+    }
+    // And with stdout intact, the same commands exit 0.
+    env.coffer(&["snapshots"]).ok();
+}

@@ -33,6 +33,8 @@ pub mod exit {
     pub const FAILURE: u8 = 1;
     pub const USAGE: u8 = 2;
     pub const PARTIAL: u8 = 3;
+    /// The command did its work, but its report could not be written to stdout.
+    pub const OUTPUT: u8 = 4;
     pub const NO_REPOSITORY: u8 = 10;
     pub const LOCKED: u8 = 11;
     pub const WRONG_PASSPHRASE: u8 = 12;
@@ -61,7 +63,14 @@ pub fn main() -> ExitCode {
         }
     };
     match profile::apply(&mut cli).and_then(|()| run(&cli)) {
-        Ok(code) => ExitCode::from(code),
+        Ok(code) => match output::stdout_error() {
+            // What was done stands; the message says so, as the report is lost.
+            Some(why) => {
+                errln!("coffer: error: the command completed, but its report was lost: {why}");
+                ExitCode::from(exit::OUTPUT)
+            }
+            None => ExitCode::from(code),
+        },
         Err(e) => {
             errln!("coffer: error: {}", one_line(&e));
             if let Some(hint) = hint(&e) {

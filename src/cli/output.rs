@@ -12,10 +12,33 @@ use serde_json::json;
 /// (JSON documents are written as they are: serde_json escapes them).
 macro_rules! outln {
     ($($arg:tt)*) => {{
-        use std::io::Write as _;
         let line = format!($($arg)*);
-        let _ = writeln!(std::io::stdout(), "{}", terminal_safe(&line, true));
+        write_stdout(&terminal_safe(&line, true));
     }};
+}
+
+/// The first failed write to stdout (a full disk, a closed pipe): the
+/// command then exits with `exit::OUTPUT` instead of 0, as a report that
+/// did not reach its reader is not a success to a script.
+static STDOUT_ERROR: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+
+fn write_stdout(line: &str) {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = writeln!(out, "{line}").and_then(|()| out.flush()) {
+        note_stdout_error(format!("cannot write to standard output: {e}"));
+    }
+}
+
+fn note_stdout_error(message: String) {
+    if let Ok(mut first) = STDOUT_ERROR.lock() {
+        first.get_or_insert(message);
+    }
+}
+
+/// Why the output was lost, if it was.
+pub fn stdout_error() -> Option<String> {
+    STDOUT_ERROR.lock().ok().and_then(|e| e.clone())
 }
 
 /// `text` with every control character (C0 but `\n` when `keep_newlines`,
@@ -88,10 +111,16 @@ fn count(n: impl Into<u64>, what: &str) -> String {
 }
 
 impl Output {
-    fn print_json(&self, v: &serde_json::Value) {
+    /// The one place that chooses: `value` as JSON with `--json`, else the text.
+    fn report<T: serde::Serialize + ?Sized>(&self, value: &T, text: impl FnOnce()) {
+        if !self.json {
+            return text();
+        }
         // Exact: serde_json escapes control characters itself.
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stdout(), "{}", serde_json::to_string_pretty(v).unwrap_or_default());
+        match serde_json::to_string_pretty(value) {
+            Ok(doc) => write_stdout(&doc),
+            Err(e) => note_stdout_error(format!("cannot write the report as JSON: {e}")),
+        }
     }
 
     fn say(&self, text: &str) {
@@ -101,320 +130,304 @@ impl Output {
     }
 
     pub fn init(&self, repo: &Repository) {
-        if self.json {
-            self.print_json(&json!({"repository": repo.location(), "id": repo.config().id}));
-        } else {
+        self.report(&json!({"repository": repo.location(), "id": repo.config().id}), || {
             self.say(&format!("created repository {} at {}", repo.config().id.short(), repo.location()));
-        }
+        });
     }
 
     pub fn backup(&self, s: &BackupSummary) {
-        if self.json {
-            self.print_json(&serde_json::to_value(s).unwrap_or_default());
-            return;
-        }
-        let st = &s.stats;
-        let head = match &s.snapshot {
-            Some(id) => format!("snapshot {} saved", id.short()),
-            None => "dry run: nothing was written".to_string(),
-        };
-        let verb = if s.dry_run { "would add" } else { "added" };
-        self.say(&format!(
-            "{head}\n  {}, {}, {}, {}, {} read in {:.1}s ({}/s)\n  {verb} {}, {} new data, {} stored after compression and encryption",
-            count(st.files, "file"),
-            count(st.dirs, "dir"),
-            count(st.symlinks, "symlink"),
-            count(st.databases, "database"),
-            bytes(st.bytes),
-            st.duration_secs,
-            bytes((st.bytes as f64 / st.duration_secs.max(1e-3)) as u64),
-            count(st.new_chunks, "new chunk"),
-            bytes(st.new_bytes),
-            bytes(st.stored_bytes),
-        ));
-        if !s.unreadable.is_empty() {
-            self.say(&format!("  {} could not be read (listed above)", count(s.unreadable.len() as u64, "path")));
-        }
+        self.report(s, || {
+            let st = &s.stats;
+            let head = match &s.snapshot {
+                Some(id) => format!("snapshot {} saved", id.short()),
+                None => "dry run: nothing was written".to_string(),
+            };
+            let verb = if s.dry_run { "would add" } else { "added" };
+            self.say(&format!(
+                "{head}\n  {}, {}, {}, {}, {} read in {:.1}s ({}/s)\n  {verb} {}, {} new data, {} stored after compression and encryption",
+                count(st.files, "file"),
+                count(st.dirs, "dir"),
+                count(st.symlinks, "symlink"),
+                count(st.databases, "database"),
+                bytes(st.bytes),
+                st.duration_secs,
+                bytes((st.bytes as f64 / st.duration_secs.max(1e-3)) as u64),
+                count(st.new_chunks, "new chunk"),
+                bytes(st.new_bytes),
+                bytes(st.stored_bytes),
+            ));
+            if !s.unreadable.is_empty() {
+                self.say(&format!("  {} could not be read (listed above)", count(s.unreadable.len() as u64, "path")));
+            }
+        });
     }
 
     pub fn snapshots(&self, list: &[(Id, SnapshotInfo)]) {
-        if self.json {
-            let v: Vec<_> = list
-                .iter()
-                .map(|(id, m)| {
-                    json!({"id": id, "time": m.time, "host": m.host, "tags": m.tags, "paths": m.source_names(),
-                           "parent": m.parent, "summary": m.summary, "warnings": m.warning_count})
-                })
-                .collect();
-            self.print_json(&json!(v));
-            return;
-        }
-        outln!("{:<10} {:<20} {:<16} {:<16} {:>10}  paths", "id", "time (UTC)", "host", "tags", "size");
-        for (id, m) in list {
-            outln!(
-                "{:<10} {:<20} {:<16} {:<16} {:>10}  {}",
-                id.short(),
-                m.time.format("%Y-%m-%d %H:%M:%S"),
-                m.host,
-                m.tags.join(","),
-                bytes(m.summary.bytes),
-                name(&m.source_names().join(" "))
-            );
-        }
-        self.say(&count(list.len() as u64, "snapshot"));
+        let v: Vec<_> = list
+            .iter()
+            .map(|(id, m)| {
+                json!({"id": id, "time": m.time, "host": m.host, "tags": m.tags, "paths": m.source_names(),
+                       "parent": m.parent, "summary": m.summary, "warnings": m.warning_count})
+            })
+            .collect();
+        self.report(&v, || {
+            outln!("{:<10} {:<20} {:<16} {:<16} {:>10}  paths", "id", "time (UTC)", "host", "tags", "size");
+            for (id, m) in list {
+                outln!(
+                    "{:<10} {:<20} {:<16} {:<16} {:>10}  {}",
+                    id.short(),
+                    m.time.format("%Y-%m-%d %H:%M:%S"),
+                    m.host,
+                    m.tags.join(","),
+                    bytes(m.summary.bytes),
+                    name(&m.source_names().join(" "))
+                );
+            }
+            self.say(&count(list.len() as u64, "snapshot"));
+        });
     }
 
     pub fn show(&self, id: &Id, m: &Manifest) {
-        if self.json {
-            self.print_json(&json!({"id": id, "manifest": m}));
-            return;
-        }
-        outln!("snapshot {id}\n  time {}\n  host {}\n  tags {}\n  tool {}", m.time, m.host, m.tags.join(","), m.tool);
-        if let Some(p) = &m.parent {
-            outln!("  parent {}", p.short());
-        }
-        let s = &m.summary;
-        outln!(
-            "  {}, {}, {}, {} ({} new, {} stored), took {:.1}s",
-            count(s.files, "file"),
-            count(s.dirs, "dir"),
-            count(s.symlinks, "symlink"),
-            bytes(s.bytes),
-            bytes(s.new_bytes),
-            bytes(s.stored_bytes),
-            s.duration_secs
-        );
-        for w in &m.warnings {
-            outln!("  warning: {}", name(w));
-        }
-        for src in &m.sources {
-            match src {
-                Source::Postgres(d) => {
-                    outln!(
-                        "postgres {} ({:?}, {} format, {}) from {}\n  server {}, pg_dump {}, took {:.1}s, {} {}",
-                        name(&d.name),
-                        d.kind,
-                        d.format,
-                        bytes(d.size),
-                        name(&d.server),
-                        d.server_version,
-                        d.pg_dump_version,
-                        d.duration_secs,
-                        d.digest().map_or("checksum", |(a, _)| a.name()),
-                        d.digest().map_or("none", |(_, h)| h),
-                    );
-                    for e in d.toc.iter().filter(|e| {
-                        matches!(
-                            e.desc.as_str(),
-                            "SCHEMA" | "TABLE" | "VIEW" | "MATERIALIZED VIEW" | "SEQUENCE" | "FUNCTION"
-                        )
-                    }) {
-                        outln!("  {:<18} {}.{}", e.desc, name(e.schema.as_deref().unwrap_or("-")), name(&e.name));
-                    }
-                }
-                Source::Tree(t) => {
-                    outln!("tree {}", name(&t.path.display()));
-                    for e in &t.entries {
-                        let kind = match e.kind {
-                            EntryKind::File => '-',
-                            EntryKind::Dir => 'd',
-                            EntryKind::Symlink => 'l',
-                        };
-                        let target =
-                            e.target.as_ref().map(|t| format!(" -> {}", name(&t.display()))).unwrap_or_default();
+        self.report(&json!({"id": id, "manifest": m}), || {
+            outln!(
+                "snapshot {id}\n  time {}\n  host {}\n  tags {}\n  tool {}",
+                m.time,
+                m.host,
+                m.tags.join(","),
+                m.tool
+            );
+            if let Some(p) = &m.parent {
+                outln!("  parent {}", p.short());
+            }
+            let s = &m.summary;
+            outln!(
+                "  {}, {}, {}, {} ({} new, {} stored), took {:.1}s",
+                count(s.files, "file"),
+                count(s.dirs, "dir"),
+                count(s.symlinks, "symlink"),
+                bytes(s.bytes),
+                bytes(s.new_bytes),
+                bytes(s.stored_bytes),
+                s.duration_secs
+            );
+            for w in &m.warnings {
+                outln!("  warning: {}", name(w));
+            }
+            for src in &m.sources {
+                match src {
+                    Source::Postgres(d) => {
                         outln!(
-                            "  {kind}{:04o} {:>6}:{:<6} {:>10}  {}{target}",
-                            e.mode,
-                            e.uid,
-                            e.gid,
-                            e.size,
-                            name(&e.path.display())
+                            "postgres {} ({:?}, {} format, {}) from {}\n  server {}, pg_dump {}, took {:.1}s, {} {}",
+                            name(&d.name),
+                            d.kind,
+                            d.format,
+                            bytes(d.size),
+                            name(&d.server),
+                            d.server_version,
+                            d.pg_dump_version,
+                            d.duration_secs,
+                            d.digest().map_or("checksum", |(a, _)| a.name()),
+                            d.digest().map_or("none", |(_, h)| h),
                         );
+                        for e in d.toc.iter().filter(|e| {
+                            matches!(
+                                e.desc.as_str(),
+                                "SCHEMA" | "TABLE" | "VIEW" | "MATERIALIZED VIEW" | "SEQUENCE" | "FUNCTION"
+                            )
+                        }) {
+                            outln!("  {:<18} {}.{}", e.desc, name(e.schema.as_deref().unwrap_or("-")), name(&e.name));
+                        }
+                    }
+                    Source::Tree(t) => {
+                        outln!("tree {}", name(&t.path.display()));
+                        for e in &t.entries {
+                            let kind = match e.kind {
+                                EntryKind::File => '-',
+                                EntryKind::Dir => 'd',
+                                EntryKind::Symlink => 'l',
+                            };
+                            let target =
+                                e.target.as_ref().map(|t| format!(" -> {}", name(&t.display()))).unwrap_or_default();
+                            outln!(
+                                "  {kind}{:04o} {:>6}:{:<6} {:>10}  {}{target}",
+                                e.mode,
+                                e.uid,
+                                e.gid,
+                                e.size,
+                                name(&e.path.display())
+                            );
+                        }
                     }
                 }
             }
-        }
+        });
     }
 
     pub fn restore(&self, s: &RestoreSummary, target: &Path) {
-        if self.json {
-            self.print_json(&serde_json::to_value(s).unwrap_or_default());
-            return;
-        }
-        let verb = if s.dry_run { "would restore" } else { "restored" };
-        self.say(&format!(
-            "{verb} {}, {}, {}, {} into {} ({} checked, {:.1}s)",
-            count(s.files, "file"),
-            count(s.dirs, "dir"),
-            count(s.symlinks, "symlink"),
-            bytes(s.bytes),
-            target.display(),
-            count(s.chunks_checked, "chunk"),
-            s.duration_secs
-        ));
-        if !s.overwritten.is_empty() {
-            let verb = if s.dry_run { "would overwrite" } else { "overwrote" };
-            self.say(&format!("{verb} {}:", count(s.overwritten.len() as u64, "existing path")));
-            for p in &s.overwritten {
-                self.say(&format!("  {p}"));
+        self.report(s, || {
+            let verb = if s.dry_run { "would restore" } else { "restored" };
+            self.say(&format!(
+                "{verb} {}, {}, {}, {} into {} ({} checked, {:.1}s)",
+                count(s.files, "file"),
+                count(s.dirs, "dir"),
+                count(s.symlinks, "symlink"),
+                bytes(s.bytes),
+                target.display(),
+                count(s.chunks_checked, "chunk"),
+                s.duration_secs
+            ));
+            if !s.overwritten.is_empty() {
+                let verb = if s.dry_run { "would overwrite" } else { "overwrote" };
+                self.say(&format!("{verb} {}:", count(s.overwritten.len() as u64, "existing path")));
+                for p in &s.overwritten {
+                    self.say(&format!("  {p}"));
+                }
             }
-        }
+        });
     }
 
     pub fn restore_databases(&self, s: &DbRestoreSummary) {
-        if self.json {
-            self.print_json(&serde_json::to_value(s).unwrap_or_default());
-            return;
-        }
-        for d in &s.databases {
-            let rows = d.rows.map(|n| format!(", {}", count(n, "row"))).unwrap_or_default();
-            if s.dry_run {
-                self.say(&format!(
-                    "dry run: the dump of {} ({}, {}) decrypts, matches its checksum and parses; nothing was written",
-                    d.name,
-                    bytes(d.bytes),
-                    count(d.chunks_checked, "chunk")
-                ));
-                if !d.objects.is_empty() {
-                    self.say(&format!("  {} would be restored{rows}:", count(d.objects.len() as u64, "archive entry")));
-                    for e in &d.objects {
-                        self.say(&format!("    {:<18} {}.{}", e.desc, e.schema.as_deref().unwrap_or("-"), e.name));
+        self.report(s, || {
+            for d in &s.databases {
+                let rows = d.rows.map(|n| format!(", {}", count(n, "row"))).unwrap_or_default();
+                if s.dry_run {
+                    self.say(&format!(
+                        "dry run: the dump of {} ({}, {}) decrypts, matches its checksum and parses; nothing was written",
+                        d.name,
+                        bytes(d.bytes),
+                        count(d.chunks_checked, "chunk")
+                    ));
+                    if !d.objects.is_empty() {
+                        self.say(&format!("  {} would be restored{rows}:", count(d.objects.len() as u64, "archive entry")));
+                        for e in &d.objects {
+                            self.say(&format!("    {:<18} {}.{}", e.desc, e.schema.as_deref().unwrap_or("-"), e.name));
+                        }
+                    }
+                } else {
+                    self.say(&format!(
+                        "restored {} ({}{rows}) into {} in {:.1}s",
+                        d.name,
+                        bytes(d.bytes),
+                        d.target,
+                        d.duration_secs
+                    ));
+                    if !d.objects.is_empty() {
+                        self.say(&format!("  {}:", count(d.objects.len() as u64, "archive entry")));
+                        for e in &d.objects {
+                            let r = e.rows.map(|n| format!(" ({})", count(n, "row"))).unwrap_or_default();
+                            self.say(&format!("    {:<18} {}.{}{r}", e.desc, e.schema.as_deref().unwrap_or("-"), e.name));
+                        }
                     }
                 }
-            } else {
-                self.say(&format!(
-                    "restored {} ({}{rows}) into {} in {:.1}s",
-                    d.name,
-                    bytes(d.bytes),
-                    d.target,
-                    d.duration_secs
-                ));
-                if !d.objects.is_empty() {
-                    self.say(&format!("  {}:", count(d.objects.len() as u64, "archive entry")));
-                    for e in &d.objects {
-                        let r = e.rows.map(|n| format!(" ({})", count(n, "row"))).unwrap_or_default();
-                        self.say(&format!("    {:<18} {}.{}{r}", e.desc, e.schema.as_deref().unwrap_or("-"), e.name));
-                    }
+                for k in &d.skipped {
+                    errln!("coffer: {}: not restored: {k}", d.name);
                 }
             }
-            for k in &d.skipped {
-                errln!("coffer: {}: not restored: {k}", d.name);
-            }
-        }
+        });
     }
 
     pub fn drill(&self, r: &DrillReport) {
-        if self.json {
-            self.print_json(&serde_json::to_value(r).unwrap_or_default());
-            return;
-        }
-        self.say(&format!(
-            "drill {}: database {} of snapshot {} ({}) into scratch database {}",
-            if r.passed { "PASSED" } else { "FAILED" },
-            r.database,
-            &r.snapshot[..8.min(r.snapshot.len())],
-            bytes(r.bytes),
-            r.scratch_database
-        ));
-        self.say(&format!(
-            "  download {:.1}s, restore {:.1}s, checks {:.1}s, total {:.1}s; scratch database {}",
-            r.download_secs,
-            r.restore_secs,
-            r.check_secs,
-            r.total_secs,
-            if r.dropped { "dropped" } else { "NOT dropped" }
-        ));
-        self.say(&format!(
-            "  {} counted ({} compared with the dump), {} run",
-            count(r.tables.len() as u64, "table"),
-            r.tables_compared,
-            count(r.checks_run as u64, "check")
-        ));
-        for t in &r.tables {
-            let expected = match t.expected {
-                Some(n) if n == t.rows => "  (as dumped)".to_string(),
-                Some(n) => format!("  (MISMATCH: the dump holds {n})"),
-                None => String::new(),
-            };
-            self.say(&format!("  {:>12} rows  {}.{}{expected}", t.rows, t.schema, t.table));
-        }
-        for c in &r.checks {
-            self.say(&format!("  check {} line {}: {}", if c.passed { "ok  " } else { "FAIL" }, c.line, c.query));
-        }
-        for s in &r.skipped {
-            self.say(&format!("  not restored: {s}"));
-        }
-        for l in &r.leftovers {
-            errln!("coffer: warning: scratch database {l} of an earlier drill is still on the server");
-        }
+        self.report(r, || {
+            self.say(&format!(
+                "drill {}: database {} of snapshot {} ({}) into scratch database {}",
+                if r.passed { "PASSED" } else { "FAILED" },
+                r.database,
+                &r.snapshot[..8.min(r.snapshot.len())],
+                bytes(r.bytes),
+                r.scratch_database
+            ));
+            self.say(&format!(
+                "  download {:.1}s, restore {:.1}s, checks {:.1}s, total {:.1}s; scratch database {}",
+                r.download_secs,
+                r.restore_secs,
+                r.check_secs,
+                r.total_secs,
+                if r.dropped { "dropped" } else { "NOT dropped" }
+            ));
+            self.say(&format!(
+                "  {} counted ({} compared with the dump), {} run",
+                count(r.tables.len() as u64, "table"),
+                r.tables_compared,
+                count(r.checks_run as u64, "check")
+            ));
+            for t in &r.tables {
+                let expected = match t.expected {
+                    Some(n) if n == t.rows => "  (as dumped)".to_string(),
+                    Some(n) => format!("  (MISMATCH: the dump holds {n})"),
+                    None => String::new(),
+                };
+                self.say(&format!("  {:>12} rows  {}.{}{expected}", t.rows, t.schema, t.table));
+            }
+            for c in &r.checks {
+                self.say(&format!("  check {} line {}: {}", if c.passed { "ok  " } else { "FAIL" }, c.line, c.query));
+            }
+            for s in &r.skipped {
+                self.say(&format!("  not restored: {s}"));
+            }
+            for l in &r.leftovers {
+                errln!("coffer: warning: scratch database {l} of an earlier drill is still on the server");
+            }
+        });
     }
 
     pub fn keys(&self, keys: &[KeyInfo]) {
-        if self.json {
-            self.print_json(&serde_json::to_value(keys).unwrap_or_default());
-            return;
-        }
-        for k in keys {
-            outln!(
-                "{} {}  {}  {}",
-                if k.current { '*' } else { ' ' },
-                &k.name[..12.min(k.name.len())],
-                k.created.format("%Y-%m-%d %H:%M:%S"),
-                k.host
-            );
-        }
+        self.report(keys, || {
+            for k in keys {
+                outln!(
+                    "{} {}  {}  {}",
+                    if k.current { '*' } else { ' ' },
+                    &k.name[..12.min(k.name.len())],
+                    k.created.format("%Y-%m-%d %H:%M:%S"),
+                    k.host
+                );
+            }
+        });
     }
 
     pub fn key_changed(&self, what: &str, name: &str) {
-        if self.json {
-            self.print_json(&json!({ "key": name, "action": what }));
-        } else {
+        self.report(&json!({ "key": name, "action": what }), || {
             self.say(&format!("{what} {}", &name[..12.min(name.len())]));
-        }
+        });
     }
 
     pub fn forget(&self, s: &ForgetSummary) {
-        if self.json {
-            self.print_json(&serde_json::to_value(s).unwrap_or_default());
-            return;
-        }
-        for id in &s.forgotten_ids {
-            self.say(&format!("  {}  {}", if s.dry_run { "would forget" } else { "forget  " }, &id[..8]));
-        }
-        for g in &s.groups {
-            self.say(&format!("host {}, sources {}:", g.host, g.sources.join(" ")));
-            for k in &g.keep {
-                self.say(&format!(
-                    "  keep    {}  {}  ({})",
-                    &k.id[..8],
-                    k.time.format("%Y-%m-%d %H:%M:%S"),
-                    k.reasons.join(", ")
-                ));
+        self.report(s, || {
+            for id in &s.forgotten_ids {
+                self.say(&format!("  {}  {}", if s.dry_run { "would forget" } else { "forget  " }, &id[..8]));
             }
-            for r in &g.remove {
-                self.say(&format!(
-                    "  {}  {}  {}",
-                    if s.dry_run { "would forget" } else { "forget  " },
-                    &r.id[..8],
-                    r.time.format("%Y-%m-%d %H:%M:%S")
-                ));
+            for g in &s.groups {
+                self.say(&format!("host {}, sources {}:", g.host, g.sources.join(" ")));
+                for k in &g.keep {
+                    self.say(&format!(
+                        "  keep    {}  {}  ({})",
+                        &k.id[..8],
+                        k.time.format("%Y-%m-%d %H:%M:%S"),
+                        k.reasons.join(", ")
+                    ));
+                }
+                for r in &g.remove {
+                    self.say(&format!(
+                        "  {}  {}  {}",
+                        if s.dry_run { "would forget" } else { "forget  " },
+                        &r.id[..8],
+                        r.time.format("%Y-%m-%d %H:%M:%S")
+                    ));
+                }
             }
-        }
-        let verb = if s.dry_run { "would forget" } else { "forgot" };
-        self.say(&format!(
-            "kept {}, {verb} {}; their data stays until prune",
-            count(s.kept as u64, "snapshot"),
-            s.removed
-        ));
+            let verb = if s.dry_run { "would forget" } else { "forgot" };
+            self.say(&format!(
+                "kept {}, {verb} {}; their data stays until prune",
+                count(s.kept as u64, "snapshot"),
+                s.removed
+            ));
+        });
     }
 
     pub fn prune(&self, s: &PruneSummary) {
         versioning_warning(s);
-        if self.json {
-            self.print_json(&serde_json::to_value(s).unwrap_or_default());
-            return;
-        }
-        self.say(&self.prune_text(s));
+        self.report(s, || {
+            self.say(&self.prune_text(s));
+        });
     }
 
     fn prune_text(&self, s: &PruneSummary) -> String {
@@ -433,110 +446,102 @@ impl Output {
 
     pub fn forget_and_prune(&self, f: &ForgetSummary, p: &PruneSummary) {
         versioning_warning(p);
-        if self.json {
-            self.print_json(&json!({ "forget": f, "prune": p }));
-            return;
-        }
-        self.forget(f);
-        self.say(&self.prune_text(p));
+        self.report(&json!({ "forget": f, "prune": p }), || {
+            self.forget(f);
+            self.say(&self.prune_text(p));
+        });
     }
 
     pub fn unlocked(&self, n: usize) {
-        if self.json {
-            self.print_json(&json!({ "removed_locks": n }));
-        } else {
+        self.report(&json!({ "removed_locks": n }), || {
             self.say(&format!("removed {}", count(n as u64, "lock")));
-        }
+        });
     }
 
     pub fn repair(&self, s: &RepairSummary) {
-        if self.json {
-            self.print_json(&serde_json::to_value(s).unwrap_or_default());
-            return;
-        }
-        for problem in s.indexes_unreadable.iter().chain(&s.packs_damaged) {
-            errln!("coffer: {problem}");
-        }
-        for problem in &s.snapshots_unreadable {
-            errln!("coffer: {problem} (repair cannot tell what it held; `coffer forget` with its id deletes it)");
-        }
-        for pack in &s.packs_lost {
-            errln!("coffer: pack {pack} is missing");
-        }
-        // What was lost is the point of the report: every path, not a sample.
-        for r in &s.snapshots_repaired {
-            let what: Vec<String> =
-                r.files.iter().cloned().chain(r.databases.iter().map(|d| format!("database {d}"))).collect();
-            let after = match (&r.new_snapshot, s.dry_run) {
-                (_, true) => String::new(),
-                (Some(new), _) => format!("; the rest is now snapshot {}", &new[..8.min(new.len())]),
-                (None, _) => "; nothing was left, the snapshot is deleted".to_string(),
+        self.report(s, || {
+            for problem in s.indexes_unreadable.iter().chain(&s.packs_damaged) {
+                errln!("coffer: {problem}");
+            }
+            for problem in &s.snapshots_unreadable {
+                errln!("coffer: {problem} (repair cannot tell what it held; `coffer forget` with its id deletes it)");
+            }
+            for pack in &s.packs_lost {
+                errln!("coffer: pack {pack} is missing");
+            }
+            // What was lost is the point of the report: every path, not a sample.
+            for r in &s.snapshots_repaired {
+                let what: Vec<String> =
+                    r.files.iter().cloned().chain(r.databases.iter().map(|d| format!("database {d}"))).collect();
+                let after = match (&r.new_snapshot, s.dry_run) {
+                    (_, true) => String::new(),
+                    (Some(new), _) => format!("; the rest is now snapshot {}", &new[..8.min(new.len())]),
+                    (None, _) => "; nothing was left, the snapshot is deleted".to_string(),
+                };
+                errln!(
+                    "coffer: snapshot {}: {} {} (data lost){after}",
+                    &r.snapshot[..8.min(r.snapshot.len())],
+                    if s.dry_run { "would remove" } else { "removed" },
+                    what.join(", ")
+                );
+            }
+            if s.is_clean() {
+                self.say(&format!(
+                    "repair: {} ({} read whole) and {} sound, nothing to repair",
+                    count(s.packs as u64, "pack"),
+                    s.packs_read,
+                    count(s.snapshots as u64, "snapshot")
+                ));
+                return;
+            }
+            let mut found = Vec::new();
+            if s.packs_adopted > 0 {
+                found.push(format!("{} no index named", count(s.packs_adopted as u64, "pack")));
+            }
+            if !s.packs_lost.is_empty() {
+                found.push(format!("{} missing", count(s.packs_lost.len() as u64, "pack")));
+            }
+            if !s.packs_damaged.is_empty() {
+                found.push(format!(
+                    "{} damaged ({} salvaged into {} new)",
+                    count(s.packs_damaged.len() as u64, "pack"),
+                    count(s.chunks_salvaged as u64, "chunk"),
+                    s.packs_written
+                ));
+            }
+            if !s.indexes_unreadable.is_empty() {
+                found.push(format!("{} unreadable", count(s.indexes_unreadable.len() as u64, "index")));
+            }
+            let index = match (found.is_empty(), s.dry_run) {
+                (true, _) => "index sound".to_string(),
+                (false, true) => format!("would rebuild the index: {}", found.join(", ")),
+                (false, false) => format!("rebuilt the index: {}", found.join(", ")),
             };
-            errln!(
-                "coffer: snapshot {}: {} {} (data lost){after}",
-                &r.snapshot[..8.min(r.snapshot.len())],
-                if s.dry_run { "would remove" } else { "removed" },
-                what.join(", ")
-            );
-        }
-        if s.is_clean() {
             self.say(&format!(
-                "repair: {} ({} read whole) and {} sound, nothing to repair",
+                "repair: {} ({} read whole); {index}; {} {} of {}",
                 count(s.packs as u64, "pack"),
                 s.packs_read,
-                count(s.snapshots as u64, "snapshot")
+                if s.dry_run { "would rewrite" } else { "rewrote" },
+                s.snapshots_repaired.len(),
+                count(s.snapshots as u64, "snapshot"),
             ));
-            return;
-        }
-        let mut found = Vec::new();
-        if s.packs_adopted > 0 {
-            found.push(format!("{} no index named", count(s.packs_adopted as u64, "pack")));
-        }
-        if !s.packs_lost.is_empty() {
-            found.push(format!("{} missing", count(s.packs_lost.len() as u64, "pack")));
-        }
-        if !s.packs_damaged.is_empty() {
-            found.push(format!(
-                "{} damaged ({} salvaged into {} new)",
-                count(s.packs_damaged.len() as u64, "pack"),
-                count(s.chunks_salvaged as u64, "chunk"),
-                s.packs_written
-            ));
-        }
-        if !s.indexes_unreadable.is_empty() {
-            found.push(format!("{} unreadable", count(s.indexes_unreadable.len() as u64, "index")));
-        }
-        let index = match (found.is_empty(), s.dry_run) {
-            (true, _) => "index sound".to_string(),
-            (false, true) => format!("would rebuild the index: {}", found.join(", ")),
-            (false, false) => format!("rebuilt the index: {}", found.join(", ")),
-        };
-        self.say(&format!(
-            "repair: {} ({} read whole); {index}; {} {} of {}",
-            count(s.packs as u64, "pack"),
-            s.packs_read,
-            if s.dry_run { "would rewrite" } else { "rewrote" },
-            s.snapshots_repaired.len(),
-            count(s.snapshots as u64, "snapshot"),
-        ));
+        });
     }
 
     pub fn verify(&self, s: &VerifySummary) {
-        if self.json {
-            self.print_json(&serde_json::to_value(s).unwrap_or_default());
-            return;
-        }
-        self.say(&format!(
-            "checked {}, {}, {}, {} ({} read, {} decrypted) in {:.1}s: {}",
-            count(s.keys as u64, "key"),
-            count(s.indexes as u64, "index"),
-            count(s.snapshots as u64, "snapshot"),
-            count(s.packs as u64, "pack"),
-            s.packs_read,
-            count(s.chunks_checked, "chunk"),
-            s.duration_secs,
-            if s.errors.is_empty() { "no errors".to_string() } else { count(s.errors.len() as u64, "error") }
-        ));
+        self.report(s, || {
+            self.say(&format!(
+                "checked {}, {}, {}, {} ({} read, {} decrypted) in {:.1}s: {}",
+                count(s.keys as u64, "key"),
+                count(s.indexes as u64, "index"),
+                count(s.snapshots as u64, "snapshot"),
+                count(s.packs as u64, "pack"),
+                s.packs_read,
+                count(s.chunks_checked, "chunk"),
+                s.duration_secs,
+                if s.errors.is_empty() { "no errors".to_string() } else { count(s.errors.len() as u64, "error") }
+            ));
+        });
     }
 }
 
