@@ -5,8 +5,8 @@ use sha2::{Digest, Sha256};
 
 /// How content is hashed: chunk ids (keyed) and whole-content digests
 /// (FORMAT.md §5). Format version 1 used SHA-256 for both; version 2 uses
-/// BLAKE3, twice SHA-256's speed here (with SHA-NI), which halves what the
-/// end-to-end check of a backup and of a restore costs.
+/// BLAKE3, about twice SHA-256's speed even with SHA-NI, which halves what
+/// the end-to-end check of a backup and of a restore costs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HashAlgo {
     /// HMAC-SHA256 ids, SHA-256 digests (format version 1).

@@ -159,8 +159,8 @@ pub fn scratch() -> io::Result<AtomicFile> {
 
 /// Reserves the disk space of a file about to be written with `len` bytes
 /// (its size becomes `len`). A restore that cannot fit fails at once instead
-/// of after gigabytes, and the writes skip ext4's delayed allocation, 0.1-0.2 s
-/// of system CPU per 2.4 GB here. Where the filesystem cannot, nothing is
+/// of after gigabytes, and the writes skip ext4's delayed allocation
+/// (docs/BENCHMARKS.md, "Measurements in the code's choices"). Where the filesystem cannot, nothing is
 /// reserved and the writes allocate as they go.
 pub fn preallocate(file: &File, len: u64) -> io::Result<()> {
     if len == 0 || i64::try_from(len).is_err() {
@@ -180,8 +180,8 @@ fn proc_fd_works() -> bool {
 
 /// Writes at offsets into one file from several workers, one at a time:
 /// buffered writes to one file serialize on its inode lock anyway, where a
-/// waiting thread spins (0.3-0.8 s of CPU in a 2.4 GB restore on two
-/// cores); on this mutex it sleeps instead.
+/// waiting thread spins; on this mutex it sleeps instead (docs/BENCHMARKS.md,
+/// "Measurements in the code's choices").
 #[derive(Default)]
 pub struct Turns(std::sync::Mutex<()>);
 

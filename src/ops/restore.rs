@@ -185,7 +185,7 @@ fn write_files(
 ) -> Result<HashMap<Vec<u8>, u64>> {
     // Twice the backup's window: most restored files are one small chunk,
     // and a worker held up on a large one should not leave the other idle
-    // (A/B: 2.08 s against 2.16 and 2.43 against 2.63 for the bench tree).
+    // (an A/B in docs/BENCHMARKS.md, "Measurements in the code's choices").
     // Each item in flight holds one chunk; each worker also a sealed one.
     let window = opts.workers * 8;
     let buffers = BufferPool::new(window + opts.workers * 2);

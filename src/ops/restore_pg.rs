@@ -225,8 +225,8 @@ pub fn stream_dump(
     let window = workers * 4;
     let buffers = BufferPool::new(window + workers * 2);
     let turns = Turns::default();
-    // The digest (BLAKE3 3.5-4.3 GB/s a core here, SHA-256 1.7) runs on a thread of
-    // its own, behind the writes, so the two overlap.
+    // The digest runs on a thread of its own, behind the writes, so the two
+    // overlap.
     let hash = |hash_rx: crossbeam_channel::Receiver<Vec<u8>>| {
         let (mut hasher, mut size) = (algo.hasher(), 0u64);
         for data in hash_rx {

@@ -48,8 +48,8 @@ pub fn dump(
 
     let mut cmd = conn.tool_for_db(tool);
     match kind {
-        // -Z0: pg_dump's zlib runs at ~25 MB/s a core; coffer compresses
-        // faster, and uncompressed dumps deduplicate night to night.
+        // -Z0: pg_dump's zlib is far slower than coffer's zstd, and
+        // uncompressed dumps deduplicate night to night.
         DumpKind::Database => cmd
             .args(["--format=custom", "--compress=0"])
             .arg(format!("--lock-wait-timeout={}", conn.timeouts().lock_wait.as_millis().max(1))),
