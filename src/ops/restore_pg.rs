@@ -8,12 +8,13 @@
 //! restore into an existing database runs in one transaction, so a stream
 //! that fails half-way leaves the database as it was.
 
-use crate::engine::atomic_file::{AtomicFile, Turns};
-use crate::engine::pipeline::{self, BufferPool};
+use crate::engine::atomic_file::AtomicFile;
+use crate::engine::pipeline::BufferPool;
 use crate::error::{DumpChoice, Error, Result};
 use crate::format::encoding::Id;
 use crate::format::manifest::{DumpKind, DumpSource, Manifest};
 use crate::format::Index;
+use crate::ops::stream::{Out, Stream};
 use crate::pg::archive::{Archive, Scanner};
 use crate::pg::select::{select, Selection};
 use crate::pg::tool::failed;
@@ -181,19 +182,6 @@ pub(crate) fn list_file(ids: &[u32]) -> Result<AtomicFile> {
     Ok(f)
 }
 
-/// Where `stream_dump` puts a dump.
-pub enum DumpOut<'a> {
-    /// In order, chunk by chunk (pg_restore's or psql's stdin, `pg_restore
-    /// --list`). Each chunk's id is checked (keyed hash), as the receiver uses the
-    /// data before the stream's end.
-    Stream(&'a mut dyn FnMut(&[u8]) -> Result<()>),
-    /// Into an empty file, its space reserved first (`preallocate`), each
-    /// chunk at its offset, written by the workers one at a time. Nothing may
-    /// use the file before `stream_dump` returns Ok, so the tag check per
-    /// chunk and the digest of the whole suffice.
-    File(&'a std::fs::File, &'a std::path::Path),
-}
-
 /// Streams a dump's bytes, authenticated, into `out`, then checks the whole
 /// stream against the manifest. Returns chunks read.
 pub fn stream_dump(
@@ -202,66 +190,12 @@ pub fn stream_dump(
     snapshot: &Id,
     dump: &DumpSource,
     workers: usize,
-    out: DumpOut<'_>,
+    out: Out<'_>,
 ) -> Result<u64> {
-    let object = || format!("dump of {} in snapshot {}", dump.name, snapshot.short());
-    let (algo, want) = dump.digest().ok_or_else(|| Error::corrupt(object(), "the manifest gives no valid checksum"))?;
-    let (mut stream, file, check) = match out {
-        DumpOut::Stream(sink) => (Some(sink), None, ChunkCheck::Content),
-        DumpOut::File(file, path) => {
-            crate::engine::atomic_file::preallocate(file, dump.size).map_err(|e| Error::io(path, e))?;
-            (None, Some((file, path)), ChunkCheck::Tag)
-        }
-    };
-    // Each chunk's offset, from the (authenticated) index's sizes;
-    // read_chunk refuses a chunk whose plaintext differs from its size.
-    let (placed, total) = index
-        .offsets(&dump.chunks)
-        .map_err(|c| Error::corrupt(object(), format!("chunk {} is in no pack", c.short())))?;
-    if total != dump.size {
-        return Err(Error::corrupt(object(), format!("its chunks add up to {total} bytes, not its {}", dump.size)));
-    }
-    let mut chunks = 0u64;
-    let window = workers * 4;
-    let buffers = BufferPool::new(window + workers * 2);
-    let turns = Turns::default();
-    // The digest runs on a thread of its own, behind the writes, so the two
-    // overlap.
-    let hash = |hash_rx: crossbeam_channel::Receiver<Vec<u8>>| {
-        let (mut hasher, mut size) = (algo.hasher(), 0u64);
-        for data in hash_rx {
-            hasher.update(&data);
-            size += data.len() as u64;
-            buffers.give(data);
-        }
-        Ok((hasher.finalize(), size))
-    };
-    let ((), (digest, size)) = pipeline::with_helper(4, hash, |hash_tx| {
-        pipeline::run(
-            workers,
-            window,
-            |emitter| placed.iter().try_for_each(|p| emitter.emit(*p)),
-            |(id, offset)| {
-                let data = repo.read_chunk(index, &id, check, &buffers)?;
-                if let Some((file, path)) = file {
-                    turns.write_at(file, &data, offset, false).map_err(|e| Error::io(path, e))?;
-                }
-                Ok(data)
-            },
-            |data| {
-                chunks += 1;
-                if let Some(sink) = stream.as_mut() {
-                    sink(&data)?;
-                }
-                hash_tx.send(data).map_err(|_| Error::Internal("hasher stopped".into()))
-            },
-        )
-    })?;
-    if hex::encode(digest) != want || size != dump.size {
-        let reason = format!("restored stream does not match the manifest's {}", algo.name());
-        return Err(Error::corrupt(object(), reason));
-    }
-    Ok(chunks)
+    let object = format!("dump of {} in snapshot {}", dump.name, snapshot.short());
+    let (algo, digest) =
+        dump.digest().ok_or_else(|| Error::corrupt(object.clone(), "the manifest gives no valid checksum"))?;
+    Stream { object: &object, chunks: &dump.chunks, size: dump.size, algo, digest }.run(repo, index, workers, out)
 }
 
 /// Writes a dump, checked, to a scratch file in `TMPDIR`, for pg_restore
@@ -278,7 +212,7 @@ pub fn dump_to_temp_file(
     let dir = std::env::temp_dir();
     let tmp = crate::engine::atomic_file::scratch().map_err(|e| Error::io(&dir, e))?;
     // Errors name the directory: the file has no name, and TMPDIR is the setting to change.
-    let chunks = stream_dump(repo, index, snapshot, dump, workers, DumpOut::File(tmp.as_file(), &dir))?;
+    let chunks = stream_dump(repo, index, snapshot, dump, workers, Out::File(tmp.as_file(), &dir))?;
     Ok((tmp, chunks))
 }
 
@@ -386,7 +320,7 @@ fn dry_run(
     r: &mut DbRestored,
 ) -> Result<()> {
     if dump.kind == DumpKind::Globals {
-        r.chunks_checked = stream_dump(repo, index, snapshot, dump, opts.workers, DumpOut::Stream(&mut |_| Ok(())))?;
+        r.chunks_checked = stream_dump(repo, index, snapshot, dump, opts.workers, Out::Stream(&mut |_| Ok(())))?;
         return Ok(());
     }
     let filtered = !opts.schemas.is_empty() || !opts.tables.is_empty();
@@ -403,7 +337,7 @@ fn dry_run(
         snapshot,
         dump,
         opts.workers,
-        DumpOut::Stream(&mut |data| {
+        Out::Stream(&mut |data| {
             lister.feed(data);
             scanner.feed(data).map_err(|e| Error::corrupt(what.clone(), format!("not a custom-format archive: {e}")))
         }),
@@ -440,7 +374,7 @@ fn to_file(
         _ => PathBuf::from("."),
     };
     let tmp = AtomicFile::new_in(&dir).map_err(|e| Error::io(&dir, e))?;
-    let chunks = stream_dump(repo, index, snapshot, dump, workers, DumpOut::File(tmp.as_file(), path))?;
+    let chunks = stream_dump(repo, index, snapshot, dump, workers, Out::File(tmp.as_file(), path))?;
     // Named only once the checksum matched. Not fsynced, as restored files
     // are not (nor are restic's or borg's): the OS writes it back; `sync`
     // makes it durable at once (docs/OPERATIONS.md).
@@ -626,7 +560,7 @@ fn feed_collecting(
         snapshot,
         dump,
         workers,
-        DumpOut::Stream(&mut |data| {
+        Out::Stream(&mut |data| {
             // pg_restore may stop reading once a filtered restore has all it
             // needs: keep checking the stream; its exit status decides.
             if let Some(s) = stdin.as_mut() {
