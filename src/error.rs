@@ -48,6 +48,9 @@ pub enum Error {
     #[error("restore target {path}: {reason}")]
     Target { path: PathBuf, reason: String },
 
+    #[error("snapshot {snapshot} holds no path {path:?}")]
+    NoSuchPath { snapshot: String, path: String },
+
     #[error("no snapshot matches {query:?}")]
     SnapshotNotFound { query: String },
 

@@ -58,13 +58,13 @@ fn a_profile_supplies_repository_passphrase_sources_and_retention() {
     let j = run(&["forget", "--profile", "nightly", "--keep-last", "1", "--dry-run", "--json"]).ok().json();
     assert_eq!(j["kept"], 1);
 
-    // Mistakes name the file and what is wrong.
+    // Mistakes name the file and what is wrong, and are usage errors (exit 2).
     let r = run(&["snapshots", "--profile", "weekly"]);
-    assert_eq!(r.code, 1);
+    assert_eq!(r.code, 2);
     assert!(r.stderr.contains("has no [profile.weekly]") && r.stderr.contains("coffer.toml"), "{}", r.stderr);
     fs::write(&config, "[profile.nightly]\nrepostory = \"/x\"\n").unwrap();
     let r = run(&["snapshots", "--profile", "nightly"]);
-    assert_eq!(r.code, 1);
+    assert_eq!(r.code, 2);
     assert!(r.stderr.contains("repostory") && r.stderr.contains("coffer.toml"), "{}", r.stderr);
     assert_eq!(r.stderr.trim().lines().count(), 1, "{}", r.stderr);
 }

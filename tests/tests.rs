@@ -7,6 +7,7 @@
 mod common;
 
 mod backend_contract;
+mod browse;
 mod crash;
 mod dedup;
 mod dry_run;

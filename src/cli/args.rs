@@ -2,33 +2,51 @@
 //! argument groups several commands share. Each command's own arguments live
 //! beside its run, in `commands/`.
 
-use crate::cli::commands::{backup, drill, forget, init, key, prune, repair, restore, show, snapshots, unlock, verify};
+use crate::cli::commands::{
+    backup, completions, diff, drill, dump, forget, init, key, ls, prune, repair, restore, show, snapshots, unlock,
+    verify,
+};
 use clap::{Args, Parser, Subcommand};
 use coffer::KdfParams;
 use std::path::PathBuf;
 
 #[derive(Parser)]
-#[command(name = "coffer", version, about = "Encrypted, deduplicating backups of PostgreSQL and file trees")]
+#[command(
+    name = "coffer",
+    version = version(),
+    about = "Encrypted, deduplicating backups of PostgreSQL and file trees",
+    after_help = "Examples:
+  coffer -r /srv/backup init
+  coffer -r /srv/backup backup /etc /home --pg postgres://backup@localhost/app
+  coffer -r /srv/backup snapshots
+  coffer -r /srv/backup restore latest --target /tmp/restored --include 'etc/**'
+  coffer --profile nightly backup     (settings from /etc/coffer/coffer.toml)
+
+The passphrase comes from COFFER_PASSWORD_FILE, COFFER_PASSWORD_COMMAND or COFFER_PASSWORD
+(never a flag). Exit codes: 0 success, 1 failure (nothing committed), 2 usage, 3 backup saved
+without some unreadable files, 4 done but the report was lost, 10 no repository, 11 locked,
+12 wrong passphrase."
+)]
 pub struct Cli {
     /// Repository: a local directory, or s3://bucket/prefix.
-    #[arg(short = 'r', long = "repo", env = "COFFER_REPOSITORY", global = true)]
+    #[arg(short = 'r', long = "repo", env = "COFFER_REPOSITORY", global = true, help_heading = "Global options")]
     pub repo: Option<String>,
     #[command(flatten)]
     pub s3: S3Args,
     /// Print one JSON document on stdout (logs and warnings go to stderr).
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "Global options")]
     pub json: bool,
     /// Print nothing but errors and warnings.
-    #[arg(short, long, global = true)]
+    #[arg(short, long, global = true, help_heading = "Global options")]
     pub quiet: bool,
     /// Log what happens on stderr (repository, key, parent snapshot, timings).
-    #[arg(short, long, global = true)]
+    #[arg(short, long, global = true, help_heading = "Global options")]
     pub verbose: bool,
     /// Take settings from this profile of the configuration file.
-    #[arg(long, global = true, env = "COFFER_PROFILE", value_name = "NAME")]
+    #[arg(long, global = true, help_heading = "Global options", env = "COFFER_PROFILE", value_name = "NAME")]
     pub profile: Option<String>,
     /// The configuration file (default: /etc/coffer/coffer.toml, ~/.config/coffer/coffer.toml).
-    #[arg(long, global = true, env = "COFFER_CONFIG", value_name = "FILE")]
+    #[arg(long, global = true, help_heading = "Global options", env = "COFFER_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// From the profile: the passphrase file when no COFFER_PASSWORD* is set.
     #[arg(skip)]
@@ -42,31 +60,31 @@ pub struct Cli {
 #[derive(Args)]
 pub struct S3Args {
     /// S3 endpoint for a non-AWS store (e.g. http://127.0.0.1:3900).
-    #[arg(long, global = true, env = "COFFER_S3_ENDPOINT", value_name = "URL")]
+    #[arg(long, global = true, help_heading = "S3 options", env = "COFFER_S3_ENDPOINT", value_name = "URL")]
     pub s3_endpoint: Option<String>,
     /// Path-style addressing (endpoint/bucket/key): Garage, MinIO, most self-hosted stores.
-    #[arg(long, global = true, env = "COFFER_S3_PATH_STYLE")]
+    #[arg(long, global = true, help_heading = "S3 options", env = "COFFER_S3_PATH_STYLE")]
     pub s3_path_style: bool,
     /// Region (default: AWS_REGION / profile, else us-east-1).
-    #[arg(long, global = true, env = "COFFER_S3_REGION", value_name = "REGION")]
+    #[arg(long, global = true, help_heading = "S3 options", env = "COFFER_S3_REGION", value_name = "REGION")]
     pub s3_region: Option<String>,
     /// Storage class for new objects (e.g. STANDARD_IA).
-    #[arg(long, global = true, env = "COFFER_S3_STORAGE_CLASS", value_name = "CLASS")]
+    #[arg(long, global = true, help_heading = "S3 options", env = "COFFER_S3_STORAGE_CLASS", value_name = "CLASS")]
     pub storage_class: Option<String>,
     /// Server-side encryption: AES256 or aws:kms.
-    #[arg(long, global = true, env = "COFFER_S3_SSE", value_name = "MODE")]
+    #[arg(long, global = true, help_heading = "S3 options", env = "COFFER_S3_SSE", value_name = "MODE")]
     pub s3_sse: Option<String>,
     /// KMS key for --s3-sse aws:kms.
-    #[arg(long, global = true, env = "COFFER_S3_SSE_KMS_KEY_ID", value_name = "ID")]
+    #[arg(long, global = true, help_heading = "S3 options", env = "COFFER_S3_SSE_KMS_KEY_ID", value_name = "ID")]
     pub s3_sse_kms_key_id: Option<String>,
     /// Multipart part size in MiB (at least 5; objects this small go up in one PUT).
-    #[arg(long, global = true, env = "COFFER_S3_PART_SIZE_MIB", default_value_t = 8, value_parser = clap::value_parser!(u64).range(5..=5120))]
+    #[arg(long, global = true, help_heading = "S3 options", env = "COFFER_S3_PART_SIZE_MIB", default_value_t = 8, value_parser = clap::value_parser!(u64).range(5..=5120))]
     pub s3_part_size_mib: u64,
     /// Parts of one upload in flight at once.
-    #[arg(long, global = true, env = "COFFER_S3_CONCURRENCY", default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=64))]
+    #[arg(long, global = true, help_heading = "S3 options", env = "COFFER_S3_CONCURRENCY", default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=64))]
     pub s3_concurrency: u64,
     /// Attempts per request on 5xx, throttling and connection errors.
-    #[arg(long, global = true, env = "COFFER_S3_MAX_ATTEMPTS", default_value_t = 6, value_parser = clap::value_parser!(u32).range(1..=100))]
+    #[arg(long, global = true, help_heading = "S3 options", env = "COFFER_S3_MAX_ATTEMPTS", default_value_t = 6, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub s3_max_attempts: u32,
 }
 
@@ -80,6 +98,12 @@ pub enum Command {
     Snapshots(snapshots::SnapshotsArgs),
     /// Show a snapshot's manifest: sources, entries, sizes, timings.
     Show(show::ShowArgs),
+    /// List a snapshot's folders, files and databases without restoring.
+    Ls(ls::LsArgs),
+    /// What changed from one snapshot to another.
+    Diff(diff::DiffArgs),
+    /// Write one file of a snapshot to standard output, checked.
+    Dump(dump::DumpArgs),
     /// Restore a snapshot, or part of it, into a directory.
     Restore(restore::RestoreArgs),
     /// Check the repository's integrity.
@@ -97,6 +121,23 @@ pub enum Command {
     Repair(repair::RepairArgs),
     /// Remove stale locks (with --all, every lock).
     Unlock(unlock::UnlockArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(completions::CompletionsArgs),
+    /// Print the manual page, or write every page into a folder.
+    Man(completions::ManArgs),
+}
+
+/// `coffer --version`: the release, the repository format it writes, and the commit.
+pub fn version() -> &'static str {
+    static VERSION: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    VERSION.get_or_init(|| {
+        format!(
+            "{} (repository format {}, commit {})",
+            env!("CARGO_PKG_VERSION"),
+            coffer::FORMAT_VERSION,
+            env!("COFFER_COMMIT")
+        )
+    })
 }
 
 /// Where PostgreSQL is. A password belongs in PGPASSFILE / ~/.pgpass or in
@@ -104,13 +145,13 @@ pub enum Command {
 #[derive(Args, Clone)]
 pub struct PgArgs {
     /// Directory holding pg_dump, pg_restore and psql (default: PATH).
-    #[arg(long, value_name = "DIR", env = "COFFER_PG_BIN_DIR")]
+    #[arg(long, help_heading = "PostgreSQL options", value_name = "DIR", env = "COFFER_PG_BIN_DIR")]
     pub pg_bin_dir: Option<PathBuf>,
     /// Longest wait to connect to a server (unless PGCONNECT_TIMEOUT or the URL sets one).
-    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration)]
+    #[arg(long, help_heading = "PostgreSQL options", value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration)]
     pub pg_connect_timeout: std::time::Duration,
     /// Longest wait for a table's lock while dumping (pg_dump --lock-wait-timeout).
-    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = humantime::parse_duration)]
+    #[arg(long, help_heading = "PostgreSQL options", value_name = "DURATION", default_value = "5m", value_parser = humantime::parse_duration)]
     pub pg_lock_wait_timeout: std::time::Duration,
 }
 

@@ -3,6 +3,7 @@
 
 use crate::cli::args::{Cli, PgArgs};
 use crate::cli::passphrase;
+use crate::cli::Usage;
 use anyhow::{Context, Result};
 use coffer::{Backend, Error, Local, Repository};
 use std::sync::Arc;
@@ -28,7 +29,10 @@ pub fn pg_connection(url: Option<&str>, tools: &PgArgs, flag: &str, env: &str) -
 }
 
 pub fn backend(cli: &Cli) -> Result<Arc<dyn Backend>> {
-    let repo = cli.repo.as_deref().context("no repository given: use -r REPO or set COFFER_REPOSITORY")?;
+    let repo = cli
+        .repo
+        .as_deref()
+        .ok_or_else(|| Usage("no repository given: use -r REPO, COFFER_REPOSITORY or a --profile".into()))?;
     if repo.starts_with("s3://") {
         let a = &cli.s3;
         let opts = coffer::S3Options {

@@ -59,6 +59,11 @@ pub fn main() -> ExitCode {
             // --help and --version are not errors.
             let code = if e.use_stderr() { exit::USAGE } else { exit::OK };
             let _ = e.print();
+            if code != exit::OK && std::env::args_os().any(|a| a == "--json") {
+                let first = e.to_string();
+                let message = first.lines().next().unwrap_or_default().trim_start_matches("error: ");
+                output::json_error("usage", message, None, code);
+            }
             return ExitCode::from(code);
         }
     };
@@ -66,18 +71,56 @@ pub fn main() -> ExitCode {
         Ok(code) => match output::stdout_error() {
             // What was done stands; the message says so, as the report is lost.
             Some(why) => {
-                errln!("coffer: error: the command completed, but its report was lost: {why}");
+                if !why.is_empty() {
+                    errln!("coffer: error: the command completed, but its report was lost: {why}");
+                }
                 ExitCode::from(exit::OUTPUT)
             }
             None => ExitCode::from(code),
         },
         Err(e) => {
-            errln!("coffer: error: {}", one_line(&e));
-            if let Some(hint) = hint(&e) {
+            let (message, hint, code) = (one_line(&e), hint(&e), exit_code(&e));
+            errln!("coffer: error: {message}");
+            if let Some(hint) = hint {
                 errln!("coffer: hint: {hint}");
             }
-            ExitCode::from(exit_code(&e))
+            if cli.json {
+                output::json_error(error_kind(&e), &message, hint, code);
+            }
+            ExitCode::from(code)
         }
+    }
+}
+
+/// A stable name for what went wrong, for scripts reading `--json` errors.
+fn error_kind(e: &anyhow::Error) -> &'static str {
+    if e.downcast_ref::<Usage>().is_some() {
+        return "usage";
+    }
+    match core_error(e) {
+        Some(Error::NoRepository { .. }) => "no_repository",
+        Some(Error::RepositoryExists { .. }) => "repository_exists",
+        Some(Error::WrongPassphrase { .. }) => "wrong_passphrase",
+        Some(Error::Locked { .. }) => "locked",
+        Some(Error::Corrupt { .. } | Error::UnsafeEntry { .. }) => "corrupt",
+        Some(Error::UnsupportedVersion { .. }) => "unsupported_version",
+        Some(Error::Vanished { .. }) => "vanished",
+        Some(Error::SourceFailed { .. }) => "source_failed",
+        Some(Error::Backend(_)) => "backend",
+        Some(Error::Io { .. }) => "io",
+        Some(Error::Target { .. }) => "target",
+        Some(
+            Error::SnapshotNotFound { .. }
+            | Error::AmbiguousSnapshot { .. }
+            | Error::NoSuchPath { .. }
+            | Error::NotFound { .. },
+        ) => "not_found",
+        Some(Error::InvalidOptions(_) | Error::InvalidPattern { .. } | Error::Dump(_) | Error::CheckFile(_)) => {
+            "invalid_options"
+        }
+        Some(Error::Refused(_)) => "refused",
+        Some(Error::Internal(_)) => "internal",
+        _ => "failure",
     }
 }
 
@@ -157,6 +200,11 @@ fn run(cli: &Cli) -> Result<u8> {
         Command::Backup(a) => commands::backup::run(cli, a, &out),
         Command::Snapshots(a) => commands::snapshots::run(cli, a, &out),
         Command::Show(a) => commands::show::run(cli, a, &out),
+        Command::Ls(a) => commands::ls::run(cli, a, &out),
+        Command::Diff(a) => commands::diff::run(cli, a, &out),
+        Command::Dump(a) => commands::dump::run(cli, a, &out),
+        Command::Completions(a) => commands::completions::completions(a),
+        Command::Man(a) => commands::completions::man(a),
         Command::Restore(a) => commands::restore::run(cli, a, &out),
         Command::Verify(a) => commands::verify::run(cli, a, &out),
         Command::Key(k) => commands::key::run(cli, k, &out),

@@ -1,13 +1,14 @@
 //! Printing results: human text, or one JSON document on stdout.
 
 use coffer::{
-    BackupSummary, DbRestoreSummary, DrillReport, EntryKind, ForgetSummary, Id, KeyInfo, Manifest, PruneSummary,
-    RepairSummary, Repository, RestoreSummary, SnapshotInfo, Source, VerifySummary,
+    BackupSummary, Change, DbRestoreSummary, Diff, DrillReport, DumpKind, DumpSource, Entry, EntryKind, ForgetSummary,
+    Id, KeyInfo, Manifest, PruneSummary, RepairSummary, Repository, RestoreSummary, SnapshotInfo, Source,
+    VerifySummary,
 };
 use serde_json::json;
 
-/// println! that treats a closed stdout (`coffer show | head`) as the end of
-/// output, not a panic.
+/// println! that never panics on a closed or full stdout; the failure is
+/// noted and decides the exit code (`stdout_error`).
 /// A line of text on stdout, control characters escaped as `errln!` does
 /// (JSON documents are written as they are: serde_json escapes them).
 macro_rules! outln {
@@ -25,14 +26,27 @@ static STDOUT_ERROR: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(No
 fn write_stdout(line: &str) {
     use std::io::Write as _;
     let mut out = std::io::stdout().lock();
-    if let Err(e) = writeln!(out, "{line}").and_then(|()| out.flush()) {
-        note_stdout_error(format!("cannot write to standard output: {e}"));
+    match writeln!(out, "{line}").and_then(|()| out.flush()) {
+        Ok(()) => {}
+        // The reader left (`coffer ls -R latest | head`): exit non-zero, as a
+        // tool killed by SIGPIPE would, but without a message.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => note_stdout_error(String::new()),
+        Err(e) => note_stdout_error(format!("cannot write to standard output: {e}")),
     }
 }
 
 fn note_stdout_error(message: String) {
     if let Ok(mut first) = STDOUT_ERROR.lock() {
         first.get_or_insert(message);
+    }
+}
+
+/// With `--json`, an error is a JSON document on stdout too (besides the
+/// line on stderr), so a script reading stdout never parses nothing.
+pub fn json_error(kind: &str, message: &str, hint: Option<&str>, exit_code: u8) {
+    let doc = json!({"error": {"kind": kind, "message": message, "hint": hint, "exit_code": exit_code}});
+    if let Ok(text) = serde_json::to_string_pretty(&doc) {
+        write_stdout(&text);
     }
 }
 
@@ -68,6 +82,41 @@ fn name(text: &str) -> std::borrow::Cow<'_, str> {
     terminal_safe(text, false)
 }
 use std::path::Path;
+
+fn mtime(ns: i64) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp(ns.div_euclid(1_000_000_000), ns.rem_euclid(1_000_000_000) as u32)
+        .unwrap_or_default()
+}
+
+/// `ls -l`'s mode column: the kind, then rwx for owner, group and others
+/// (setuid, setgid and sticky as s/S, s/S, t/T).
+fn mode_string(kind: EntryKind, mode: u32) -> String {
+    let mut s = String::with_capacity(10);
+    s.push(match kind {
+        EntryKind::Dir => 'd',
+        EntryKind::Symlink => 'l',
+        EntryKind::File => '-',
+    });
+    let special = [(0o4000, 's'), (0o2000, 's'), (0o1000, 't')];
+    for (i, (bit, letter)) in special.into_iter().enumerate() {
+        let shift = 6 - 3 * i as u32;
+        let (r, w, x) = (mode >> shift & 4 != 0, mode >> shift & 2 != 0, mode >> shift & 1 != 0);
+        s.push(if r { 'r' } else { '-' });
+        s.push(if w { 'w' } else { '-' });
+        s.push(match (mode & bit != 0, x) {
+            (true, true) => letter,
+            (true, false) => letter.to_ascii_uppercase(),
+            (false, true) => 'x',
+            (false, false) => '-',
+        });
+    }
+    s
+}
+
+/// A database dump's tables, from its table of contents.
+fn tables(d: &DumpSource) -> usize {
+    d.toc.iter().filter(|e| e.desc == "TABLE").count()
+}
 
 pub struct Output {
     pub json: bool,
@@ -323,6 +372,103 @@ impl Output {
                     errln!("coffer: {}: not restored: {k}", d.name);
                 }
             }
+        });
+    }
+
+    pub fn ls(&self, entries: &[&Entry], dumps: &[&DumpSource], long: bool) {
+        let v: Vec<_> = entries
+            .iter()
+            .map(|e| {
+                json!({"path": e.path.display(), "kind": e.kind, "mode": e.mode, "uid": e.uid, "gid": e.gid,
+                       "size": e.size, "mtime": mtime(e.mtime_ns).to_rfc3339(), "target": e.target.as_ref().map(|t| t.display())})
+            })
+            .collect();
+        let d: Vec<_> = dumps
+            .iter()
+            .map(|d| json!({"name": d.name, "kind": d.kind, "size": d.size, "tables": tables(d)}))
+            .collect();
+        self.report(&json!({"entries": v, "databases": d}), || {
+            for e in entries {
+                let shown = format!(
+                    "/{}{}{}",
+                    name(&e.path.display()),
+                    if e.kind == EntryKind::Dir { "/" } else { "" },
+                    e.target.as_ref().map(|t| format!(" -> {}", name(&t.display()))).unwrap_or_default()
+                );
+                if long {
+                    outln!(
+                        "{} {:>6} {:>6} {:>10} {}  {shown}",
+                        mode_string(e.kind, e.mode),
+                        e.uid,
+                        e.gid,
+                        e.size,
+                        mtime(e.mtime_ns).format("%Y-%m-%d %H:%M:%S")
+                    );
+                } else {
+                    outln!("{shown}");
+                }
+            }
+            for d in dumps {
+                let what = match d.kind {
+                    DumpKind::Database => format!("database {}", name(&d.name)),
+                    DumpKind::Globals => "globals (roles, tablespaces)".to_string(),
+                };
+                let t = tables(d);
+                let tables = if d.kind == DumpKind::Database {
+                    format!(", {}", count(t as u64, "table"))
+                } else {
+                    String::new()
+                };
+                outln!("{what}  ({}{tables})", bytes(d.size));
+            }
+        });
+    }
+
+    pub fn ls_database(&self, d: &DumpSource) {
+        self.report(&json!({"database": d.name, "size": d.size, "objects": d.toc}), || {
+            for e in &d.toc {
+                let rows = e.rows.map(|n| format!("  {}", count(n, "row"))).unwrap_or_default();
+                let object = match &e.schema {
+                    Some(s) if !s.is_empty() => format!("{}.{}", name(s), name(&e.name)),
+                    _ => name(&e.name).into_owned(),
+                };
+                outln!("{:<18} {object}{rows}", e.desc);
+            }
+        });
+    }
+
+    pub fn diff(&self, d: &Diff) {
+        self.report(d, || {
+            for e in &d.entries {
+                let size = match (e.old_size, e.new_size) {
+                    (Some(a), Some(b)) if a != b => format!("  ({} -> {})", bytes(a), bytes(b)),
+                    (_, Some(b)) if e.change == Change::Added => format!("  ({})", bytes(b)),
+                    (Some(a), None) => format!("  ({})", bytes(a)),
+                    _ => String::new(),
+                };
+                let dir = if e.kind == EntryKind::Dir { "/" } else { "" };
+                outln!("{}    /{}{dir}{size}", e.change.letter(), name(&e.path));
+            }
+            for db in &d.databases {
+                let size = match (db.old_size, db.new_size) {
+                    (Some(a), Some(b)) => format!("  ({} -> {})", bytes(a), bytes(b)),
+                    (a, b) => format!("  ({})", bytes(a.or(b).unwrap_or(0))),
+                };
+                outln!("{}    database {}{size}", db.change.letter(), name(&db.name));
+            }
+            let n = |c: Change| d.entries.iter().filter(|e| e.change == c).count() as u64;
+            self.say(&format!(
+                "{} -> {}: {} added, {} removed, {} changed, {} with new metadata; {} databases changed; {} added, {} removed",
+                &d.from[..8.min(d.from.len())],
+                &d.to[..8.min(d.to.len())],
+                n(Change::Added),
+                n(Change::Removed),
+                n(Change::Modified) + n(Change::Type),
+                n(Change::Metadata),
+                d.databases.len(),
+                bytes(d.bytes_added),
+                bytes(d.bytes_removed)
+            ));
         });
     }
 

@@ -6,7 +6,8 @@
 //! plain options as from flags.
 
 use crate::cli::args::{Cli, Command};
-use anyhow::{bail, Context, Result};
+use crate::cli::Usage;
+use anyhow::Result;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -70,14 +71,22 @@ fn locate(explicit: Option<&Path>) -> Option<PathBuf> {
     candidates.into_iter().find(|p| p.exists())
 }
 
+/// A profile that is not there, or a file that does not parse, is a usage
+/// error (exit 2): the command line names what does not exist.
 pub fn load(explicit: Option<&Path>, name: &str) -> Result<Profile> {
     let Some(path) = locate(explicit) else {
-        bail!("--profile {name}: no configuration file (give --config FILE or COFFER_CONFIG, or create /etc/coffer/coffer.toml)");
+        return Err(Usage(format!(
+            "--profile {name}: no configuration file (give --config FILE or COFFER_CONFIG, or create /etc/coffer/coffer.toml)"
+        ))
+        .into());
     };
-    let text = std::fs::read_to_string(&path).with_context(|| format!("configuration file {}", path.display()))?;
-    let mut file: ConfigFile =
-        toml::from_str(&text).map_err(|e| anyhow::anyhow!("configuration file {}: {}", path.display(), e.message()))?;
-    file.profile.remove(name).with_context(|| format!("configuration file {} has no [profile.{name}]", path.display()))
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| Usage(format!("--profile {name}: configuration file {}: {e}", path.display())))?;
+    let mut file: ConfigFile = toml::from_str(&text)
+        .map_err(|e| Usage(format!("configuration file {}: {}", path.display(), e.message().trim())))?;
+    file.profile
+        .remove(name)
+        .ok_or_else(|| Usage(format!("configuration file {} has no [profile.{name}]", path.display())).into())
 }
 
 /// Fills in, from `--profile`, whatever the command line left out.

@@ -3,10 +3,12 @@
 //! print nothing (the CLI does).
 
 pub mod backup;
+pub mod browse;
 pub mod drill;
 pub mod forget;
 pub mod prune;
 pub mod repair;
 pub mod restore;
 pub mod restore_pg;
+pub mod stream;
 pub mod verify;

@@ -4,6 +4,7 @@ use crate::cli::args::Cli;
 use crate::cli::context::open;
 use crate::cli::exit;
 use crate::cli::output::Output;
+use crate::cli::Usage;
 use anyhow::Result;
 use clap::Args;
 
@@ -48,6 +49,20 @@ pub struct ForgetArgs {
 }
 
 pub fn run(cli: &Cli, a: &ForgetArgs, out: &Output) -> Result<u8> {
+    let policy_given = a.keep_last + a.keep_hourly + a.keep_daily + a.keep_weekly + a.keep_monthly + a.keep_yearly > 0
+        || !a.keep_tag.is_empty();
+    match (a.snapshots.is_empty(), policy_given) {
+        (true, false) => {
+            return Err(Usage(
+                "forget: no keep policy given (--keep-last, --keep-daily, ...) and no snapshots named: \
+                 refusing to forget every snapshot"
+                    .into(),
+            )
+            .into())
+        }
+        (false, true) => return Err(Usage("forget: give snapshots to forget or a keep policy, not both".into()).into()),
+        _ => {}
+    }
     let repo = open(cli)?;
     let opts = coffer::ForgetOptions {
         policy: coffer::KeepPolicy {

@@ -2,10 +2,14 @@
 //! library's options, and the run that prints the result.
 
 pub mod backup;
+pub mod completions;
+pub mod diff;
 pub mod drill;
+pub mod dump;
 pub mod forget;
 pub mod init;
 pub mod key;
+pub mod ls;
 pub mod prune;
 pub mod repair;
 pub mod restore;

@@ -1,0 +1,267 @@
+//! Looking inside snapshots without restoring (`ls`, `diff`, `dump`), and
+//! the command line's own tools (completions, manual pages, --version).
+
+use crate::common::pg::{self, unique, PG_PASSWORD};
+use crate::common::*;
+use std::collections::BTreeSet;
+use std::fs;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+/// A source path as `ls` and `diff` show it: stored without the leading `/`.
+fn stored(p: &Path) -> String {
+    p.to_string_lossy().trim_start_matches('/').to_string()
+}
+
+fn ls_paths(env: &Env, args: &[&str]) -> Vec<String> {
+    let mut a = vec!["ls", "--json"];
+    a.extend_from_slice(args);
+    let j = env.coffer(&a).ok().json();
+    j["entries"].as_array().unwrap().iter().map(|e| e["path"].as_str().unwrap().to_string()).collect()
+}
+
+#[test]
+fn ls_shows_a_folder_at_a_time_or_everything_below_it() {
+    let env = Env::new();
+    let src = env.path("src");
+    make_rich_tree(&src);
+    env.backup_json(&[&src], &[]);
+    let root = stored(&src);
+
+    // The top, and any folder above the backed-up path, show the backed-up folder.
+    assert_eq!(ls_paths(&env, &["latest"]), vec![root.clone()]);
+    assert_eq!(ls_paths(&env, &["latest", "/"]), vec![root.clone()]);
+    let above = stored(src.parent().unwrap());
+    assert_eq!(ls_paths(&env, &["latest", &above]), vec![root.clone()]);
+
+    // A folder's entries are exactly what the folder holds, in name order.
+    let got = ls_paths(&env, &["latest", src.to_str().unwrap()]);
+    let mut want: Vec<Vec<u8>> =
+        fs::read_dir(&src).unwrap().map(|e| e.unwrap().file_name().as_bytes().to_vec()).collect();
+    want.sort();
+    let want: Vec<String> = want.iter().map(|n| format!("{root}/{}", String::from_utf8_lossy(n))).collect();
+    assert_eq!(got, want);
+
+    // Recursively: every path below it, as on disk.
+    let got: BTreeSet<String> =
+        ls_paths(&env, &["latest", src.join("docs").to_str().unwrap(), "-R"]).into_iter().collect();
+    let want: BTreeSet<String> = walk_all(&src.join("docs")).iter().map(|p| stored(p)).collect();
+    assert_eq!(got, want);
+
+    // A file lists itself; the long format has ls -l's mode column.
+    let one = src.join("one-byte");
+    assert_eq!(ls_paths(&env, &["latest", one.to_str().unwrap()]), vec![stored(&one)]);
+    let text = env.coffer(&["ls", "latest", src.to_str().unwrap(), "-l"]).ok().stdout;
+    let line =
+        |name: &str| text.lines().find(|l| l.ends_with(name)).unwrap_or_else(|| panic!("{name}: {text}")).to_string();
+    assert!(line("/script.sh").starts_with("-rwxr-xr-x "), "{}", line("/script.sh"));
+    assert!(line("/one-byte").starts_with("-rw-r-S--- "), "{}", line("/one-byte"));
+    assert!(line("/private/").starts_with("drwx------ "), "{}", line("/private/"));
+    assert!(line("/link-relative -> docs/readme.md").starts_with('l'), "{text}");
+    assert!(line("/big.bin").contains(&(3 * 1024 * 1024 + 17).to_string()), "{}", line("/big.bin"));
+    // Names are shown, never obeyed: the Latin-1 name is escaped, not raw bytes.
+    assert!(text.contains("caf"), "{text}");
+
+    // A path the snapshot does not hold is an error naming it.
+    let r = env.coffer(&["ls", "latest", "/no/such/place"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("holds no path \"no/such/place\""), "{}", r.stderr);
+}
+
+#[test]
+fn dump_writes_a_files_exact_bytes_and_refuses_a_tampered_one() {
+    let env = Env::new();
+    let src = env.path("src");
+    make_rich_tree(&src);
+    env.backup_json(&[&src], &[]);
+    for name in ["big.bin", "docs/deep/deeper/notes.txt", "empty-file", "one-byte"] {
+        let out = env.command().args(["dump", "latest"]).arg(src.join(name)).output().unwrap();
+        assert!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(out.stdout, fs::read(src.join(name)).unwrap(), "{name}");
+    }
+    let odd = src.join(std::ffi::OsStr::from_bytes(b"caf\xe9-latin1-\xff.txt"));
+    let out = env.command().args(["dump", "latest"]).arg(&odd).output().unwrap();
+    assert_eq!(out.stdout, b"non-utf8 name");
+
+    // Not a file: a clear error, nothing on stdout.
+    for (path, what) in [("docs", "is a folder"), ("link-relative", "is a symlink"), ("nope", "holds no path")] {
+        let out: Run = env.command().args(["dump", "latest"]).arg(src.join(path)).output().unwrap().into();
+        assert_eq!(out.code, 1, "{path}: {}", out.stderr);
+        assert!(out.stderr.contains(what), "{path}: {}", out.stderr);
+        assert!(out.stdout.is_empty(), "{path}");
+    }
+
+    // Every pack damaged: the file's bytes are refused, exit 1, with the object named.
+    for p in env.repo_file("data") {
+        flip_byte(&p, 0.3);
+    }
+    let out: Run = env.command().args(["dump", "latest"]).arg(src.join("big.bin")).output().unwrap().into();
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(out.stderr.contains("corrupt or was tampered with"), "{}", out.stderr);
+}
+
+#[test]
+fn diff_names_each_added_removed_and_changed_entry() {
+    let env = Env::new();
+    let src = env.path("src");
+    make_rich_tree(&src);
+    let a = env.backup_json(&[&src], &[])["snapshot"].as_str().unwrap().to_string();
+    fs::write(src.join("added.txt"), b"new file").unwrap();
+    fs::remove_file(src.join("docs/report.bak")).unwrap();
+    fs::write(src.join("docs/readme.md"), b"# hello, changed\n").unwrap();
+    fs::set_permissions(src.join("script.sh"), std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    fs::remove_file(src.join("link-dangling")).unwrap();
+    fs::create_dir(src.join("link-dangling")).unwrap();
+    let b = env.backup_json(&[&src], &[])["snapshot"].as_str().unwrap().to_string();
+
+    let j = env.coffer(&["diff", &a, &b, "--json"]).ok().json();
+    let changes: BTreeSet<(String, String)> = j["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["change"].as_str().unwrap().to_string(), e["path"].as_str().unwrap().to_string()))
+        .collect();
+    let root = stored(&src);
+    let p = |rel: &str| format!("{root}/{rel}");
+    // The folders whose entries changed have new times: metadata changes.
+    let want: BTreeSet<(String, String)> = [
+        ("added", p("added.txt")),
+        ("removed", p("docs/report.bak")),
+        ("modified", p("docs/readme.md")),
+        ("metadata", p("script.sh")),
+        ("type", p("link-dangling")),
+        ("metadata", root.clone()),
+        ("metadata", p("docs")),
+    ]
+    .into_iter()
+    .map(|(c, p)| (c.to_string(), p))
+    .collect();
+    assert_eq!(changes, want);
+    assert_eq!(j["bytes_added"], 8 + 17);
+    assert_eq!(j["bytes_removed"], 3);
+
+    let text = env.coffer(&["diff", &a, &b]).ok().stdout;
+    assert!(text.lines().any(|l| l.starts_with('+') && l.contains("/added.txt")), "{text}");
+    assert!(text.lines().any(|l| l.starts_with('M') && l.contains("/docs/readme.md")), "{text}");
+    // A snapshot against itself: nothing.
+    let same = env.coffer(&["diff", &b, &b, "--json"]).ok().json();
+    assert!(same["entries"].as_array().unwrap().is_empty());
+}
+
+#[test]
+fn ls_and_diff_show_databases_and_their_tables() {
+    let cluster = pg::shared();
+    let env = Env::new();
+    let db = unique("browse");
+    cluster.create_sample_db(&db, 1);
+    let pg = |args: &[&str]| -> Run {
+        env.command()
+            .env("PGPASSWORD", PG_PASSWORD)
+            .env("COFFER_PG_BIN_DIR", pg::bin_dir())
+            .args(args)
+            .output()
+            .unwrap()
+            .into()
+    };
+    let a = pg(&["backup", "--json", "--pg", &cluster.url(&db)]).ok().json()["snapshot"].as_str().unwrap().to_string();
+    let top = env.coffer(&["ls", "latest", "--json"]).ok().json();
+    assert_eq!(top["databases"][0]["name"], db.as_str());
+    assert!(top["databases"][0]["tables"].as_u64().unwrap() >= 4);
+    let objects = env.coffer(&["ls", "latest", "--database", &db, "--json"]).ok().json();
+    let toc = objects["objects"].as_array().unwrap();
+    let orders = toc.iter().find(|e| e["desc"] == "TABLE DATA" && e["schema"] == "app" && e["name"] == "orders");
+    assert!(orders.is_some_and(|e| e["rows"].as_u64().is_some()), "{toc:?}");
+    let text = env.coffer(&["ls", "latest", "--database", &db]).ok().stdout;
+    assert!(text.lines().any(|l| l.starts_with("TABLE ") && l.contains("app.customers")), "{text}");
+    let r = env.coffer(&["ls", "latest", "--database", "nope"]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("database nope"), "{}", r.stderr);
+
+    cluster.psql(&db, "UPDATE app.customers SET name = name || '!'");
+    let b = pg(&["backup", "--json", "--pg", &cluster.url(&db)]).ok().json()["snapshot"].as_str().unwrap().to_string();
+    let d = env.coffer(&["diff", &a, &b, "--json"]).ok().json();
+    assert_eq!(d["databases"][0]["change"], "modified", "{d}");
+    assert_eq!(d["databases"][0]["name"], db.as_str());
+}
+
+#[test]
+fn completions_man_pages_and_version_come_from_the_command_line() {
+    let env = Env::empty();
+    for (shell, marker) in [("bash", "complete -F"), ("zsh", "#compdef coffer"), ("fish", "complete -c coffer")] {
+        let r = env.coffer(&["completions", shell]).ok();
+        assert!(r.stdout.contains(marker), "{shell}: {}", &r.stdout[..200.min(r.stdout.len())]);
+        assert!(r.stdout.contains("restore") && r.stdout.contains("--pg-target"), "{shell}");
+    }
+    let r = env.coffer(&["completions", "tcsh"]);
+    assert_eq!(r.code, 2, "an unknown shell is a usage error");
+
+    let man = env.coffer(&["man"]).ok().stdout;
+    assert!(man.starts_with(".ie") || man.contains(".TH coffer"), "{}", &man[..200.min(man.len())]);
+    assert!(man.contains("backup") && man.contains("\\-\\-repo"), "the page names commands and flags");
+    let dir = env.path("man1");
+    env.coffer(&["man", "--dir", dir.to_str().unwrap()]).ok();
+    for page in ["coffer.1", "coffer-backup.1", "coffer-restore.1", "coffer-ls.1", "coffer-key-add.1"] {
+        let text = fs::read_to_string(dir.join(page)).unwrap_or_else(|e| panic!("{page}: {e}"));
+        assert!(text.contains(".TH"), "{page}");
+    }
+
+    // --version names the repository format and a commit.
+    let v = env.coffer(&["--version"]).ok().stdout;
+    assert!(v.starts_with("coffer "), "{v}");
+    assert!(v.contains(&format!("repository format {}", coffer::FORMAT_VERSION)), "{v}");
+    assert!(v.contains("commit "), "{v}");
+
+    // Help groups the shared flags under their own headings, and has examples.
+    let help = env.coffer(&["backup", "--help"]).ok().stdout;
+    for heading in ["Global options:", "S3 options:"] {
+        assert!(help.contains(heading), "{heading}: {help}");
+    }
+    let help = env.coffer(&["ls", "--help"]).ok().stdout;
+    assert!(help.contains("Examples:"), "{help}");
+}
+
+/// Usage errors exit 2 whatever finds them (clap, a missing repository, an
+/// empty forget policy, an unknown profile); with --json each is also a
+/// JSON object on stdout, as every other failure is.
+#[test]
+fn usage_errors_exit_2_and_every_error_is_json_with_json() {
+    let env = Env::new();
+    let cases: [(&[&str], &str); 4] = [
+        (&["snapshots", "--no-such-flag"], "--no-such-flag"),
+        (&["forget"], "no keep policy"),
+        (&["forget", "abcd", "--keep-last", "1"], "not both"),
+        (&["snapshots", "--profile", "nope", "--config", "/nonexistent/coffer.toml"], "--profile nope"),
+    ];
+    for (args, says) in cases {
+        for json in [false, true] {
+            let mut a = args.to_vec();
+            if json {
+                a.push("--json");
+            }
+            let r = env.coffer(&a);
+            assert_eq!(r.code, 2, "{a:?}: {}", r.stderr);
+            assert!(r.stderr.contains(says), "{a:?}: {}", r.stderr);
+            if json {
+                let j = r.json();
+                assert_eq!(j["error"]["kind"], "usage", "{a:?}");
+                assert_eq!(j["error"]["exit_code"], 2);
+                assert!(j["error"]["message"].as_str().unwrap().contains(says), "{a:?}: {j}");
+            } else {
+                assert!(r.stdout.is_empty(), "{a:?}: {}", r.stdout);
+            }
+        }
+    }
+    let r: Run = env.command().env_remove("COFFER_REPOSITORY").args(["snapshots", "--json"]).output().unwrap().into();
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("no repository given"), "{}", r.stderr);
+    assert_eq!(r.json()["error"]["kind"], "usage");
+
+    // Other failures keep their codes and name their kind.
+    let r: Run = env.command().env("COFFER_PASSWORD", "wrong").args(["snapshots", "--json"]).output().unwrap().into();
+    assert_eq!(r.code, 12);
+    assert_eq!(r.json()["error"]["kind"], "wrong_passphrase");
+    let r = env.coffer(&["ls", "nosuchsnapshot", "--json"]);
+    assert_eq!(r.code, 1);
+    assert_eq!(r.json()["error"]["kind"], "not_found");
+    assert!(r.json()["error"]["message"].as_str().unwrap().contains("nosuchsnapshot"));
+}
