@@ -36,7 +36,7 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-COFFER = os.path.join(ROOT, "target", "release", "coffer")
+COFFER = os.environ.get("COFFER_BIN", os.path.join(ROOT, "target", "release", "coffer"))
 PRIMITIVES = os.path.join(ROOT, "target", "release", "examples", "primitives")
 PASSPHRASE = "benchmark-only-passphrase"
 MiB = 1 << 20
@@ -238,32 +238,40 @@ class Tool:
 class Coffer(Tool):
     name = "coffer"
 
+    bin = COFFER
+
     def __init__(self, work, pg):
         super().__init__(work, pg)
         self.env = {"COFFER_REPOSITORY": self.repo, "COFFER_PASSWORD": PASSPHRASE}
 
     def version(self):
-        return sh([COFFER, "--version"], capture_output=True, text=True).stdout.strip()
+        return sh([self.bin, "--version"], capture_output=True, text=True).stdout.strip()
 
     def init(self):
-        sh([COFFER, "init"], env=dict(os.environ, **self.env), stdout=subprocess.DEVNULL)
+        sh([self.bin, "init"], env=dict(os.environ, **self.env), stdout=subprocess.DEVNULL)
 
     def backup_db(self, n):
-        return [COFFER, "backup", "-q", "--pg", self.pg.url, "--tag", f"db{n}"]
+        return [self.bin, "backup", "-q", "--pg", self.pg.url, "--tag", f"db{n}"]
 
     def backup_tree(self, tree, n):
-        return [COFFER, "backup", "-q", tree, "--tag", f"tree{n}"]
+        return [self.bin, "backup", "-q", tree, "--tag", f"tree{n}"]
 
     def snapshot(self, tag):
-        out = sh([COFFER, "snapshots", "--json", "--tag", tag], env=dict(os.environ, **self.env),
+        out = sh([self.bin, "snapshots", "--json", "--tag", tag], env=dict(os.environ, **self.env),
                  capture_output=True, text=True).stdout
         return json.loads(out)[-1]["id"]
 
     def restore_db(self, out, n):
-        return [COFFER, "restore", "-q", self.snapshot(f"db{n}"), "--to-file", os.path.join(out, "bench.dump")]
+        return [self.bin, "restore", "-q", self.snapshot(f"db{n}"), "--to-file", os.path.join(out, "bench.dump")]
 
     def restore_tree(self, out, n):
-        return [COFFER, "restore", "-q", self.snapshot(f"tree{n}"), "--target", out]
+        return [self.bin, "restore", "-q", self.snapshot(f"tree{n}"), "--target", out]
+
+
+class CofferBase(Coffer):
+    """Another build of coffer (COFFER_BASE=path), for an A/B of a change in one run."""
+    name = "coffer-base"
+    bin = os.environ.get("COFFER_BASE", "coffer-base: set COFFER_BASE to a coffer binary")
 
 
 class Restic(Tool):
@@ -350,7 +358,7 @@ class Rustic(Tool):
         return ["rustic", "restore", "--filter-tags", f"tree{n}", "latest", out]
 
 
-TOOLS = {t.name: t for t in (Coffer, Restic, Borg, Rustic)}
+TOOLS = {t.name: t for t in (Coffer, CofferBase, Restic, Borg, Rustic)}
 
 
 def find_file(root, name):
