@@ -51,6 +51,10 @@ pub enum Error {
     #[error("snapshot {snapshot} holds no path {path:?}")]
     NoSuchPath { snapshot: String, path: String },
 
+    /// A restore that would restore nothing.
+    #[error("nothing to restore from snapshot {snapshot}: {reason}")]
+    NothingSelected { snapshot: String, reason: String },
+
     #[error("no snapshot matches {query:?}")]
     SnapshotNotFound { query: String },
 

@@ -428,3 +428,32 @@ fn a_report_that_cannot_be_written_exits_4_and_what_was_done_stands() {
     // And with stdout intact, the same commands exit 0.
     env.coffer(&["snapshots"]).ok();
 }
+
+/// "restored 0 files" is not a success: a selection that matches nothing
+/// fails, names the snapshot, and creates nothing at the target.
+#[test]
+fn a_restore_that_selects_nothing_fails_and_writes_nothing() {
+    let env = Env::new();
+    let src = env.path("src");
+    make_rich_tree(&src);
+    env.backup_json(&[&src], &[]);
+    let target = env.path("out");
+    for extra in
+        [&["--include", "no/such/thing"][..], &["--include", "*.nomatch", "--dry-run"][..], &["--exclude", "**"][..]]
+    {
+        let mut args = vec!["restore", "latest", "--target", target.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        let r = env.coffer(&args);
+        assert_eq!(r.code, 1, "{extra:?}: {}", r.stderr);
+        assert!(r.stderr.contains("nothing to restore from snapshot"), "{}", r.stderr);
+        assert!(r.stderr.contains("coffer ls"), "the hint says how to see the stored paths: {}", r.stderr);
+        assert!(!target.exists(), "{extra:?}: the target was created");
+    }
+    // A pattern as the snapshot stores it (no leading /) selects.
+    let include = format!("{}/docs", src.strip_prefix("/").unwrap().display());
+    let j = env
+        .coffer(&["restore", "latest", "--target", target.to_str().unwrap(), "--include", &include, "--json"])
+        .ok()
+        .json();
+    assert_eq!(j["files"], 3);
+}

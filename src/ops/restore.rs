@@ -123,7 +123,21 @@ struct RestorePlan<'m> {
 
 impl<'m> RestorePlan<'m> {
     fn new(manifest: &'m Manifest, snapshot: &Id, index: &Index, selection: &Selection) -> Result<RestorePlan<'m>> {
+        // Restoring nothing is not a success: say why there is nothing.
+        if manifest.entries().next().is_none() {
+            let reason = match manifest.dumps().count() {
+                0 => "it holds no files or folders".to_string(),
+                n => format!("it holds no files or folders, only {n} database dump(s)"),
+            };
+            return Err(Error::NothingSelected { snapshot: snapshot.short(), reason });
+        }
         let selected: Vec<&Entry> = manifest.entries().filter(|e| selection.selects(&e.path.0)).collect();
+        if selected.is_empty() {
+            return Err(Error::NothingSelected {
+                snapshot: snapshot.short(),
+                reason: "no stored path matches the include and exclude patterns".into(),
+            });
+        }
         // A hard link whose first name is restored too is linked to it once it
         // is in place; otherwise it is written as a file of its own.
         let selected_paths: HashSet<&[u8]> = selected.iter().map(|e| e.path.0.as_slice()).collect();
