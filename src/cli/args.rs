@@ -3,8 +3,8 @@
 //! beside its run, in `commands/`.
 
 use crate::cli::commands::{
-    backup, completions, diff, drill, dump, forget, init, key, ls, prune, repair, restore, show, snapshots, unlock,
-    verify,
+    backup, completions, diff, drill, dump, find, forget, init, key, ls, prune, repair, restore, show, snapshots,
+    stats, unlock, verify,
 };
 use clap::{Args, Parser, Subcommand};
 use coffer::KdfParams;
@@ -48,6 +48,9 @@ pub struct Cli {
     /// The configuration file (default: /etc/coffer/coffer.toml, ~/.config/coffer/coffer.toml).
     #[arg(long, global = true, help_heading = "Global options", env = "COFFER_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Write a Prometheus textfile-collector file at the end of backup, forget, prune, verify and drill.
+    #[arg(long, global = true, help_heading = "Global options", env = "COFFER_METRICS_FILE", value_name = "FILE")]
+    pub metrics_file: Option<PathBuf>,
     /// From the profile: the passphrase file when no COFFER_PASSWORD* is set.
     #[arg(skip)]
     pub password_file: Option<PathBuf>,
@@ -102,6 +105,10 @@ pub enum Command {
     Ls(ls::LsArgs),
     /// What changed from one snapshot to another.
     Diff(diff::DiffArgs),
+    /// Which snapshots hold a path matching a glob, newest first.
+    Find(find::FindArgs),
+    /// Sizes: logical, deduplicated, stored; per source.
+    Stats(stats::StatsArgs),
     /// Write one file of a snapshot to standard output, checked.
     Dump(dump::DumpArgs),
     /// Restore a snapshot, or part of it, into a directory.

@@ -17,6 +17,7 @@ macro_rules! errln {
 mod args;
 mod commands;
 mod context;
+mod metrics;
 pub mod output;
 mod passphrase;
 mod profile;
@@ -67,29 +68,53 @@ pub fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
-    match profile::apply(&mut cli).and_then(|()| run(&cli)) {
-        Ok(code) => match output::stdout_error() {
-            // What was done stands; the message says so, as the report is lost.
-            Some(why) => {
-                if !why.is_empty() {
-                    errln!("coffer: error: the command completed, but its report was lost: {why}");
-                }
-                ExitCode::from(exit::OUTPUT)
-            }
-            None => ExitCode::from(code),
-        },
+    let started = std::time::Instant::now();
+    let result = profile::apply(&mut cli).and_then(|()| run(&cli));
+    let (mut code, kind) = match &result {
+        Ok(code) => (*code, None),
         Err(e) => {
-            let (message, hint, code) = (one_line(&e), hint(&e), exit_code(&e));
+            let (message, hint, code) = (one_line(e), hint(e), exit_code(e));
             errln!("coffer: error: {message}");
             if let Some(hint) = hint {
                 errln!("coffer: hint: {hint}");
             }
             if cli.json {
-                output::json_error(error_kind(&e), &message, hint, code);
+                output::json_error(error_kind(e), &message, hint, code);
             }
-            ExitCode::from(code)
+            (code, Some(error_kind(e)))
+        }
+    };
+    if let (Some(path), Some(command)) = (&cli.metrics_file, metrics_command(&cli.command)) {
+        if let Err(e) = metrics::write(path, command, code, kind, started.elapsed().as_secs_f64()) {
+            errln!("coffer: error: {}", one_line(&e));
+            if code == exit::OK {
+                code = exit::OUTPUT;
+            }
         }
     }
+    if result.is_ok() {
+        if let Some(why) = output::stdout_error() {
+            // What was done stands; the message says so, as the report is lost.
+            if !why.is_empty() {
+                errln!("coffer: error: the command completed, but its report was lost: {why}");
+            }
+            code = exit::OUTPUT;
+        }
+    }
+    ExitCode::from(code)
+}
+
+/// The commands `--metrics-file` reports on, by the name the file labels
+/// them with. A dry run changes and proves nothing: it leaves the file alone.
+fn metrics_command(c: &Command) -> Option<&'static str> {
+    Some(match c {
+        Command::Backup(a) if !a.dry_run => "backup",
+        Command::Forget(a) if !a.dry_run => "forget",
+        Command::Prune(a) if !a.dry_run => "prune",
+        Command::Verify(_) => "verify",
+        Command::Drill(_) => "drill",
+        _ => return None,
+    })
 }
 
 /// A stable name for what went wrong, for scripts reading `--json` errors.
@@ -113,6 +138,7 @@ fn error_kind(e: &anyhow::Error) -> &'static str {
             Error::SnapshotNotFound { .. }
             | Error::AmbiguousSnapshot { .. }
             | Error::NoSuchPath { .. }
+            | Error::NothingSelected { .. }
             | Error::NotFound { .. },
         ) => "not_found",
         Some(Error::InvalidOptions(_) | Error::InvalidPattern { .. } | Error::Dump(_) | Error::CheckFile(_)) => {
@@ -170,6 +196,12 @@ fn hint(e: &anyhow::Error) -> Option<&'static str> {
         Error::SourceFailed { message, .. } if message.contains("timeout expired") => {
             Some("the server did not answer in time: check the host and port, or raise --pg-connect-timeout")
         }
+        Error::NothingSelected { reason, .. } if reason.contains("database dump") => {
+            Some("restore its databases with --pg-target URL or --to-file FILE")
+        }
+        Error::NothingSelected { .. } => {
+            Some("`coffer ls SNAPSHOT -R` lists the stored paths (without a leading /) that --include matches")
+        }
         Error::Dump(choice) => dump_hint(choice),
         Error::CheckFile(_) => Some("--check-sql names a file of SQL queries separated by ';', each returning true"),
         _ => None,
@@ -202,6 +234,8 @@ fn run(cli: &Cli) -> Result<u8> {
         Command::Show(a) => commands::show::run(cli, a, &out),
         Command::Ls(a) => commands::ls::run(cli, a, &out),
         Command::Diff(a) => commands::diff::run(cli, a, &out),
+        Command::Find(a) => commands::find::run(cli, a, &out),
+        Command::Stats(a) => commands::stats::run(cli, a, &out),
         Command::Dump(a) => commands::dump::run(cli, a, &out),
         Command::Completions(a) => commands::completions::completions(a),
         Command::Man(a) => commands::completions::man(a),

@@ -18,10 +18,14 @@ pub struct Profile {
     pub repository: Option<String>,
     /// Passphrase file, used when no COFFER_PASSWORD* variable is set.
     pub password_file: Option<PathBuf>,
+    /// `--metrics-file`, unless the command line gives one.
+    pub metrics_file: Option<PathBuf>,
     #[serde(default)]
     pub paths: Vec<PathBuf>,
     #[serde(default)]
     pub exclude: Vec<String>,
+    #[serde(default)]
+    pub exclude_if_present: Vec<String>,
     #[serde(default)]
     pub tags: Vec<String>,
     pub host: Option<String>,
@@ -95,6 +99,7 @@ pub fn apply(cli: &mut Cli) -> Result<()> {
     let p = load(cli.config.as_deref(), &name)?;
     cli.repo = cli.repo.take().or(p.repository);
     cli.password_file = p.password_file;
+    cli.metrics_file = cli.metrics_file.take().or(p.metrics_file);
     let s3 = &mut cli.s3;
     s3.s3_endpoint = s3.s3_endpoint.take().or(p.s3_endpoint);
     s3.s3_region = s3.s3_region.take().or(p.s3_region);
@@ -109,6 +114,7 @@ pub fn apply(cli: &mut Cli) -> Result<()> {
                 a.pg_all = p.pg_all;
             }
             a.exclude.extend(p.exclude);
+            a.exclude_if_present.extend(p.exclude_if_present);
             if a.tag.is_empty() {
                 a.tag = p.tags;
             }

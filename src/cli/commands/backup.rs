@@ -27,6 +27,15 @@ pub struct BackupArgs {
     /// Leave out paths matching GLOB (a pattern without '/' matches any name).
     #[arg(long, value_name = "GLOB")]
     pub exclude: Vec<String>,
+    /// Leave out the patterns listed in FILE, one per line ('#' comments; repeatable).
+    #[arg(long, value_name = "FILE")]
+    pub exclude_file: Vec<PathBuf>,
+    /// Leave out every folder holding a file named NAME (e.g. .nobackup, CACHEDIR.TAG; repeatable).
+    #[arg(long, value_name = "NAME")]
+    pub exclude_if_present: Vec<String>,
+    /// Back up the paths listed in FILE too, one per line ('#' comments; repeatable).
+    #[arg(long, value_name = "FILE")]
+    pub files_from: Vec<PathBuf>,
     /// Do not descend into other file systems.
     #[arg(short = 'x', long)]
     pub one_file_system: bool,
@@ -47,8 +56,40 @@ pub struct BackupArgs {
     pub compression: i32,
 }
 
+/// The lines of a list file that say something: not blank, not a `#` comment.
+/// A path may hold any byte but a newline, as a stored path may.
+fn list_file(flag: &str, path: &std::path::Path) -> Result<Vec<Vec<u8>>> {
+    let bytes = std::fs::read(path).map_err(|e| Usage(format!("{flag} {}: {e}", path.display())))?;
+    Ok(bytes
+        .split(|&b| b == b'\n')
+        .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
+        .filter(|l| !l.iter().all(u8::is_ascii_whitespace) && !l.starts_with(b"#"))
+        .map(<[u8]>::to_vec)
+        .collect())
+}
+
 pub fn run(cli: &Cli, a: &BackupArgs, out: &Output) -> Result<u8> {
-    if a.paths.is_empty() && a.pg.is_none() && a.db.is_empty() && !a.pg_all {
+    use std::os::unix::ffi::OsStrExt;
+    let mut paths = a.paths.clone();
+    for f in &a.files_from {
+        let listed = list_file("--files-from", f)?;
+        if listed.is_empty() {
+            return Err(Usage(format!("--files-from {}: the file lists no path", f.display())).into());
+        }
+        paths.extend(listed.iter().map(|l| PathBuf::from(std::ffi::OsStr::from_bytes(l))));
+    }
+    let mut excludes = a.exclude.clone();
+    for f in &a.exclude_file {
+        for l in list_file("--exclude-file", f)? {
+            let pattern = String::from_utf8(l)
+                .map_err(|_| Usage(format!("--exclude-file {}: a pattern is not UTF-8", f.display())))?;
+            excludes.push(pattern.trim().to_string());
+        }
+    }
+    if let Some(bad) = a.exclude_if_present.iter().find(|m| m.is_empty() || m.contains('/')) {
+        return Err(Usage(format!("--exclude-if-present {bad:?}: give a file name, without '/'")).into());
+    }
+    if paths.is_empty() && a.pg.is_none() && a.db.is_empty() && !a.pg_all {
         return Err(Usage("backup: nothing to back up: give PATHs, --pg/--db/--pg-all, or --profile".into()).into());
     }
     let repo = open(cli)?;
@@ -62,9 +103,10 @@ pub fn run(cli: &Cli, a: &BackupArgs, out: &Output) -> Result<u8> {
         None
     };
     let opts = coffer::BackupOptions {
-        paths: a.paths.clone(),
+        paths,
         postgres,
-        excludes: a.exclude.clone(),
+        excludes,
+        exclude_if_present: a.exclude_if_present.clone(),
         one_file_system: a.one_file_system,
         tags: a.tag.clone(),
         host: a.host.clone(),
@@ -92,6 +134,7 @@ pub fn run(cli: &Cli, a: &BackupArgs, out: &Output) -> Result<u8> {
     for w in &summary.warnings {
         errln!("coffer: warning: {w}");
     }
+    crate::cli::metrics::backup(&summary);
     out.backup(&summary);
     Ok(if summary.unreadable.is_empty() { exit::OK } else { exit::PARTIAL })
 }

@@ -54,6 +54,7 @@ pub fn run(cli: &Cli, a: &DrillArgs, out: &Output) -> Result<u8> {
     if let Some(e) = &report.error {
         errln!("coffer: drill failed: {e}");
     }
+    crate::cli::metrics::drill(&report);
     out.drill(&report);
     Ok(if report.passed { exit::OK } else { exit::FAILURE })
 }

@@ -80,8 +80,10 @@ pub fn run(cli: &Cli, a: &ForgetArgs, out: &Output) -> Result<u8> {
         dry_run: a.dry_run,
     };
     let summary = coffer::forget(&repo, &opts)?;
+    crate::cli::metrics::forget(&summary);
     if a.prune {
         let pruned = coffer::prune(&repo, &coffer::PruneOptions { dry_run: a.dry_run, ..Default::default() })?;
+        crate::cli::metrics::prune(&pruned);
         out.forget_and_prune(&summary, &pruned);
     } else {
         out.forget(&summary);

@@ -35,6 +35,7 @@ pub fn run(cli: &Cli, a: &PruneArgs, out: &Output) -> Result<u8> {
             abort_uploads_after: a.abort_uploads_after,
         },
     )?;
+    crate::cli::metrics::prune(&summary);
     out.prune(&summary);
     Ok(exit::OK)
 }

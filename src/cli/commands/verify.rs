@@ -39,6 +39,7 @@ pub fn run(cli: &Cli, a: &VerifyArgs, out: &Output) -> Result<u8> {
     for e in &summary.errors {
         errln!("coffer: error: {e}");
     }
+    crate::cli::metrics::verify(&summary);
     out.verify(&summary);
     Ok(if summary.errors.is_empty() { exit::OK } else { exit::FAILURE })
 }
