@@ -1,7 +1,7 @@
 # coffer: the two commands of the quick start are `make demo` and `make test`.
 CARGO ?= cargo
 
-.PHONY: all build demo demo-s3 lint test fuzz bench clean
+.PHONY: all build demo demo-s3 lint test fuzz bench clean install
 
 all: build
 
@@ -44,6 +44,25 @@ bench:
 	./scripts/ensure-peers.sh
 	$(CARGO) build --release --locked --bin coffer --example primitives
 	PATH="$$HOME/.cargo/bin:$$PATH" python3 scripts/bench.py $(BENCH_ARGS)
+
+# The binary, its manual pages and shell completions under PREFIX (default
+# /usr/local; DESTDIR for packaging). BIN is the binary to install (built
+# when it is the default and missing).
+PREFIX ?= /usr/local
+BIN ?= target/release/coffer
+
+target/release/coffer:
+	$(CARGO) build --release --locked
+
+install: $(BIN)
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 \
+		$(DESTDIR)$(PREFIX)/share/bash-completion/completions \
+		$(DESTDIR)$(PREFIX)/share/zsh/site-functions $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d
+	install -m 755 $(BIN) $(DESTDIR)$(PREFIX)/bin/coffer
+	$(BIN) man --dir $(DESTDIR)$(PREFIX)/share/man/man1
+	$(BIN) completions bash > $(DESTDIR)$(PREFIX)/share/bash-completion/completions/coffer
+	$(BIN) completions zsh > $(DESTDIR)$(PREFIX)/share/zsh/site-functions/_coffer
+	$(BIN) completions fish > $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/coffer.fish
 
 clean:
 	rm -rf demo

@@ -34,7 +34,10 @@ pub use format::manifest::{
 };
 pub use format::{Config, FORMAT_VERSION};
 pub use ops::backup::{backup, BackupOptions, BackupSummary, NoProgress, PgSources, Progress};
-pub use ops::browse::{diff, dump_file, list, stored_path, Change, Diff, DumpChange, EntryChange};
+pub use ops::browse::{
+    diff, dump_file, find, list, stats, stored_path, Change, Diff, DumpChange, EntryChange, Found, FoundEntry,
+    SourceStats, Stats,
+};
 pub use ops::drill::{drill, DrillOptions, DrillReport};
 pub use ops::forget::{apply_policy, forget, ForgetGroup, ForgetOptions, ForgetSummary, KeepPolicy};
 pub use ops::prune::{prune, PruneOptions, PruneSummary};

@@ -177,6 +177,13 @@ fn ls_and_diff_show_databases_and_their_tables() {
     assert_eq!(r.code, 1);
     assert!(r.stderr.contains("database nope"), "{}", r.stderr);
 
+    // A snapshot of databases alone restores no files: restoring it into a folder says so.
+    let target = env.path("out");
+    let r = env.coffer(&["restore", "latest", "--target", target.to_str().unwrap()]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("only 1 database dump(s)") && r.stderr.contains("--pg-target"), "{}", r.stderr);
+    assert!(!target.exists());
+
     cluster.psql(&db, "UPDATE app.customers SET name = name || '!'");
     let b = pg(&["backup", "--json", "--pg", &cluster.url(&db)]).ok().json()["snapshot"].as_str().unwrap().to_string();
     let d = env.coffer(&["diff", &a, &b, "--json"]).ok().json();
@@ -264,4 +271,94 @@ fn usage_errors_exit_2_and_every_error_is_json_with_json() {
     assert_eq!(r.code, 1);
     assert_eq!(r.json()["error"]["kind"], "not_found");
     assert!(r.json()["error"]["message"].as_str().unwrap().contains("nosuchsnapshot"));
+}
+
+/// The README's `make install PREFIX=...` puts the binary, the manual pages
+/// and the completions where man and the shells look.
+#[test]
+fn make_install_puts_binary_pages_and_completions_under_prefix() {
+    let env = Env::empty();
+    let prefix = env.path("prefix");
+    let out = std::process::Command::new("make")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .arg("install")
+        .arg(format!("PREFIX={}", prefix.display()))
+        .arg(format!("BIN={}", bin()))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let installed = prefix.join("bin/coffer");
+    let v = std::process::Command::new(&installed).arg("--version").output().unwrap();
+    assert!(String::from_utf8_lossy(&v.stdout).contains("repository format"));
+    for page in ["share/man/man1/coffer.1", "share/man/man1/coffer-restore.1"] {
+        assert!(fs::read_to_string(prefix.join(page)).unwrap().contains(".TH"), "{page}");
+    }
+    let bash = fs::read_to_string(prefix.join("share/bash-completion/completions/coffer")).unwrap();
+    assert!(bash.contains("complete -F"));
+    assert!(fs::read_to_string(prefix.join("share/zsh/site-functions/_coffer")).unwrap().contains("#compdef coffer"));
+    assert!(fs::read_to_string(prefix.join("share/fish/vendor_completions.d/coffer.fish"))
+        .unwrap()
+        .contains("complete -c coffer"));
+}
+
+#[test]
+fn find_names_the_snapshots_holding_a_path_newest_first() {
+    let env = Env::new();
+    let src = env.path("src");
+    make_rich_tree(&src);
+    let a = env.backup_json(&[&src], &[])["snapshot"].as_str().unwrap().to_string();
+    fs::write(src.join("docs/only-in-b.txt"), b"later").unwrap();
+    let b = env.backup_json(&[&src], &[])["snapshot"].as_str().unwrap().to_string();
+
+    let j = env.coffer(&["find", "readme.md", "--json"]).ok().json();
+    let ids: Vec<&str> = j.as_array().unwrap().iter().map(|f| f["snapshot"].as_str().unwrap()).collect();
+    assert_eq!(ids, [b.as_str(), a.as_str()], "newest first");
+    assert_eq!(j[0]["entries"][0]["path"], format!("{}/docs/readme.md", stored(&src)));
+    assert_eq!(j[0]["entries"][0]["size"], 8);
+
+    let j = env.coffer(&["find", "only-in-b.txt", "--json"]).ok().json();
+    assert_eq!(j.as_array().unwrap().len(), 1);
+    assert_eq!(j[0]["snapshot"], b.as_str());
+    // A whole-path glob, limited to one snapshot.
+    let pattern = format!("{}/docs/**/*.txt", stored(&src));
+    let j = env.coffer(&["find", &pattern, "--snapshot", &a[..8], "--json"]).ok().json();
+    let paths: Vec<&str> = j[0]["entries"].as_array().unwrap().iter().map(|e| e["path"].as_str().unwrap()).collect();
+    assert_eq!(paths, [format!("{}/docs/deep/deeper/notes.txt", stored(&src))]);
+    // Nothing found: exit 1, as grep does.
+    let r = env.coffer(&["find", "no-such-name"]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("no snapshot holds"), "{}", r.stderr);
+}
+
+#[test]
+fn stats_count_what_deduplication_and_compression_made_of_the_data() {
+    let env = Env::new();
+    let src = env.path("src");
+    fs::create_dir_all(&src).unwrap();
+    // 2 MiB of random data twice under two names, and 2 MiB of zeros.
+    let random = pseudo_random(2 << 20, 3);
+    fs::write(src.join("a.bin"), &random).unwrap();
+    fs::write(src.join("b.bin"), &random).unwrap();
+    fs::write(src.join("zeros"), vec![0u8; 2 << 20]).unwrap();
+    env.backup_json(&[&src], &[]);
+    env.backup_json(&[&src], &[]);
+
+    let one = env.coffer(&["stats", "latest", "--json"]).ok().json();
+    assert_eq!(one["snapshots"], 1);
+    assert_eq!(one["logical_bytes"], 6 << 20);
+    let unique = one["unique_bytes"].as_u64().unwrap();
+    // The second copy of the random data is stored once; zeros compress to almost nothing.
+    assert!((2 << 20..(5 << 20)).contains(&unique), "{one}");
+    assert!(one["stored_bytes"].as_u64().unwrap() < (2 << 20) + (256 << 10), "{one}");
+    assert!(one["dedup_ratio"].as_f64().unwrap() > 1.2, "{one}");
+    let all = env.coffer(&["stats", "--json"]).ok().json();
+    assert_eq!(all["snapshots"], 2);
+    assert_eq!(all["logical_bytes"], 12 << 20);
+    assert_eq!(all["unique_bytes"], one["unique_bytes"], "the second snapshot added nothing");
+    assert_eq!(all["sources"][0]["snapshots"], 2);
+    assert_eq!(all["sources"][0]["files"], 6);
+    assert!(all["repository_bytes"].as_u64().unwrap() >= all["stored_bytes"].as_u64().unwrap());
+    let text = env.coffer(&["stats"]).ok().stdout;
+    assert!(text.starts_with("2 snapshots: 12.0 MiB backed up"), "{text}");
 }

@@ -2,7 +2,7 @@
 
 use coffer::{
     BackupSummary, Change, DbRestoreSummary, Diff, DrillReport, DumpKind, DumpSource, Entry, EntryKind, ForgetSummary,
-    Id, KeyInfo, Manifest, PruneSummary, RepairSummary, Repository, RestoreSummary, SnapshotInfo, Source,
+    Found, Id, KeyInfo, Manifest, PruneSummary, RepairSummary, Repository, RestoreSummary, SnapshotInfo, Source, Stats,
     VerifySummary,
 };
 use serde_json::json;
@@ -433,6 +433,56 @@ impl Output {
                     _ => name(&e.name).into_owned(),
                 };
                 outln!("{:<18} {object}{rows}", e.desc);
+            }
+        });
+    }
+
+    pub fn find(&self, found: &[Found]) {
+        self.report(found, || {
+            for f in found {
+                outln!(
+                    "snapshot {} {} {}",
+                    &f.snapshot[..8.min(f.snapshot.len())],
+                    f.time.format("%Y-%m-%d %H:%M:%S"),
+                    name(&f.host)
+                );
+                for e in &f.entries {
+                    let dir = if e.kind == EntryKind::Dir { "/" } else { "" };
+                    outln!(
+                        "  {:>10}  {}  /{}{dir}",
+                        e.size,
+                        mtime(e.mtime_ns).format("%Y-%m-%d %H:%M:%S"),
+                        name(&e.path)
+                    );
+                }
+            }
+            if found.is_empty() {
+                errln!("coffer: no snapshot holds a path matching the pattern");
+            }
+        });
+    }
+
+    pub fn stats(&self, s: &Stats) {
+        self.report(s, || {
+            outln!(
+                "{}: {} backed up, {} after deduplication ({:.1}x), {} stored after compression ({:.1}x); {} of packs in all",
+                count(s.snapshots as u64, "snapshot"),
+                bytes(s.logical_bytes),
+                bytes(s.unique_bytes),
+                s.dedup_ratio,
+                bytes(s.stored_bytes),
+                s.compression_ratio,
+                bytes(s.repository_bytes)
+            );
+            for src in &s.sources {
+                outln!(
+                    "  {}  {} in {}, {} unique, {} stored",
+                    name(&src.name),
+                    bytes(src.logical_bytes),
+                    count(src.snapshots as u64, "snapshot"),
+                    bytes(src.unique_bytes),
+                    bytes(src.stored_bytes)
+                );
             }
         });
     }

@@ -34,6 +34,8 @@ pub struct BackupOptions {
     pub paths: Vec<PathBuf>,
     pub postgres: Option<PgSources>,
     pub excludes: Vec<String>,
+    /// Folders holding a file of one of these names are left out, contents and all.
+    pub exclude_if_present: Vec<String>,
     pub one_file_system: bool,
     pub tags: Vec<String>,
     pub host: Option<String>,
@@ -50,6 +52,7 @@ impl Default for BackupOptions {
             paths: Vec::new(),
             postgres: None,
             excludes: Vec::new(),
+            exclude_if_present: Vec::new(),
             one_file_system: false,
             tags: Vec::new(),
             host: None,
@@ -213,7 +216,7 @@ fn prepare(repo: &Repository, opts: &BackupOptions, plan: &BackupPlan, progress:
     if progress.wants_total() {
         let (mut files, mut bytes) = (0, 0);
         for p in &opts.paths {
-            let (f, b) = tree::scan(p, &plan.excludes, opts.one_file_system);
+            let (f, b) = tree::scan(p, &plan.excludes, &opts.exclude_if_present, opts.one_file_system);
             files += f;
             bytes += b;
         }
@@ -350,6 +353,7 @@ fn execute(
             |emitter| {
                 let tree_opts = tree::TreeOptions {
                     excludes: &excludes,
+                    exclude_if_present: &opts.exclude_if_present,
                     one_file_system: opts.one_file_system,
                     chunker,
                     parent: parent_ref,

@@ -203,6 +203,147 @@ pub fn diff(a: (&Id, &Manifest), b: (&Id, &Manifest)) -> Diff {
     out
 }
 
+/// A path a snapshot holds that matched `find`'s pattern.
+#[derive(Debug, Serialize)]
+pub struct FoundEntry {
+    pub path: String,
+    pub kind: EntryKind,
+    pub size: u64,
+    pub mtime_ns: i64,
+}
+
+/// One snapshot's matches.
+#[derive(Debug, Serialize)]
+pub struct Found {
+    pub snapshot: String,
+    pub time: chrono::DateTime<chrono::Utc>,
+    pub host: String,
+    pub entries: Vec<FoundEntry>,
+}
+
+/// Which snapshots hold a path matching `pattern` (a glob as `--include`
+/// takes it: with a `/` it matches whole stored paths, without one any
+/// name), newest first; `only` limits the search to those snapshots. One
+/// manifest is held at a time, and of it only the matches.
+pub fn find(repo: &Repository, pattern: &str, only: &[Id]) -> Result<Vec<Found>> {
+    let patterns = crate::engine::filter::Patterns::new(&[pattern.to_string()])?;
+    let mut snapshots = repo.list_snapshots()?;
+    snapshots.reverse();
+    let mut out = Vec::new();
+    for (id, info) in snapshots {
+        if !only.is_empty() && !only.contains(&id) {
+            continue;
+        }
+        let manifest = repo.load_snapshot(&id)?;
+        let entries: Vec<FoundEntry> = manifest
+            .entries()
+            .filter(|e| patterns.matches(&e.path.0))
+            .map(|e| FoundEntry { path: e.path.display(), kind: e.kind, size: e.size, mtime_ns: e.mtime_ns })
+            .collect();
+        if !entries.is_empty() {
+            out.push(Found { snapshot: id.to_hex(), time: info.time, host: info.host, entries });
+        }
+    }
+    Ok(out)
+}
+
+/// Sizes of one source (a backed-up path, or `pg:NAME` for a dump) across
+/// the snapshots counted.
+#[derive(Debug, Default, Serialize)]
+pub struct SourceStats {
+    pub name: String,
+    /// Snapshots holding it.
+    pub snapshots: usize,
+    pub files: u64,
+    /// Bytes as backed up, every snapshot's counted.
+    pub logical_bytes: u64,
+    pub chunks: u64,
+    /// Its distinct chunks, their bytes before and after compression and encryption.
+    pub unique_chunks: u64,
+    pub unique_bytes: u64,
+    pub stored_bytes: u64,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct Stats {
+    pub snapshots: usize,
+    pub logical_bytes: u64,
+    pub unique_chunks: u64,
+    pub unique_bytes: u64,
+    /// What those chunks take in the packs (a chunk shared by two sources counts once here).
+    pub stored_bytes: u64,
+    /// logical / unique: what deduplication saves.
+    pub dedup_ratio: f64,
+    /// unique / stored: what compression saves (after encryption's overhead).
+    pub compression_ratio: f64,
+    /// Every pack stored, including data no snapshot uses until prune.
+    pub repository_bytes: u64,
+    pub sources: Vec<SourceStats>,
+}
+
+/// Sizes of one snapshot (or, with `only` None, of all), per source: what
+/// was backed up, what deduplication and compression made of it. Reads the
+/// index and each manifest counted, one at a time.
+pub fn stats(repo: &Repository, only: Option<&Id>) -> Result<Stats> {
+    let index = repo.load_index()?;
+    let ids: Vec<Id> = match only {
+        Some(id) => vec![*id],
+        None => repo.list_snapshots()?.into_iter().map(|(id, _)| id).collect(),
+    };
+    let mut out = Stats { snapshots: ids.len(), ..Default::default() };
+    let mut all = HashSet::new();
+    let mut per: BTreeMapStats = Default::default();
+    for id in &ids {
+        let m = repo.load_snapshot(id)?;
+        for source in &m.sources {
+            let (name, files, bytes, chunks): (String, u64, u64, Vec<&Id>) = match source {
+                crate::format::manifest::Source::Tree(t) => {
+                    let files = t.entries.iter().filter(|e| e.kind == EntryKind::File);
+                    let (n, b) = files.clone().fold((0, 0), |(n, b), e| (n + 1, b + e.size));
+                    (t.path.display(), n, b, files.flat_map(|e| e.chunks.iter()).collect())
+                }
+                crate::format::manifest::Source::Postgres(d) => {
+                    (format!("pg:{}", d.name), 0, d.size, d.chunks.iter().collect())
+                }
+            };
+            let (st, seen) = per
+                .entry(name.clone())
+                .or_insert_with(|| (SourceStats { name: name.clone(), ..Default::default() }, HashSet::new()));
+            st.snapshots += 1;
+            st.files += files;
+            st.logical_bytes += bytes;
+            out.logical_bytes += bytes;
+            for c in chunks {
+                st.chunks += 1;
+                let Some((_, loc)) = index.get(c) else {
+                    return Err(Error::corrupt(
+                        format!("snapshot {}", id.short()),
+                        format!("chunk {} is in no pack", c.short()),
+                    ));
+                };
+                if seen.insert(*c) {
+                    st.unique_chunks += 1;
+                    st.unique_bytes += u64::from(loc.size);
+                    st.stored_bytes += u64::from(loc.length);
+                }
+                if all.insert(*c) {
+                    out.unique_chunks += 1;
+                    out.unique_bytes += u64::from(loc.size);
+                    out.stored_bytes += u64::from(loc.length);
+                }
+            }
+        }
+    }
+    let ratio = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
+    out.dedup_ratio = ratio(out.logical_bytes, out.unique_bytes);
+    out.compression_ratio = ratio(out.unique_bytes, out.stored_bytes);
+    out.repository_bytes = index.packs().iter().map(|(_, size)| size).sum();
+    out.sources = per.into_values().map(|(s, _)| s).collect();
+    Ok(out)
+}
+
+type BTreeMapStats = std::collections::BTreeMap<String, (SourceStats, HashSet<Id>)>;
+
 /// Writes one file's bytes of a snapshot to `out`, in order, each chunk
 /// checked before it is written (its keyed id) and the whole file against
 /// the manifest's digest at its end. A file that fails the check has had

@@ -18,6 +18,8 @@ use std::path::{Component, Path, PathBuf};
 
 pub struct TreeOptions<'a> {
     pub excludes: &'a Patterns,
+    /// Marker names (`.nobackup`, `CACHEDIR.TAG`): a folder holding one is left out.
+    pub exclude_if_present: &'a [String],
     pub one_file_system: bool,
     pub chunker: ChunkerParams,
     /// Files of the parent snapshot by path: unchanged ones are not re-read.
@@ -100,12 +102,19 @@ struct Walker<'a> {
     expand: Option<(PathBuf, RawPath)>,
     errors: std::collections::VecDeque<String>,
     excludes: &'a Patterns,
+    markers: &'a [String],
     one_file_system: bool,
     root_dev: u64,
 }
 
 impl<'a> Walker<'a> {
-    fn new(root: &Path, stored: RawPath, excludes: &'a Patterns, one_file_system: bool) -> Result<Walker<'a>> {
+    fn new(
+        root: &Path,
+        stored: RawPath,
+        excludes: &'a Patterns,
+        markers: &'a [String],
+        one_file_system: bool,
+    ) -> Result<Walker<'a>> {
         let meta = fs::symlink_metadata(root).map_err(|e| Error::io(root, e))?;
         Ok(Walker {
             root_dev: meta.dev(),
@@ -113,6 +122,7 @@ impl<'a> Walker<'a> {
             expand: None,
             errors: Default::default(),
             excludes,
+            markers,
             one_file_system,
         })
     }
@@ -131,10 +141,18 @@ impl<'a> Walker<'a> {
             }
             let child_fs = fs_path.join(&name);
             match fs::symlink_metadata(&child_fs) {
+                Ok(m) if m.is_dir() && self.marked(&child_fs) => {}
                 Ok(m) => self.stack.push((child_fs, child_path, m)),
                 Err(e) => self.errors.push_back(format!("{}: {e}", child_fs.display())),
             }
         }
+    }
+}
+
+impl Walker<'_> {
+    /// Does the folder hold one of the marker files (a symlink counts)?
+    fn marked(&self, dir: &Path) -> bool {
+        self.markers.iter().any(|m| fs::symlink_metadata(dir.join(m)).is_ok())
     }
 }
 
@@ -159,7 +177,7 @@ impl Iterator for Walker<'_> {
 /// Walks one source path, emitting its items.
 pub fn walk(root: &Path, opts: &TreeOptions<'_>, emit: &mut dyn FnMut(SourceItem) -> Result<()>) -> Result<()> {
     let stored = stored_root(root)?;
-    let walker = Walker::new(root, stored.clone(), opts.excludes, opts.one_file_system)?;
+    let walker = Walker::new(root, stored.clone(), opts.excludes, opts.exclude_if_present, opts.one_file_system)?;
     emit(SourceItem::Begin(stored))?;
     let mut chunker = Chunker::new(opts.chunker);
     // The first name seen of each file with several: later names are stored as its hard links.
@@ -211,8 +229,9 @@ pub fn walk(root: &Path, opts: &TreeOptions<'_>, emit: &mut dyn FnMut(SourceItem
 
 /// Files and bytes below `root` as `walk` would see them (for an ETA).
 /// Unreadable parts are skipped silently: `walk` reports them.
-pub fn scan(root: &Path, excludes: &Patterns, one_file_system: bool) -> (u64, u64) {
-    let Ok(walker) = stored_root(root).and_then(|stored| Walker::new(root, stored, excludes, one_file_system)) else {
+pub fn scan(root: &Path, excludes: &Patterns, markers: &[String], one_file_system: bool) -> (u64, u64) {
+    let walker = stored_root(root).and_then(|stored| Walker::new(root, stored, excludes, markers, one_file_system));
+    let Ok(walker) = walker else {
         return (0, 0);
     };
     let (mut files, mut bytes) = (0, 0);
