@@ -81,9 +81,9 @@ fn retention_keeps_exactly_the_expected_snapshots() {
     assert_eq!(j["groups"].as_array().unwrap().len(), 1);
     assert_eq!(j["removed"], 0);
 
-    // An empty policy is refused rather than forgetting everything.
+    // An empty policy is refused rather than forgetting everything: a usage error (exit 2).
     let r = env.coffer(&["forget"]);
-    assert_eq!(r.code, 1);
+    assert_eq!(r.code, 2);
     assert!(r.stderr.contains("no keep policy"), "{}", r.stderr);
 
     // The real run deletes exactly the manifests the dry run listed, and
