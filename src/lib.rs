@@ -33,18 +33,19 @@ pub use format::manifest::{
     DumpKind, DumpSource, Entry, EntryKind, Manifest, SnapshotInfo, Source, SourceInfo, SourceKind, Summary, TreeSource,
 };
 pub use format::{Config, FORMAT_VERSION};
-pub use ops::backup::{backup, BackupOptions, BackupSummary, NoProgress, PgSources, Progress};
+pub use ops::backup::{backup, BackupOptions, BackupSummary, PgSources};
 pub use ops::browse::{
     diff, dump_file, find, list, stats, stored_path, Change, Diff, DumpChange, EntryChange, Found, FoundEntry,
     SourceStats, Stats,
 };
 pub use ops::drill::{drill, DrillOptions, DrillReport};
 pub use ops::forget::{apply_policy, forget, ForgetGroup, ForgetOptions, ForgetSummary, KeepPolicy};
+pub use ops::progress::{NoProgress, Progress};
 pub use ops::prune::{prune, PruneOptions, PruneSummary};
 pub use ops::repair::{repair, RepairOptions, RepairSummary, RepairedSnapshot};
-pub use ops::restore::{restore, RestoreOptions, RestoreSummary};
+pub use ops::restore::{restore, restore_with, RestoreOptions, RestoreSummary};
 pub use ops::restore_pg::{restore_databases, DbRestoreOptions, DbRestoreSummary, DbRestored, DbTarget};
-pub use ops::verify::{verify, ReadData, VerifyOptions, VerifySummary};
+pub use ops::verify::{verify, verify_with, ReadData, VerifyOptions, VerifySummary};
 pub use pg::{PgConnection, Timeouts as PgTimeouts, Toc, TocEntry};
 pub use repo::lock::{list_locks, unlock, Lock, LockInfo};
 pub use repo::{KeyInfo, Repository};

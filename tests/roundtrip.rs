@@ -314,8 +314,8 @@ fn a_progress_line_on_a_terminal_and_none_without_one() {
     assert!(!r.stderr.contains("ETA") && !r.stdout.contains("ETA"), "{}", r.stderr);
     assert!(r.stderr.contains("opened repository") && r.stderr.contains("no parent snapshot"), "-v logs: {}", r.stderr);
 
-    // On a terminal (script gives coffer a pseudo-terminal): files, bytes of
-    // the total, throughput, ETA.
+    // On a terminal (script gives coffer a pseudo-terminal): a bar, the
+    // percentage, bytes and files of the totals, throughput, ETA.
     let cmd = format!("{} backup --force {}", bin(), src.display());
     let r: Run = {
         let mut c = std::process::Command::new("script");
@@ -326,7 +326,12 @@ fn a_progress_line_on_a_terminal_and_none_without_one() {
         c.output().unwrap().into()
     };
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
-    assert!(r.stdout.contains("files") && r.stdout.contains("of 96.0 MiB") && r.stdout.contains("ETA"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("/2 files") && r.stdout.contains("/96.00 MiB") && r.stdout.contains("ETA"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("100%") && !r.stdout.contains("3/2 files"), "{}", r.stdout);
     assert!(r.stdout.contains("snapshot") && r.stdout.contains("saved"));
 }
 

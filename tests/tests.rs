@@ -25,6 +25,7 @@ mod passphrase;
 mod postgres;
 mod postgres_trust;
 mod profile;
+mod progress;
 mod prune;
 mod repair;
 mod restore_safety;

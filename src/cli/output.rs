@@ -741,30 +741,60 @@ impl Output {
     }
 }
 
-/// A progress line on a TTY (files, bytes, throughput, ETA); nothing otherwise.
+/// A live line on a terminal (stderr) while a command works: a bar, the
+/// percentage, bytes of the total, items of the total, rate and ETA
+/// (h:mm:ss) when the totals are known; a spinner with what was done so far
+/// when they are not (a database dump). Nothing at all without a terminal.
+/// Fits 80 columns.
 pub struct ProgressBar {
     bar: Option<indicatif::ProgressBar>,
-    bytes: std::sync::atomic::AtomicU64,
-    total: std::sync::atomic::AtomicU64,
+    state: std::sync::Mutex<BarState>,
+}
+
+#[derive(Default)]
+struct BarState {
+    unit: &'static str,
+    items: u64,
+    done: u64,
+    bytes_known: bool,
+    bytes: u64,
 }
 
 impl ProgressBar {
+    /// Drawn only when `enabled` (a terminal, neither --json nor --quiet).
     pub fn new(enabled: bool) -> Self {
         let bar = enabled.then(|| {
             let bar = indicatif::ProgressBar::new_spinner();
-            if let Ok(style) = indicatif::ProgressStyle::with_template("{spinner} {pos} files  {msg}  {elapsed}") {
-                bar.set_style(style);
-            }
             bar.enable_steady_tick(std::time::Duration::from_millis(200));
             bar
         });
-        ProgressBar { bar, bytes: Default::default(), total: Default::default() }
+        ProgressBar { bar, state: Default::default() }
+    }
+
+    /// For commands whose output is the terminal's: on when stderr is one.
+    pub fn for_terminal(out: &Output) -> Self {
+        use std::io::IsTerminal;
+        ProgressBar::new(!out.json && !out.quiet && std::io::stderr().is_terminal())
     }
 
     pub fn finish(&self) {
         if let Some(b) = &self.bar {
             b.finish_and_clear();
         }
+    }
+
+    fn message(st: &BarState) -> String {
+        match (st.items, st.bytes_known) {
+            (0, false) => format!("{} {}, {}", st.done, st.unit, bytes(st.bytes)),
+            (0, true) => format!("{} {}", st.done, st.unit),
+            (n, _) => format!("{}/{n} {}", st.done, st.unit),
+        }
+    }
+}
+
+impl Drop for ProgressBar {
+    fn drop(&mut self) {
+        self.finish();
     }
 }
 
@@ -773,30 +803,50 @@ impl coffer::Progress for ProgressBar {
         self.bar.is_some()
     }
 
-    fn total(&self, _files: u64, total: u64) {
-        self.total.store(total, std::sync::atomic::Ordering::Relaxed);
-    }
-
-    fn bytes_read(&self, n: u64) {
-        use std::sync::atomic::Ordering::Relaxed;
+    fn start(&self, unit: &'static str, items: u64, total_bytes: u64) {
         let Some(b) = &self.bar else { return };
-        let done = self.bytes.fetch_add(n, Relaxed) + n;
-        let total = self.total.load(Relaxed);
-        let rate = done as f64 / b.elapsed().as_secs_f64().max(0.001);
-        let of = if total > 0 { format!(" of {}", bytes(total)) } else { String::new() };
-        // Dumps are not in the total: past it, no ETA.
-        let eta = if total > done && rate > 0.0 {
-            format!("  ETA {}s", ((total - done) as f64 / rate).ceil() as u64)
-        } else {
-            String::new()
+        let Ok(mut st) = self.state.lock() else { return };
+        *st = BarState { unit, items, done: 0, bytes_known: total_bytes > 0, bytes: 0 };
+        let (template, len) = match (total_bytes, items) {
+            (0, 0) => ("{spinner} {msg}  {binary_bytes_per_sec}  {elapsed_precise}", None),
+            (0, n) => ("{bar:16} {percent:>3}%  {msg}  ETA {eta_precise}", Some(n)),
+            (t, _) => (
+                "{bar:12} {percent:>3}% {binary_bytes}/{binary_total_bytes}  {msg}  {binary_bytes_per_sec}  ETA {eta_precise}",
+                Some(t),
+            ),
         };
-        b.set_message(format!("{}{of}  {}/s{eta}", bytes(done), bytes(rate as u64)));
+        if let Ok(style) = indicatif::ProgressStyle::with_template(template) {
+            b.set_style(style.progress_chars("=> "));
+        }
+        b.reset();
+        match len {
+            Some(n) => b.set_length(n),
+            None => b.unset_length(),
+        }
+        b.set_message(Self::message(&st));
     }
 
-    fn file_done(&self) {
-        if let Some(b) = &self.bar {
+    fn bytes_done(&self, n: u64) {
+        let Some(b) = &self.bar else { return };
+        let Ok(mut st) = self.state.lock() else { return };
+        st.bytes += n;
+        if st.bytes_known {
+            b.inc(n);
+        } else if st.items == 0 {
+            // Spinner: the rate needs the position to move, the message says the amount.
+            b.inc(n);
+            b.set_message(Self::message(&st));
+        }
+    }
+
+    fn item_done(&self) {
+        let Some(b) = &self.bar else { return };
+        let Ok(mut st) = self.state.lock() else { return };
+        st.done += 1;
+        if !st.bytes_known && st.items > 0 {
             b.inc(1);
         }
+        b.set_message(Self::message(&st));
     }
 }
 

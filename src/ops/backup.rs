@@ -10,6 +10,7 @@ use crate::error::{Error, Result};
 use crate::format::encoding::{Id, RawPath};
 use crate::format::manifest::{DumpKind, DumpSource, Entry, EntryKind, Manifest, Source, Summary, TreeSource};
 use crate::format::{Index, PackEntry, PackWriter};
+use crate::ops::progress::Progress;
 use crate::pg::PgConnection;
 use crate::repo::Repository;
 use crate::source::{postgres, tree, SourceItem};
@@ -81,21 +82,6 @@ pub struct BackupSummary {
     /// again), lock objects that cannot be read.
     pub warnings: Vec<String>,
 }
-
-/// Progress callbacks; the CLI draws a bar from them.
-pub trait Progress: Sync {
-    /// Does it want `total` (a pre-scan of the trees' sizes, for an ETA)?
-    fn wants_total(&self) -> bool {
-        false
-    }
-    /// Files and bytes the trees hold (dumps are not included: unknown ahead).
-    fn total(&self, _files: u64, _bytes: u64) {}
-    fn bytes_read(&self, _n: u64) {}
-    fn file_done(&self) {}
-}
-
-pub struct NoProgress;
-impl Progress for NoProgress {}
 
 enum Done {
     Pass(SourceItem),
@@ -213,14 +199,17 @@ struct Base {
 fn prepare(repo: &Repository, opts: &BackupOptions, plan: &BackupPlan, progress: &dyn Progress) -> Result<Base> {
     // Shared: backups run side by side, but prune waits for all of them.
     let lock = if opts.dry_run { None } else { Some(crate::repo::lock::Lock::acquire(repo, false)?) };
-    if progress.wants_total() {
+    if progress.wants_total() && !plan.dumps.is_empty() {
+        // A dump's size is not known ahead: files and bytes are counted as they go.
+        progress.start("files", 0, 0);
+    } else if progress.wants_total() {
         let (mut files, mut bytes) = (0, 0);
         for p in &opts.paths {
             let (f, b) = tree::scan(p, &plan.excludes, &opts.exclude_if_present, opts.one_file_system);
             files += f;
             bytes += b;
         }
-        progress.total(files, bytes);
+        progress.start("files", files, bytes);
     }
     let mut index = repo.load_index()?;
     // Deduplicate only against chunks whose packs are really there (one
@@ -346,7 +335,7 @@ fn execute(
     let run_result = pipeline::with_helper(1, upload, |pack_tx| {
         collector.pack_tx = Some(pack_tx);
         let parent_ref = (!parent_files.is_empty()).then_some(&parent_files);
-        let on_bytes = |n: u64| progress.bytes_read(n);
+        let on_bytes = |n: u64| progress.bytes_done(n);
         let result = pipeline::run(
             opts.workers,
             window,
@@ -370,8 +359,11 @@ fn execute(
                 };
                 for p in &opts.paths {
                     tree::walk(p, &tree_opts, &mut |item| {
-                        if matches!(item, SourceItem::Entry(_) | SourceItem::FileStart(_)) {
-                            progress.file_done();
+                        // Files only: the total counts files.
+                        if matches!(&item, SourceItem::FileStart(_))
+                            || matches!(&item, SourceItem::Entry(e) if e.kind == EntryKind::File)
+                        {
+                            progress.item_done();
                         }
                         let w = weight(&item);
                         batch.push(item, w)

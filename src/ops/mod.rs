@@ -6,6 +6,7 @@ pub mod backup;
 pub mod browse;
 pub mod drill;
 pub mod forget;
+pub mod progress;
 pub mod prune;
 pub mod repair;
 pub mod restore;

@@ -77,6 +77,16 @@ struct Fetched<'a> {
 }
 
 pub fn restore(repo: &Repository, snapshot: &Id, opts: &RestoreOptions) -> Result<RestoreSummary> {
+    restore_with(repo, snapshot, opts, &crate::ops::progress::NoProgress)
+}
+
+/// `restore`, reporting each file and its bytes to `progress`.
+pub fn restore_with(
+    repo: &Repository,
+    snapshot: &Id,
+    opts: &RestoreOptions,
+    progress: &dyn crate::ops::progress::Progress,
+) -> Result<RestoreSummary> {
     let started = Instant::now();
     let manifest = repo.load_snapshot(snapshot)?;
     manifest.validate().map_err(|(path, reason)| Error::UnsafeEntry { snapshot: snapshot.to_hex(), path, reason })?;
@@ -91,7 +101,9 @@ pub fn restore(repo: &Repository, snapshot: &Id, opts: &RestoreOptions) -> Resul
         dirs.dir(&components(&e.path.0))?;
         summary.dirs += 1;
     }
-    let inodes = write_files(repo, &index, &plan, &mut dirs, opts, owner, &mut summary)?;
+    let total: u64 = plan.files.iter().map(|(e, _)| e.size).sum();
+    progress.start("files", plan.files.len() as u64, total);
+    let inodes = write_files(repo, &index, &plan, &mut dirs, opts, progress, &mut summary)?;
     link_files(&plan, &mut dirs, &inodes, opts, &mut summary)?;
     make_symlinks(&plan, &mut dirs, opts, owner, &mut summary)?;
     // Folders' modes and times last: writing into them changed their times.
@@ -194,9 +206,10 @@ fn write_files(
     plan: &RestorePlan<'_>,
     dirs: &mut Target,
     opts: &RestoreOptions,
-    owner: bool,
+    progress: &dyn crate::ops::progress::Progress,
     summary: &mut RestoreSummary,
 ) -> Result<HashMap<Vec<u8>, u64>> {
+    let owner = crate::is_root();
     // Twice the backup's window: most restored files are one small chunk,
     // and a worker held up on a large one should not leave the other idle
     // (an A/B in docs/BENCHMARKS.md, "Measurements in the code's choices").
@@ -255,6 +268,7 @@ fn write_files(
         |Fetched { file, data, last }| {
             if let Some(data) = data {
                 chunks_done += 1;
+                progress.bytes_done(data.len() as u64);
                 checker.add(data);
             }
             if last {
@@ -262,6 +276,7 @@ fn write_files(
                 // references: this one is the last.
                 bytes_done += checker.finish(file)?;
                 files_done += 1;
+                progress.item_done();
             }
             Ok(())
         },

@@ -51,6 +51,16 @@ pub struct VerifySummary {
 }
 
 pub fn verify(repo: &Repository, only: Option<&Id>, opts: &VerifyOptions) -> Result<VerifySummary> {
+    verify_with(repo, only, opts, &crate::ops::progress::NoProgress)
+}
+
+/// `verify`, reporting the manifests checked and the packs read to `progress`.
+pub fn verify_with(
+    repo: &Repository,
+    only: Option<&Id>,
+    opts: &VerifyOptions,
+    progress: &dyn crate::ops::progress::Progress,
+) -> Result<VerifySummary> {
     // A prune beside verify replaces the indexes and deletes packs: what
     // looked missing then is checked again against the indexes as they are
     // now, and only what is still wrong is reported.
@@ -60,14 +70,19 @@ pub fn verify(repo: &Repository, only: Option<&Id>, opts: &VerifyOptions) -> Res
         Ok(v)
     };
     let indexes_before = indexes()?;
-    let first = verify_once(repo, only, opts)?;
+    let first = verify_once(repo, only, opts, progress)?;
     if first.errors.is_empty() || indexes()? == indexes_before {
         return Ok(first);
     }
-    verify_once(repo, only, opts)
+    verify_once(repo, only, opts, progress)
 }
 
-fn verify_once(repo: &Repository, only: Option<&Id>, opts: &VerifyOptions) -> Result<VerifySummary> {
+fn verify_once(
+    repo: &Repository,
+    only: Option<&Id>,
+    opts: &VerifyOptions,
+    progress: &dyn crate::ops::progress::Progress,
+) -> Result<VerifySummary> {
     let started = std::time::Instant::now();
     let read_data = opts.read_data;
     let mut s = VerifySummary::default();
@@ -117,7 +132,9 @@ fn verify_once(repo: &Repository, only: Option<&Id>, opts: &VerifyOptions) -> Re
         None => repo.list_ids(Kind::Snapshot)?,
     };
     let mut needed_packs: Vec<Id> = Vec::new();
+    progress.start("snapshots", snapshot_ids.len() as u64, 0);
     for id in &snapshot_ids {
+        progress.item_done();
         s.snapshots += 1;
         match repo.load_snapshot(id) {
             Ok(m) => {
@@ -175,11 +192,16 @@ fn verify_once(repo: &Repository, only: Option<&Id>, opts: &VerifyOptions) -> Re
             to_read.truncate(n.min(to_read.len()));
         }
     }
+    if !to_read.is_empty() {
+        progress.start("packs", to_read.len() as u64, to_read.iter().map(|p| p.size).sum());
+    }
     for p in to_read {
         s.packs_read += 1;
         if let Err(e) = check_pack(repo, p, &mut s.chunks_checked) {
             bad.push((p.id, e.to_string()));
         }
+        progress.bytes_done(p.size);
+        progress.item_done();
     }
     // Each bad pack with the snapshots it breaks.
     let bad_ids: HashSet<Id> = bad.iter().map(|(id, _)| *id).collect();

@@ -6,7 +6,6 @@ use crate::cli::output::{self, Output};
 use crate::cli::{exit, Usage};
 use anyhow::Result;
 use clap::Args;
-use std::io::IsTerminal;
 use std::path::PathBuf;
 
 #[derive(Args)]
@@ -115,7 +114,7 @@ pub fn run(cli: &Cli, a: &BackupArgs, out: &Output) -> Result<u8> {
         compression_level: a.compression,
         workers: coffer::default_workers(),
     };
-    let bar = output::ProgressBar::new(!cli.json && !cli.quiet && std::io::stderr().is_terminal());
+    let bar = output::ProgressBar::for_terminal(out);
     let summary = coffer::backup(&repo, &opts, &bar)?;
     bar.finish();
     if cli.verbose {

@@ -106,7 +106,9 @@ pub fn run(cli: &Cli, a: &RestoreArgs, out: &Output) -> Result<u8> {
         dry_run: a.dry_run,
         workers: coffer::default_workers(),
     };
-    let summary = coffer::restore(&repo, &id, &opts)?;
+    let bar = crate::cli::output::ProgressBar::for_terminal(out);
+    let summary = coffer::restore_with(&repo, &id, &opts, &bar)?;
+    bar.finish();
     out.restore(&summary, &target);
     Ok(exit::OK)
 }

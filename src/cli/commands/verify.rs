@@ -35,7 +35,9 @@ pub fn run(cli: &Cli, a: &VerifyArgs, out: &Output) -> Result<u8> {
         _ => ReadData::None,
     };
     let opts = coffer::VerifyOptions { read_data: read, max_age: a.max_age, tags: a.tag.clone() };
-    let summary = coffer::verify(&repo, only.as_ref(), &opts)?;
+    let bar = crate::cli::output::ProgressBar::for_terminal(out);
+    let summary = coffer::verify_with(&repo, only.as_ref(), &opts, &bar)?;
+    bar.finish();
     for e in &summary.errors {
         errln!("coffer: error: {e}");
     }

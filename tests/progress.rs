@@ -1,0 +1,65 @@
+//! The live progress line: drawn on a terminal (a pseudo-terminal made by
+//! script(1)), absent when stderr is a pipe or a file.
+
+use crate::common::*;
+
+/// Runs coffer with `args` on a pseudo-terminal; everything it drew.
+fn on_a_terminal(env: &Env, args: &[&str]) -> String {
+    let cmd = std::iter::once(bin().to_string())
+        .chain(args.iter().map(|a| format!("'{}'", a.replace('\'', "'\\''"))))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut c = std::process::Command::new("script");
+    c.args(["-qefc", &cmd, "/dev/null"]).stdin(std::process::Stdio::null());
+    // The environment `command` sets (repository, passphrase).
+    let inner = env.command();
+    for (k, v) in inner.get_envs() {
+        match v {
+            Some(v) => c.env(k, v),
+            None => c.env_remove(k),
+        };
+    }
+    let out = c.output().expect("script(1)");
+    assert!(
+        out.status.success(),
+        "{cmd}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn restore_verify_and_backup_draw_a_progress_line_on_a_terminal_only() {
+    let env = Env::new();
+    let src = env.path("src");
+    make_rich_tree(&src);
+    let drawn = on_a_terminal(&env, &["backup", src.to_str().unwrap()]);
+    assert!(drawn.contains("files") && drawn.contains('%') && drawn.contains("ETA"), "backup: {drawn:?}");
+
+    let target = env.path("out");
+    let drawn = on_a_terminal(&env, &["restore", "latest", "--target", target.to_str().unwrap()]);
+    // A bar, the percentage, bytes of the total, files of the total, then the summary.
+    let files = walk_all(&src).iter().filter(|p| p.symlink_metadata().unwrap().is_file()).count();
+    assert!(drawn.contains("100%") && drawn.contains("MiB/3.00 MiB"), "restore: {drawn:?}");
+    assert!(drawn.contains(&format!(" {files}/{files} files")), "restore: {drawn:?}");
+    assert!(drawn.contains(&format!("restored {files} files")), "the summary follows: {drawn:?}");
+
+    let drawn = on_a_terminal(&env, &["verify", "--read-data"]);
+    assert!(drawn.contains("snapshots") && drawn.contains("packs") && drawn.contains('%'), "verify: {drawn:?}");
+
+    // Without a terminal: the summary alone, not one escape code or carriage return.
+    for args in [
+        vec!["restore", "latest", "--target", env.path("out2").to_str().unwrap().to_string().leak()],
+        vec!["verify", "--read-data"],
+        vec!["backup", src.to_str().unwrap()],
+    ] {
+        let r = env.coffer(&args).ok();
+        for text in [&r.stdout, &r.stderr] {
+            assert!(!text.contains('\x1b') && !text.contains('\r'), "{args:?}: {text:?}");
+        }
+    }
+    // --quiet and --json draw nothing even on a terminal.
+    let drawn = on_a_terminal(&env, &["verify", "--read-data", "--quiet"]);
+    assert!(!drawn.contains('%'), "{drawn:?}");
+}
