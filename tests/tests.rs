@@ -9,6 +9,7 @@ mod common;
 mod backend_contract;
 mod browse;
 mod crash;
+mod cron_recipe;
 mod dedup;
 mod dry_run;
 mod fixture_repo;

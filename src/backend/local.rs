@@ -10,11 +10,66 @@ use std::path::{Path, PathBuf};
 
 pub struct Local {
     root: PathBuf,
+    /// The repository folder's owner, when coffer runs as root and the
+    /// folder belongs to someone else (`owner`).
+    owner: std::sync::OnceLock<Option<(u32, u32)>>,
 }
 
 impl Local {
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        Local { root: root.into() }
+        Local { root: root.into(), owner: std::sync::OnceLock::new() }
+    }
+
+    /// Run as root in a repository that belongs to another user (the cron
+    /// job's), what coffer creates gets that user as owner: otherwise a
+    /// root-run `key passwd` or emergency backup would leave objects the
+    /// job cannot read. Ownership that cannot be given fails the write,
+    /// naming the object: a repository half its owner's is a failure in waiting.
+    fn owner(&self) -> Option<(u32, u32)> {
+        *self.owner.get_or_init(|| {
+            use std::os::unix::fs::MetadataExt;
+            if !crate::is_root() {
+                return None;
+            }
+            let m = fs::metadata(&self.root).ok()?;
+            (m.uid() != 0 || m.gid() != 0).then_some((m.uid(), m.gid()))
+        })
+    }
+
+    /// Gives `path` (a folder or object coffer just made) the repository's owner.
+    fn adopt(&self, path: &Path, file: Option<&File>) -> BackendResult<()> {
+        use std::os::unix::fs::MetadataExt;
+        let Some((uid, gid)) = self.owner() else { return Ok(()) };
+        let ids = (Some(rustix::fs::Uid::from_raw(uid)), Some(rustix::fs::Gid::from_raw(gid)));
+        let done = match file {
+            Some(f) => rustix::fs::fchown(f, ids.0, ids.1),
+            None => match fs::symlink_metadata(path) {
+                Ok(m) if m.uid() == uid && m.gid() == gid => Ok(()),
+                _ => rustix::fs::chown(path, ids.0, ids.1),
+            },
+        };
+        done.map_err(|e| BackendError::Io {
+            path: path.display().to_string(),
+            source: std::io::Error::other(format!(
+                "cannot give it the repository's owner {uid}:{gid} (coffer runs as root): {e}"
+            )),
+        })
+    }
+
+    /// `create_dir_all`, each folder made below the repository's given its owner.
+    fn make_dirs(&self, dir: &Path) -> BackendResult<()> {
+        fs::create_dir_all(dir).map_err(|e| Self::io(dir, e))?;
+        if self.owner().is_some() {
+            let mut d = dir;
+            while d != self.root && d.starts_with(&self.root) {
+                self.adopt(d, None)?;
+                match d.parent() {
+                    Some(p) => d = p,
+                    None => break,
+                }
+            }
+        }
+        Ok(())
     }
 
     fn path(&self, kind: Kind, name: &str) -> PathBuf {
@@ -41,8 +96,7 @@ impl Backend for Local {
 
     fn create(&self) -> BackendResult<()> {
         for dir in ["keys", "data", "index", "snapshots", "locks"] {
-            let p = self.root.join(dir);
-            fs::create_dir_all(&p).map_err(|e| Self::io(&p, e))?;
+            self.make_dirs(&self.root.join(dir))?;
         }
         Ok(())
     }
@@ -67,10 +121,11 @@ impl Backend for Local {
     fn put(&self, kind: Kind, name: &str, data: &[u8]) -> BackendResult<()> {
         let path = self.path(kind, name);
         let dir = path.parent().unwrap_or(&self.root).to_path_buf();
-        fs::create_dir_all(&dir).map_err(|e| Self::io(&dir, e))?;
+        self.make_dirs(&dir)?;
         // Named only once written and synced; where a temporary name is
         // needed (no O_TMPFILE) it is a dot-file, which `list` skips.
         let tmp = AtomicFile::new_in(&dir).map_err(|e| Self::io(&dir, e))?;
+        self.adopt(&path, Some(tmp.as_file()))?;
         tmp.as_file().write_all(data).map_err(|e| Self::io(&path, e))?;
         tmp.as_file().sync_all().map_err(|e| Self::io(&path, e))?;
         tmp.persist_path(&path).map_err(|e| Self::io(&path, e))?;

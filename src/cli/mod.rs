@@ -190,6 +190,9 @@ fn hint(e: &anyhow::Error) -> Option<&'static str> {
         Error::SourceFailed { message, .. } if message.contains("lock wait timeout") => Some(
             "another session holds a lock on a table; find it in pg_locks, or wait longer with --pg-lock-wait-timeout",
         ),
+        Error::SourceFailed { message, .. } if message.contains("permission denied for large object") => Some(
+            "pg_read_all_data does not cover large objects: GRANT SELECT ON LARGE OBJECT to the backup role (docs/OPERATIONS.md)",
+        ),
         Error::SourceFailed { message, .. } if message.contains("row-level security") => {
             Some("the backup role must bypass row-level security: ALTER ROLE ... BYPASSRLS (docs/OPERATIONS.md)")
         }

@@ -1,0 +1,183 @@
+//! docs/OPERATIONS.md's set-up, nightly cron job and passphrase rotation,
+//! run as written: the set-up as root, each cron line as the unprivileged
+//! user it names, in cron's environment (`env -i`, PATH=/usr/bin:/bin, no
+//! terminal). What the test changes, and only that: every absolute path of
+//! the recipe lives under a temporary root folder, the user is a throwaway
+//! one, the database host is a throwaway cluster, and the cron environment
+//! names the configuration file (COFFER_CONFIG), which is not in /etc here.
+
+use crate::common::pg::Cluster;
+use crate::common::*;
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::process::{Command, Stdio};
+
+fn operations_md() -> String {
+    fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/OPERATIONS.md")).unwrap()
+}
+
+/// The first fenced block after `heading` (its body), fenced with ```lang.
+fn block(doc: &str, heading: &str, lang: &str) -> String {
+    let at = doc.find(heading).unwrap_or_else(|| panic!("OPERATIONS.md has no {heading:?}"));
+    let fence = format!("```{lang}\n");
+    let start = at + doc[at..].find(&fence).unwrap_or_else(|| panic!("no ```{lang} after {heading:?}")) + fence.len();
+    let end = start + doc[start..].find("\n```").unwrap();
+    doc[start..end].to_string()
+}
+
+struct User(String);
+
+impl Drop for User {
+    fn drop(&mut self) {
+        let _ = Command::new("userdel").arg(&self.0).status();
+    }
+}
+
+/// Runs a shell text as root, failing the test with its output if it fails.
+fn as_root(script: &str, envs: &[(&str, String)]) {
+    let mut c = Command::new("bash");
+    c.args(["-euo", "pipefail", "-c", script]).stdin(Stdio::null());
+    for (k, v) in envs {
+        c.env(k, v);
+    }
+    let out = c.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{script}\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn the_set_up_cron_job_and_rotation_of_operations_md_work_as_written() {
+    if !coffer::is_root() {
+        eprintln!("skipped: the recipe creates a user and runs as root");
+        return;
+    }
+    let doc = operations_md();
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_path_buf();
+    fs::set_permissions(&root, fs::Permissions::from_mode(0o755)).unwrap();
+    let r = root.display().to_string();
+    let user = User(format!("cofr{}", std::process::id() % 100_000));
+    let u = user.0.clone();
+    let cluster = Cluster::start();
+    let sub = |text: &str| -> String {
+        text.replace("/usr/local", &format!("{r}/usr/local"))
+            .replace("/var/lib/coffer", &format!("{r}/var/lib/coffer"))
+            .replace("/srv/", &format!("{r}/srv/"))
+            .replace("\"/srv", &format!("\"{r}/srv"))
+            .replace("/etc/coffer", &format!("{r}/etc/coffer"))
+            .replace("/root/ops-passphrase", &format!("{r}/root-ops-passphrase"))
+            .replace("-u coffer ", &format!("-u {u} "))
+            .replace("-o coffer", &format!("-o {u}"))
+            .replace("-g coffer", &format!("-g {u}"))
+            .replace("chgrp coffer ", &format!("chgrp {u} "))
+            .replace("db1.internal", &format!("127.0.0.1:{}", cluster.port))
+    };
+
+    // The one-time set-up, as root.
+    let setup = block(&doc, "## One-time set-up", "sh");
+    let setup = sub(&setup)
+        .replace(
+            "\nmake install ",
+            &format!("\nmake -C {} install PREFIX={r}/usr/local BIN={} ", env!("CARGO_MANIFEST_DIR"), bin()),
+        )
+        .lines()
+        .map(|l| match l.strip_prefix("useradd ").and_then(|rest| rest.strip_suffix(" coffer")) {
+            Some(flags) => format!("useradd {flags} {u}"),
+            None => l.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(setup.contains(&format!("useradd --system --home-dir {r}/var/lib/coffer")), "{setup}");
+    as_root(&setup, &[]);
+    let repo = root.join("srv/backup/coffer");
+    assert!(repo.join("config").is_file());
+
+    // PostgreSQL as the set-up section creates it: the role, and ~coffer/.pgpass.
+    let create_role = doc.lines().find(|l| l.starts_with("CREATE ROLE backup ")).expect("the role").to_string();
+    cluster.psql("postgres", &create_role);
+    cluster.create_sample_db("shop", 1);
+    let grants = doc.lines().find(|l| l.contains("GRANT SELECT ON LARGE OBJECT")).expect("the large-object grants");
+    cluster.psql("shop", grants);
+    let pgpass = doc.lines().find(|l| l.starts_with("db1.internal:5432:")).expect("the .pgpass line");
+    let home = root.join("var/lib/coffer");
+    let pgpass = pgpass.replace("db1.internal:5432", &format!("127.0.0.1:{}", cluster.port));
+    fs::write(home.join(".pgpass"), format!("{pgpass}\n")).unwrap();
+    as_root(&format!("chown {u} {0}/.pgpass && chmod 600 {0}/.pgpass", home.display()), &[]);
+
+    // The profile, as written, in its place; the data it backs up.
+    let config = root.join("etc/coffer/coffer.toml");
+    fs::write(&config, sub(&block(&doc, "## The nightly cron job", "toml"))).unwrap();
+    make_rich_tree(&root.join("srv/app/config"));
+    // The rich tree's private folder is the coffer user's, as the user's own config would be.
+    as_root(&format!("chown -R {u} {r}/srv/app/config"), &[]);
+
+    // Each cron line: as the user it names, in cron's environment.
+    let cron = block(&doc, "`/etc/cron.d/coffer`:", "");
+    let run_cron = |line: &str| {
+        let fields: Vec<&str> = line.splitn(7, ' ').collect();
+        assert_eq!(fields[5], "coffer", "the line's user field: {line}");
+        let command = sub(fields[6]);
+        let out = Command::new("setpriv")
+            .args(["--reuid", &u, "--regid", &u, "--init-groups", "env", "-i"])
+            .arg(format!("HOME={}", home.display()))
+            .args(["PATH=/usr/bin:/bin", "SHELL=/bin/bash"])
+            .arg(format!("LOGNAME={u}"))
+            .arg(format!("COFFER_CONFIG={}", config.display()))
+            .args(["/bin/bash", "-c", &command])
+            .current_dir(&home)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success(), "{command}\nexit {:?}\n{stdout}{stderr}", out.status.code());
+        // --quiet: cron would mail nothing on a good night.
+        assert!(stderr.is_empty() && stdout.is_empty(), "{command}: cron would mail:\n{stdout}{stderr}");
+    };
+    let lines: Vec<&str> = cron.lines().filter(|l| l.starts_with(|c: char| c.is_ascii_digit())).collect();
+    assert_eq!(lines.len(), 3, "{cron}");
+    for line in &lines {
+        run_cron(line);
+    }
+    let summary: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(home.join("last-backup.json")).unwrap()).expect("the JSON summary");
+    assert_eq!(summary["databases"], 1);
+    assert!(summary["files"].as_u64().unwrap() > 5);
+    assert_eq!(fs::metadata(home.join("last-backup.json")).unwrap().uid(), fs::metadata(&home).unwrap().uid());
+
+    // The passphrase block, as root, then the nightly line again: root's
+    // new key object belongs to the user, and the job reads the new file.
+    let rotation = sub(&block(&doc, "### Passphrases", "sh"));
+    as_root(
+        &rotation,
+        &[
+            ("PATH", format!("{r}/usr/local/bin:/usr/bin:/bin")),
+            ("COFFER_CONFIG", config.display().to_string()),
+            ("HOME", "/root".into()),
+        ],
+    );
+    let owner = fs::metadata(&repo).unwrap().uid();
+    for entry in walk_all(&repo) {
+        assert_eq!(
+            fs::symlink_metadata(&entry).unwrap().uid(),
+            owner,
+            "{} is not the repository owner's",
+            entry.display()
+        );
+    }
+    run_cron(lines[0]);
+    // The humans' passphrase opens the same repository.
+    let out = Command::new(bin())
+        .args(["snapshots", "--json", "-r", repo.to_str().unwrap()])
+        .env("COFFER_PASSWORD_FILE", root.join("root-ops-passphrase"))
+        .env_remove("COFFER_PASSWORD")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 1, "forget --prune kept one snapshot a day: {list}");
+}
