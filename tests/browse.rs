@@ -362,3 +362,24 @@ fn stats_count_what_deduplication_and_compression_made_of_the_data() {
     let text = env.coffer(&["stats"]).ok().stdout;
     assert!(text.starts_with("2 snapshots: 12.0 MiB backed up"), "{text}");
 }
+
+/// Every command's help ends with examples.
+#[test]
+fn every_commands_help_has_examples() {
+    let env = Env::empty();
+    let top = env.coffer(&["--help"]).ok().stdout;
+    let commands: Vec<String> = top
+        .lines()
+        .skip_while(|l| !l.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+        .filter(|c| c != "help")
+        .collect();
+    assert!(commands.len() >= 19, "{commands:?}");
+    for c in &commands {
+        let help = env.coffer(&[c.as_str(), "--help"]).ok().stdout;
+        assert!(help.contains("Examples:\n  "), "coffer {c} --help has no examples:\n{help}");
+    }
+    assert!(top.contains("Examples:"), "{top}");
+}

@@ -9,6 +9,12 @@ use clap::Args;
 use std::path::PathBuf;
 
 #[derive(Args)]
+#[command(after_help = "Examples:
+  coffer backup /etc /srv/app --exclude '*.tmp' --tag nightly
+  coffer backup --pg postgres://backup@db1/shop              one database, streamed from pg_dump
+  coffer backup --pg postgres://backup@db1/postgres --pg-all  every database, and roles
+  coffer backup --files-from paths.txt --exclude-if-present .nobackup --dry-run
+  coffer backup --profile nightly --quiet --json             as the cron job runs it")]
 pub struct BackupArgs {
     /// Files and directories to back up.
     pub paths: Vec<PathBuf>,

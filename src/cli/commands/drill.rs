@@ -9,6 +9,10 @@ use clap::Args;
 use std::path::PathBuf;
 
 #[derive(Args)]
+#[command(after_help = "Examples:
+  coffer drill latest --db shop --pg-scratch postgres://admin@scratch-db/postgres
+  coffer drill latest --profile nightly --db shop --pg-scratch postgres://drill@scratch-db/postgres \\
+      --check-sql /etc/coffer/shop-checks.sql --json")]
 pub struct DrillArgs {
     /// Snapshot id, unique id prefix, or "latest".
     pub snapshot: String,

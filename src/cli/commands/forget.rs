@@ -9,6 +9,10 @@ use anyhow::Result;
 use clap::Args;
 
 #[derive(Args)]
+#[command(after_help = "Examples:
+  coffer forget --keep-daily 7 --keep-weekly 5 --keep-monthly 12 --dry-run
+  coffer forget --profile nightly --prune           the profile's keep_* rules, then prune
+  coffer forget 1a2b3c4d                            this one snapshot")]
 pub struct ForgetArgs {
     /// Snapshots to forget by id or unique prefix (instead of a keep policy);
     /// a damaged manifest can be forgotten so.

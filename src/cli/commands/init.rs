@@ -9,6 +9,9 @@ use clap::Args;
 use coffer::Repository;
 
 #[derive(Args)]
+#[command(after_help = "Examples:
+  COFFER_PASSWORD_FILE=/etc/coffer/passphrase coffer init -r /srv/backup/coffer
+  coffer init -r s3://acme-backups/db1 --s3-endpoint http://127.0.0.1:3900 --s3-path-style")]
 pub struct InitArgs {
     #[command(flatten)]
     pub kdf: KdfArgs,

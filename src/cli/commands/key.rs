@@ -8,6 +8,11 @@ use anyhow::Result;
 use clap::Subcommand;
 
 #[derive(Subcommand)]
+#[command(after_help = "Examples:
+  COFFER_NEW_PASSWORD_FILE=/root/ops-passphrase coffer key add
+  coffer key list
+  COFFER_NEW_PASSWORD_FILE=/etc/coffer/passphrase.new coffer key passwd
+  coffer key remove 3f2a9c")]
 pub enum KeyCommand {
     /// List the repository's keys (passphrases).
     List,

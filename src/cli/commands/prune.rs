@@ -8,6 +8,9 @@ use anyhow::Result;
 use clap::Args;
 
 #[derive(Args)]
+#[command(after_help = "Examples:
+  coffer prune --dry-run
+  coffer prune --max-unused 5")]
 pub struct PruneArgs {
     /// Report what would be deleted and repacked; change nothing.
     #[arg(short = 'n', long)]

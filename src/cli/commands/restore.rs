@@ -9,6 +9,12 @@ use clap::Args;
 use std::path::PathBuf;
 
 #[derive(Args)]
+#[command(after_help = "Examples:
+  coffer restore latest --target /tmp/restore --dry-run      check everything, write nothing
+  coffer restore latest --target /tmp/restore --include 'srv/app/config'
+  coffer restore latest --db shop --pg-target postgres://admin@scratch/shop_copy
+  coffer restore latest --db shop --pg-target postgres://admin@db1/shop --table app.orders --clean
+  coffer restore latest --db shop --to-file shop.pgc         the raw archive, for pg_restore")]
 #[command(group(clap::ArgGroup::new("destination").required(true).args(["target", "pg_target", "to_file"])))]
 pub struct RestoreArgs {
     /// Snapshot id, unique id prefix, or "latest".

@@ -8,6 +8,9 @@ use anyhow::Result;
 use clap::Args;
 
 #[derive(Args)]
+#[command(after_help = "Examples:
+  coffer show latest
+  coffer show latest --tag pre-migration --json")]
 pub struct ShowArgs {
     /// Snapshot id, unique id prefix, or "latest".
     pub snapshot: String,

@@ -8,6 +8,9 @@ use anyhow::Result;
 use clap::Args;
 
 #[derive(Args)]
+#[command(after_help = "Examples:
+  coffer snapshots
+  coffer snapshots --tag nightly --json")]
 pub struct SnapshotsArgs {
     /// Only snapshots with this tag (repeatable: all must match).
     #[arg(long)]

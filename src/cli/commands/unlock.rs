@@ -8,6 +8,9 @@ use anyhow::Result;
 use clap::Args;
 
 #[derive(Args)]
+#[command(after_help = "Examples:
+  coffer unlock          stale locks only (a dead process, or 30 minutes without a refresh)
+  coffer unlock --all    every lock: only when no coffer runs against the repository")]
 pub struct UnlockArgs {
     /// Remove every lock, not only stale ones.
     #[arg(long)]

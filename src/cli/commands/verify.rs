@@ -9,6 +9,10 @@ use clap::Args;
 use coffer::{Id, ReadData};
 
 #[derive(Args)]
+#[command(after_help = "Examples:
+  coffer verify                                  keys, indexes, manifests, packs present
+  coffer verify --read-data-subset 5             and 5 % of the data read back
+  coffer verify --max-age 26h --tag nightly      fail when last night's backup is missing")]
 pub struct VerifyArgs {
     /// Check only this snapshot and the packs it uses.
     pub snapshot: Option<String>,
