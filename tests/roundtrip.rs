@@ -2,6 +2,7 @@
 
 use crate::common::*;
 use std::fs;
+use std::os::unix::fs::PermissionsExt;
 
 #[test]
 fn every_entry_kind_round_trips_byte_for_byte() {
@@ -130,18 +131,90 @@ fn unreadable_files_are_listed_and_exit_3() {
     let src = env.path("src");
     fs::create_dir_all(&src).unwrap();
     fs::write(src.join("ok.txt"), b"fine").unwrap();
-    // A fifo is a special file coffer skips with a warning, whoever runs it.
-    let fifo = src.join("pipe");
-    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
-    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
-    let r = env.coffer_os(&["backup".as_ref(), "--json".as_ref(), src.as_os_str()]);
+    // A file its reader may not read; root reads anything, so as root the
+    // backup runs as nobody, in a workspace that nobody owns.
+    fs::write(src.join("secret"), b"not for you").unwrap();
+    fs::set_permissions(src.join("secret"), fs::Permissions::from_mode(0o000)).unwrap();
+    let mut c = if coffer::is_root() {
+        let chown =
+            std::process::Command::new("chown").args(["-R", "65534:65534"]).arg(env.dir.path()).status().unwrap();
+        assert!(chown.success());
+        env.command_through(&["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+    } else {
+        env.command()
+    };
+    let r: Run = c.args(["backup".as_ref(), "--json".as_ref(), src.as_os_str()]).output().unwrap().into();
     assert_eq!(r.code, 3, "{}", r.stderr);
     let j = r.json();
     assert_eq!(j["unreadable"].as_array().unwrap().len(), 1);
-    assert!(r.stderr.contains("pipe"), "{}", r.stderr);
+    assert!(r.stderr.contains("secret") && r.stderr.contains("ermission denied"), "{}", r.stderr);
     // The snapshot was committed with what could be read.
     assert!(j["snapshot"].is_string());
     assert_eq!(j["files"], 1);
+}
+
+/// Named pipes, sockets and (as root) device nodes are stored as entries
+/// and made again by a restore, as tar and restic do: no warning, no exit 3.
+#[test]
+fn fifos_sockets_and_devices_are_stored_and_made_again() {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let env = Env::new();
+    let src = env.path("src");
+    fs::create_dir_all(&src).unwrap();
+    fs::write(src.join("ok.txt"), b"fine").unwrap();
+    let c = std::ffi::CString::new(src.join("pipe").to_str().unwrap()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o640) }, 0);
+    let _listener = std::os::unix::net::UnixListener::bind(src.join("sock")).unwrap();
+    let root = coffer::is_root();
+    if root {
+        // The same device as /dev/null (1, 3).
+        let made = std::process::Command::new("mknod").arg(src.join("null")).args(["c", "1", "3"]).status().unwrap();
+        assert!(made.success());
+    }
+    for p in walk_all(&src) {
+        set_mtime(&p, 1_650_000_000, 0);
+    }
+    let r = env.coffer_os(&["backup".as_ref(), "--json".as_ref(), src.as_os_str()]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.is_empty(), "no warning: {}", r.stderr);
+    let ls = env.coffer(&["ls", "latest", src.to_str().unwrap(), "-l"]).ok().stdout;
+    assert!(ls.lines().any(|l| l.starts_with("prw-r-----") && l.ends_with("/pipe")), "{ls}");
+    assert!(ls.lines().any(|l| l.starts_with('s') && l.ends_with("/sock")), "{ls}");
+
+    let target = env.path("out");
+    let j = env.coffer(&["restore", "latest", "--target", target.to_str().unwrap(), "--json"]).ok().json();
+    assert_eq!(j["specials"], if root { 3 } else { 2 });
+    let out = restored(&target, &src);
+    let pipe = fs::symlink_metadata(out.join("pipe")).unwrap();
+    assert!(pipe.file_type().is_fifo());
+    assert_eq!(pipe.mode() & 0o7777, 0o640, "the recorded mode, not the umask's");
+    assert_eq!(pipe.mtime(), 1_650_000_000);
+    assert!(fs::symlink_metadata(out.join("sock")).unwrap().file_type().is_socket());
+    assert_eq!(fs::read(out.join("ok.txt")).unwrap(), b"fine");
+    if root {
+        let null = fs::symlink_metadata(out.join("null")).unwrap();
+        assert!(null.file_type().is_char_device());
+        assert_eq!(null.rdev(), fs::symlink_metadata(src.join("null")).unwrap().rdev());
+        // As anyone else, a device node is named as not restored; the rest is.
+        let other = env.path("out-nobody");
+        fs::create_dir_all(&other).unwrap();
+        let chown =
+            std::process::Command::new("chown").args(["-R", "65534:65534"]).arg(env.dir.path()).status().unwrap();
+        assert!(chown.success());
+        let r: Run = env
+            .command_through(&["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .args(["restore", "latest", "--json", "--target", other.to_str().unwrap()])
+            .output()
+            .unwrap()
+            .into();
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        let j = r.json();
+        let not = j["not_restored"].as_array().unwrap();
+        assert_eq!(not.len(), 1, "{j}");
+        assert!(not[0].as_str().unwrap().contains("character device"), "{j}");
+        assert!(r.stderr.contains("not restored") && r.stderr.contains("null"), "{}", r.stderr);
+        assert!(fs::symlink_metadata(restored(&other, &src).join("pipe")).unwrap().file_type().is_fifo());
+    }
 }
 
 #[test]

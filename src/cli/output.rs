@@ -92,11 +92,7 @@ fn mtime(ns: i64) -> chrono::DateTime<chrono::Utc> {
 /// (setuid, setgid and sticky as s/S, s/S, t/T).
 fn mode_string(kind: EntryKind, mode: u32) -> String {
     let mut s = String::with_capacity(10);
-    s.push(match kind {
-        EntryKind::Dir => 'd',
-        EntryKind::Symlink => 'l',
-        EntryKind::File => '-',
-    });
+    s.push(kind_letter(kind));
     let special = [(0o4000, 's'), (0o2000, 's'), (0o1000, 't')];
     for (i, (bit, letter)) in special.into_iter().enumerate() {
         let shift = 6 - 3 * i as u32;
@@ -111,6 +107,19 @@ fn mode_string(kind: EntryKind, mode: u32) -> String {
         });
     }
     s
+}
+
+/// `ls -l`'s letter for a kind of entry.
+fn kind_letter(kind: EntryKind) -> char {
+    match kind {
+        EntryKind::File => '-',
+        EntryKind::Dir => 'd',
+        EntryKind::Symlink => 'l',
+        EntryKind::Fifo => 'p',
+        EntryKind::Socket => 's',
+        EntryKind::CharDevice => 'c',
+        EntryKind::BlockDevice => 'b',
+    }
 }
 
 /// A database dump's tables, from its table of contents.
@@ -290,11 +299,7 @@ impl Output {
                     Source::Tree(t) => {
                         outln!("tree {}", name(&t.path.display()));
                         for e in &t.entries {
-                            let kind = match e.kind {
-                                EntryKind::File => '-',
-                                EntryKind::Dir => 'd',
-                                EntryKind::Symlink => 'l',
-                            };
+                            let kind = kind_letter(e.kind);
                             let target =
                                 e.target.as_ref().map(|t| format!(" -> {}", name(&t.display()))).unwrap_or_default();
                             outln!(
@@ -313,6 +318,10 @@ impl Output {
     }
 
     pub fn restore(&self, s: &RestoreSummary, target: &Path) {
+        // Warnings go to stderr, with --json too.
+        for n in &s.not_restored {
+            errln!("coffer: warning: not restored: {}", name(n));
+        }
         self.report(s, || {
             let verb = if s.dry_run { "would restore" } else { "restored" };
             self.say(&format!(

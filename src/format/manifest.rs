@@ -217,6 +217,38 @@ pub enum EntryKind {
     File,
     Dir,
     Symlink,
+    /// A named pipe, a Unix socket, a device node: no content, recreated
+    /// by a restore (devices only by root), as tar and restic do.
+    Fifo,
+    Socket,
+    #[serde(rename = "chardev")]
+    CharDevice,
+    #[serde(rename = "blockdev")]
+    BlockDevice,
+}
+
+impl EntryKind {
+    /// A kind whose entries have no content, no target and no digest.
+    pub fn is_special(self) -> bool {
+        matches!(self, EntryKind::Fifo | EntryKind::Socket | EntryKind::CharDevice | EntryKind::BlockDevice)
+    }
+
+    pub fn is_device(self) -> bool {
+        matches!(self, EntryKind::CharDevice | EntryKind::BlockDevice)
+    }
+
+    /// For messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            EntryKind::File => "file",
+            EntryKind::Dir => "folder",
+            EntryKind::Symlink => "symlink",
+            EntryKind::Fifo => "named pipe",
+            EntryKind::Socket => "socket",
+            EntryKind::CharDevice => "character device",
+            EntryKind::BlockDevice => "block device",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -259,6 +291,9 @@ pub struct Entry {
     /// restore without that entry writes it as a file of its own).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hardlink: Option<RawPath>,
+    /// A device node's device number (`st_rdev`); absent for everything else.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub rdev: u64,
     /// The file's number of names at backup, not stored: tells the backup
     /// which files a later entry may name as `hardlink`.
     #[serde(skip)]
@@ -270,6 +305,9 @@ pub struct Summary {
     pub files: u64,
     pub dirs: u64,
     pub symlinks: u64,
+    /// Named pipes, sockets and device nodes.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub specials: u64,
     #[serde(default)]
     pub databases: u64,
     /// Bytes read from the sources.
@@ -280,6 +318,10 @@ pub struct Summary {
     /// Bytes added to the repository (packs, after compression and encryption).
     pub stored_bytes: u64,
     pub duration_secs: f64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// A recorded content digest: its algorithm (named by its field) and hex.
@@ -363,11 +405,17 @@ impl Manifest {
                 EntryKind::File if !valid(e.digest()) => {
                     return Err((shown, format!("file without a valid {} checksum", algo.name())));
                 }
-                EntryKind::Dir | EntryKind::Symlink if e.digest().is_some() => {
+                k if k != EntryKind::File && e.digest().is_some() => {
                     return Err((shown, "non-file entry with a checksum".into()));
                 }
-                EntryKind::Dir | EntryKind::Symlink if !e.chunks.is_empty() => {
+                k if k != EntryKind::File && !e.chunks.is_empty() => {
                     return Err((shown, "non-file entry with content".into()));
+                }
+                k if k.is_special() && e.target.is_some() => {
+                    return Err((shown, format!("{} with a link target", k.name())));
+                }
+                k if !k.is_device() && e.rdev != 0 => {
+                    return Err((shown, format!("{} with a device number", k.name())));
                 }
                 _ => {}
             }
@@ -510,6 +558,7 @@ mod tests {
             changed: false,
             sparse: false,
             hardlink: None,
+            rdev: 0,
             nlink: 1,
         };
         if kind == EntryKind::File {

@@ -579,6 +579,7 @@ impl Collector<'_> {
                     }
                     EntryKind::Dir => self.stats.dirs += 1,
                     EntryKind::Symlink => self.stats.symlinks += 1,
+                    _ => self.stats.specials += 1,
                 }
                 self.push_entry(e)?;
             }

@@ -366,10 +366,7 @@ pub fn dump_file(
         return Err(Error::InvalidOptions(format!(
             "{shown} in snapshot {} is a {}, not a file",
             snapshot.short(),
-            match e.kind {
-                EntryKind::Dir => "folder",
-                _ => "symlink",
-            }
+            e.kind.name()
         )));
     }
     let (algo, digest) = e.digest().ok_or_else(|| {

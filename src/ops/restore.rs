@@ -42,6 +42,11 @@ pub struct RestoreSummary {
     pub files: u64,
     pub dirs: u64,
     pub symlinks: u64,
+    /// Named pipes, sockets and device nodes made.
+    pub specials: u64,
+    /// Entries a restore may not make (a device node, by anyone but root): each with why.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub not_restored: Vec<String>,
     pub bytes: u64,
     pub chunks_checked: u64,
     /// Paths under the target that existed and were (or would be) replaced.
@@ -106,6 +111,7 @@ pub fn restore_with(
     let inodes = write_files(repo, &index, &plan, &mut dirs, opts, progress, &mut summary)?;
     link_files(&plan, &mut dirs, &inodes, opts, &mut summary)?;
     make_symlinks(&plan, &mut dirs, opts, owner, &mut summary)?;
+    make_specials(&plan, &mut dirs, opts, owner, &mut summary)?;
     // Folders' modes and times last: writing into them changed their times.
     if !opts.dry_run {
         for e in plan.dirs.iter().rev() {
@@ -129,6 +135,8 @@ struct RestorePlan<'m> {
     /// The first names those links will name.
     link_targets: HashSet<&'m [u8]>,
     symlinks: Vec<&'m Entry>,
+    /// Named pipes, sockets, device nodes.
+    specials: Vec<&'m Entry>,
     /// The manifest's digest algorithm.
     algo: HashAlgo,
 }
@@ -172,6 +180,7 @@ impl<'m> RestorePlan<'m> {
             links,
             link_targets,
             symlinks: selected.iter().copied().filter(|e| e.kind == EntryKind::Symlink).collect(),
+            specials: selected.iter().copied().filter(|e| e.kind.is_special()).collect(),
             algo: HashAlgo::of_version(manifest.version),
         })
     }
@@ -333,6 +342,60 @@ fn link_files(
             .map_err(|err| Error::io(&path, err))?;
     }
 
+    Ok(())
+}
+
+/// Makes each named pipe, socket and (as root) device node under a
+/// temporary name, sets its owner, mode and times, then renames it into
+/// place. A device node needs root: otherwise it is listed as not restored.
+fn make_specials(
+    plan: &RestorePlan<'_>,
+    dirs: &mut Target,
+    opts: &RestoreOptions,
+    owner: bool,
+    summary: &mut RestoreSummary,
+) -> Result<()> {
+    use rustix::fs::FileType;
+    for e in &plan.specials {
+        let (dir, name) = dirs.parent_of(&e.path.0)?;
+        let path = dir.path.join(OsStr::from_bytes(name));
+        if e.kind.is_device() && !owner {
+            summary.not_restored.push(format!("{}: a {}, which only root may make", path.display(), e.kind.name()));
+            continue;
+        }
+        if dirs.replaces(&dir, name)? {
+            summary.overwritten.push(path.display().to_string());
+        }
+        summary.specials += 1;
+        let Some(fd) = &dir.fd.as_ref().filter(|_| !opts.dry_run) else { continue };
+        let kind = match e.kind {
+            EntryKind::Fifo => FileType::Fifo,
+            EntryKind::Socket => FileType::Socket,
+            EntryKind::CharDevice => FileType::CharacterDevice,
+            _ => FileType::BlockDevice,
+        };
+        let tmp = crate::engine::atomic_file::temporary_name();
+        let mode = Mode::from_raw_mode(file_mode(e, owner));
+        // With the umask cleared, mknod gives the recorded mode exactly; no
+        // chmod by name afterwards, which would follow a symlink swapped in
+        // for the new node. Nothing else creates files meanwhile (the files
+        // are done), and the umask is put back at once.
+        let umask = rustix::process::umask(Mode::empty());
+        let made = rustix::fs::mknodat(&***fd, &tmp, kind, mode, e.rdev);
+        rustix::process::umask(umask);
+        made.map_err(|err| Error::io(&path, err.into()))?;
+        let finish = || -> rustix::io::Result<()> {
+            if owner {
+                rustix::fs::chownat(&***fd, &tmp, Some(uid(e.uid)), Some(gid(e.gid)), AtFlags::SYMLINK_NOFOLLOW)?;
+            }
+            rustix::fs::utimensat(&***fd, &tmp, &times(e.mtime_ns), AtFlags::SYMLINK_NOFOLLOW)?;
+            rustix::fs::renameat(&***fd, &tmp, &***fd, OsStr::from_bytes(name))
+        };
+        if let Err(err) = finish() {
+            let _ = rustix::fs::unlinkat(&***fd, &tmp, AtFlags::empty());
+            return Err(Error::io(&path, err.into()));
+        }
+    }
     Ok(())
 }
 

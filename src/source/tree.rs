@@ -81,6 +81,7 @@ fn entry_from(path: RawPath, kind: EntryKind, m: &Metadata) -> Entry {
         // Fewer 512-byte blocks than the size needs: it has holes.
         sparse: kind == EntryKind::File && m.blocks().saturating_mul(512) < m.len(),
         hardlink: None,
+        rdev: if kind.is_device() { m.rdev() } else { 0 },
         nlink: m.nlink(),
     }
 }
@@ -218,10 +219,20 @@ pub fn walk(root: &Path, opts: &TreeOptions<'_>, emit: &mut dyn FnMut(SourceItem
             };
             read_file(&fs_path, path, &meta, first, opts, &mut chunker, emit)?;
         } else {
-            emit(SourceItem::Unreadable(format!(
-                "{}: special file (device, fifo or socket) skipped",
-                fs_path.display()
-            )))?;
+            use std::os::unix::fs::FileTypeExt;
+            let kind = if ft.is_fifo() {
+                EntryKind::Fifo
+            } else if ft.is_socket() {
+                EntryKind::Socket
+            } else if ft.is_char_device() {
+                EntryKind::CharDevice
+            } else if ft.is_block_device() {
+                EntryKind::BlockDevice
+            } else {
+                emit(SourceItem::Unreadable(format!("{}: a file of unknown type, skipped", fs_path.display())))?;
+                continue;
+            };
+            emit(SourceItem::Entry(entry_from(path, kind, &meta)))?;
         }
     }
     Ok(())
