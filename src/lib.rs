@@ -41,7 +41,7 @@ pub use ops::browse::{
 pub use ops::drill::{drill, DrillOptions, DrillReport};
 pub use ops::forget::{apply_policy, forget, ForgetGroup, ForgetOptions, ForgetSummary, KeepPolicy};
 pub use ops::progress::{NoProgress, Progress};
-pub use ops::prune::{prune, PruneOptions, PruneSummary};
+pub use ops::prune::{prune, prune_with, PruneOptions, PruneSummary};
 pub use ops::repair::{repair, RepairOptions, RepairSummary, RepairedSnapshot};
 pub use ops::restore::{restore, restore_with, RestoreOptions, RestoreSummary};
 pub use ops::restore_pg::{restore_databases, DbRestoreOptions, DbRestoreSummary, DbRestored, DbTarget};

@@ -2,6 +2,7 @@
 //! script(1)), absent when stderr is a pipe or a file.
 
 use crate::common::*;
+use std::fs;
 
 /// Runs coffer with `args` on a pseudo-terminal; everything it drew.
 fn on_a_terminal(env: &Env, args: &[&str]) -> String {
@@ -47,6 +48,13 @@ fn restore_verify_and_backup_draw_a_progress_line_on_a_terminal_only() {
 
     let drawn = on_a_terminal(&env, &["verify", "--read-data"]);
     assert!(drawn.contains("snapshots") && drawn.contains("packs") && drawn.contains('%'), "verify: {drawn:?}");
+
+    // Prune: the manifests it reads, then the packs it repacks.
+    fs::write(src.join("docs/readme.md"), b"changed, so the first snapshot's chunk goes").unwrap();
+    env.coffer(&["backup", src.to_str().unwrap()]).ok();
+    env.coffer(&["forget", "--keep-last", "1"]).ok();
+    let drawn = on_a_terminal(&env, &["prune", "--max-unused", "0.001", "--grace", "0s"]);
+    assert!(drawn.contains("snapshots") && drawn.contains("packs repacked") && drawn.contains('%'), "prune: {drawn:?}");
 
     // Without a terminal: the summary alone, not one escape code or carriage return.
     for args in [

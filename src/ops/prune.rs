@@ -75,9 +75,18 @@ pub struct PruneSummary {
 }
 
 pub fn prune(repo: &Repository, opts: &PruneOptions) -> Result<PruneSummary> {
+    prune_with(repo, opts, &crate::ops::progress::NoProgress)
+}
+
+/// `prune`, reporting the manifests read and the packs repacked to `progress`.
+pub fn prune_with(
+    repo: &Repository,
+    opts: &PruneOptions,
+    progress: &dyn crate::ops::progress::Progress,
+) -> Result<PruneSummary> {
     // A dry run changes nothing, so it need not stop backups.
     let lock = Lock::acquire(repo, !opts.dry_run)?;
-    let inventory = Inventory::take(repo, opts.grace)?;
+    let inventory = Inventory::take(repo, opts.grace, progress)?;
     let plan = PrunePlan::new(&inventory, opts.max_unused).map_err(|missing| {
         Error::corrupt(
             repo.location(),
@@ -88,7 +97,7 @@ pub fn prune(repo: &Repository, opts: &PruneOptions) -> Result<PruneSummary> {
         )
     })?;
     let mut s = PruneSummary { dry_run: opts.dry_run, stale_locks_ignored: lock.stale_ignored, ..Default::default() };
-    execute(repo, opts, &inventory, &plan, &mut s)?;
+    execute(repo, opts, &inventory, &plan, progress, &mut s)?;
     drop(lock);
     Ok(s)
 }
@@ -108,9 +117,16 @@ pub struct Inventory {
 }
 
 impl Inventory {
-    fn take(repo: &Repository, grace: std::time::Duration) -> Result<Inventory> {
+    fn take(
+        repo: &Repository,
+        grace: std::time::Duration,
+        progress: &dyn crate::ops::progress::Progress,
+    ) -> Result<Inventory> {
         let mut used: HashSet<Id> = HashSet::new();
-        for id in repo.list_ids(Kind::Snapshot)? {
+        let snapshots = repo.list_ids(Kind::Snapshot)?;
+        progress.start("snapshots", snapshots.len() as u64, 0);
+        for id in snapshots {
+            progress.item_done();
             match repo.load_snapshot(&id) {
                 Ok(m) => used.extend(m.chunk_ids().copied()),
                 // Forgotten since the listing: its data is not needed.
@@ -232,6 +248,7 @@ fn execute(
     opts: &PruneOptions,
     inv: &Inventory,
     plan: &PrunePlan,
+    progress: &dyn crate::ops::progress::Progress,
     s: &mut PruneSummary,
 ) -> Result<()> {
     s.packs_before = inv.stored.len();
@@ -247,8 +264,13 @@ fn execute(
     let pack_size = repo.config().pack_size as usize;
     let mut writer = PackWriter::with_capacity(pack_size);
     let mut written: Vec<(Id, Vec<u8>)> = Vec::new();
+    if !plan.repack.is_empty() {
+        progress.start("packs repacked", plan.repack.len() as u64, plan.repack.iter().map(|(p, _)| p.size).sum());
+    }
     for (p, held) in &plan.repack {
         let bytes = repo.backend().get(Kind::Pack, &p.id.to_hex()).map_err(backend_error)?;
+        progress.bytes_done(p.size);
+        progress.item_done();
         for c in held {
             let sealed = slice(&bytes, c, &p.id)?;
             // Never copy damage into a new pack.

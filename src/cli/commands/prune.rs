@@ -29,7 +29,8 @@ pub struct PruneArgs {
 
 pub fn run(cli: &Cli, a: &PruneArgs, out: &Output) -> Result<u8> {
     let repo = open(cli)?;
-    let summary = coffer::prune(
+    let bar = crate::cli::output::ProgressBar::for_terminal(out);
+    let summary = coffer::prune_with(
         &repo,
         &coffer::PruneOptions {
             dry_run: a.dry_run,
@@ -37,7 +38,9 @@ pub fn run(cli: &Cli, a: &PruneArgs, out: &Output) -> Result<u8> {
             grace: a.grace,
             abort_uploads_after: a.abort_uploads_after,
         },
+        &bar,
     )?;
+    bar.finish();
     crate::cli::metrics::prune(&summary);
     out.prune(&summary);
     Ok(exit::OK)
