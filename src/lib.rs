@@ -30,13 +30,14 @@ pub use engine::pipeline::default_workers;
 pub use error::{DumpChoice, Error, Result};
 pub use format::encoding::{Id, RawPath};
 pub use format::manifest::{
-    DumpKind, DumpSource, Entry, EntryKind, Manifest, SnapshotInfo, Source, SourceInfo, SourceKind, Summary, TreeSource,
+    DumpKind, DumpSource, Entry, EntryKind, Manifest, SnapshotInfo, Source, SourceInfo, SourceKind, StreamSource,
+    Summary, TreeSource,
 };
 pub use format::{Config, FORMAT_VERSION};
-pub use ops::backup::{backup, BackupOptions, BackupSummary, PgSources};
+pub use ops::backup::{backup, BackupOptions, BackupSummary, CommandSource, PgSources};
 pub use ops::browse::{
-    diff, dump_file, find, list, stats, stored_path, Change, Diff, DumpChange, EntryChange, Found, FoundEntry,
-    SourceStats, Stats,
+    diff, dump_file, dump_stream, find, list, stats, stored_path, Change, Diff, DumpChange, EntryChange, Found,
+    FoundEntry, SourceStats, Stats,
 };
 pub use ops::drill::{drill, DrillOptions, DrillReport};
 pub use ops::forget::{apply_policy, forget, ForgetGroup, ForgetOptions, ForgetSummary, KeepPolicy};

@@ -23,7 +23,7 @@ fn base(env: &Env) -> coffer::Manifest {
 fn with_entry_paths(mut m: coffer::Manifest, f: impl Fn(&mut Vec<coffer::Entry>)) -> coffer::Manifest {
     match &mut m.sources[0] {
         Source::Tree(t) => f(&mut t.entries),
-        Source::Postgres(_) => panic!("expected a tree source"),
+        _ => panic!("expected a tree source"),
     }
     m
 }

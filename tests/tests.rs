@@ -32,4 +32,5 @@ mod repair;
 mod restore_safety;
 mod roundtrip;
 mod s3;
+mod streams;
 mod tamper;

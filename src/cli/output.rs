@@ -3,7 +3,7 @@
 use coffer::{
     BackupSummary, Change, DbRestoreSummary, Diff, DrillReport, DumpKind, DumpSource, Entry, EntryKind, ForgetSummary,
     Found, Id, KeyInfo, Manifest, PruneSummary, RepairSummary, Repository, RestoreSummary, SnapshotInfo, Source, Stats,
-    VerifySummary,
+    StreamSource, VerifySummary,
 };
 use serde_json::json;
 
@@ -202,11 +202,12 @@ impl Output {
             };
             let verb = if s.dry_run { "would add" } else { "added" };
             self.say(&format!(
-                "{head}\n  {}, {}, {}, {}, {} read in {:.1}s ({}/s)\n  {verb} {}, {} new data, {} stored after compression and encryption",
+                "{head}\n  {}, {}, {}, {}{}, {} read in {:.1}s ({}/s)\n  {verb} {}, {} new data, {} stored after compression and encryption",
                 count(st.files, "file"),
                 count(st.dirs, "dir"),
                 count(st.symlinks, "symlink"),
                 count(st.databases, "database"),
+                if st.streams > 0 { format!(", {}", count(st.streams, "stream")) } else { String::new() },
                 bytes(st.bytes),
                 st.duration_secs,
                 bytes((st.bytes as f64 / st.duration_secs.max(1e-3)) as u64),
@@ -273,6 +274,15 @@ impl Output {
             }
             for src in &m.sources {
                 match src {
+                    Source::Stream(c) => outln!(
+                        "stream {} ({}) from `{}`, took {:.1}s, {} {}",
+                        name(&c.name),
+                        bytes(c.size),
+                        name(&c.command),
+                        c.duration_secs,
+                        c.digest().map_or("checksum", |(a, _)| a.name()),
+                        c.digest().map_or("none", |(_, h)| h),
+                    ),
                     Source::Postgres(d) => {
                         outln!(
                             "postgres {} ({:?}, {} format, {}) from {}\n  server {}, pg_dump {}, took {:.1}s, {} {}",
@@ -384,7 +394,7 @@ impl Output {
         });
     }
 
-    pub fn ls(&self, entries: &[&Entry], dumps: &[&DumpSource], long: bool) {
+    pub fn ls(&self, entries: &[&Entry], dumps: &[&DumpSource], streams: &[&StreamSource], long: bool) {
         let v: Vec<_> = entries
             .iter()
             .map(|e| {
@@ -396,7 +406,9 @@ impl Output {
             .iter()
             .map(|d| json!({"name": d.name, "kind": d.kind, "size": d.size, "tables": tables(d)}))
             .collect();
-        self.report(&json!({"entries": v, "databases": d}), || {
+        let st: Vec<_> =
+            streams.iter().map(|c| json!({"name": c.name, "command": c.command, "size": c.size})).collect();
+        self.report(&json!({"entries": v, "databases": d, "streams": st}), || {
             for e in entries {
                 let shown = format!(
                     "/{}{}{}",
@@ -429,6 +441,9 @@ impl Output {
                     String::new()
                 };
                 outln!("{what}  ({}{tables})", bytes(d.size));
+            }
+            for c in streams {
+                outln!("stream {}  ({}, from `{}`)", name(&c.name), bytes(c.size), name(&c.command));
             }
         });
     }

@@ -71,3 +71,25 @@ pub fn sha256(data: &[u8]) -> [u8; 32] {
     use sha2::Digest;
     sha2::Sha256::digest(data).into()
 }
+
+/// A reader that hashes and counts what passes through it.
+pub struct HashingReader<R> {
+    pub inner: R,
+    pub hasher: ContentHasher,
+    pub bytes: u64,
+}
+
+impl<R> HashingReader<R> {
+    pub fn new(inner: R, algo: HashAlgo) -> Self {
+        HashingReader { inner, hasher: algo.hasher(), bytes: 0 }
+    }
+}
+
+impl<R: std::io::Read> std::io::Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.bytes += n as u64;
+        Ok(n)
+    }
+}

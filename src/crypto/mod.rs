@@ -19,7 +19,7 @@ mod kdf;
 #[cfg(test)]
 mod vectors;
 
-pub use hash::{sha256, ContentHasher, HashAlgo};
+pub use hash::{sha256, ContentHasher, HashAlgo, HashingReader};
 pub use kdf::KdfParams;
 
 pub const KEY_LEN: usize = 32;

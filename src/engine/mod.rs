@@ -4,6 +4,7 @@
 //! path filters.
 
 pub mod atomic_file;
+pub mod child;
 pub mod chunker;
 pub mod filter;
 pub mod pipeline;

@@ -67,6 +67,7 @@ pub struct SourceInfo {
 pub enum SourceKind {
     Tree,
     Postgres,
+    Stream,
 }
 
 fn count_items<'de, D: serde::Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
@@ -102,6 +103,7 @@ impl SnapshotInfo {
             .map(|s| match s.kind {
                 SourceKind::Tree => s.path.as_ref().map(RawPath::display).unwrap_or_default(),
                 SourceKind::Postgres => format!("pg:{}", s.name.as_deref().unwrap_or_default()),
+                SourceKind::Stream => format!("stream:{}", s.name.as_deref().unwrap_or_default()),
             })
             .collect()
     }
@@ -117,6 +119,7 @@ impl SnapshotInfo {
 pub enum Source {
     Tree(TreeSource),
     Postgres(DumpSource),
+    Stream(StreamSource),
 }
 
 // Read by hand: serde's derived form of an internally tagged enum holds the
@@ -134,6 +137,7 @@ fn source_of<'de, D: serde::Deserializer<'de>>(kind: SourceKind, rest: D) -> Res
     match kind {
         SourceKind::Tree => TreeSource::deserialize(rest).map(Source::Tree),
         SourceKind::Postgres => DumpSource::deserialize(rest).map(Source::Postgres),
+        SourceKind::Stream => StreamSource::deserialize(rest).map(Source::Stream),
     }
 }
 
@@ -200,6 +204,33 @@ pub struct DumpSource {
     #[serde(default)]
     pub toc: Vec<crate::pg::TocEntry>,
     pub duration_secs: f64,
+}
+
+/// The standard output of a command (`backup --stdin-from-command`): any
+/// other dump (mysqldump, redis-cli --rdb -), stored under a name.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StreamSource {
+    pub name: String,
+    /// The command line, as given to `sh -c` (it must hold no secret: see OPERATIONS.md).
+    pub command: String,
+    pub size: u64,
+    /// The stream's digest, hex, of the manifest version's algorithm.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blake3: Option<String>,
+    pub chunks: Vec<Id>,
+    pub duration_secs: f64,
+}
+
+impl StreamSource {
+    pub fn digest(&self) -> Option<(HashAlgo, &str)> {
+        digest_of(&self.sha256, &self.blake3)
+    }
+
+    pub fn set_digest(&mut self, algo: HashAlgo, digest: [u8; 32]) {
+        (self.sha256, self.blake3) = digest_fields(algo, hex::encode(digest));
+    }
 }
 
 /// A backed-up path: its entries in walk order (a directory before its
@@ -310,6 +341,9 @@ pub struct Summary {
     pub specials: u64,
     #[serde(default)]
     pub databases: u64,
+    /// Commands' outputs (`backup --stdin-from-command`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub streams: u64,
     /// Bytes read from the sources.
     pub bytes: u64,
     /// Chunks and bytes (before compression) not already in the repository.
@@ -370,19 +404,30 @@ impl Manifest {
     pub fn entries(&self) -> impl Iterator<Item = &Entry> {
         self.sources.iter().flat_map(|s| match s {
             Source::Tree(t) => t.entries.iter(),
-            Source::Postgres(_) => [].iter(),
+            Source::Postgres(_) | Source::Stream(_) => [].iter(),
         })
     }
 
     pub fn dumps(&self) -> impl Iterator<Item = &DumpSource> {
         self.sources.iter().filter_map(|s| match s {
             Source::Postgres(d) => Some(d),
-            Source::Tree(_) => None,
+            _ => None,
         })
     }
 
+    pub fn streams(&self) -> impl Iterator<Item = &StreamSource> {
+        self.sources.iter().filter_map(|s| match s {
+            Source::Stream(c) => Some(c),
+            _ => None,
+        })
+    }
+
+    /// Every chunk the snapshot uses (prune keeps exactly these): files', dumps' and streams'.
     pub fn chunk_ids(&self) -> impl Iterator<Item = &Id> {
-        self.entries().flat_map(|e| e.chunks.iter()).chain(self.dumps().flat_map(|d| d.chunks.iter()))
+        self.entries()
+            .flat_map(|e| e.chunks.iter())
+            .chain(self.dumps().flat_map(|d| d.chunks.iter()))
+            .chain(self.streams().flat_map(|c| c.chunks.iter()))
     }
 
     /// Checks everything restore relies on; `Err` names the first bad entry.
@@ -393,6 +438,15 @@ impl Manifest {
         for d in self.dumps() {
             if !valid(d.digest()) {
                 return Err((d.name.clone(), format!("dump without a valid {} checksum", algo.name())));
+            }
+        }
+        let mut streams = HashSet::new();
+        for c in self.streams() {
+            if !valid(c.digest()) {
+                return Err((c.name.clone(), format!("stream without a valid {} checksum", algo.name())));
+            }
+            if !streams.insert(c.name.as_str()) {
+                return Err((c.name.clone(), "stream listed twice".into()));
             }
         }
         for e in self.entries() {

@@ -45,6 +45,15 @@ pub struct BackupOptions {
     pub force: bool,
     pub compression_level: i32,
     pub workers: usize,
+    /// Commands whose standard output is stored, each under its name.
+    pub commands: Vec<CommandSource>,
+}
+
+/// `--stdin-from-command`: a command (run by `sh -c`) and the name its output is stored under.
+#[derive(Debug, Clone)]
+pub struct CommandSource {
+    pub name: String,
+    pub command: String,
 }
 
 impl Default for BackupOptions {
@@ -61,6 +70,7 @@ impl Default for BackupOptions {
             force: false,
             compression_level: 3,
             workers: pipeline::default_workers(),
+            commands: Vec::new(),
         }
     }
 }
@@ -110,8 +120,19 @@ pub struct BackupPlan {
 
 impl BackupPlan {
     pub fn new(opts: &BackupOptions) -> Result<BackupPlan> {
-        if opts.paths.is_empty() && opts.postgres.is_none() {
-            return Err(Error::InvalidOptions("nothing to back up: no paths and no databases given".into()));
+        if opts.paths.is_empty() && opts.postgres.is_none() && opts.commands.is_empty() {
+            return Err(Error::InvalidOptions("nothing to back up: no paths, databases or commands given".into()));
+        }
+        for (i, c) in opts.commands.iter().enumerate() {
+            if c.name.is_empty() || c.name.contains(['/', '\n']) {
+                return Err(Error::InvalidOptions(format!("stream name {:?}: give a name without '/'", c.name)));
+            }
+            if c.command.trim().is_empty() {
+                return Err(Error::InvalidOptions(format!("stream {}: the command is empty", c.name)));
+            }
+            if opts.commands[..i].iter().any(|o| o.name == c.name) {
+                return Err(Error::InvalidOptions(format!("stream name {:?} is given twice", c.name)));
+            }
         }
         // A missing source path is an error before anything starts: a cron job
         // with a typo must fail loudly, not commit an empty snapshot.
@@ -199,7 +220,7 @@ struct Base {
 fn prepare(repo: &Repository, opts: &BackupOptions, plan: &BackupPlan, progress: &dyn Progress) -> Result<Base> {
     // Shared: backups run side by side, but prune waits for all of them.
     let lock = if opts.dry_run { None } else { Some(crate::repo::lock::Lock::acquire(repo, false)?) };
-    if progress.wants_total() && !plan.dumps.is_empty() {
+    if progress.wants_total() && (!plan.dumps.is_empty() || !opts.commands.is_empty()) {
         // A dump's size is not known ahead: files and bytes are counted as they go.
         progress.start("files", 0, 0);
     } else if progress.wants_total() {
@@ -313,6 +334,7 @@ fn execute(
         sources: Vec::new(),
         file: None,
         dump: None,
+        stream: None,
         stats: Summary::default(),
         unreadable: Vec::new(),
         changed: Vec::new(),
@@ -374,6 +396,20 @@ fn execute(
                         let w = weight(&item);
                         batch.push(item, w)
                     })?;
+                }
+                for c in &opts.commands {
+                    crate::source::command::run(
+                        &c.name,
+                        &c.command,
+                        chunker,
+                        algo,
+                        &on_bytes,
+                        &buffers,
+                        &mut |item| {
+                            let w = weight(&item);
+                            batch.push(item, w)
+                        },
+                    )?;
                 }
                 batch.flush()
             },
@@ -500,7 +536,7 @@ fn find_parent(repo: &Repository, host: &str, roots: &[RawPath]) -> Result<(Opti
         .into_iter()
         .flat_map(|s| match s {
             Source::Tree(t) => t.entries,
-            Source::Postgres(_) => Vec::new(),
+            Source::Postgres(_) | Source::Stream(_) => Vec::new(),
         })
         .filter(|e| e.kind == EntryKind::File)
         // The path moves into the key: the entry's own copy is never read.
@@ -525,6 +561,7 @@ struct Collector<'a> {
     /// The file or dump whose chunks are arriving.
     file: Option<Entry>,
     dump: Option<DumpSource>,
+    stream: Option<crate::format::manifest::StreamSource>,
     stats: Summary,
     unreadable: Vec<String>,
     changed: Vec<String>,
@@ -536,10 +573,11 @@ impl Collector<'_> {
     fn consume(&mut self, done: Done) -> Result<()> {
         match done {
             Done::Chunk { id, size, sealed } => {
-                match (self.file.as_mut(), self.dump.as_mut()) {
-                    (Some(f), _) => f.chunks.push(id),
-                    (None, Some(d)) => d.chunks.push(id),
-                    (None, None) => return Err(Error::Internal("chunk outside a file or dump".into())),
+                match (self.file.as_mut(), self.dump.as_mut(), self.stream.as_mut()) {
+                    (Some(f), _, _) => f.chunks.push(id),
+                    (None, Some(d), _) => d.chunks.push(id),
+                    (None, None, Some(c)) => c.chunks.push(id),
+                    (None, None, None) => return Err(Error::Internal("chunk outside a file, dump or stream".into())),
                 }
                 self.stats.bytes += size as u64;
                 if let Some(sealed) = sealed {
@@ -561,6 +599,15 @@ impl Collector<'_> {
                 self.sources.push(Source::Tree(TreeSource { path, entries: Vec::new() }))
             }
             Done::Pass(SourceItem::DumpStart(d)) => self.dump = Some(d),
+            Done::Pass(SourceItem::StreamStart(c)) => self.stream = Some(c),
+            Done::Pass(SourceItem::StreamEnd { algo, digest, size, duration_secs }) => {
+                let mut c = self.stream.take().ok_or_else(|| Error::Internal("stream end outside a stream".into()))?;
+                c.set_digest(algo, digest);
+                c.size = size;
+                c.duration_secs = duration_secs;
+                self.stats.streams += 1;
+                self.sources.push(Source::Stream(c));
+            }
             Done::Pass(SourceItem::DumpEnd { algo, digest, size, server_version, toc, duration_secs }) => {
                 let mut d = self.dump.take().ok_or_else(|| Error::Internal("dump end outside a dump".into()))?;
                 d.set_digest(algo, digest);

@@ -305,6 +305,9 @@ pub fn stats(repo: &Repository, only: Option<&Id>) -> Result<Stats> {
                 crate::format::manifest::Source::Postgres(d) => {
                     (format!("pg:{}", d.name), 0, d.size, d.chunks.iter().collect())
                 }
+                crate::format::manifest::Source::Stream(c) => {
+                    (format!("stream:{}", c.name), 0, c.size, c.chunks.iter().collect())
+                }
             };
             let (st, seen) = per
                 .entry(name.clone())
@@ -375,11 +378,46 @@ pub fn dump_file(
     let index = repo.load_index()?;
     let object = format!("file {shown} of snapshot {}", snapshot.short());
     let stream = crate::ops::stream::Stream { object: &object, chunks: &e.chunks, size: e.size, algo, digest };
+    write_checked(&stream, repo, &index, workers, out)?;
+    Ok(e.size)
+}
+
+/// Writes the output of a `--stdin-from-command` to `out`, checked as
+/// `dump_file` checks a file. Returns the bytes.
+pub fn dump_stream(
+    repo: &Repository,
+    snapshot: &Id,
+    manifest: &Manifest,
+    name: &str,
+    workers: usize,
+    out: &mut dyn std::io::Write,
+) -> Result<u64> {
+    let c = manifest
+        .streams()
+        .find(|c| c.name == name)
+        .ok_or_else(|| Error::NoSuchPath { snapshot: snapshot.short(), path: format!("stream {name}") })?;
+    let object = format!("stream {name} of snapshot {}", snapshot.short());
+    let (algo, digest) =
+        c.digest().ok_or_else(|| Error::corrupt(object.clone(), "the manifest gives no valid checksum"))?;
+    let index = repo.load_index()?;
+    let stream = crate::ops::stream::Stream { object: &object, chunks: &c.chunks, size: c.size, algo, digest };
+    write_checked(&stream, repo, &index, workers, out)?;
+    Ok(c.size)
+}
+
+/// Streams `stream` into `out`; a failed check names how much was written already.
+fn write_checked(
+    stream: &crate::ops::stream::Stream<'_>,
+    repo: &Repository,
+    index: &crate::format::Index,
+    workers: usize,
+    out: &mut dyn std::io::Write,
+) -> Result<()> {
     let mut written = 0u64;
     stream
         .run(
             repo,
-            &index,
+            index,
             workers,
             crate::ops::stream::Out::Stream(&mut |data| {
                 out.write_all(data).map_err(|err| Error::io("standard output", err))?;
@@ -394,8 +432,7 @@ pub fn dump_file(
             },
             _ => err,
         })?;
-    out.flush().map_err(|err| Error::io("standard output", err))?;
-    Ok(e.size)
+    out.flush().map_err(|err| Error::io("standard output", err))
 }
 
 #[cfg(test)]

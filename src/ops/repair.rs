@@ -246,6 +246,14 @@ fn remove_lost(m: &mut Manifest, have: &HashSet<Id>) -> Option<RepairedSnapshot>
             }
             keep
         }
+        Source::Stream(c) => {
+            let keep = whole(&c.chunks);
+            if !keep {
+                r.databases.push(format!("stream {}", c.name));
+                bytes += c.size;
+            }
+            keep
+        }
     });
     if r.files.is_empty() && r.databases.is_empty() {
         return None;

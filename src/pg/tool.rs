@@ -3,6 +3,7 @@
 //! turns how they exited into one error naming what ran.
 
 use super::PgConnection;
+use crate::engine::child::{tail, StderrCollector};
 use crate::error::{Error, Result};
 use std::io::{Read, Write};
 use std::process::{Child, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
@@ -94,53 +95,6 @@ impl PgConnection {
         }
         running.finish()?;
         Ok(String::from_utf8_lossy(&out).into_owned())
-    }
-}
-
-/// The useful end of a tool's stderr, on one line, with how it exited.
-fn tail(stderr: &str, status: ExitStatus) -> String {
-    use std::os::unix::process::ExitStatusExt;
-    let lines: Vec<&str> = stderr.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
-    // The tools' error lines say what went wrong; the SQL context after
-    // them does not. Fall back to the last lines.
-    let errors: Vec<&str> = lines
-        .iter()
-        .copied()
-        .filter(|l| l.contains("error:") || l.contains("ERROR:") || l.contains("FATAL:"))
-        .take(2)
-        .collect();
-    let text = if errors.is_empty() { lines[lines.len().saturating_sub(3)..].join(" / ") } else { errors.join(" / ") };
-    let how = match (status.code(), status.signal()) {
-        (Some(c), _) => format!("exit code {c}"),
-        (None, Some(s)) => format!("killed by signal {s}"),
-        _ => "unknown status".into(),
-    };
-    if text.is_empty() {
-        how
-    } else {
-        format!("{text} ({how})")
-    }
-}
-
-/// Collects a child's stderr on a thread.
-struct StderrCollector(Option<std::thread::JoinHandle<String>>);
-
-impl StderrCollector {
-    fn start(child: &mut Child) -> StderrCollector {
-        let handle = child.stderr.take().map(|mut err| {
-            std::thread::spawn(move || {
-                let mut buf = Vec::new();
-                // Keep at most 1 MiB: enough for any error message.
-                let _ = (&mut err).take(1 << 20).read_to_end(&mut buf);
-                let _ = std::io::copy(&mut err, &mut std::io::sink());
-                String::from_utf8_lossy(&buf).into_owned()
-            })
-        });
-        StderrCollector(handle)
-    }
-
-    fn finish(self) -> String {
-        self.0.and_then(|h| h.join().ok()).unwrap_or_default()
     }
 }
 

@@ -2,6 +2,7 @@
 //! stream of `SourceItem`s for the backup pipeline; none touches the
 //! repository.
 
+pub mod command;
 pub mod postgres;
 pub mod tree;
 
@@ -29,6 +30,14 @@ pub enum SourceItem {
     FileFailed,
     /// Something could not be read; listed in the summary (exit code 3).
     Unreadable(String),
+    /// A command's output begins; its `Chunk`s follow, then `StreamEnd`.
+    StreamStart(crate::format::manifest::StreamSource),
+    StreamEnd {
+        algo: HashAlgo,
+        digest: [u8; 32],
+        size: u64,
+        duration_secs: f64,
+    },
     /// A database dump begins; its `Chunk`s follow, then `DumpEnd`.
     DumpStart(DumpSource),
     DumpEnd {

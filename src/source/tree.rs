@@ -2,7 +2,7 @@
 //! symlinks, and streams each regular file through the chunker.
 
 use super::SourceItem;
-use crate::crypto::{ContentHasher, HashAlgo};
+use crate::crypto::{HashAlgo, HashingReader};
 use crate::engine::chunker::{Chunker, ChunkerParams};
 use crate::engine::filter::Patterns;
 use crate::engine::pipeline::BufferPool;
@@ -10,8 +10,7 @@ use crate::error::{Error, Result};
 use crate::format::encoding::RawPath;
 use crate::format::manifest::{Entry, EntryKind};
 use std::collections::HashMap;
-use std::fs::{self, File, Metadata};
-use std::io::Read;
+use std::fs::{self, Metadata};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Component, Path, PathBuf};
@@ -314,7 +313,7 @@ fn read_file(
     let entry = Entry { hardlink: entry.hardlink, ..entry_from(entry.path, EntryKind::File, &before) };
     emit(SourceItem::FileStart(entry))?;
 
-    let mut reader = HashingReader { inner: &file, hasher: opts.algo.hasher(), bytes: 0 };
+    let mut reader = HashingReader::new(&file, opts.algo);
     let mut read_error = None;
     let result = chunker.split(
         &mut reader,
@@ -338,21 +337,6 @@ fn read_file(
     let after = file.metadata().map_err(|e| Error::io(fs_path, e))?;
     let changed = !unchanged(&before, &after) || reader.bytes != before.len();
     emit(SourceItem::FileEnd { algo: opts.algo, digest: reader.hasher.finalize(), size: reader.bytes, changed })
-}
-
-struct HashingReader<'a> {
-    inner: &'a File,
-    hasher: ContentHasher,
-    bytes: u64,
-}
-
-impl Read for HashingReader<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.bytes += n as u64;
-        Ok(n)
-    }
 }
 
 #[cfg(test)]

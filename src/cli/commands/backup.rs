@@ -38,6 +38,13 @@ pub struct BackupArgs {
     /// Leave out every folder holding a file named NAME (e.g. .nobackup, CACHEDIR.TAG; repeatable).
     #[arg(long, value_name = "NAME")]
     pub exclude_if_present: Vec<String>,
+    /// Store the standard output of CMD (run by sh -c; e.g. 'mysqldump shop'): the backup fails and
+    /// commits nothing if it exits non-zero. Repeatable; each is named by --stdin-filename, in order.
+    #[arg(long, value_name = "CMD")]
+    pub stdin_from_command: Vec<String>,
+    /// The name each --stdin-from-command output is stored under (default: stdin, stdin-2, ...).
+    #[arg(long, value_name = "NAME")]
+    pub stdin_filename: Vec<String>,
     /// Back up the paths listed in FILE too, one per line ('#' comments; repeatable).
     #[arg(long, value_name = "FILE")]
     pub files_from: Vec<PathBuf>,
@@ -94,8 +101,26 @@ pub fn run(cli: &Cli, a: &BackupArgs, out: &Output) -> Result<u8> {
     if let Some(bad) = a.exclude_if_present.iter().find(|m| m.is_empty() || m.contains('/')) {
         return Err(Usage(format!("--exclude-if-present {bad:?}: give a file name, without '/'")).into());
     }
-    if paths.is_empty() && a.pg.is_none() && a.db.is_empty() && !a.pg_all {
-        return Err(Usage("backup: nothing to back up: give PATHs, --pg/--db/--pg-all, or --profile".into()).into());
+    if a.stdin_filename.len() > a.stdin_from_command.len() {
+        return Err(Usage("--stdin-filename names more streams than --stdin-from-command gives".into()).into());
+    }
+    let commands: Vec<coffer::CommandSource> = a
+        .stdin_from_command
+        .iter()
+        .enumerate()
+        .map(|(i, command)| coffer::CommandSource {
+            name: a.stdin_filename.get(i).cloned().unwrap_or_else(|| match i {
+                0 => "stdin".to_string(),
+                n => format!("stdin-{}", n + 1),
+            }),
+            command: command.clone(),
+        })
+        .collect();
+    if paths.is_empty() && a.pg.is_none() && a.db.is_empty() && !a.pg_all && commands.is_empty() {
+        return Err(Usage(
+            "backup: nothing to back up: give PATHs, --pg/--db/--pg-all, --stdin-from-command, or --profile".into(),
+        )
+        .into());
     }
     let repo = open(cli)?;
     let postgres = if a.pg.is_some() || !a.db.is_empty() || a.pg_all {
@@ -112,6 +137,7 @@ pub fn run(cli: &Cli, a: &BackupArgs, out: &Output) -> Result<u8> {
         postgres,
         excludes,
         exclude_if_present: a.exclude_if_present.clone(),
+        commands,
         one_file_system: a.one_file_system,
         tags: a.tag.clone(),
         host: a.host.clone(),

@@ -17,12 +17,17 @@ written said on stderr). A database dump goes to a file with `coffer restore --t
 
 Examples:
   coffer dump latest /etc/fstab
+  coffer dump latest --stream mysql-shop | mysql shop   what --stdin-from-command stored
   coffer dump 1a2b3c4d /home/alice/notes.txt > notes.txt")]
 pub struct DumpArgs {
     /// Snapshot id, unique id prefix, or "latest".
     pub snapshot: String,
     /// The file, as backed up.
-    pub path: OsString,
+    #[arg(required_unless_present = "stream")]
+    pub path: Option<OsString>,
+    /// The output of a --stdin-from-command, by its name, instead of a file.
+    #[arg(long, value_name = "NAME", conflicts_with = "path")]
+    pub stream: Option<String>,
     /// With "latest": the newest snapshot having these tags.
     #[arg(long)]
     pub tag: Vec<String>,
@@ -34,6 +39,10 @@ pub fn run(cli: &Cli, a: &DumpArgs, _out: &Output) -> Result<u8> {
     let m = repo.load_snapshot(&id)?;
     let stdout = std::io::stdout();
     let mut lock = stdout.lock();
-    coffer::dump_file(&repo, &id, &m, a.path.as_bytes(), coffer::default_workers(), &mut lock)?;
+    match (&a.stream, &a.path) {
+        (Some(name), _) => coffer::dump_stream(&repo, &id, &m, name, coffer::default_workers(), &mut lock)?,
+        (None, Some(path)) => coffer::dump_file(&repo, &id, &m, path.as_bytes(), coffer::default_workers(), &mut lock)?,
+        (None, None) => return Err(crate::cli::Usage("dump: give a PATH or --stream NAME".into()).into()),
+    };
     Ok(exit::OK)
 }

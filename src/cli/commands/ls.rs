@@ -50,7 +50,9 @@ pub fn run(cli: &Cli, a: &LsArgs, out: &Output) -> Result<u8> {
     let path = a.path.as_ref().map(|p| p.as_bytes()).unwrap_or_default();
     let entries = coffer::list(&m, &id, path, a.recursive)?;
     // Databases sit at the top, beside the backed-up folders.
-    let dumps: Vec<_> = if coffer::stored_path(path).is_empty() { m.dumps().collect() } else { Vec::new() };
-    out.ls(&entries, &dumps, a.long);
+    let top = coffer::stored_path(path).is_empty();
+    let dumps: Vec<_> = if top { m.dumps().collect() } else { Vec::new() };
+    let streams: Vec<_> = if top { m.streams().collect() } else { Vec::new() };
+    out.ls(&entries, &dumps, &streams, a.long);
     Ok(exit::OK)
 }
