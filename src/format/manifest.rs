@@ -223,16 +223,6 @@ pub struct StreamSource {
     pub duration_secs: f64,
 }
 
-impl StreamSource {
-    pub fn digest(&self) -> Option<(HashAlgo, &str)> {
-        digest_of(&self.sha256, &self.blake3)
-    }
-
-    pub fn set_digest(&mut self, algo: HashAlgo, digest: [u8; 32]) {
-        (self.sha256, self.blake3) = digest_fields(algo, hex::encode(digest));
-    }
-}
-
 /// A backed-up path: its entries in walk order (a directory before its
 /// contents), paths relative and `/`-separated, as given on the command line
 /// without a leading `/`.
@@ -375,28 +365,26 @@ fn digest_fields(algo: HashAlgo, hex: String) -> (Option<String>, Option<String>
     }
 }
 
+/// `digest()` and `set_digest()` for each type that records a content
+/// digest in the two fields (files, dumps, streams): one implementation.
+macro_rules! digest_accessors {
+    ($($t:ty),*) => {$(
+        impl $t {
+            pub fn digest(&self) -> Option<(HashAlgo, &str)> {
+                digest_of(&self.sha256, &self.blake3)
+            }
+
+            pub fn set_digest(&mut self, algo: HashAlgo, digest: [u8; 32]) {
+                (self.sha256, self.blake3) = digest_fields(algo, hex::encode(digest));
+            }
+        }
+    )*};
+}
+
+digest_accessors!(Entry, DumpSource, StreamSource);
+
 fn is_digest_hex(h: &str) -> bool {
     h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit())
-}
-
-impl DumpSource {
-    pub fn digest(&self) -> Option<(HashAlgo, &str)> {
-        digest_of(&self.sha256, &self.blake3)
-    }
-
-    pub fn set_digest(&mut self, algo: HashAlgo, digest: [u8; 32]) {
-        (self.sha256, self.blake3) = digest_fields(algo, hex::encode(digest));
-    }
-}
-
-impl Entry {
-    pub fn digest(&self) -> Option<(HashAlgo, &str)> {
-        digest_of(&self.sha256, &self.blake3)
-    }
-
-    pub fn set_digest(&mut self, algo: HashAlgo, digest: [u8; 32]) {
-        (self.sha256, self.blake3) = digest_fields(algo, hex::encode(digest));
-    }
 }
 
 impl Manifest {

@@ -21,6 +21,7 @@ use crate::repo::{ChunkCheck, Repository};
 use rustix::fs::{AtFlags, Mode, OFlags, Timestamps};
 use std::collections::{HashMap, HashSet};
 use std::ffi::{OsStr, OsString};
+use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -384,17 +385,7 @@ fn make_specials(
         let made = rustix::fs::mknodat(&***fd, &tmp, kind, mode, e.rdev);
         rustix::process::umask(umask);
         made.map_err(|err| Error::io(&path, err.into()))?;
-        let finish = || -> rustix::io::Result<()> {
-            if owner {
-                rustix::fs::chownat(&***fd, &tmp, Some(uid(e.uid)), Some(gid(e.gid)), AtFlags::SYMLINK_NOFOLLOW)?;
-            }
-            rustix::fs::utimensat(&***fd, &tmp, &times(e.mtime_ns), AtFlags::SYMLINK_NOFOLLOW)?;
-            rustix::fs::renameat(&***fd, &tmp, &***fd, OsStr::from_bytes(name))
-        };
-        if let Err(err) = finish() {
-            let _ = rustix::fs::unlinkat(&***fd, &tmp, AtFlags::empty());
-            return Err(Error::io(&path, err.into()));
-        }
+        settle(fd, &tmp, name, e, owner).map_err(|err| Error::io(&path, err.into()))?;
     }
     Ok(())
 }
@@ -419,20 +410,26 @@ fn make_symlinks(
         let link_target = OsStr::from_bytes(&e.target.as_ref().expect("validated: symlinks have targets").0);
         let tmp = crate::engine::atomic_file::temporary_name();
         rustix::fs::symlinkat(link_target, &***fd, &tmp).map_err(|err| Error::io(&path, err.into()))?;
-        let finish = || -> rustix::io::Result<()> {
-            if owner {
-                rustix::fs::chownat(&***fd, &tmp, Some(uid(e.uid)), Some(gid(e.gid)), AtFlags::SYMLINK_NOFOLLOW)?;
-            }
-            rustix::fs::utimensat(&***fd, &tmp, &times(e.mtime_ns), AtFlags::SYMLINK_NOFOLLOW)?;
-            rustix::fs::renameat(&***fd, &tmp, &***fd, OsStr::from_bytes(name))
-        };
-        if let Err(err) = finish() {
-            let _ = rustix::fs::unlinkat(&***fd, &tmp, AtFlags::empty());
-            return Err(Error::io(&path, err.into()));
-        }
+        settle(fd, &tmp, name, e, owner).map_err(|err| Error::io(&path, err.into()))?;
     }
 
     Ok(())
+}
+
+/// A node just made under the temporary name `tmp` (a symlink, a pipe, a
+/// device): its owner and times set without following it, then renamed to
+/// `name`; removed again if any of that fails.
+fn settle(fd: &OwnedFd, tmp: &OsStr, name: &[u8], e: &Entry, owner: bool) -> rustix::io::Result<()> {
+    let finish = || -> rustix::io::Result<()> {
+        if owner {
+            rustix::fs::chownat(fd, tmp, Some(uid(e.uid)), Some(gid(e.gid)), AtFlags::SYMLINK_NOFOLLOW)?;
+        }
+        rustix::fs::utimensat(fd, tmp, &times(e.mtime_ns), AtFlags::SYMLINK_NOFOLLOW)?;
+        rustix::fs::renameat(fd, tmp, fd, OsStr::from_bytes(name))
+    };
+    finish().inspect_err(|_| {
+        let _ = rustix::fs::unlinkat(fd, tmp, AtFlags::empty());
+    })
 }
 
 fn components(rel: &[u8]) -> Vec<&[u8]> {
