@@ -52,6 +52,9 @@ fn a_commands_output_is_stored_and_comes_back_byte_for_byte() {
     let out = env.command().args(["dump", &first, "--stream", "blob"]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(out.stdout, fs::read(&data).unwrap(), "after prune, the stream still reads back");
+    let diff = env.coffer(&["diff", &first, "latest", "--json"]).ok().json();
+    assert_eq!(diff["streams"].as_array().unwrap().len(), 2, "both streams are gone in the later snapshot: {diff}");
+    assert_eq!(diff["streams"][0]["change"], "removed");
     let stats = env.coffer(&["stats", &first, "--json"]).ok().json();
     assert!(stats["sources"].as_array().unwrap().iter().any(|s| s["name"] == "stream:blob"), "{stats}");
 }

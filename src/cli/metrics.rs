@@ -40,6 +40,7 @@ const HELP: &[(&str, &str)] = &[
     ("last_run_error", "1 for the kind of error that failed the command's last run"),
     ("backup_files", "files in the snapshot the backup made"),
     ("backup_databases", "database dumps in the snapshot the backup made"),
+    ("backup_streams", "command outputs (--stdin-from-command) in the snapshot the backup made"),
     ("backup_bytes_read", "bytes the backup read from its sources"),
     ("backup_bytes_added", "bytes of new data (before compression) the backup added"),
     ("backup_bytes_stored", "bytes the backup stored after compression and encryption"),
@@ -172,6 +173,7 @@ pub fn backup(s: &coffer::BackupSummary) {
     let st = &s.stats;
     set("backup_files", st.files as f64);
     set("backup_databases", st.databases as f64);
+    set("backup_streams", st.streams as f64);
     set("backup_bytes_read", st.bytes as f64);
     set("backup_bytes_added", st.new_bytes as f64);
     set("backup_bytes_stored", st.stored_bytes as f64);

@@ -530,6 +530,9 @@ impl Output {
                 };
                 outln!("{}    database {}{size}", db.change.letter(), name(&db.name));
             }
+            for c in &d.streams {
+                outln!("{}    stream {}", c.change.letter(), name(&c.name));
+            }
             let n = |c: Change| d.entries.iter().filter(|e| e.change == c).count() as u64;
             self.say(&format!(
                 "{} -> {}: {} added, {} removed, {} changed, {} with new metadata; {} databases changed; {} added, {} removed",

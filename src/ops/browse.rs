@@ -119,6 +119,8 @@ pub struct Diff {
     pub to: String,
     pub entries: Vec<EntryChange>,
     pub databases: Vec<DumpChange>,
+    /// Commands' outputs (`--stdin-from-command`) that changed.
+    pub streams: Vec<DumpChange>,
     /// Bytes of the files added or modified, as the second snapshot has them.
     pub bytes_added: u64,
     pub bytes_removed: u64,
@@ -197,6 +199,28 @@ pub fn diff(a: (&Id, &Manifest), b: (&Id, &Manifest)) -> Diff {
             change: Change::Removed,
             name: d.name.clone(),
             old_size: Some(d.size),
+            new_size: None,
+        });
+    }
+    // Streams (`--stdin-from-command`) likewise, by name.
+    let streams_before: HashMap<&str, &crate::format::manifest::StreamSource> =
+        old.streams().map(|c| (c.name.as_str(), c)).collect();
+    for c in new.streams() {
+        let change = match streams_before.get(c.name.as_str()) {
+            None => Some(Change::Added),
+            Some(o) if o.digest() != c.digest() || o.size != c.size => Some(Change::Modified),
+            Some(_) => None,
+        };
+        if let Some(change) = change {
+            let old_size = streams_before.get(c.name.as_str()).map(|o| o.size);
+            out.streams.push(DumpChange { change, name: c.name.clone(), old_size, new_size: Some(c.size) });
+        }
+    }
+    for c in old.streams().filter(|c| !new.streams().any(|n| n.name == c.name)) {
+        out.streams.push(DumpChange {
+            change: Change::Removed,
+            name: c.name.clone(),
+            old_size: Some(c.size),
             new_size: None,
         });
     }
