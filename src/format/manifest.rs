@@ -211,7 +211,8 @@ pub struct DumpSource {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StreamSource {
     pub name: String,
-    /// The command line, as given to `sh -c` (it must hold no secret: see OPERATIONS.md).
+    /// The command line, as given to `sh -c`: recorded and shown, so it must
+    /// hold no secret (the README says where passwords go instead).
     pub command: String,
     pub size: u64,
     /// The stream's digest, hex, of the manifest version's algorithm.
