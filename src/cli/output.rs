@@ -371,6 +371,22 @@ impl Output {
                             self.say(&format!("    {:<18} {}.{}", e.desc, e.schema.as_deref().unwrap_or("-"), e.name));
                         }
                     }
+                } else if !d.objects.is_empty() {
+                    // A part: what was restored is the entries listed, not the
+                    // whole dump (read and checked whole, and named as such).
+                    let part_rows = d.rows.map(|n| format!(" with {}", count(n, "row"))).unwrap_or_default();
+                    self.say(&format!(
+                        "restored {}{part_rows} of the dump of {} into {} in {:.1}s (the whole dump, {}, was read and checked):",
+                        count(d.objects.len() as u64, "archive entry"),
+                        d.name,
+                        d.target,
+                        d.duration_secs,
+                        bytes(d.bytes)
+                    ));
+                    for e in &d.objects {
+                        let r = e.rows.map(|n| format!(" ({})", count(n, "row"))).unwrap_or_default();
+                        self.say(&format!("    {:<18} {}.{}{r}", e.desc, e.schema.as_deref().unwrap_or("-"), e.name));
+                    }
                 } else {
                     self.say(&format!(
                         "restored {} ({}{rows}) into {} in {:.1}s",
@@ -379,13 +395,6 @@ impl Output {
                         d.target,
                         d.duration_secs
                     ));
-                    if !d.objects.is_empty() {
-                        self.say(&format!("  {}:", count(d.objects.len() as u64, "archive entry")));
-                        for e in &d.objects {
-                            let r = e.rows.map(|n| format!(" ({})", count(n, "row"))).unwrap_or_default();
-                            self.say(&format!("    {:<18} {}.{}{r}", e.desc, e.schema.as_deref().unwrap_or("-"), e.name));
-                        }
-                    }
                 }
                 for k in &d.skipped {
                     errln!("coffer: {}: not restored: {k}", d.name);
