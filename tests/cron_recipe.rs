@@ -1,4 +1,4 @@
-//! docs/OPERATIONS.md's set-up, nightly cron job and passphrase rotation,
+//! docs/OPERATIONS.md's set-up, nightly cron job, passphrase rotation and emergency snapshot,
 //! run as written: the set-up as root, each cron line as the unprivileged
 //! user it names, in cron's environment (`env -i`, PATH=/usr/bin:/bin, no
 //! terminal). What the test changes, and only that: every absolute path of
@@ -192,4 +192,52 @@ fn the_set_up_cron_job_and_rotation_of_operations_md_work_as_written() {
     let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     // forget --prune keeps one snapshot a day per group: the nightly one, and the root line's.
     assert_eq!(list.as_array().unwrap().len(), 2, "{list}");
+
+    // "An emergency snapshot, by hand": its three blocks in one root shell,
+    // the operator's passwords in root's ~/.pgpass (admin: a superuser).
+    cluster.psql("postgres", "CREATE ROLE admin LOGIN SUPERUSER PASSWORD 'admin-pw'");
+    let root_home = root.join("root-home");
+    fs::create_dir_all(&root_home).unwrap();
+    fs::write(
+        root_home.join(".pgpass"),
+        format!("127.0.0.1:{0}:*:backup:the-database-password\n127.0.0.1:{0}:*:admin:admin-pw\n", cluster.port),
+    )
+    .unwrap();
+    fs::set_permissions(root_home.join(".pgpass"), fs::Permissions::from_mode(0o600)).unwrap();
+    let section = &doc[doc.find("## An emergency snapshot, by hand").expect("the section")..];
+    let section = &section[..section.find("\n## ").unwrap_or(section.len())];
+    let mut blocks = Vec::new();
+    let mut rest = section;
+    while let Some(at) = rest.find("```sh\n") {
+        let body = &rest[at + 6..];
+        let end = body.find("\n```").unwrap();
+        blocks.push(body[..end].to_string());
+        rest = &body[end + 4..];
+    }
+    assert_eq!(blocks.len(), 3, "backup, check, restore");
+    let envs = [
+        ("PATH", format!("{r}/usr/local/bin:/usr/bin:/bin")),
+        ("HOME", root_home.display().to_string()),
+        ("COFFER_CONFIG", config.display().to_string()),
+    ];
+    let fix = |text: &str| sub(text).replace("admin@db1/", &format!("admin@127.0.0.1:{}/", cluster.port));
+    // Before the migration: the snapshot, and the dry run that proves it restores.
+    as_root(&fix(&format!("{}\n{}", blocks[0], blocks[1])), &envs);
+    let before = cluster.psql("shop", "SELECT count(*), sum(id) FROM app.orders");
+    // The migration goes wrong.
+    cluster.psql("shop", "DELETE FROM app.orders WHERE id % 2 = 0; DROP TABLE audit.events");
+    // Going back, in the same shell (its first line sets the repository).
+    let export = blocks[0].lines().next().unwrap();
+    assert!(export.starts_with("export COFFER_REPOSITORY="), "{export}");
+    as_root(&fix(&format!("{export}\n{}", blocks[2])), &envs);
+    assert_eq!(cluster.psql("shop", "SELECT count(*), sum(id) FROM app.orders"), before, "the rows are back");
+    assert!(cluster.psql("shop", "SELECT count(*) FROM audit.events").trim().parse::<u64>().unwrap() > 0);
+    for entry in walk_all(&repo) {
+        assert_eq!(
+            fs::symlink_metadata(&entry).unwrap().uid(),
+            owner,
+            "{} is not the repository owner's",
+            entry.display()
+        );
+    }
 }

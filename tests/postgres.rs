@@ -87,7 +87,11 @@ fn table_and_schema_restores_bring_exactly_those_objects() {
     // The report says what was restored (the table's entries and rows), not
     // the whole dump's size as if that had been restored.
     let head = r.stdout.lines().next().unwrap_or_default().to_string();
-    assert!(head.starts_with("restored ") && head.contains(" archive entries with 1 row of the dump of "), "{}", r.stdout);
+    assert!(
+        head.starts_with("restored ") && head.contains(" archive entries with 1 row of the dump of "),
+        "{}",
+        r.stdout
+    );
     assert!(head.contains("(the whole dump, ") && head.contains("was read and checked)"), "{}", r.stdout);
     assert!(r.stdout.contains("TABLE DATA") && r.stdout.contains("public.pgbench_branches (1 row)"), "{}", r.stdout);
     let tables = cluster.user_tables(&t);
