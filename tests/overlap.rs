@@ -304,6 +304,7 @@ fn drill_overlapping_prune(place: Place) {
         jobs: 1,
         check_timeout: std::time::Duration::from_secs(600),
         workers: 2,
+        progress: None,
     };
     let id = repo.find_snapshot(&second, &[]).unwrap();
     let drill = std::thread::spawn(move || coffer::drill(&repo, &id, &opts));

@@ -71,3 +71,26 @@ fn restore_verify_and_backup_draw_a_progress_line_on_a_terminal_only() {
     let drawn = on_a_terminal(&env, &["verify", "--read-data", "--quiet"]);
     assert!(!drawn.contains('%'), "{drawn:?}");
 }
+
+/// A database restore (here to a file) draws the line too: chunks of the dump read.
+#[test]
+fn a_database_restore_draws_the_chunks_it_reads() {
+    use crate::common::pg::{self, unique, PG_PASSWORD};
+    let cluster = pg::shared();
+    let env = Env::new();
+    let db = unique("progress");
+    cluster.create_sample_db(&db, 1);
+    let r: Run = env
+        .command()
+        .env("PGPASSWORD", PG_PASSWORD)
+        .env("COFFER_PG_BIN_DIR", pg::bin_dir())
+        .args(["backup", "--pg", &cluster.url(&db)])
+        .output()
+        .unwrap()
+        .into();
+    r.ok();
+    let file = env.path("out.pgc");
+    let drawn = on_a_terminal(&env, &["restore", "latest", "--to-file", file.to_str().unwrap()]);
+    assert!(drawn.contains(" chunks") && drawn.contains("100%"), "{drawn:?}");
+    assert!(fs::read(&file).unwrap().starts_with(b"PGDMP"));
+}

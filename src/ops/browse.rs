@@ -443,6 +443,7 @@ fn write_checked(
             repo,
             index,
             workers,
+            &crate::ops::progress::NoProgress,
             crate::ops::stream::Out::Stream(&mut |data| {
                 out.write_all(data).map_err(|err| Error::io("standard output", err))?;
                 written += data.len() as u64;

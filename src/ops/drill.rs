@@ -29,6 +29,8 @@ pub struct DrillOptions {
     /// Longest each check query and each table's row count may run.
     pub check_timeout: std::time::Duration,
     pub workers: usize,
+    /// Told each chunk of the dump as it is downloaded (the CLI's progress line).
+    pub progress: Option<std::sync::Arc<dyn crate::ops::progress::Progress + Send>>,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -194,7 +196,8 @@ fn run_phases(
     let t = Instant::now();
     let index = repo.load_index()?;
     let archive = read_toc(repo, &index, snapshot, dump)?;
-    let (tmp, _) = dump_to_temp_file(repo, &index, snapshot, dump, opts.workers)?;
+    let fetch = crate::ops::stream::Fetch::new(opts.workers, opts.progress.as_deref());
+    let (tmp, _) = dump_to_temp_file(repo, &index, snapshot, dump, fetch)?;
     report.download_secs = t.elapsed().as_secs_f64();
 
     // Restore. Owners and grants are left out: the scratch server need not

@@ -14,7 +14,7 @@ use crate::error::{DumpChoice, Error, Result};
 use crate::format::encoding::Id;
 use crate::format::manifest::{DumpKind, DumpSource, Manifest};
 use crate::format::Index;
-use crate::ops::stream::{Out, Stream};
+use crate::ops::stream::{Fetch, Out, Stream};
 use crate::pg::archive::{Archive, Scanner};
 use crate::pg::select::{select, Selection};
 use crate::pg::tool::failed;
@@ -53,6 +53,14 @@ pub struct DbRestoreOptions {
     pub jobs: u32,
     pub dry_run: bool,
     pub workers: usize,
+    /// Told each chunk of each dump as it is read (the CLI's progress line).
+    pub progress: Option<std::sync::Arc<dyn crate::ops::progress::Progress + Send>>,
+}
+
+impl DbRestoreOptions {
+    fn fetch(&self) -> Fetch<'_> {
+        Fetch::new(self.workers, self.progress.as_deref())
+    }
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -189,13 +197,19 @@ pub fn stream_dump(
     index: &Index,
     snapshot: &Id,
     dump: &DumpSource,
-    workers: usize,
+    fetch: Fetch<'_>,
     out: Out<'_>,
 ) -> Result<u64> {
     let object = format!("dump of {} in snapshot {}", dump.name, snapshot.short());
     let (algo, digest) =
         dump.digest().ok_or_else(|| Error::corrupt(object.clone(), "the manifest gives no valid checksum"))?;
-    Stream { object: &object, chunks: &dump.chunks, size: dump.size, algo, digest }.run(repo, index, workers, out)
+    Stream { object: &object, chunks: &dump.chunks, size: dump.size, algo, digest }.run(
+        repo,
+        index,
+        fetch.workers,
+        fetch.progress,
+        out,
+    )
 }
 
 /// Writes a dump, checked, to a scratch file in `TMPDIR`, for pg_restore
@@ -207,12 +221,12 @@ pub fn dump_to_temp_file(
     index: &Index,
     snapshot: &Id,
     dump: &DumpSource,
-    workers: usize,
+    fetch: Fetch<'_>,
 ) -> Result<(AtomicFile, u64)> {
     let dir = std::env::temp_dir();
     let tmp = crate::engine::atomic_file::scratch().map_err(|e| Error::io(&dir, e))?;
     // Errors name the directory: the file has no name, and TMPDIR is the setting to change.
-    let chunks = stream_dump(repo, index, snapshot, dump, workers, Out::File(tmp.as_file(), &dir))?;
+    let chunks = stream_dump(repo, index, snapshot, dump, fetch, Out::File(tmp.as_file(), &dir))?;
     Ok((tmp, chunks))
 }
 
@@ -272,7 +286,7 @@ pub fn restore_databases(repo: &Repository, snapshot: &Id, opts: &DbRestoreOptio
             match &opts.target {
                 DbTarget::File(path) => {
                     r.target = path.display().to_string();
-                    r.chunks_checked = to_file(repo, &index, snapshot, dump, path, opts.workers)?;
+                    r.chunks_checked = to_file(repo, &index, snapshot, dump, path, opts.fetch())?;
                 }
                 DbTarget::Server(conn) => to_server(repo, &index, snapshot, dump, conn, opts, &mut r)?,
             }
@@ -320,7 +334,7 @@ fn dry_run(
     r: &mut DbRestored,
 ) -> Result<()> {
     if dump.kind == DumpKind::Globals {
-        r.chunks_checked = stream_dump(repo, index, snapshot, dump, opts.workers, Out::Stream(&mut |_| Ok(())))?;
+        r.chunks_checked = stream_dump(repo, index, snapshot, dump, opts.fetch(), Out::Stream(&mut |_| Ok(())))?;
         return Ok(());
     }
     let filtered = !opts.schemas.is_empty() || !opts.tables.is_empty();
@@ -336,7 +350,7 @@ fn dry_run(
         index,
         snapshot,
         dump,
-        opts.workers,
+        opts.fetch(),
         Out::Stream(&mut |data| {
             lister.feed(data);
             scanner.feed(data).map_err(|e| Error::corrupt(what.clone(), format!("not a custom-format archive: {e}")))
@@ -367,14 +381,14 @@ fn to_file(
     snapshot: &Id,
     dump: &DumpSource,
     path: &PathBuf,
-    workers: usize,
+    fetch: Fetch<'_>,
 ) -> Result<u64> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
     let tmp = AtomicFile::new_in(&dir).map_err(|e| Error::io(&dir, e))?;
-    let chunks = stream_dump(repo, index, snapshot, dump, workers, Out::File(tmp.as_file(), path))?;
+    let chunks = stream_dump(repo, index, snapshot, dump, fetch, Out::File(tmp.as_file(), path))?;
     // Named only once the checksum matched. Not fsynced, as restored files
     // are not (nor are restic's or borg's): the OS writes it back; `sync`
     // makes it durable at once (docs/OPERATIONS.md).
@@ -393,7 +407,7 @@ fn to_server(
 ) -> Result<()> {
     if dump.kind == DumpKind::Globals {
         r.target = conn.display();
-        let (chunks, skipped) = restore_globals(repo, index, snapshot, dump, conn, opts.workers)?;
+        let (chunks, skipped) = restore_globals(repo, index, snapshot, dump, conn, opts.fetch())?;
         r.chunks_checked = chunks;
         r.skipped = skipped;
         return Ok(());
@@ -443,7 +457,7 @@ fn to_server(
     cmd.env("PGAPPNAME", &watch.app);
     let restored = if opts.jobs > 1 {
         // Parallel restore needs a seekable archive.
-        dump_to_temp_file(repo, index, snapshot, dump, opts.workers).and_then(|(tmp, chunks)| {
+        dump_to_temp_file(repo, index, snapshot, dump, opts.fetch()).and_then(|(tmp, chunks)| {
             cmd.arg("--exit-on-error").arg(format!("--jobs={}", opts.jobs)).arg(tmp.path_for_others());
             target.run(cmd, &what).map(|_| chunks)
         })
@@ -454,7 +468,7 @@ fn to_server(
         } else {
             cmd.arg("--exit-on-error");
         }
-        feed(repo, index, snapshot, dump, &target, cmd, &what, opts.workers)
+        feed(repo, index, snapshot, dump, &target, cmd, &what, opts.fetch())
     };
     match watch.finish(restored) {
         Ok(chunks) => {
@@ -490,13 +504,13 @@ fn restore_globals(
     snapshot: &Id,
     dump: &DumpSource,
     conn: &PgConnection,
-    workers: usize,
+    fetch: Fetch<'_>,
 ) -> Result<(u64, Vec<String>)> {
     let mut cmd = conn.tool_for_db("psql");
     // VERBOSITY=verbose puts each error's SQLSTATE in its message, whatever the server's language.
     cmd.args(["-X", "-q", "-v", "VERBOSITY=verbose", "-f", "-"]).env("LC_MESSAGES", "C");
     let what = format!("psql (globals) into {}", conn.display());
-    let (chunks, stderr) = feed_collecting(repo, index, snapshot, dump, conn, cmd, &what, workers)?;
+    let (chunks, stderr) = feed_collecting(repo, index, snapshot, dump, conn, cmd, &what, fetch)?;
     let (mut skipped, mut failed) = (Vec::new(), Vec::new());
     for line in stderr.lines() {
         let Some((_, msg)) = line.split_once("ERROR:") else { continue };
@@ -534,9 +548,9 @@ fn feed(
     conn: &PgConnection,
     cmd: std::process::Command,
     what: &str,
-    workers: usize,
+    fetch: Fetch<'_>,
 ) -> Result<u64> {
-    feed_collecting(repo, index, snapshot, dump, conn, cmd, what, workers).map(|(chunks, _)| chunks)
+    feed_collecting(repo, index, snapshot, dump, conn, cmd, what, fetch).map(|(chunks, _)| chunks)
 }
 
 /// `feed`, returning the tool's stderr as well when it succeeded.
@@ -549,7 +563,7 @@ fn feed_collecting(
     conn: &PgConnection,
     mut cmd: std::process::Command,
     what: &str,
-    workers: usize,
+    fetch: Fetch<'_>,
 ) -> Result<(u64, String)> {
     cmd.stdin(Stdio::piped()).stdout(Stdio::null());
     let mut tool = Running::spawn(conn, cmd, what)?;
@@ -559,7 +573,7 @@ fn feed_collecting(
         index,
         snapshot,
         dump,
-        workers,
+        fetch,
         Out::Stream(&mut |data| {
             // pg_restore may stop reading once a filtered restore has all it
             // needs: keep checking the stream; its exit status decides.

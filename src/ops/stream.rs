@@ -8,6 +8,7 @@ use crate::engine::pipeline::{self, BufferPool};
 use crate::error::{Error, Result};
 use crate::format::encoding::Id;
 use crate::format::Index;
+use crate::ops::progress::{NoProgress, Progress};
 use crate::repo::{ChunkCheck, Repository};
 
 /// Where a stream goes.
@@ -21,6 +22,22 @@ pub enum Out<'a> {
     /// use the file before `run` returns Ok, so the tag check per chunk and
     /// the digest of the whole suffice.
     File(&'a std::fs::File, &'a std::path::Path),
+}
+
+/// How a stream is read: by how many workers, and who is told of each chunk.
+#[derive(Clone, Copy)]
+pub struct Fetch<'a> {
+    pub workers: usize,
+    pub progress: &'a dyn Progress,
+}
+
+impl<'a> Fetch<'a> {
+    pub fn new(workers: usize, progress: Option<&'a (dyn Progress + Send)>) -> Fetch<'a> {
+        match progress {
+            Some(p) => Fetch { workers, progress: p },
+            None => Fetch { workers, progress: &NoProgress },
+        }
+    }
 }
 
 /// What a stream is, from a manifest.
@@ -37,7 +54,14 @@ pub struct Stream<'a> {
 impl Stream<'_> {
     /// Streams the bytes into `out`, then checks the whole against the
     /// digest and size. Returns the chunks read.
-    pub fn run(&self, repo: &Repository, index: &Index, workers: usize, out: Out<'_>) -> Result<u64> {
+    pub fn run(
+        &self,
+        repo: &Repository,
+        index: &Index,
+        workers: usize,
+        progress: &dyn Progress,
+        out: Out<'_>,
+    ) -> Result<u64> {
         let object = self.object;
         let algo = self.algo;
         let (mut stream, file, check) = match out {
@@ -55,6 +79,7 @@ impl Stream<'_> {
         if total != self.size {
             return Err(Error::corrupt(object, format!("its chunks add up to {total} bytes, not its {}", self.size)));
         }
+        progress.start("chunks", self.chunks.len() as u64, self.size);
         let mut chunks = 0u64;
         let window = workers * 4;
         let buffers = BufferPool::new(window + workers * 2);
@@ -84,6 +109,8 @@ impl Stream<'_> {
                 },
                 |data| {
                     chunks += 1;
+                    progress.bytes_done(data.len() as u64);
+                    progress.item_done();
                     if let Some(sink) = stream.as_mut() {
                         sink(&data)?;
                     }

@@ -46,6 +46,7 @@ pub fn run(cli: &Cli, a: &DrillArgs, out: &Output) -> Result<u8> {
         .as_ref()
         .map(|p| std::fs::read_to_string(p).with_context(|| format!("--check-sql {}", p.display())))
         .transpose()?;
+    let bar = std::sync::Arc::new(crate::cli::output::ProgressBar::for_terminal(out));
     let opts = coffer::DrillOptions {
         scratch: pg_connection(Some(&a.pg_scratch), &a.pg_tools, "--pg-scratch", "COFFER_PG_SCRATCH")?,
         database: a.db.clone(),
@@ -53,8 +54,11 @@ pub fn run(cli: &Cli, a: &DrillArgs, out: &Output) -> Result<u8> {
         jobs: a.jobs,
         check_timeout: a.check_timeout,
         workers: coffer::default_workers(),
+        progress: Some(bar.clone()),
     };
-    let report = coffer::drill(&repo, &id, &opts)?;
+    let report = coffer::drill(&repo, &id, &opts);
+    bar.finish();
+    let report = report?;
     if let Some(e) = &report.error {
         errln!("coffer: drill failed: {e}");
     }

@@ -85,6 +85,7 @@ pub fn run(cli: &Cli, a: &RestoreArgs, out: &Output) -> Result<u8> {
         (None, None) => None,
     };
     if let Some(target) = db_target {
+        let bar = std::sync::Arc::new(crate::cli::output::ProgressBar::for_terminal(out));
         let opts = coffer::DbRestoreOptions {
             database: a.db.clone(),
             all: a.all,
@@ -99,8 +100,11 @@ pub fn run(cli: &Cli, a: &RestoreArgs, out: &Output) -> Result<u8> {
             jobs: a.jobs,
             dry_run: a.dry_run,
             workers: coffer::default_workers(),
+            progress: Some(bar.clone()),
         };
-        let summary = coffer::restore_databases(&repo, &id, &opts)?;
+        let summary = coffer::restore_databases(&repo, &id, &opts);
+        bar.finish();
+        let summary = summary?;
         out.restore_databases(&summary);
         return Ok(exit::OK);
     }
