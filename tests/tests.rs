@@ -28,6 +28,7 @@ mod postgres_trust;
 mod profile;
 mod progress;
 mod prune;
+mod readme;
 mod repair;
 mod restore_safety;
 mod roundtrip;
