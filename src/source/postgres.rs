@@ -10,7 +10,7 @@
 //! so no manifest is ever written.
 
 use super::SourceItem;
-use crate::crypto::{ContentHasher, HashAlgo};
+use crate::crypto::{HashAlgo, HashingReader};
 use crate::engine::chunker::{Chunker, ChunkerParams};
 use crate::engine::pipeline::BufferPool;
 use crate::error::{Error, Result};
@@ -81,7 +81,7 @@ pub fn dump(
     };
     emit(SourceItem::DumpStart(skeleton))?;
 
-    let mut reader = TeeReader { inner: stdout, scanner: scanner.as_mut(), hasher: algo.hasher(), bytes: 0 };
+    let mut reader = HashingReader::new(Scanning { inner: stdout, scanner: scanner.as_mut() }, algo);
     let split = Chunker::new(chunker).split(
         &mut reader,
         |chunk| {
@@ -90,7 +90,7 @@ pub fn dump(
         },
         |e| failed(&what, format!("reading its output: {e}")),
     );
-    let TeeReader { hasher, bytes, .. } = reader;
+    let HashingReader { hasher, bytes, .. } = reader;
     if split.is_err() {
         // Stop pg_dump rather than leave it blocked on a full pipe.
         tool.kill();
@@ -147,18 +147,15 @@ fn widen_pipe(pipe: &std::process::ChildStdout) {
     let _ = rustix::pipe::fcntl_setpipe_size(pipe, 1 << 20);
 }
 
-struct TeeReader<'a, R: Read> {
+/// A reader that feeds what passes through it to the archive scanner.
+struct Scanning<'a, R: Read> {
     inner: R,
     scanner: Option<&'a mut Scanner>,
-    hasher: ContentHasher,
-    bytes: u64,
 }
 
-impl<R: Read> Read for TeeReader<'_, R> {
+impl<R: Read> Read for Scanning<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.bytes += n as u64;
         if let Some(s) = self.scanner.as_mut() {
             // A stream that is not an archive fails at once, not after gigabytes.
             s.feed(&buf[..n]).map_err(|e| std::io::Error::other(format!("not a custom-format archive: {e}")))?;
