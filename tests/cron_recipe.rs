@@ -171,14 +171,13 @@ fn the_set_up_cron_job_and_rotation_of_operations_md_work_as_written() {
         &[("COFFER_CONFIG", config.display().to_string()), ("PATH", "/usr/bin:/bin".into()), ("HOME", "/root".into())],
     );
     let owner = fs::metadata(&repo).unwrap().uid();
-    for entry in walk_all(&repo) {
-        assert_eq!(
-            fs::symlink_metadata(&entry).unwrap().uid(),
-            owner,
-            "{} is not the repository owner's",
-            entry.display()
-        );
-    }
+    let all_the_owners = || {
+        for entry in walk_all(&repo) {
+            let uid = fs::symlink_metadata(&entry).unwrap().uid();
+            assert_eq!(uid, owner, "{} is not the repository owner's", entry.display());
+        }
+    };
+    all_the_owners();
     run_cron(lines[0]);
     // The humans' passphrase opens the same repository.
     let out = Command::new(bin())
@@ -232,12 +231,5 @@ fn the_set_up_cron_job_and_rotation_of_operations_md_work_as_written() {
     as_root(&fix(&format!("{export}\n{}", blocks[2])), &envs);
     assert_eq!(cluster.psql("shop", "SELECT count(*), sum(id) FROM app.orders"), before, "the rows are back");
     assert!(cluster.psql("shop", "SELECT count(*) FROM audit.events").trim().parse::<u64>().unwrap() > 0);
-    for entry in walk_all(&repo) {
-        assert_eq!(
-            fs::symlink_metadata(&entry).unwrap().uid(),
-            owner,
-            "{} is not the repository owner's",
-            entry.display()
-        );
-    }
+    all_the_owners();
 }
