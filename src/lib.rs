@@ -21,7 +21,7 @@ mod properties;
 mod repo;
 mod source;
 
-pub use backend::{Backend, BackendError, DryRun, Kind, Local, ObjectInfo};
+pub use backend::{Backend, BackendError, DryRun, Kind, Local, Metered, ObjectInfo, Requests};
 #[cfg(feature = "s3")]
 pub use backend::{S3Options, S3};
 pub use crypto::{HashAlgo, KdfParams};
@@ -40,13 +40,16 @@ pub use ops::browse::{
     FoundEntry, SourceStats, Stats,
 };
 pub use ops::drill::{drill, DrillOptions, DrillReport};
+pub use ops::estimate::{Cost, Estimate, Prices};
 pub use ops::forget::{apply_policy, forget, ForgetGroup, ForgetOptions, ForgetSummary, KeepPolicy};
 pub use ops::progress::{NoProgress, Progress};
-pub use ops::prune::{prune, prune_with, PruneOptions, PruneSummary};
+pub use ops::prune::{estimate_prune, prune, prune_with, PruneOptions, PruneSummary};
 pub use ops::repair::{repair, RepairOptions, RepairSummary, RepairedSnapshot};
-pub use ops::restore::{restore, restore_with, RestoreOptions, RestoreSummary};
-pub use ops::restore_pg::{restore_databases, DbRestoreOptions, DbRestoreSummary, DbRestored, DbTarget};
-pub use ops::verify::{verify, verify_with, ReadData, VerifyOptions, VerifySummary};
+pub use ops::restore::{estimate_restore, restore, restore_with, RestoreOptions, RestoreSummary};
+pub use ops::restore_pg::{
+    estimate_databases, restore_databases, DbRestoreOptions, DbRestoreSummary, DbRestored, DbTarget,
+};
+pub use ops::verify::{estimate_verify, verify, verify_with, ReadData, VerifyOptions, VerifySummary};
 pub use pg::{PgConnection, Timeouts as PgTimeouts, Toc, TocEntry};
 pub use repo::lock::{list_locks, unlock, Lock, LockInfo};
 pub use repo::{KeyInfo, Repository};

@@ -12,6 +12,7 @@ mod crash;
 mod cron_recipe;
 mod dedup;
 mod dry_run;
+mod estimate;
 mod fixture_repo;
 mod forget;
 mod hostile;

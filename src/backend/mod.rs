@@ -5,11 +5,13 @@
 
 mod dry_run;
 mod local;
+mod metered;
 #[cfg(feature = "s3")]
 mod s3;
 
 pub use dry_run::DryRun;
 pub use local::Local;
+pub use metered::{Metered, Requests};
 #[cfg(feature = "s3")]
 pub use s3::{S3Options, S3};
 
@@ -132,5 +134,20 @@ pub trait Backend: Send + Sync {
     /// Keys with an unfinished multipart upload (S3); none elsewhere.
     fn incomplete_uploads(&self) -> BackendResult<Vec<String>> {
         Ok(Vec::new())
+    }
+    /// The requests a `put` of `size` bytes makes (S3: one, or a multipart
+    /// upload's parts plus its start and end). For metering and estimates.
+    fn put_requests(&self, _size: u64) -> u64 {
+        1
+    }
+    /// The requests a `list` returning `listed` objects makes (S3: a page
+    /// per 1000 keys, one at least).
+    fn list_requests(&self, _listed: usize) -> u64 {
+        1
+    }
+    /// The HEAD requests a `delete` makes before its DELETE (S3: one, to
+    /// tell a missing object); billed as GETs.
+    fn heads_per_delete(&self) -> u64 {
+        0
     }
 }

@@ -549,6 +549,24 @@ impl Backend for S3 {
     }
 
     /// Objects with an open multipart upload under the repository's prefix.
+    fn put_requests(&self, size: u64) -> u64 {
+        if size <= self.opts.part_size as u64 {
+            return 1;
+        }
+        // As put_multipart cuts it: CreateMultipartUpload, the parts, CompleteMultipartUpload.
+        let part = self.opts.part_size.max(5 * 1024 * 1024) as u64;
+        size.div_ceil(part) + 2
+    }
+
+    fn heads_per_delete(&self) -> u64 {
+        1
+    }
+
+    fn list_requests(&self, listed: usize) -> u64 {
+        // ListObjectsV2 pages hold up to 1000 keys.
+        (listed as u64).div_ceil(1000).max(1)
+    }
+
     fn incomplete_uploads(&self) -> BackendResult<Vec<String>> {
         let uploads = self.runtime.block_on(self.open_uploads())?;
         Ok(uploads.iter().filter_map(|u| u.key().map(str::to_string)).collect())

@@ -51,6 +51,9 @@ pub struct Cli {
     /// Write a Prometheus textfile-collector file at the end of backup, forget, prune, verify and drill.
     #[arg(long, global = true, help_heading = "Global options", env = "COFFER_METRICS_FILE", value_name = "FILE")]
     pub metrics_file: Option<PathBuf>,
+    /// Prices per request and per GiB (JSON) for --estimate to put a cost on what it counts.
+    #[arg(long, global = true, help_heading = "Global options", env = "COFFER_PRICE_FILE", value_name = "FILE")]
+    pub price_file: Option<PathBuf>,
     /// From the profile: the passphrase file when no COFFER_PASSWORD* is set.
     #[arg(skip)]
     pub password_file: Option<PathBuf>,
@@ -195,4 +198,13 @@ pub fn parse_percent(s: &str) -> std::result::Result<f64, String> {
     } else {
         Err(format!("{s} is not in (0, 100]"))
     }
+}
+
+/// `--estimate`, on the commands whose requests and downloads cost money.
+#[derive(Args, Clone, Copy)]
+pub struct EstimateArgs {
+    /// Count the requests by type and the bytes to download and upload (with
+    /// --price-file, the money), and do nothing else.
+    #[arg(long)]
+    pub estimate: bool,
 }

@@ -52,8 +52,22 @@ pub fn backend(cli: &Cli) -> Result<Arc<dyn Backend>> {
     Ok(Arc::new(Local::new(repo)))
 }
 
+/// Every request this process made to the repository: counted for
+/// `--estimate` (its planning) and for `--verbose` (the last line).
+static METER: std::sync::OnceLock<Arc<coffer::Metered>> = std::sync::OnceLock::new();
+
+/// What the repository opened by `open` was asked so far (nothing before it is).
+pub fn requests_made() -> Option<coffer::Requests> {
+    METER.get().map(|m| m.made())
+}
+
 pub fn open(cli: &Cli) -> Result<Repository> {
-    let backend = backend(cli)?;
+    let meter = Arc::new(coffer::Metered::new(backend(cli)?));
+    // One repository per process; a second `open` is metered on its own.
+    let backend: Arc<dyn Backend> = match METER.set(meter.clone()) {
+        Ok(()) => meter,
+        Err(m) => m,
+    };
     let location = backend.location();
     // A missing repository is reported before asking for a passphrase.
     if matches!(backend.get(coffer::Kind::Config, "config"), Err(e) if e.is_not_found()) {
@@ -70,4 +84,23 @@ pub fn open(cli: &Cli) -> Result<Repository> {
         );
     }
     Ok(repo)
+}
+
+/// `--estimate`: plans the command (those requests are measured), prints
+/// what it and the work would cost, and does nothing else.
+pub fn estimate(
+    cli: &Cli,
+    out: &crate::cli::output::Output,
+    plan: impl FnOnce() -> coffer::Result<coffer::Estimate>,
+) -> Result<u8> {
+    // A bad price file is a wrong setting (exit 2), found before any planning.
+    let prices = cli
+        .price_file
+        .as_deref()
+        .map(|p| coffer::Prices::load(p).map(|x| (x, p)).map_err(|e| Usage(e.to_string())))
+        .transpose()?;
+    let mut e = plan()?;
+    e.planning = requests_made().unwrap_or_default();
+    out.estimate(&e, prices.as_ref().map(|(p, path)| (p, *path)));
+    Ok(crate::cli::exit::OK)
 }

@@ -84,6 +84,19 @@ pub fn main() -> ExitCode {
             (code, Some(error_kind(e)))
         }
     };
+    if let Some(r) = context::requests_made().filter(|_| cli.verbose) {
+        errln!(
+            "coffer: requests made: GET {}, LIST {}, PUT {}, DELETE {}; downloaded {} B ({}), uploaded {} B ({})",
+            r.get,
+            r.list,
+            r.put,
+            r.delete,
+            r.download_bytes,
+            output::bytes(r.download_bytes),
+            r.upload_bytes,
+            output::bytes(r.upload_bytes)
+        );
+    }
     if let (Some(path), Some(command)) = (&cli.metrics_file, metrics_command(&cli.command)) {
         if let Err(e) = metrics::write(path, command, code, kind, started.elapsed().as_secs_f64()) {
             errln!("coffer: error: {}", one_line(&e));
@@ -110,8 +123,8 @@ fn metrics_command(c: &Command) -> Option<&'static str> {
     Some(match c {
         Command::Backup(a) if !a.dry_run => "backup",
         Command::Forget(a) if !a.dry_run => "forget",
-        Command::Prune(a) if !a.dry_run => "prune",
-        Command::Verify(_) => "verify",
+        Command::Prune(a) if !a.dry_run && !a.estimate.estimate => "prune",
+        Command::Verify(a) if !a.estimate.estimate => "verify",
         Command::Drill(_) => "drill",
         _ => return None,
     })

@@ -655,6 +655,57 @@ impl Output {
         });
     }
 
+    /// An estimate: planning (already made) and work (not made), the two
+    /// together as the real run would make them, and the money.
+    pub fn estimate(&self, e: &coffer::Estimate, prices: Option<(&coffer::Prices, &Path)>) {
+        let total = e.total();
+        let cost = prices.map(|(p, _)| p.cost(&total));
+        let doc = json!({"estimate": {
+            "operation": e.operation,
+            "planning": e.planning,
+            "work": e.work,
+            "total": total,
+            "local_write_bytes": e.local_write_bytes,
+            "approximate": e.approximate,
+            "cost": cost,
+        }});
+        self.report(&doc, || {
+            let mut text = format!(
+                "estimate for {} (nothing else was done):\n{:10}{:>7}{:>7}{:>7}{:>7}{:>11}{:>11}",
+                e.operation, "", "GET", "LIST", "PUT", "DELETE", "download", "upload"
+            );
+            for (what, r) in [("planning", &e.planning), ("work", &e.work), ("in all", &total)] {
+                text += &format!(
+                    "\n  {what:8}{:>7}{:>7}{:>7}{:>7}{:>11}{:>11}",
+                    r.get,
+                    r.list,
+                    r.put,
+                    r.delete,
+                    bytes(r.download_bytes),
+                    bytes(r.upload_bytes)
+                );
+            }
+            text += "\n  (this estimate made the planning requests; the real run makes them again)";
+            if e.local_write_bytes > 0 {
+                text += &format!("\n  writes {} to local disk", bytes(e.local_write_bytes));
+            }
+            if let (Some(c), Some((_, path))) = (&cost, prices) {
+                text += &format!(
+                    "\n  cost: {:.4} {} (requests {:.4}, transfer {:.4})\n  prices from {}",
+                    c.total,
+                    c.currency,
+                    c.requests,
+                    c.transfer,
+                    path.display()
+                );
+            }
+            for why in &e.approximate {
+                text += &format!("\n  approximate: {why}");
+            }
+            self.say(&text);
+        });
+    }
+
     pub fn prune(&self, s: &PruneSummary) {
         versioning_warning(s);
         self.report(s, || {

@@ -20,6 +20,8 @@ pub struct Profile {
     pub password_file: Option<PathBuf>,
     /// `--metrics-file`, unless the command line gives one.
     pub metrics_file: Option<PathBuf>,
+    /// `--price-file`, unless the command line gives one.
+    pub price_file: Option<PathBuf>,
     #[serde(default)]
     pub paths: Vec<PathBuf>,
     #[serde(default)]
@@ -100,6 +102,7 @@ pub fn apply(cli: &mut Cli) -> Result<()> {
     cli.repo = cli.repo.take().or(p.repository);
     cli.password_file = p.password_file;
     cli.metrics_file = cli.metrics_file.take().or(p.metrics_file);
+    cli.price_file = cli.price_file.take().or(p.price_file);
     let s3 = &mut cli.s3;
     s3.s3_endpoint = s3.s3_endpoint.take().or(p.s3_endpoint);
     s3.s3_region = s3.s3_region.take().or(p.s3_region);

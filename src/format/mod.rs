@@ -14,7 +14,7 @@ pub mod pack;
 pub use config::Config;
 pub use index::{ChunkEntry, ChunkLocation, Index, IndexFile, PackEntry};
 pub use key::KeyFile;
-pub use pack::{parse_pack_header, read_pack_header, PackWriter};
+pub use pack::{pack_size, parse_pack_header, read_pack_header, PackWriter};
 
 /// The repository format `init` writes; this build reads and writes every
 /// version from 1 up to it (a repository keeps the version it was made with).

@@ -69,6 +69,12 @@ impl PackWriter {
 }
 
 /// Reads a whole pack's header, checking its name first. For `verify`.
+/// The size of a pack holding `chunks` sealed chunks of `bytes` in all: the
+/// chunks, the sealed header (a record per chunk), the header's length.
+pub fn pack_size(bytes: u64, chunks: u64) -> u64 {
+    bytes + chunks * HEADER_RECORD as u64 + crate::crypto::SEAL_OVERHEAD as u64 + 4
+}
+
 pub fn read_pack_header(keys: &Keys, name: &Id, pack: &[u8]) -> Result<Vec<ChunkEntry>> {
     if sha256(pack) != name.0 {
         return Err(Error::corrupt(format!("pack {name}"), "content does not match its name (sha256)"));
@@ -125,6 +131,8 @@ mod tests {
         w.add(Id([2; 32]), &b, 7);
         let (bytes, entry) = w.finish(&keys);
         assert_eq!(entry.id.0, sha256(&bytes));
+        // What prune's estimate counts on.
+        assert_eq!(pack_size((a.len() + b.len()) as u64, 2), bytes.len() as u64);
         let chunks = read_pack_header(&keys, &entry.id, &bytes).unwrap();
         assert_eq!(chunks, entry.chunks);
 

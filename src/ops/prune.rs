@@ -10,10 +10,11 @@
 //! point leaves a readable repository (at worst unindexed packs, which the
 //! next prune deletes).
 
-use crate::backend::{Kind, ObjectInfo};
+use crate::backend::{Kind, ObjectInfo, Requests};
 use crate::error::{Error, Result};
 use crate::format::encoding::Id;
-use crate::format::{ChunkEntry, PackEntry, PackWriter};
+use crate::format::{self, ChunkEntry, PackEntry, PackWriter};
+use crate::ops::estimate::Estimate;
 use crate::repo::lock::Lock;
 use crate::repo::{backend_error, Repository};
 use std::collections::{HashMap, HashSet};
@@ -87,19 +88,77 @@ pub fn prune_with(
     // A dry run changes nothing, so it need not stop backups.
     let lock = Lock::acquire(repo, !opts.dry_run)?;
     let inventory = Inventory::take(repo, opts.grace, progress)?;
-    let plan = PrunePlan::new(&inventory, opts.max_unused).map_err(|missing| {
-        Error::corrupt(
-            repo.location(),
-            format!(
-                "chunk {} is used by a snapshot but is in no stored pack; prune stopped, nothing deleted (run verify)",
-                missing.short()
-            ),
-        )
-    })?;
+    let plan = PrunePlan::new(&inventory, opts.max_unused).map_err(|missing| unstored(repo, &missing))?;
     let mut s = PruneSummary { dry_run: opts.dry_run, stale_locks_ignored: lock.stale_ignored, ..Default::default() };
     execute(repo, opts, &inventory, &plan, progress, &mut s)?;
     drop(lock);
     Ok(s)
+}
+
+/// What `prune` would cost, planned as it plans (under a lock, every
+/// manifest and index read, the packs listed): the packs it repacks
+/// downloaded whole, the new packs and index uploaded, the old ones deleted.
+pub fn estimate_prune(repo: &Repository, opts: &PruneOptions) -> Result<Estimate> {
+    // Shared, as a dry run's: planning changes nothing. It costs the same
+    // requests as prune's exclusive one.
+    let lock = Lock::acquire(repo, false)?;
+    let inventory = Inventory::take(repo, opts.grace, &crate::ops::progress::NoProgress)?;
+    let plan = PrunePlan::new(&inventory, opts.max_unused).map_err(|missing| unstored(repo, &missing))?;
+    drop(lock);
+    let backend = repo.backend();
+    let mut work = Requests::default();
+    // The bucket's versioning is asked, and old unfinished uploads listed.
+    work.get += 1;
+    work.list += 1;
+    if plan.nothing_to_do() {
+        return Ok(Estimate::new("prune", work));
+    }
+    let pack_size = repo.config().pack_size as u64;
+    let mut new_packs: Vec<(u64, u64)> = Vec::new();
+    let (mut bytes, mut chunks) = (0u64, 0u64);
+    for (p, held) in &plan.repack {
+        work.add_get(p.size);
+        // As execute fills its writer: a pack is cut once it reaches the pack size.
+        for c in held {
+            bytes += c.length as u64;
+            chunks += 1;
+            if bytes >= pack_size {
+                new_packs.push((bytes, chunks));
+                (bytes, chunks) = (0, 0);
+            }
+        }
+    }
+    if chunks > 0 {
+        new_packs.push((bytes, chunks));
+    }
+    for (bytes, chunks) in new_packs {
+        let size = format::pack_size(bytes, chunks);
+        work.put += backend.put_requests(size);
+        work.upload_bytes += size;
+    }
+    // One index replaces the old ones: about their size, scaled to the chunks it keeps.
+    let indexed: u64 = inventory.packs.values().map(|p| p.chunks.len() as u64).sum();
+    let kept: u64 = plan.keep.iter().map(|p| p.chunks.len() as u64).sum::<u64>()
+        + plan.repack.iter().map(|(_, held)| held.len() as u64).sum::<u64>();
+    let index_bytes = (inventory.index_bytes as f64 * kept as f64 / indexed.max(1) as f64) as u64;
+    work.put += backend.put_requests(index_bytes);
+    work.upload_bytes += index_bytes;
+    let deletes = (inventory.index_ids.len() + plan.removed().count()) as u64;
+    work.delete += deletes;
+    work.get += deletes * backend.heads_per_delete();
+    let mut estimate = Estimate::new("prune", work);
+    estimate.approximate.push("the new index's size is estimated from the old ones'".into());
+    Ok(estimate)
+}
+
+fn unstored(repo: &Repository, missing: &Id) -> Error {
+    Error::corrupt(
+        repo.location(),
+        format!(
+            "chunk {} is used by a snapshot but is in no stored pack; prune stopped, nothing deleted (run verify)",
+            missing.short()
+        ),
+    )
 }
 
 /// What the repository holds, as prune sees it: the chunks snapshots use,
@@ -114,6 +173,8 @@ pub struct Inventory {
     stored: HashMap<Id, u64>,
     young_packs: HashSet<Id>,
     index_ids: Vec<Id>,
+    /// The indexes' stored size.
+    index_bytes: u64,
 }
 
 impl Inventory {
@@ -137,13 +198,10 @@ impl Inventory {
         let now = std::time::SystemTime::now();
         // Unknown times count as young: nothing is deleted on a guess.
         let young = |o: &ObjectInfo| o.modified.is_none_or(|t| now.duration_since(t).unwrap_or_default() < grace);
-        let index_objects: Vec<(Id, bool)> = repo
-            .backend()
-            .list(Kind::Index)
-            .map_err(backend_error)?
-            .iter()
-            .filter_map(|o| Id::from_hex(&o.name).map(|id| (id, young(o))))
-            .collect();
+        let listed = repo.backend().list(Kind::Index).map_err(backend_error)?;
+        let index_bytes = listed.iter().map(|o| o.size).sum();
+        let index_objects: Vec<(Id, bool)> =
+            listed.iter().filter_map(|o| Id::from_hex(&o.name).map(|id| (id, young(o)))).collect();
         let mut packs: HashMap<Id, PackEntry> = HashMap::new();
         let mut protected: HashSet<Id> = HashSet::new();
         for (id, is_young) in &index_objects {
@@ -158,7 +216,7 @@ impl Inventory {
         let young_packs = pack_objects.iter().filter(|(_, o)| young(o)).map(|(id, _)| *id).collect();
         let stored = pack_objects.into_iter().map(|(id, o)| (id, o.size)).collect();
         let index_ids = index_objects.iter().map(|(id, _)| *id).collect();
-        Ok(Inventory { used, packs, protected, stored, young_packs, index_ids })
+        Ok(Inventory { used, packs, protected, stored, young_packs, index_ids, index_bytes })
     }
 }
 
@@ -354,6 +412,7 @@ mod tests {
             stored: packs.iter().map(|p| (p.id, p.size)).collect(),
             young_packs: HashSet::new(),
             index_ids: vec![Id([9; 32])],
+            index_bytes: 0,
         }
     }
 

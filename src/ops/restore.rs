@@ -8,6 +8,7 @@
 //! metadata is applied at the end (deepest first) so that a read-only
 //! directory does not block its own contents.
 
+use crate::backend::Requests;
 use crate::crypto::{ContentHasher, HashAlgo};
 use crate::engine::atomic_file::{AtomicFile, Turns};
 use crate::engine::filter::Selection;
@@ -17,6 +18,7 @@ use crate::error::{Error, Result};
 use crate::format::encoding::Id;
 use crate::format::manifest::{Entry, EntryKind, Manifest};
 use crate::format::Index;
+use crate::ops::estimate::Estimate;
 use crate::repo::{ChunkCheck, Repository};
 use rustix::fs::{AtFlags, Mode, OFlags, Timestamps};
 use std::collections::{HashMap, HashSet};
@@ -94,10 +96,7 @@ pub fn restore_with(
     progress: &dyn crate::ops::progress::Progress,
 ) -> Result<RestoreSummary> {
     let started = Instant::now();
-    let manifest = repo.load_snapshot(snapshot)?;
-    manifest.validate().map_err(|(path, reason)| Error::UnsafeEntry { snapshot: snapshot.to_hex(), path, reason })?;
-    let selection = Selection::new(&opts.include, &opts.exclude)?;
-    let index = repo.load_index()?;
+    let (manifest, selection, index) = load(repo, snapshot, opts)?;
     let plan = RestorePlan::new(&manifest, snapshot, &index, &selection)?;
 
     let mut summary = RestoreSummary { snapshot: snapshot.to_hex(), dry_run: opts.dry_run, ..Default::default() };
@@ -122,6 +121,35 @@ pub fn restore_with(
     }
     summary.duration_secs = started.elapsed().as_secs_f64();
     Ok(summary)
+}
+
+/// What a restore plans from: the (validated) manifest, the selection, the index.
+fn load(repo: &Repository, snapshot: &Id, opts: &RestoreOptions) -> Result<(Manifest, Selection, Index)> {
+    let manifest = repo.load_snapshot(snapshot)?;
+    manifest.validate().map_err(|(path, reason)| Error::UnsafeEntry { snapshot: snapshot.to_hex(), path, reason })?;
+    let selection = Selection::new(&opts.include, &opts.exclude)?;
+    Ok((manifest, selection, repo.load_index()?))
+}
+
+/// What `restore` would fetch, planned as it plans: one ranged GET per
+/// chunk of each file it writes (links, symlinks and folders fetch nothing).
+pub fn estimate_restore(repo: &Repository, snapshot: &Id, opts: &RestoreOptions) -> Result<Estimate> {
+    let (manifest, selection, index) = load(repo, snapshot, opts)?;
+    let plan = RestorePlan::new(&manifest, snapshot, &index, &selection)?;
+    let mut work = Requests::default();
+    for (_, chunks) in &plan.files {
+        for (id, _) in chunks {
+            // The plan found every chunk in the index.
+            if let Some((_, loc)) = index.get(id) {
+                work.add_get(loc.length as u64);
+            }
+        }
+    }
+    let mut estimate = Estimate::new(format!("restore of snapshot {}", snapshot.short()), work);
+    if !opts.dry_run {
+        estimate.local_write_bytes = plan.files.iter().map(|(e, _)| e.size).sum();
+    }
+    Ok(estimate)
 }
 
 /// What a restore will write, worked out from the manifest and the index

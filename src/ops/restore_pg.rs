@@ -8,12 +8,14 @@
 //! restore into an existing database runs in one transaction, so a stream
 //! that fails half-way leaves the database as it was.
 
+use crate::backend::Requests;
 use crate::engine::atomic_file::AtomicFile;
 use crate::engine::pipeline::BufferPool;
 use crate::error::{DumpChoice, Error, Result};
 use crate::format::encoding::Id;
 use crate::format::manifest::{DumpKind, DumpSource, Manifest};
 use crate::format::Index;
+use crate::ops::estimate::Estimate;
 use crate::ops::stream::{Fetch, Out, Stream};
 use crate::pg::archive::{Archive, Scanner};
 use crate::pg::select::{select, Selection};
@@ -236,33 +238,17 @@ fn pipe_error(what: &str, e: std::io::Error) -> Error {
 
 pub fn restore_databases(repo: &Repository, snapshot: &Id, opts: &DbRestoreOptions) -> Result<DbRestoreSummary> {
     let started = Instant::now();
-    let manifest = repo.load_snapshot(snapshot)?;
-    manifest.validate().map_err(|(path, reason)| Error::UnsafeEntry { snapshot: snapshot.to_hex(), path, reason })?;
-    let dumps = select_dumps(&manifest, opts.database.as_deref(), opts.all, opts.globals)?;
+    let manifest = load_manifest(repo, snapshot)?;
+    let dumps = plan(&manifest, opts)?;
+    let index = repo.load_index()?;
+    check_indexed(&dumps, &index, snapshot)?;
+    let filtered = !opts.schemas.is_empty() || !opts.tables.is_empty();
     if let DbTarget::File(path) = &opts.target {
         if dumps.len() != 1 {
             return Err(Error::Dump(DumpChoice::OneForAFile));
         }
         if !opts.force && !opts.dry_run && std::fs::symlink_metadata(path).is_ok() {
             return Err(Error::Target { path: path.clone(), reason: "exists; give --force to replace it".into() });
-        }
-    }
-    let filtered = !opts.schemas.is_empty() || !opts.tables.is_empty();
-    if filtered && matches!(opts.target, DbTarget::File(_)) && !opts.dry_run {
-        // The raw archive is written whole: a filter would be silently ignored.
-        return Err(Error::Dump(DumpChoice::FiltersOnAFile));
-    }
-    if filtered && dumps.iter().any(|d| d.kind != DumpKind::Database) {
-        return Err(Error::Dump(DumpChoice::FiltersNeedOneDatabase));
-    }
-    let index = repo.load_index()?;
-    // Every chunk must be findable before a database is touched.
-    for d in &dumps {
-        if let Some(missing) = d.chunks.iter().find(|c| !index.contains(c)) {
-            return Err(Error::corrupt(
-                format!("snapshot {snapshot}"),
-                format!("chunk {} of the dump of {} is in no pack", missing.short(), d.name),
-            ));
         }
     }
     let mut done = Vec::new();
@@ -303,6 +289,76 @@ pub fn restore_databases(repo: &Repository, snapshot: &Id, opts: &DbRestoreOptio
         databases: done,
         duration_secs: started.elapsed().as_secs_f64(),
     })
+}
+
+fn load_manifest(repo: &Repository, snapshot: &Id) -> Result<Manifest> {
+    let manifest = repo.load_snapshot(snapshot)?;
+    manifest.validate().map_err(|(path, reason)| Error::UnsafeEntry { snapshot: snapshot.to_hex(), path, reason })?;
+    Ok(manifest)
+}
+
+/// The dumps a database restore takes, once its options agree with them.
+fn plan<'m>(manifest: &'m Manifest, opts: &DbRestoreOptions) -> Result<Vec<&'m DumpSource>> {
+    let dumps = select_dumps(manifest, opts.database.as_deref(), opts.all, opts.globals)?;
+    if let DbTarget::File(path) = &opts.target {
+        if dumps.len() != 1 {
+            return Err(Error::Dump(DumpChoice::OneForAFile));
+        }
+        if !opts.force && !opts.dry_run && std::fs::symlink_metadata(path).is_ok() {
+            return Err(Error::Target { path: path.clone(), reason: "exists; give --force to replace it".into() });
+        }
+    }
+    let filtered = !opts.schemas.is_empty() || !opts.tables.is_empty();
+    if filtered && matches!(opts.target, DbTarget::File(_)) && !opts.dry_run {
+        // The raw archive is written whole: a filter would be silently ignored.
+        return Err(Error::Dump(DumpChoice::FiltersOnAFile));
+    }
+    if filtered && dumps.iter().any(|d| d.kind != DumpKind::Database) {
+        return Err(Error::Dump(DumpChoice::FiltersNeedOneDatabase));
+    }
+    Ok(dumps)
+}
+
+/// Every chunk must be findable before a database is touched.
+fn check_indexed(dumps: &[&DumpSource], index: &Index, snapshot: &Id) -> Result<()> {
+    for d in dumps {
+        if let Some(missing) = d.chunks.iter().find(|c| !index.contains(c)) {
+            return Err(Error::corrupt(
+                format!("snapshot {snapshot}"),
+                format!("chunk {} of the dump of {} is in no pack", missing.short(), d.name),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// What `restore_databases` would fetch, planned as it plans: each dump
+/// whole, once (a `--schema`/`--table` restore first reads the archive's
+/// table of contents, here too: that is planning). Touches no database.
+pub fn estimate_databases(repo: &Repository, snapshot: &Id, opts: &DbRestoreOptions) -> Result<Estimate> {
+    let manifest = load_manifest(repo, snapshot)?;
+    let dumps = plan(&manifest, opts)?;
+    let index = repo.load_index()?;
+    check_indexed(&dumps, &index, snapshot)?;
+    let filtered = !opts.schemas.is_empty() || !opts.tables.is_empty();
+    let mut work = Requests::default();
+    let mut local_write_bytes = 0;
+    for d in &dumps {
+        if filtered && matches!(opts.target, DbTarget::Server(_)) && !opts.dry_run {
+            read_toc(repo, &index, snapshot, d)?;
+        }
+        for (_, loc) in d.chunks.iter().filter_map(|c| index.get(c)) {
+            work.add_get(loc.length as u64);
+        }
+        // The archive is written to a file: the one asked for, or a
+        // temporary one for a parallel pg_restore.
+        if !opts.dry_run && (matches!(opts.target, DbTarget::File(_)) || opts.jobs > 1) {
+            local_write_bytes += d.size;
+        }
+    }
+    let names: Vec<&str> = dumps.iter().map(|d| d.name.as_str()).collect();
+    let operation = format!("restore of {} from snapshot {}", names.join(", "), snapshot.short());
+    Ok(Estimate { local_write_bytes, ..Estimate::new(operation, work) })
 }
 
 /// What a `--schema`/`--table` restore selects in a dump's archive;

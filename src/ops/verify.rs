@@ -4,10 +4,11 @@
 //! every pack (or a random subset) is downloaded, checked against its name,
 //! and every chunk in it decrypted and checked against its id.
 
-use crate::backend::Kind;
+use crate::backend::{Kind, Requests};
 use crate::error::{Error, Result};
 use crate::format::encoding::Id;
 use crate::format::{self, PackEntry};
+use crate::ops::estimate::Estimate;
 use crate::repo::{backend_error, Repository};
 use rand::seq::SliceRandom;
 use std::collections::{HashMap, HashSet};
@@ -77,6 +78,21 @@ pub fn verify_with(
     verify_once(repo, only, opts, progress)
 }
 
+/// Which snapshots need which packs, to name those a bad pack breaks: for
+/// each snapshot, the packs holding the only copy of one of its chunks, and
+/// the (rare) sets of packs that hold copies of one chunk: a chunk with a
+/// copy elsewhere survives the loss of one pack.
+type Needs = (Id, HashSet<Id>, HashSet<Vec<Id>>);
+
+/// What verify found before reading any pack, and the packs it will read.
+struct Inspected {
+    s: VerifySummary,
+    packs: HashMap<Id, PackEntry>,
+    needs: Vec<Needs>,
+    bad: Vec<(Id, String)>,
+    to_read: Vec<Id>,
+}
+
 fn verify_once(
     repo: &Repository,
     only: Option<&Id>,
@@ -84,6 +100,72 @@ fn verify_once(
     progress: &dyn crate::ops::progress::Progress,
 ) -> Result<VerifySummary> {
     let started = std::time::Instant::now();
+    let Inspected { mut s, packs, needs, mut bad, to_read } = inspect(repo, only, opts, progress)?;
+    let to_read: Vec<&PackEntry> = to_read.iter().filter_map(|id| packs.get(id)).collect();
+    if !to_read.is_empty() {
+        progress.start("packs", to_read.len() as u64, to_read.iter().map(|p| p.size).sum());
+    }
+    for p in to_read {
+        s.packs_read += 1;
+        if let Err(e) = check_pack(repo, p, &mut s.chunks_checked) {
+            bad.push((p.id, e.to_string()));
+        }
+        progress.bytes_done(p.size);
+        progress.item_done();
+    }
+    // Each bad pack with the snapshots it breaks.
+    let bad_ids: HashSet<Id> = bad.iter().map(|(id, _)| *id).collect();
+    bad.sort_by_key(|(id, _)| *id);
+    for (pack, message) in bad {
+        let broken: Vec<String> = needs
+            .iter()
+            .filter(|(_, only, copies)| {
+                only.contains(&pack)
+                    || copies.iter().any(|c| c.contains(&pack) && c.iter().all(|p| bad_ids.contains(p)))
+            })
+            .map(|(snap, _, _)| snap.short())
+            .collect();
+        s.errors.push(match broken.len() {
+            0 => format!("{message} (no snapshot needs it alone)"),
+            _ => format!(
+                "{message}; it breaks snapshot{} {}",
+                if broken.len() == 1 { "" } else { "s" },
+                broken.join(", ")
+            ),
+        });
+    }
+    s.duration_secs = started.elapsed().as_secs_f64();
+    Ok(s)
+}
+
+/// What `verify` would fetch, planned as it plans (keys, indexes and
+/// manifests read, packs listed): with `--read-data`, one GET per pack it
+/// reads, whole.
+pub fn estimate_verify(repo: &Repository, only: Option<&Id>, opts: &VerifyOptions) -> Result<Estimate> {
+    let i = inspect(repo, only, opts, &crate::ops::progress::NoProgress)?;
+    // verify_with lists the indexes once more, to tell a prune beside it.
+    let mut work = Requests { list: repo.backend().list_requests(i.s.indexes), ..Default::default() };
+    for p in i.to_read.iter().filter_map(|id| i.packs.get(id)) {
+        work.add_get(p.size);
+    }
+    let operation = match only {
+        Some(id) => format!("verify of snapshot {}", id.short()),
+        None => "verify".to_string(),
+    };
+    let mut estimate = Estimate::new(operation, work);
+    if let ReadData::Subset(pct) = opts.read_data {
+        estimate.approximate.push(format!("{pct}% of the packs are chosen at random: the bytes vary from run to run"));
+    }
+    Ok(estimate)
+}
+
+/// Everything verify checks without reading a pack's contents.
+fn inspect(
+    repo: &Repository,
+    only: Option<&Id>,
+    opts: &VerifyOptions,
+    progress: &dyn crate::ops::progress::Progress,
+) -> Result<Inspected> {
     let read_data = opts.read_data;
     let mut s = VerifySummary::default();
     if let Some(max_age) = opts.max_age {
@@ -120,11 +202,6 @@ fn verify_once(
             chunk_pack.entry(c.id).or_default().push(p.id);
         }
     }
-    // Which snapshots need which packs, to name those a bad pack breaks: for
-    // each snapshot, the packs holding the only copy of one of its chunks, and
-    // the (rare) sets of packs that hold copies of one chunk: a chunk with a
-    // copy elsewhere survives the loss of one pack.
-    type Needs = (Id, HashSet<Id>, HashSet<Vec<Id>>);
     let mut needs: Vec<Needs> = Vec::new();
 
     let snapshot_ids = match only {
@@ -192,40 +269,8 @@ fn verify_once(
             to_read.truncate(n.min(to_read.len()));
         }
     }
-    if !to_read.is_empty() {
-        progress.start("packs", to_read.len() as u64, to_read.iter().map(|p| p.size).sum());
-    }
-    for p in to_read {
-        s.packs_read += 1;
-        if let Err(e) = check_pack(repo, p, &mut s.chunks_checked) {
-            bad.push((p.id, e.to_string()));
-        }
-        progress.bytes_done(p.size);
-        progress.item_done();
-    }
-    // Each bad pack with the snapshots it breaks.
-    let bad_ids: HashSet<Id> = bad.iter().map(|(id, _)| *id).collect();
-    bad.sort_by_key(|(id, _)| *id);
-    for (pack, message) in bad {
-        let broken: Vec<String> = needs
-            .iter()
-            .filter(|(_, only, copies)| {
-                only.contains(&pack)
-                    || copies.iter().any(|c| c.contains(&pack) && c.iter().all(|p| bad_ids.contains(p)))
-            })
-            .map(|(snap, _, _)| snap.short())
-            .collect();
-        s.errors.push(match broken.len() {
-            0 => format!("{message} (no snapshot needs it alone)"),
-            _ => format!(
-                "{message}; it breaks snapshot{} {}",
-                if broken.len() == 1 { "" } else { "s" },
-                broken.join(", ")
-            ),
-        });
-    }
-    s.duration_secs = started.elapsed().as_secs_f64();
-    Ok(s)
+    let to_read = to_read.iter().map(|p| p.id).collect();
+    Ok(Inspected { s, packs, needs, bad, to_read })
 }
 
 fn check_freshness(

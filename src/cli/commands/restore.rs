@@ -1,7 +1,7 @@
 //! `coffer restore`: Restore a snapshot, or part of it: files into a directory, dumps into a server or a file.
 
-use crate::cli::args::{Cli, PgArgs};
-use crate::cli::context::{open, pg_connection};
+use crate::cli::args::{Cli, EstimateArgs, PgArgs};
+use crate::cli::context::{estimate, open, pg_connection};
 use crate::cli::exit;
 use crate::cli::output::Output;
 use anyhow::{Context, Result};
@@ -14,7 +14,8 @@ use std::path::PathBuf;
   coffer restore latest --target /tmp/restore --include 'srv/app/config'
   coffer restore latest --db shop --pg-target postgres://admin@scratch/shop_copy
   coffer restore latest --db shop --pg-target postgres://admin@db1/shop --table app.orders --clean
-  coffer restore latest --db shop --to-file shop.pgc         the raw archive, for pg_restore")]
+  coffer restore latest --db shop --to-file shop.pgc         the raw archive, for pg_restore
+  coffer restore latest --target /tmp/r --include 'srv/app' --estimate   requests and bytes, first")]
 #[command(group(clap::ArgGroup::new("destination").required(true).args(["target", "pg_target", "to_file"])))]
 pub struct RestoreArgs {
     /// Snapshot id, unique id prefix, or "latest".
@@ -72,6 +73,8 @@ pub struct RestoreArgs {
     /// With "latest": the newest snapshot having these tags.
     #[arg(long)]
     pub tag: Vec<String>,
+    #[command(flatten)]
+    pub estimate: EstimateArgs,
 }
 
 pub fn run(cli: &Cli, a: &RestoreArgs, out: &Output) -> Result<u8> {
@@ -102,6 +105,9 @@ pub fn run(cli: &Cli, a: &RestoreArgs, out: &Output) -> Result<u8> {
             workers: coffer::default_workers(),
             progress: Some(bar.clone()),
         };
+        if a.estimate.estimate {
+            return estimate(cli, out, || coffer::estimate_databases(&repo, &id, &opts));
+        }
         let summary = coffer::restore_databases(&repo, &id, &opts);
         bar.finish();
         let summary = summary?;
@@ -116,6 +122,9 @@ pub fn run(cli: &Cli, a: &RestoreArgs, out: &Output) -> Result<u8> {
         dry_run: a.dry_run,
         workers: coffer::default_workers(),
     };
+    if a.estimate.estimate {
+        return estimate(cli, out, || coffer::estimate_restore(&repo, &id, &opts));
+    }
     let bar = crate::cli::output::ProgressBar::for_terminal(out);
     let summary = coffer::restore_with(&repo, &id, &opts, &bar)?;
     bar.finish();

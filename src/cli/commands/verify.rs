@@ -1,7 +1,7 @@
 //! `coffer verify`: Check the repository's integrity (and, with --max-age, its freshness).
 
-use crate::cli::args::{parse_percent, Cli};
-use crate::cli::context::open;
+use crate::cli::args::{parse_percent, Cli, EstimateArgs};
+use crate::cli::context::{estimate, open};
 use crate::cli::exit;
 use crate::cli::output::Output;
 use anyhow::Result;
@@ -12,7 +12,8 @@ use coffer::{Id, ReadData};
 #[command(after_help = "Examples:
   coffer verify                                  keys, indexes, manifests, packs present
   coffer verify --read-data-subset 5             and 5 % of the data read back
-  coffer verify --max-age 26h --tag nightly      fail when last night's backup is missing")]
+  coffer verify --max-age 26h --tag nightly      fail when last night's backup is missing
+  coffer verify --read-data --estimate           what reading it all back would download")]
 pub struct VerifyArgs {
     /// Check only this snapshot and the packs it uses.
     pub snapshot: Option<String>,
@@ -28,6 +29,8 @@ pub struct VerifyArgs {
     /// With --max-age: the newest snapshot having these tags.
     #[arg(long, requires = "max_age")]
     pub tag: Vec<String>,
+    #[command(flatten)]
+    pub estimate: EstimateArgs,
 }
 
 pub fn run(cli: &Cli, a: &VerifyArgs, out: &Output) -> Result<u8> {
@@ -39,6 +42,9 @@ pub fn run(cli: &Cli, a: &VerifyArgs, out: &Output) -> Result<u8> {
         _ => ReadData::None,
     };
     let opts = coffer::VerifyOptions { read_data: read, max_age: a.max_age, tags: a.tag.clone() };
+    if a.estimate.estimate {
+        return estimate(cli, out, || coffer::estimate_verify(&repo, only.as_ref(), &opts));
+    }
     let bar = crate::cli::output::ProgressBar::for_terminal(out);
     let summary = coffer::verify_with(&repo, only.as_ref(), &opts, &bar)?;
     bar.finish();
