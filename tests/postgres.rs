@@ -88,7 +88,9 @@ fn table_and_schema_restores_bring_exactly_those_objects() {
     // the whole dump's size as if that had been restored.
     let head = r.stdout.lines().next().unwrap_or_default().to_string();
     assert!(
-        head.starts_with("restored ") && head.contains(" archive entries with 1 row of the dump of "),
+        head.starts_with("restored ")
+            && head.contains(" archive entries with 1 row (")
+            && head.contains(" of table data) of the dump of "),
         "{}",
         r.stdout
     );

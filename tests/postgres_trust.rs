@@ -361,6 +361,7 @@ fn a_dropped_table_comes_back_whole_from_a_table_restore() {
     cluster.create_db("shop");
     cluster.psql("shop", RICH_TABLES);
     let before = cluster.plain_dump("shop");
+    let copy_text = cluster.psql("shop", "COPY archive.orders TO STDOUT");
     run(&env, &["backup", "--pg", &cluster.url("shop")]).ok();
 
     // Schema-qualified; PK, identity, check, index, comment, RLS, policy, grant all come back.
@@ -371,6 +372,8 @@ fn a_dropped_table_comes_back_whole_from_a_table_restore() {
             .json();
     assert_eq!(cluster.plain_dump("shop"), before);
     assert_eq!(j["databases"][0]["rows"], 500, "{j}");
+    // What was written is the table's data, not the whole dump's size.
+    assert_eq!(j["databases"][0]["data_bytes"].as_u64(), Some(copy_text.len() as u64), "{j}");
     let kinds = j["databases"][0]["objects"].to_string();
     for k in ["\"POLICY\"", "\"ROW SECURITY\"", "\"ACL\"", "\"COMMENT\"", "\"INDEX\"", "\"CONSTRAINT\""] {
         assert!(kinds.contains(k), "{k} not reported: {kinds}");

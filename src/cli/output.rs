@@ -374,7 +374,11 @@ impl Output {
                 } else if !d.objects.is_empty() {
                     // A part: what was restored is the entries listed, not the
                     // whole dump (read and checked whole, and named as such).
-                    let part_rows = d.rows.map(|n| format!(" with {}", count(n, "row"))).unwrap_or_default();
+                    let part_rows = match (d.rows, d.data_bytes) {
+                        (Some(n), Some(b)) => format!(" with {} ({} of table data)", count(n, "row"), bytes(b)),
+                        (Some(n), None) => format!(" with {}", count(n, "row")),
+                        _ => String::new(),
+                    };
                     self.say(&format!(
                         "restored {}{part_rows} of the dump of {} into {} in {:.1}s (the whole dump, {}, was read and checked):",
                         count(d.objects.len() as u64, "archive entry"),

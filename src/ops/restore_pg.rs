@@ -80,6 +80,10 @@ pub struct DbRestored {
     /// backup (None: not counted in this snapshot).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rows: Option<u64>,
+    /// Bytes of table data restored (COPY text sent to the server), as
+    /// counted in the archive at backup (None: not counted).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_bytes: Option<u64>,
     /// What was not restored and why (a role that already exists, a
     /// foreign key to a table left out).
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -153,18 +157,27 @@ pub fn read_toc(repo: &Repository, index: &Index, snapshot: &Id, dump: &DumpSour
     Err(Error::corrupt(object(), "the archive ends inside its table of contents"))
 }
 
-/// The manifest's entries for a selection, and the rows of its table data.
-fn selected_objects(dump: &DumpSource, archive: &Archive, sel: &Selection) -> (Vec<TocEntry>, Option<u64>) {
+/// The manifest's entries for a selection, and the rows and bytes of its
+/// table data (None where the snapshot did not count them).
+fn selected_objects(
+    dump: &DumpSource,
+    archive: &Archive,
+    sel: &Selection,
+) -> (Vec<TocEntry>, Option<u64>, Option<u64>) {
     let recorded: std::collections::HashMap<u32, &TocEntry> = dump.toc.iter().map(|e| (e.id, e)).collect();
     let objects: Vec<TocEntry> = archive
         .entries
         .iter()
         .filter(|e| sel.ids.contains(&e.id))
-        .map(|e| TocEntry::from_archive(e, recorded.get(&e.id).and_then(|r| r.rows)))
+        .map(|e| {
+            let r = recorded.get(&e.id);
+            TocEntry::from_archive(e, r.and_then(|r| r.rows), r.and_then(|r| r.bytes))
+        })
         .collect();
     let data: Vec<&TocEntry> = objects.iter().filter(|e| e.desc == "TABLE DATA").collect();
     let rows = data.iter().map(|e| e.rows).sum::<Option<u64>>();
-    (objects, rows)
+    let bytes = data.iter().map(|e| e.bytes).sum::<Option<u64>>();
+    (objects, rows, bytes)
 }
 
 fn describe_left_out(archive: &Archive, sel: &Selection) -> Vec<String> {
@@ -262,6 +275,7 @@ pub fn restore_databases(repo: &Repository, snapshot: &Id, opts: &DbRestoreOptio
             chunks_checked: 0,
             objects: vec![],
             rows: None,
+            data_bytes: None,
             skipped: vec![],
             duration_secs: 0.0,
         };
@@ -278,7 +292,9 @@ pub fn restore_databases(repo: &Repository, snapshot: &Id, opts: &DbRestoreOptio
             }
         }
         if dump.kind == DumpKind::Database && !filtered {
-            r.rows = dump.toc.iter().filter(|e| e.desc == "TABLE DATA").map(|e| e.rows).sum();
+            let data = || dump.toc.iter().filter(|e| e.desc == "TABLE DATA");
+            r.rows = data().map(|e| e.rows).sum();
+            r.data_bytes = data().map(|e| e.bytes).sum();
         }
         r.duration_secs = t.elapsed().as_secs_f64();
         done.push(r);
@@ -373,7 +389,7 @@ fn select_into(
 ) -> Result<Selection> {
     let sel = select(&archive.entries, &opts.schemas, &opts.tables, schema_exists)
         .map_err(|e| Error::InvalidOptions(format!("{e} (database {})", dump.name)))?;
-    (r.objects, r.rows) = selected_objects(dump, archive, &sel);
+    (r.objects, r.rows, r.data_bytes) = selected_objects(dump, archive, &sel);
     r.skipped = describe_left_out(archive, &sel);
     Ok(sel)
 }

@@ -81,6 +81,9 @@ pub struct Archive {
     pub entries: Vec<Entry>,
     /// Rows of each data block (by dump id), when the data is uncompressed.
     pub rows: HashMap<u32, u64>,
+    /// Bytes of each data block's COPY text (by dump id), when uncompressed:
+    /// what restoring that table sends the server.
+    pub data_bytes: HashMap<u32, u64>,
 }
 
 enum Stage {
@@ -201,6 +204,7 @@ impl Scanner {
         }
         if self.archive.header.compression.is_some() {
             self.archive.rows.clear();
+            self.archive.data_bytes.clear();
         }
         Ok(self.archive)
     }
@@ -220,6 +224,7 @@ impl Scanner {
                 if let Some(id) = id {
                     let lines = self.table_data(&data[..n]);
                     *self.archive.rows.entry(id).or_insert(0) += lines;
+                    *self.archive.data_bytes.entry(id).or_insert(0) += n as u64;
                 }
                 data = &data[n..];
                 let left = left - n as u64;
@@ -326,6 +331,7 @@ impl Scanner {
                 self.stage = match kind {
                     BLK_DATA => {
                         self.archive.rows.insert(id, 0);
+                        self.archive.data_bytes.insert(id, 0);
                         Stage::DataLen { id }
                     }
                     BLK_BLOBS => Stage::BlobOid,
@@ -367,6 +373,7 @@ impl Scanner {
     fn rows_fast<'d>(&mut self, mut data: &'d [u8], id: u32) -> Result<&'d [u8]> {
         let n = self.int_size;
         let mut lines = 0u64;
+        let mut bytes = 0u64;
         while data.len() > n {
             if data[0] != 0 {
                 return bad(format!("a data chunk of entry {id} has a negative length"));
@@ -378,6 +385,7 @@ impl Scanner {
             if len == 0 {
                 data = &data[n + 1..];
                 self.archive.rows.entry(id).and_modify(|r| *r += lines);
+                self.archive.data_bytes.entry(id).and_modify(|b| *b += bytes);
                 self.end_table(id);
                 self.stage = Stage::Block;
                 return Ok(data);
@@ -387,9 +395,11 @@ impl Scanner {
                 _ => break,
             };
             lines += self.table_data(&data[n + 1..end]);
+            bytes += (end - n - 1) as u64;
             data = &data[end..];
         }
         self.archive.rows.entry(id).and_modify(|r| *r += lines);
+        self.archive.data_bytes.entry(id).and_modify(|b| *b += bytes);
         Ok(data)
     }
 
@@ -407,6 +417,9 @@ impl Scanner {
         if self.tail == TERMINATOR {
             if let Some(rows) = self.archive.rows.get_mut(&id) {
                 *rows = rows.saturating_sub(3);
+            }
+            if let Some(b) = self.archive.data_bytes.get_mut(&id) {
+                *b = b.saturating_sub(TERMINATOR.len() as u64);
             }
         }
         self.tail = [0; TERMINATOR.len()];
@@ -628,6 +641,13 @@ mod tests {
         assert_eq!(rows(&whole, "public", "ord"), Some(2));
         assert_eq!(rows(&whole, "public", "meas_2025"), Some(1));
         assert_eq!(rows(&whole, "public", "meas_2026"), Some(2));
+        // The COPY text sent to the server, without its terminator.
+        let data_bytes = |table: &str| {
+            let e = whole.entries.iter().find(|e| e.desc == "TABLE DATA" && e.tag == table).unwrap();
+            whole.data_bytes.get(&e.id).copied()
+        };
+        assert_eq!(data_bytes("cust"), Some(b"1\ta\n2\tb\n".len() as u64));
+        assert_eq!(data_bytes("ord"), Some(b"1\t1\tline\\nbreak\n2\t2\ttab\\tx\n".len() as u64));
     }
 
     #[test]

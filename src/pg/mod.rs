@@ -379,10 +379,15 @@ pub struct TocEntry {
     /// A TABLE DATA entry's rows, counted in the archive (absent: not counted).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rows: Option<u64>,
+    /// A TABLE DATA entry's COPY text in bytes, what restoring it sends
+    /// the server (absent: not counted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<u64>,
 }
 
 impl TocEntry {
-    pub fn from_archive(e: &archive::Entry, rows: Option<u64>) -> TocEntry {
+    /// `rows` and `bytes`: its data's, where the archive's reader counted them.
+    pub fn from_archive(e: &archive::Entry, rows: Option<u64>, bytes: Option<u64>) -> TocEntry {
         TocEntry {
             id: e.id,
             desc: e.desc.clone(),
@@ -391,6 +396,7 @@ impl TocEntry {
             owner: e.owner.clone().unwrap_or_default(),
             deps: e.deps.clone(),
             rows,
+            bytes,
         }
     }
 }
@@ -408,7 +414,11 @@ impl Toc {
         Toc {
             server_version: a.header.server_version.clone(),
             pg_dump_version: a.header.pg_dump_version.clone(),
-            entries: a.entries.iter().map(|e| TocEntry::from_archive(e, a.rows.get(&e.id).copied())).collect(),
+            entries: a
+                .entries
+                .iter()
+                .map(|e| TocEntry::from_archive(e, a.rows.get(&e.id).copied(), a.data_bytes.get(&e.id).copied()))
+                .collect(),
         }
     }
 }
