@@ -12,19 +12,6 @@ use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::process::{Command, Stdio};
 
-fn operations_md() -> String {
-    fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/OPERATIONS.md")).unwrap()
-}
-
-/// The first fenced block after `heading` (its body), fenced with ```lang.
-fn block(doc: &str, heading: &str, lang: &str) -> String {
-    let at = doc.find(heading).unwrap_or_else(|| panic!("OPERATIONS.md has no {heading:?}"));
-    let fence = format!("```{lang}\n");
-    let start = at + doc[at..].find(&fence).unwrap_or_else(|| panic!("no ```{lang} after {heading:?}")) + fence.len();
-    let end = start + doc[start..].find("\n```").unwrap();
-    doc[start..end].to_string()
-}
-
 struct User(String);
 
 impl Drop for User {
@@ -55,7 +42,7 @@ fn the_set_up_cron_job_and_rotation_of_operations_md_work_as_written() {
         eprintln!("skipped: the recipe creates a user and runs as root");
         return;
     }
-    let doc = operations_md();
+    let doc = docs::read("docs/OPERATIONS.md");
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().to_path_buf();
     fs::set_permissions(&root, fs::Permissions::from_mode(0o755)).unwrap();
@@ -78,7 +65,7 @@ fn the_set_up_cron_job_and_rotation_of_operations_md_work_as_written() {
     };
 
     // The one-time set-up, as root.
-    let setup = block(&doc, "## One-time set-up", "sh");
+    let setup = docs::block(&doc, "## One-time set-up", "sh");
     let setup = sub(&setup)
         .replace(
             "\nmake install ",
@@ -110,13 +97,13 @@ fn the_set_up_cron_job_and_rotation_of_operations_md_work_as_written() {
 
     // The profile, as written, in its place; the data it backs up.
     let config = root.join("etc/coffer/coffer.toml");
-    fs::write(&config, sub(&block(&doc, "## The nightly cron job", "toml"))).unwrap();
+    fs::write(&config, sub(&docs::block(&doc, "## The nightly cron job", "toml"))).unwrap();
     make_rich_tree(&root.join("srv/app/config"));
     // The rich tree's private folder is the coffer user's, as the user's own config would be.
     as_root(&format!("chown -R {u} {r}/srv/app/config"), &[]);
 
     // Each cron line: as the user it names, in cron's environment.
-    let cron = block(&doc, "`/etc/cron.d/coffer`:", "");
+    let cron = docs::block(&doc, "`/etc/cron.d/coffer`:", "");
     let run_cron = |line: &str| {
         let fields: Vec<&str> = line.splitn(7, ' ').collect();
         assert_eq!(fields[5], "coffer", "the line's user field: {line}");
@@ -150,7 +137,7 @@ fn the_set_up_cron_job_and_rotation_of_operations_md_work_as_written() {
 
     // The passphrase block, as root, then the nightly line again: root's
     // new key object belongs to the user, and the job reads the new file.
-    let rotation = sub(&block(&doc, "### Passphrases", "sh"));
+    let rotation = sub(&docs::block(&doc, "### Passphrases", "sh"));
     as_root(
         &rotation,
         &[

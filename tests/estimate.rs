@@ -251,15 +251,6 @@ fn a_database_restore_estimate_is_what_the_restore_makes() {
     assert!(cluster.user_tables(&target).contains("pgbench_branches"));
 }
 
-/// The first fenced block (its body) after `heading` in docs/OPERATIONS.md.
-fn operations_block(heading: &str, lang: &str) -> String {
-    let doc = fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/OPERATIONS.md")).unwrap();
-    let at = doc.find(heading).unwrap_or_else(|| panic!("OPERATIONS.md has no {heading:?}"));
-    let fence = format!("```{lang}\n");
-    let start = at + doc[at..].find(&fence).unwrap() + fence.len();
-    doc[start..start + doc[start..].find("\n```").unwrap()].to_string()
-}
-
 #[test]
 fn operations_md_estimate_lines_run_as_written_and_do_nothing() {
     let heading = "## What it will cost, before it costs";
@@ -270,9 +261,10 @@ fn operations_md_estimate_lines_run_as_written_and_do_nothing() {
     fs::write(src.join("data.bin"), pseudo_random(2_000_000, 3)).unwrap();
     env.backup_json(&[&src], &[]);
     // The doc's price list, as prices.json in the working directory its lines use.
-    fs::write(env.path("prices.json"), operations_block(heading, "json")).unwrap();
+    fs::write(env.path("prices.json"), docs::block(&docs::read("docs/OPERATIONS.md"), heading, "json")).unwrap();
     let before = env.repo_state();
-    let lines: Vec<String> = operations_block(heading, "sh").lines().map(str::to_string).collect();
+    let lines: Vec<String> =
+        docs::block(&docs::read("docs/OPERATIONS.md"), heading, "sh").lines().map(str::to_string).collect();
     assert_eq!(lines.len(), 3, "{lines:?}");
     for line in &lines {
         // As a shell runs it, with `coffer` on PATH and the repository and passphrase set.

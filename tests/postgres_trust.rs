@@ -211,16 +211,10 @@ fn every_check_in_a_check_file_runs_whatever_its_comments_and_quotes() {
     assert!(!cluster.databases().iter().any(|d| d.starts_with("coffer_drill_")));
 }
 
-fn operations_md() -> String {
-    fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/OPERATIONS.md")).unwrap()
-}
-
 #[test]
 fn the_check_file_of_operations_md_runs_all_its_checks() {
-    let doc = operations_md();
-    let at = doc.find("A check file is plain SQL").expect("OPERATIONS.md describes the check file");
-    let start = at + doc[at..].find("```sql\n").expect("OPERATIONS.md has a check file") + 7;
-    let sql = &doc[start..start + doc[start..].find("```").unwrap()];
+    let doc = docs::read("docs/OPERATIONS.md");
+    let sql = &docs::block(&doc, "A check file is plain SQL", "sql");
     let cluster = pg::shared();
     let env = Env::new();
     let db = unique("opsdoc");
@@ -567,7 +561,7 @@ fn the_documented_backup_role_dumps_tables_with_row_level_security() {
     );
     let (plain, documented) = (unique("reader"), unique("backup"));
     // The role exactly as docs/OPERATIONS.md creates it.
-    let doc = operations_md();
+    let doc = docs::read("docs/OPERATIONS.md");
     let line = doc.lines().find(|l| l.starts_with("CREATE ROLE backup ")).expect("OPERATIONS.md creates the role");
     let sql = line.replace("CREATE ROLE backup ", &format!("CREATE ROLE {documented} "));
     cluster.psql("postgres", &sql.replace("the-database-password", "bk"));

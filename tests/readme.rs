@@ -12,10 +12,7 @@ use std::process::{Command, Stdio};
 
 #[test]
 fn the_readmes_using_it_block_runs_as_written() {
-    let readme = fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
-    let at = readme.find("## Using it").expect("the section");
-    let start = at + readme[at..].find("```sh\n").unwrap() + 6;
-    let block = &readme[start..start + readme[start..].find("\n```").unwrap()];
+    let block = &docs::block(&docs::read("README.md"), "## Using it", "sh");
 
     let env = Env::empty();
     let r = env.dir.path().display().to_string();

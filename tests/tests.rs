@@ -11,6 +11,7 @@ mod browse;
 mod crash;
 mod cron_recipe;
 mod dedup;
+mod demo;
 mod dry_run;
 mod estimate;
 mod fixture_repo;

@@ -357,7 +357,12 @@ impl Output {
     pub fn restore_databases(&self, s: &DbRestoreSummary) {
         self.report(s, || {
             for d in &s.databases {
-                let rows = d.rows.map(|n| format!(", {}", count(n, "row"))).unwrap_or_default();
+                let data = match (d.rows, d.data_bytes) {
+                    (Some(n), Some(b)) => format!("{} ({} of table data)", count(n, "row"), bytes(b)),
+                    (Some(n), None) => count(n, "row"),
+                    _ => String::new(),
+                };
+                let rows = if data.is_empty() { data.clone() } else { format!(", {data}") };
                 if s.dry_run {
                     self.say(&format!(
                         "dry run: the dump of {} ({}, {}) decrypts, matches its checksum and parses; nothing was written",
@@ -374,11 +379,7 @@ impl Output {
                 } else if !d.objects.is_empty() {
                     // A part: what was restored is the entries listed, not the
                     // whole dump (read and checked whole, and named as such).
-                    let part_rows = match (d.rows, d.data_bytes) {
-                        (Some(n), Some(b)) => format!(" with {} ({} of table data)", count(n, "row"), bytes(b)),
-                        (Some(n), None) => format!(" with {}", count(n, "row")),
-                        _ => String::new(),
-                    };
+                    let part_rows = if data.is_empty() { data.clone() } else { format!(" with {data}") };
                     self.say(&format!(
                         "restored {}{part_rows} of the dump of {} into {} in {:.1}s (the whole dump, {}, was read and checked):",
                         count(d.objects.len() as u64, "archive entry"),
@@ -392,6 +393,7 @@ impl Output {
                         self.say(&format!("    {:<18} {}.{}{r}", e.desc, e.schema.as_deref().unwrap_or("-"), e.name));
                     }
                 } else {
+                    let rows = d.rows.map(|n| format!(", {}", count(n, "row"))).unwrap_or_default();
                     self.say(&format!(
                         "restored {} ({}{rows}) into {} in {:.1}s",
                         d.name,

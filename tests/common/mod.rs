@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod docs;
 pub mod garage;
 pub mod moto;
 pub mod pg;
