@@ -26,6 +26,7 @@ pub use backend::{Backend, BackendError, DryRun, Kind, Local, Metered, ObjectInf
 pub use backend::{S3Options, S3};
 pub use crypto::{HashAlgo, KdfParams};
 pub use engine::chunker::ChunkerParams;
+pub use engine::owner;
 pub use engine::pipeline::default_workers;
 pub use error::{DumpChoice, Error, Result};
 pub use format::encoding::{Id, RawPath};

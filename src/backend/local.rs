@@ -4,6 +4,7 @@
 
 use super::{Backend, BackendError, BackendResult, Kind, ObjectInfo};
 use crate::engine::atomic_file::AtomicFile;
+use crate::engine::owner;
 use std::fs::{self, File};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -26,27 +27,15 @@ impl Local {
     /// job cannot read. Ownership that cannot be given fails the write,
     /// naming the object: a repository half its owner's is a failure in waiting.
     fn owner(&self) -> Option<(u32, u32)> {
-        *self.owner.get_or_init(|| {
-            use std::os::unix::fs::MetadataExt;
-            if !crate::is_root() {
-                return None;
-            }
-            let m = fs::metadata(&self.root).ok()?;
-            (m.uid() != 0 || m.gid() != 0).then_some((m.uid(), m.gid()))
-        })
+        *self.owner.get_or_init(|| owner::foreign(&self.root))
     }
 
     /// Gives `path` (a folder or object coffer just made) the repository's owner.
     fn adopt(&self, path: &Path, file: Option<&File>) -> BackendResult<()> {
-        use std::os::unix::fs::MetadataExt;
         let Some((uid, gid)) = self.owner() else { return Ok(()) };
-        let ids = (Some(rustix::fs::Uid::from_raw(uid)), Some(rustix::fs::Gid::from_raw(gid)));
         let done = match file {
-            Some(f) => rustix::fs::fchown(f, ids.0, ids.1),
-            None => match fs::symlink_metadata(path) {
-                Ok(m) if m.uid() == uid && m.gid() == gid => Ok(()),
-                _ => rustix::fs::chown(path, ids.0, ids.1),
-            },
+            Some(f) => owner::give(f, (uid, gid)),
+            None => owner::give_path(path, (uid, gid)),
         };
         done.map_err(|e| BackendError::Io {
             path: path.display().to_string(),

@@ -78,6 +78,22 @@ pub fn write(path: &Path, command: &str, exit_code: u8, error: Option<&str>, dur
         .with_context(|| format!("metrics file {}", path.display()))?;
     rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive)
         .with_context(|| format!("locking metrics file {}", path.display()))?;
+    // A root run (the /etc line) in the job's metrics folder leaves files
+    // the job can still lock and replace.
+    let adopt = |f: &std::fs::File, what: &Path| -> Result<()> {
+        match coffer::owner::foreign(dir) {
+            Some(ids) => coffer::owner::give(f, ids).with_context(|| {
+                format!(
+                    "{}: cannot give it its folder's owner {}:{} (coffer runs as root)",
+                    what.display(),
+                    ids.0,
+                    ids.1
+                )
+            }),
+            None => Ok(()),
+        }
+    };
+    adopt(&lock, &dir.join(&lock_name))?;
 
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
     let me = format!("command=\"{}\"", escape(command));
@@ -144,6 +160,7 @@ pub fn write(path: &Path, command: &str, exit_code: u8, error: Option<&str>, dur
     tmp.write_all(text.as_bytes()).with_context(|| format!("metrics file {}", path.display()))?;
     // node_exporter runs as another user: the file is world-readable, as the collector expects.
     let _ = rustix::fs::fchmod(tmp.as_file(), rustix::fs::Mode::from_raw_mode(0o644));
+    adopt(tmp.as_file(), path)?;
     tmp.persist(path).map_err(|e| e.error).with_context(|| format!("metrics file {}", path.display()))?;
     Ok(())
 }
