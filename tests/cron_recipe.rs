@@ -61,7 +61,9 @@ fn the_set_up_cron_job_and_rotation_of_operations_md_work_as_written() {
             .replace("-o coffer", &format!("-o {u}"))
             .replace("-g coffer", &format!("-g {u}"))
             .replace("chgrp coffer ", &format!("chgrp {u} "))
+            .replace("/var/lib/node_exporter", &format!("{r}/var/lib/node_exporter"))
             .replace("db1.internal", &format!("127.0.0.1:{}", cluster.port))
+            .replace("scratch-db", &format!("127.0.0.1:{}", cluster.port))
     };
 
     // The one-time set-up, as root.
@@ -95,32 +97,46 @@ fn the_set_up_cron_job_and_rotation_of_operations_md_work_as_written() {
     fs::write(home.join(".pgpass"), format!("{pgpass}\n")).unwrap();
     as_root(&format!("chown {u} {0}/.pgpass && chmod 600 {0}/.pgpass", home.display()), &[]);
 
-    // The profile, as written, in its place; the data it backs up.
+    // The profile, as written, in its place, with the monitoring section's
+    // metrics file and its folder; the data it backs up.
     let config = root.join("etc/coffer/coffer.toml");
-    fs::write(&config, sub(&docs::block(&doc, "## The nightly cron job", "toml"))).unwrap();
+    let metrics_toml = docs::block(&doc, "### Monitoring with Prometheus", "toml");
+    let metrics_line = metrics_toml.lines().find(|l| l.starts_with("metrics_file = ")).expect("the metrics_file line");
+    fs::write(
+        &config,
+        format!("{}\n{}\n", sub(&docs::block(&doc, "## The nightly cron job", "toml")), sub(metrics_line)),
+    )
+    .unwrap();
+    as_root(&sub(&docs::block(&doc, "### Monitoring with Prometheus", "sh")), &[]);
+    let metrics = root.join("var/lib/node_exporter/textfile/coffer.prom");
     make_rich_tree(&root.join("srv/app/config"));
     // The rich tree's private folder is the coffer user's, as the user's own config would be.
     as_root(&format!("chown -R {u} {r}/srv/app/config"), &[]);
 
     // Each cron line: as the user it names, in cron's environment.
     let cron = docs::block(&doc, "`/etc/cron.d/coffer`:", "");
-    let run_cron = |line: &str| {
-        let fields: Vec<&str> = line.splitn(7, ' ').collect();
-        assert_eq!(fields[5], "coffer", "the line's user field: {line}");
-        let command = sub(fields[6]);
+    let as_user = |command: &str, path: &str| -> (String, String) {
         let out = Command::new("setpriv")
             .args(["--reuid", &u, "--regid", &u, "--init-groups", "env", "-i"])
             .arg(format!("HOME={}", home.display()))
-            .args(["PATH=/usr/bin:/bin", "SHELL=/bin/bash"])
+            .arg(format!("PATH={path}"))
+            .arg("SHELL=/bin/bash")
             .arg(format!("LOGNAME={u}"))
             .arg(format!("COFFER_CONFIG={}", config.display()))
-            .args(["/bin/bash", "-c", &command])
+            .args(["/bin/bash", "-c", command])
             .current_dir(&home)
             .stdin(Stdio::null())
             .output()
             .unwrap();
         let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
         assert!(out.status.success(), "{command}\nexit {:?}\n{stdout}{stderr}", out.status.code());
+        (stdout.into_owned(), stderr.into_owned())
+    };
+    let run_cron = |line: &str| {
+        let fields: Vec<&str> = line.splitn(7, ' ').collect();
+        assert_eq!(fields[5], "coffer", "the line's user field: {line}");
+        let command = sub(fields[6]);
+        let (stdout, stderr) = as_user(&command, "/usr/bin:/bin");
         // --quiet: cron would mail nothing on a good night.
         assert!(stderr.is_empty() && stdout.is_empty(), "{command}: cron would mail:\n{stdout}{stderr}");
     };
@@ -134,6 +150,31 @@ fn the_set_up_cron_job_and_rotation_of_operations_md_work_as_written() {
     assert_eq!(summary["databases"], 1);
     assert!(summary["files"].as_u64().unwrap() > 5);
     assert_eq!(fs::metadata(home.join("last-backup.json")).unwrap().uid(), fs::metadata(&home).unwrap().uid());
+
+    // Every metric the alert rules use is in the file the cron lines wrote,
+    // and says they succeeded.
+    let prom = fs::read_to_string(&metrics).expect("the metrics file");
+    let rules = docs::block(&doc, "Two alert rules", "yaml");
+    let mut used: Vec<&str> =
+        rules.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).filter(|w| w.starts_with("coffer_")).collect();
+    used.sort_unstable();
+    used.dedup();
+    assert!(used.len() >= 3, "{rules}");
+    for m in used.iter().filter(|m| !m.starts_with("coffer_drill")) {
+        assert!(prom.lines().any(|l| l.starts_with(&format!("{m}{{"))), "{m} is not in the metrics file:\n{prom}");
+    }
+    // forget --prune is one run: its prune figures are labelled forget.
+    for command in ["backup", "forget", "verify"] {
+        let line = format!("coffer_last_run_success{{command=\"{command}\"}} 1");
+        assert!(prom.lines().any(|l| l == line), "{line} is not in the metrics file:\n{prom}");
+    }
+
+    // Retention's dry run, by hand as the user: every snapshot with the rules that keep it.
+    let forget =
+        doc.split('`').find(|s| s.starts_with("coffer forget --profile nightly --dry-run")).expect("forget --dry-run");
+    let (out, err) = as_user(forget, &format!("{r}/usr/local/bin:/usr/bin:/bin"));
+    let out = format!("{out}{err}");
+    assert!(out.contains("  keep  ") && out.contains("daily"), "{forget}:\n{out}");
 
     // The passphrase block, as root, then the nightly line again: root's
     // new key object belongs to the user, and the job reads the new file.
@@ -165,6 +206,11 @@ fn the_set_up_cron_job_and_rotation_of_operations_md_work_as_written() {
         }
     };
     all_the_owners();
+    // The root line rewrote the metrics file: it and its lock are still the
+    // user's, so the job's next run replaces them (else exit 4, on stderr).
+    for f in [metrics.clone(), metrics.with_file_name("coffer.prom.lock")] {
+        assert_eq!(fs::metadata(&f).map(|m| m.uid()).ok(), Some(owner), "{} after the root line", f.display());
+    }
     run_cron(lines[0]);
     // The humans' passphrase opens the same repository.
     let out = Command::new(bin())
@@ -219,4 +265,59 @@ fn the_set_up_cron_job_and_rotation_of_operations_md_work_as_written() {
     assert_eq!(cluster.psql("shop", "SELECT count(*), sum(id) FROM app.orders"), before, "the rows are back");
     assert!(cluster.psql("shop", "SELECT count(*) FROM audit.events").trim().parse::<u64>().unwrap() > 0);
     all_the_owners();
+
+    // "Restore drills": the drill block as root (admin in root's .pgpass),
+    // with a check file for this database.
+    let checks = root.join("etc/coffer/shop-checks.sql");
+    fs::write(
+        &checks,
+        "SELECT count(*) > 0 FROM app.orders;\n\
+         SELECT count(*) = 0 FROM app.orders o LEFT JOIN app.customers c ON c.id = o.customer_id WHERE c.id IS NULL;\n",
+    )
+    .unwrap();
+    as_root(&format!("chgrp {u} {0} && chmod 640 {0}", checks.display()), &[]);
+    let drills = &doc[doc.find("## Restore drills").expect("the drills section")..];
+    let drill = docs::block(drills, "## Restore drills", "sh");
+    assert!(drill.contains("--profile nightly"), "{drill}");
+    as_root(&sub(&drill), &envs);
+    let report: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(home.join("last-drill.json")).unwrap()).expect("the drill's JSON");
+    assert_eq!(report["passed"], true, "{report}");
+    assert_eq!(report["checks_run"], 2, "{report}");
+    assert!(report["tables_compared"].as_u64().unwrap() >= 5, "{report}");
+
+    // The weekly drill line, as the user, with the drill role the doc creates.
+    let role = doc.lines().find(|l| l.starts_with("CREATE ROLE drill ")).expect("the drill role");
+    cluster.psql("postgres", role);
+    let scratch_pgpass = doc.lines().find(|l| l.starts_with("scratch-db:5432:")).expect("the drill's .pgpass line");
+    let mut pgpass_text = fs::read_to_string(home.join(".pgpass")).unwrap();
+    pgpass_text
+        .push_str(&format!("{}\n", scratch_pgpass.replace("scratch-db:5432", &format!("127.0.0.1:{}", cluster.port))));
+    fs::write(home.join(".pgpass"), pgpass_text).unwrap();
+    let weekly = doc.lines().find(|l| l.starts_with("0 5 * * 1 coffer ")).expect("the weekly drill line");
+    let before_drill = cluster.databases();
+    run_cron(weekly);
+    assert_eq!(cluster.databases(), before_drill, "the scratch database is dropped");
+    let prom = fs::read_to_string(&metrics).unwrap();
+    for line in ["coffer_drill_passed{command=\"drill\"} 1", "coffer_last_run_success{command=\"drill\"} 1"] {
+        assert!(prom.lines().any(|l| l == line), "{line} is not in the metrics file:\n{prom}");
+    }
+    for m in used.iter().filter(|m| m.starts_with("coffer_drill")) {
+        assert!(prom.lines().any(|l| l.starts_with(m)), "{m} is not in the metrics file:\n{prom}");
+    }
+
+    // The file drill: restore, then diff, as root.
+    let files = docs::block(drills, "For files, a drill", "sh");
+    let rel = r.trim_start_matches('/');
+    let files = sub(&files).replace("'srv/", &format!("'{rel}/srv/")).replace("/tmp/drill", &format!("{r}/tmp/drill"));
+    let mut c = Command::new("bash");
+    c.args(["-euo", "pipefail", "-c", &files]).stdin(Stdio::null());
+    for (k, v) in &envs {
+        c.env(k, v);
+    }
+    let out = c.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{files}\n{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.ends_with("the same\n"), "{stdout}");
+    assert!(root.join(format!("tmp/drill/{rel}/srv/app/config/big.bin")).is_file());
 }
