@@ -6,6 +6,11 @@ use std::fs;
 
 /// Runs coffer with `args` on a pseudo-terminal; everything it drew.
 fn on_a_terminal(env: &Env, args: &[&str]) -> String {
+    on_a_terminal_with(env, &[], args)
+}
+
+/// The same, with `extra` in the environment.
+fn on_a_terminal_with(env: &Env, extra: &[(&str, &str)], args: &[&str]) -> String {
     let cmd = std::iter::once(bin().to_string())
         .chain(args.iter().map(|a| format!("'{}'", a.replace('\'', "'\\''"))))
         .collect::<Vec<_>>()
@@ -20,6 +25,7 @@ fn on_a_terminal(env: &Env, args: &[&str]) -> String {
             None => c.env_remove(k),
         };
     }
+    c.envs(extra.iter().copied());
     let out = c.output().expect("script(1)");
     assert!(
         out.status.success(),
@@ -93,4 +99,31 @@ fn a_database_restore_draws_the_chunks_it_reads() {
     let drawn = on_a_terminal(&env, &["restore", "latest", "--to-file", file.to_str().unwrap()]);
     assert!(drawn.contains(" chunks") && drawn.contains("100%"), "{drawn:?}");
     assert!(fs::read(&file).unwrap().starts_with(b"PGDMP"));
+}
+
+/// A drill draws the download, then the pg_restore phase (its name and
+/// time: nobody knows its length ahead), then the checks one by one.
+#[test]
+fn a_drill_draws_each_phase() {
+    use crate::common::pg::{self, unique, PG_PASSWORD};
+    let cluster = pg::shared();
+    let env = Env::new();
+    let db = unique("drillbar");
+    cluster.create_sample_db(&db, 1);
+    let tools = pg::bin_dir();
+    let extra = [("PGPASSWORD", PG_PASSWORD), ("COFFER_PG_BIN_DIR", tools.to_str().unwrap())];
+    on_a_terminal_with(&env, &extra, &["backup", "--pg", &cluster.url(&db)]);
+    let checks = env.path("checks.sql");
+    // A slow check, so the line is drawn while the checks run.
+    fs::write(&checks, "SELECT pg_sleep(0.6)::text = '';\nSELECT count(*) > 0 FROM app.orders;\n").unwrap();
+    let url = cluster.url("postgres");
+    let drawn = on_a_terminal_with(
+        &env,
+        &extra,
+        &["drill", "latest", "--db", &db, "--pg-scratch", &url, "--check-sql", checks.to_str().unwrap()],
+    );
+    assert!(drawn.contains(" chunks"), "the download: {drawn:?}");
+    assert!(drawn.contains("pg_restore into the scratch database"), "the restore: {drawn:?}");
+    assert!(drawn.contains("/3 checks"), "the checks: {drawn:?}");
+    assert!(drawn.contains("PASSED"), "the report follows: {drawn:?}");
 }

@@ -919,6 +919,18 @@ impl coffer::Progress for ProgressBar {
         b.set_message(Self::message(&st));
     }
 
+    fn phase(&self, what: &'static str) {
+        let Some(b) = &self.bar else { return };
+        let Ok(mut st) = self.state.lock() else { return };
+        *st = BarState { unit: what, ..Default::default() };
+        if let Ok(style) = indicatif::ProgressStyle::with_template("{spinner} {msg}  {elapsed_precise}") {
+            b.set_style(style);
+        }
+        b.reset();
+        b.unset_length();
+        b.set_message(what);
+    }
+
     fn bytes_done(&self, n: u64) {
         let Some(b) = &self.bar else { return };
         let Ok(mut st) = self.state.lock() else { return };

@@ -204,6 +204,9 @@ fn run_phases(
     // have the production roles, and the drill is about the data. Policies
     // naming a role the scratch server lacks cannot be created: left out too.
     let t = Instant::now();
+    if let Some(p) = &opts.progress {
+        p.phase("pg_restore into the scratch database");
+    }
     let roles = opts.scratch.query_column("SELECT rolname FROM pg_roles")?;
     let (ids, skipped) = restorable(&archive, &roles);
     report.skipped.push("owners and privileges (restored with --no-owner --no-privileges)".into());
@@ -222,13 +225,24 @@ fn run_phases(
     let t = Instant::now();
     let target =
         target.clone().with_timeouts(crate::pg::Timeouts { statement: Some(opts.check_timeout), ..target.timeouts() });
+    let progress = opts.progress.as_deref();
+    if let Some(p) = progress {
+        // The row counts are one query; then each check.
+        p.start("checks", 1 + checks.len() as u64, 0);
+    }
     count_rows(dump, &target, report)?;
+    if let Some(p) = progress {
+        p.item_done();
+    }
     for st in checks {
         let (passed, output) = match target.query(&st.text) {
             Ok(o) => (o.trim() == "t", o.trim().to_string()),
             Err(e) => (false, e.to_string()),
         };
         report.checks.push(CheckResult { query: st.text.clone(), line: st.line, passed, output });
+        if let Some(p) = progress {
+            p.item_done();
+        }
     }
     report.checks_run = report.checks.len();
     report.check_secs = t.elapsed().as_secs_f64();

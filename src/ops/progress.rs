@@ -9,6 +9,9 @@ pub trait Progress: Sync {
     /// A phase starts: `items` of `unit` ("files", "snapshots", "packs")
     /// holding `bytes`; 0 for what is not known ahead (a dump's size).
     fn start(&self, _unit: &'static str, _items: u64, _bytes: u64) {}
+    /// A phase whose amount of work nobody can know ahead (a pg_restore
+    /// run): its name, and the time it has taken.
+    fn phase(&self, _what: &'static str) {}
     fn bytes_done(&self, _n: u64) {}
     fn item_done(&self) {}
 }
