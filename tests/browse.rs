@@ -383,3 +383,48 @@ fn every_commands_help_has_examples() {
     }
     assert!(top.contains("Examples:"), "{top}");
 }
+
+/// A name that is not UTF-8: in JSON `path` is still a string, and
+/// `path_base64` its exact bytes, which `dump` takes back; `find` and `diff`
+/// say the same.
+#[test]
+fn a_name_that_is_not_utf8_keeps_its_bytes_in_json() {
+    use base64::Engine;
+    use std::ffi::OsStr;
+    let env = Env::new();
+    let src = env.path("src");
+    make_rich_tree(&src);
+    let a = env.backup_json(&[&src], &[])["snapshot"].as_str().unwrap().to_string();
+    let odd = src.join(OsStr::from_bytes(b"caf\xe9-latin1-\xff.txt"));
+    let exact = odd.as_os_str().as_bytes().strip_prefix(b"/").unwrap().to_vec();
+    let decode = |v: &serde_json::Value| base64::engine::general_purpose::STANDARD.decode(v.as_str().unwrap()).unwrap();
+
+    let j = env.coffer(&["ls", "--json", "latest", src.to_str().unwrap()]).ok().json();
+    let entries = j["entries"].as_array().unwrap();
+    assert!(entries.iter().all(|e| e["path"].is_string()), "{j}");
+    let with_bytes: Vec<_> = entries.iter().filter(|e| e.get("path_base64").is_some()).collect();
+    assert_eq!(with_bytes.len(), 1, "only the odd name: {j}");
+    let bytes = decode(&with_bytes[0]["path_base64"]);
+    assert_eq!(bytes, exact);
+    assert!(with_bytes[0]["path"].as_str().unwrap().contains('\u{fffd}'), "{j}");
+
+    // The bytes, handed back, name the file.
+    let r = env.coffer_os(&[OsStr::new("dump"), OsStr::new("latest"), OsStr::from_bytes(&bytes)]);
+    assert_eq!((r.code, r.stdout.as_str()), (0, "non-utf8 name"), "{}", r.stderr);
+
+    let j = env.coffer(&["find", "--json", "*latin1*"]).ok().json();
+    let text = j.to_string();
+    assert!(
+        text.contains(&format!("\"path_base64\":\"{}\"", base64::engine::general_purpose::STANDARD.encode(&exact))),
+        "{j}"
+    );
+
+    fs::remove_file(&odd).unwrap();
+    let b = env.backup_json(&[&src], &[])["snapshot"].as_str().unwrap().to_string();
+    let j = env.coffer(&["diff", "--json", &a, &b]).ok().json();
+    let text = j.to_string();
+    assert!(
+        text.contains(&format!("\"path_base64\":\"{}\"", base64::engine::general_purpose::STANDARD.encode(&exact))),
+        "{j}"
+    );
+}

@@ -413,8 +413,15 @@ impl Output {
         let v: Vec<_> = entries
             .iter()
             .map(|e| {
-                json!({"path": e.path.display(), "kind": e.kind, "mode": e.mode, "uid": e.uid, "gid": e.gid,
-                       "size": e.size, "mtime": mtime(e.mtime_ns).to_rfc3339(), "target": e.target.as_ref().map(|t| t.display())})
+                let mut v = json!({"path": e.path.display(), "kind": e.kind, "mode": e.mode, "uid": e.uid, "gid": e.gid,
+                       "size": e.size, "mtime": mtime(e.mtime_ns).to_rfc3339(), "target": e.target.as_ref().map(|t| t.display())});
+                if let Some(b) = e.path.base64_unless_utf8() {
+                    v["path_base64"] = b.into();
+                }
+                if let Some(b) = e.target.as_ref().and_then(|t| t.base64_unless_utf8()) {
+                    v["target_base64"] = b.into();
+                }
+                v
             })
             .collect();
         let d: Vec<_> = dumps

@@ -76,6 +76,15 @@ impl RawPath {
     pub fn display(&self) -> String {
         String::from_utf8_lossy(&self.0).into_owned()
     }
+
+    /// The exact bytes, base64, when `display` cannot show them (reports
+    /// give both: a JSON path keeps one type, and a script its name).
+    pub fn base64_unless_utf8(&self) -> Option<String> {
+        std::str::from_utf8(&self.0).is_err().then(|| {
+            use base64::Engine;
+            base64::engine::general_purpose::STANDARD.encode(&self.0)
+        })
+    }
 }
 
 impl fmt::Debug for RawPath {

@@ -99,6 +99,8 @@ impl Change {
 pub struct EntryChange {
     pub change: Change,
     pub path: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path_base64: Option<String>,
     pub kind: EntryKind,
     /// Sizes in the first and the second snapshot (absent where it is not).
     pub old_size: Option<u64>,
@@ -165,6 +167,7 @@ pub fn diff(a: (&Id, &Manifest), b: (&Id, &Manifest)) -> Diff {
         out.entries.push(EntryChange {
             change,
             path: e.path.display(),
+            path_base64: e.path.base64_unless_utf8(),
             kind: e.kind,
             old_size: o.and_then(|o| size(o)),
             new_size: size(e),
@@ -175,6 +178,7 @@ pub fn diff(a: (&Id, &Manifest), b: (&Id, &Manifest)) -> Diff {
         out.entries.push(EntryChange {
             change: Change::Removed,
             path: e.path.display(),
+            path_base64: e.path.base64_unless_utf8(),
             kind: e.kind,
             old_size: size(e),
             new_size: None,
@@ -231,6 +235,8 @@ pub fn diff(a: (&Id, &Manifest), b: (&Id, &Manifest)) -> Diff {
 #[derive(Debug, Serialize)]
 pub struct FoundEntry {
     pub path: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path_base64: Option<String>,
     pub kind: EntryKind,
     pub size: u64,
     pub mtime_ns: i64,
@@ -262,7 +268,13 @@ pub fn find(repo: &Repository, pattern: &str, only: &[Id]) -> Result<Vec<Found>>
         let entries: Vec<FoundEntry> = manifest
             .entries()
             .filter(|e| patterns.matches(&e.path.0))
-            .map(|e| FoundEntry { path: e.path.display(), kind: e.kind, size: e.size, mtime_ns: e.mtime_ns })
+            .map(|e| FoundEntry {
+                path: e.path.display(),
+                path_base64: e.path.base64_unless_utf8(),
+                kind: e.kind,
+                size: e.size,
+                mtime_ns: e.mtime_ns,
+            })
             .collect();
         if !entries.is_empty() {
             out.push(Found { snapshot: id.to_hex(), time: info.time, host: info.host, entries });
