@@ -68,3 +68,60 @@ fn keys_can_be_added_changed_and_removed_and_old_passphrases_stop_working() {
     assert_eq!(fs::read(restored(&target, &src).join("f")).unwrap(), b"payload");
     with_pass(&env, "third passphrase", &["verify", "--read-data"]).ok();
 }
+
+fn with_key_file(env: &Env, file: &std::path::Path, args: &[&str]) -> Run {
+    env.command().env_remove("COFFER_PASSWORD").env("COFFER_PASSWORD_FILE", file).args(args).output().unwrap().into()
+}
+
+/// A key file opens the repository where a passphrase would, without
+/// Argon2; it is never written over, and a damaged or removed one is a
+/// wrong passphrase.
+#[test]
+fn a_key_file_opens_the_repository_and_only_its_own_key() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::new();
+    let src = env.path("src");
+    fs::create_dir_all(&src).unwrap();
+    fs::write(src.join("f"), b"payload").unwrap();
+    env.backup_json(&[&src], &[]);
+    let file = env.path("db1.key");
+    let added = env.coffer(&["key", "add-file", file.to_str().unwrap(), "--json"]).ok().json();
+    let name = added["key"].as_str().unwrap().to_string();
+    let text = fs::read_to_string(&file).unwrap();
+    assert!(text.starts_with(&format!("coffer-key-1:{name}:")), "{text}");
+    assert_eq!(fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
+
+    // It opens the repository; the key in use is the key file's.
+    let list = with_key_file(&env, &file, &["key", "list", "--json"]).ok().json();
+    let mine: Vec<_> = list.as_array().unwrap().iter().filter(|k| k["current"] == true).collect();
+    assert_eq!(
+        (mine.len(), &mine[0]["name"], &mine[0]["kind"]),
+        (1, &serde_json::json!(name), &serde_json::json!("key-file"))
+    );
+    with_key_file(&env, &file, &["restore", "latest", "--target", env.path("out").to_str().unwrap()]).ok();
+    assert_eq!(fs::read(env.path("out").join(src.strip_prefix("/").unwrap()).join("f")).unwrap(), b"payload");
+
+    // Never written over: the old file stays, and no key is added.
+    let keys_before = env.repo_file("keys").len();
+    let r = env.coffer(&["key", "add-file", file.to_str().unwrap()]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains(file.to_str().unwrap()), "{}", r.stderr);
+    assert_eq!(fs::read_to_string(&file).unwrap(), text);
+    assert_eq!(env.repo_file("keys").len(), keys_before);
+
+    // A flipped byte of the secret, or the same text as a passphrase of
+    // another key's: wrong passphrase, and the secret is in no message.
+    let secret = text.trim_end().rsplit(':').next().unwrap().to_string();
+    let flipped = env.path("flipped.key");
+    let mut bad = secret.clone().into_bytes();
+    bad[3] = if bad[3] == b'A' { b'B' } else { b'A' };
+    fs::write(&flipped, text.replace(&secret, std::str::from_utf8(&bad).unwrap())).unwrap();
+    let r = with_key_file(&env, &flipped, &["snapshots"]);
+    assert_eq!(r.code, 12, "{}", r.stderr);
+    assert!(!r.stderr.contains(&secret[..16]), "{}", r.stderr);
+
+    // Removed from the repository, the file opens nothing.
+    env.coffer(&["key", "remove", &name]).ok();
+    let r = with_key_file(&env, &file, &["snapshots"]);
+    assert_eq!(r.code, 12, "{}", r.stderr);
+}

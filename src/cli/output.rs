@@ -619,10 +619,11 @@ impl Output {
         self.report(keys, || {
             for k in keys {
                 outln!(
-                    "{} {}  {}  {}",
+                    "{} {}  {}  {:<10}  {}",
                     if k.current { '*' } else { ' ' },
                     &k.name[..12.min(k.name.len())],
                     k.created.format("%Y-%m-%d %H:%M:%S"),
+                    k.kind,
                     k.host
                 );
             }

@@ -15,6 +15,46 @@ pub struct KeyInfo {
     pub host: String,
     /// The key this process opened the repository with.
     pub current: bool,
+    /// `passphrase` (Argon2id) or `key-file` (a random secret in a file).
+    pub kind: &'static str,
+}
+
+/// A key file's text: `coffer-key-1:<key object name>:<base64 of 32 random
+/// bytes>`. It goes where a passphrase goes (COFFER_PASSWORD_FILE, a
+/// profile's password_file); naming its key object spares a listing.
+pub(crate) struct KeyFileSecret {
+    pub key: String,
+    pub secret: zeroize::Zeroizing<Vec<u8>>,
+}
+
+const KEY_FILE_TAG: &str = "coffer-key-1";
+
+impl KeyFileSecret {
+    /// None for anything else: a passphrase.
+    pub fn parse(text: &[u8]) -> Option<KeyFileSecret> {
+        use base64::Engine;
+        let text = std::str::from_utf8(text).ok()?;
+        let mut parts = text.trim_end_matches('\n').split(':');
+        let (tag, key, secret) = (parts.next()?, parts.next()?, parts.next()?);
+        if tag != KEY_FILE_TAG
+            || parts.next().is_some()
+            || key.len() != 64
+            || !key.bytes().all(|b| b.is_ascii_hexdigit())
+        {
+            return None;
+        }
+        let secret = zeroize::Zeroizing::new(base64::engine::general_purpose::STANDARD.decode(secret).ok()?);
+        (secret.len() == crate::crypto::KEY_LEN).then(|| KeyFileSecret { key: key.to_string(), secret })
+    }
+
+    fn text(&self) -> zeroize::Zeroizing<String> {
+        use base64::Engine;
+        zeroize::Zeroizing::new(format!(
+            "{KEY_FILE_TAG}:{}:{}\n",
+            self.key,
+            base64::engine::general_purpose::STANDARD.encode(&*self.secret)
+        ))
+    }
 }
 
 pub(super) fn new_key_file(
@@ -37,11 +77,15 @@ pub(super) fn new_key_file(
 
 impl Repository {
     /// `Ok(None)`: a sound key that this passphrase does not open.
+    /// `key_file`: the secret is a key file's, which opens only key-file
+    /// key objects (and a passphrase only the others: no Argon2 is spent
+    /// on a key file, nor a bare HKDF on a human passphrase).
     pub(super) fn try_key(
         backend: &dyn Backend,
         config: &Config,
         name: &str,
         passphrase: &[u8],
+        key_file: bool,
     ) -> Result<Option<MasterKey>> {
         let object = format!("key keys/{name}");
         let bytes = backend.get(Kind::Key, name).map_err(backend_error)?;
@@ -50,6 +94,9 @@ impl Repository {
         }
         let key: KeyFile = serde_json::from_slice(&bytes).map_err(|e| Error::corrupt(&object, e.to_string()))?;
         Error::check_version(|| object.clone(), key.version, config.version)?;
+        if key.kdf.is_key_file() != key_file {
+            return Ok(None);
+        }
         if key.kdf.is_excessive() {
             let p = &key.kdf;
             return Err(Error::ExcessiveKdf {
@@ -70,6 +117,7 @@ impl Repository {
                 .map_err(|e| Error::corrupt(format!("key keys/{}", info.name), e.to_string()))?;
             out.push(KeyInfo {
                 current: info.name == self.key_name,
+                kind: if key.kdf.is_key_file() { "key-file" } else { "passphrase" },
                 name: info.name,
                 created: key.created,
                 host: key.host,
@@ -83,6 +131,20 @@ impl Repository {
     /// no data rewritten. Returns its name.
     pub fn add_key(&self, passphrase: &[u8], kdf: KdfParams) -> Result<String> {
         let (name, bytes) = new_key_file(&self.master, &self.config, passphrase, kdf)?;
+        self.backend.put(Kind::Key, &name, &bytes).map_err(backend_error)?;
+        Ok(name)
+    }
+
+    /// A new key file's key: a random secret that opens the repository
+    /// without Argon2 (for wal-push, run once per WAL segment). `save`
+    /// stores the file's text first, so a key object never exists without
+    /// its file. Returns the key object's name.
+    pub fn add_key_file(&self, save: impl FnOnce(&str) -> Result<()>) -> Result<String> {
+        use rand::RngCore;
+        let mut secret = zeroize::Zeroizing::new(vec![0u8; crate::crypto::KEY_LEN]);
+        rand::rngs::OsRng.fill_bytes(&mut secret);
+        let (name, bytes) = new_key_file(&self.master, &self.config, &secret, KdfParams::key_file())?;
+        save(&KeyFileSecret { key: name.clone(), secret }.text())?;
         self.backend.put(Kind::Key, &name, &bytes).map_err(backend_error)?;
         Ok(name)
     }

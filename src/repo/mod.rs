@@ -96,8 +96,14 @@ impl Repository {
         };
         let config = Config::parse(&config_bytes)?;
         let mut first_corrupt = None;
-        for info in backend.list(Kind::Key).map_err(backend_error)? {
-            match Self::try_key(&*backend, &config, &info.name, passphrase) {
+        let key_file = keys::KeyFileSecret::parse(passphrase);
+        let (secret, names): (&[u8], Vec<String>) = match &key_file {
+            // The key object it names, without a listing: one GET.
+            Some(k) => (&k.secret, vec![k.key.clone()]),
+            None => (passphrase, backend.list(Kind::Key).map_err(backend_error)?.into_iter().map(|i| i.name).collect()),
+        };
+        for name in names {
+            match Self::try_key(&*backend, &config, &name, secret, key_file.is_some()) {
                 Ok(Some(master)) => {
                     let keys = master.subkeys(&config.id.0, HashAlgo::of_version(config.version));
                     return Ok(Repository {
@@ -105,11 +111,13 @@ impl Repository {
                         config,
                         keys,
                         master,
-                        key_name: info.name,
+                        key_name: name,
                         reloaded: Default::default(),
                     });
                 }
                 Ok(None) => {}
+                // A key file whose key object was removed: that key is gone.
+                Err(Error::NotFound { .. }) if key_file.is_some() => {}
                 Err(e) => {
                     first_corrupt.get_or_insert(e);
                 }

@@ -12,7 +12,8 @@ use clap::Subcommand;
   COFFER_NEW_PASSWORD_FILE=/root/ops-passphrase coffer key add
   coffer key list
   COFFER_NEW_PASSWORD_FILE=/etc/coffer/passphrase.new coffer key passwd
-  coffer key remove 3f2a9c")]
+  coffer key remove 3f2a9c
+  coffer key add-file /etc/coffer/db1.key && chown postgres /etc/coffer/db1.key")]
 pub enum KeyCommand {
     /// List the repository's keys (passphrases).
     List,
@@ -20,6 +21,12 @@ pub enum KeyCommand {
     Add(KdfArgs),
     /// Change the passphrase in use: add the new key, then remove the old one.
     Passwd(KdfArgs),
+    /// Make a key file: a random secret in FILE (mode 600, never overwritten) that opens the
+    /// repository without Argon2, for wal-push. Use it as COFFER_PASSWORD_FILE or password_file.
+    AddFile {
+        /// Where to write it; must not exist.
+        file: std::path::PathBuf,
+    },
     /// Remove a key by id or unique prefix (not the one in use, never the last).
     Remove {
         /// Key id or prefix, as `key list` shows it.
@@ -41,10 +48,36 @@ pub fn run(cli: &Cli, k: &KeyCommand, out: &Output) -> Result<u8> {
             let name = repo.change_passphrase(pass.as_bytes(), kdf.params())?;
             out.key_changed("changed the passphrase; new key", &name);
         }
+        KeyCommand::AddFile { file } => {
+            let mut written = false;
+            let added = repo.add_key_file(|text| {
+                write_new_secret(file, text).map_err(|e| coffer::Error::io(file, e))?;
+                written = true;
+                Ok(())
+            });
+            match added {
+                Ok(name) => out.key_changed(&format!("wrote key file {}; added", file.display()), &name),
+                Err(e) => {
+                    if written {
+                        let _ = std::fs::remove_file(file);
+                    }
+                    return Err(e.into());
+                }
+            }
+        }
         KeyCommand::Remove { key } => {
             let name = repo.remove_key(key)?;
             out.key_changed("removed", &name);
         }
     }
     Ok(exit::OK)
+}
+
+/// Writes a secret to a file that must not exist yet, readable by its owner only, synced.
+fn write_new_secret(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    f.write_all(text.as_bytes())?;
+    f.sync_all()
 }
