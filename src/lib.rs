@@ -51,6 +51,7 @@ pub use ops::restore_pg::{
     estimate_databases, restore_databases, DbRestoreOptions, DbRestoreSummary, DbRestored, DbTarget,
 };
 pub use ops::verify::{estimate_verify, verify, verify_with, ReadData, VerifyOptions, VerifySummary};
+pub use ops::wal::{wal_fetch, wal_push, WalFetchSummary, WalOptions, WalPushSummary};
 pub use pg::{PgConnection, Timeouts as PgTimeouts, Toc, TocEntry};
 pub use repo::lock::{list_locks, unlock, Lock, LockInfo};
 pub use repo::{KeyInfo, Repository};

@@ -37,3 +37,4 @@ mod roundtrip;
 mod s3;
 mod streams;
 mod tamper;
+mod wal;

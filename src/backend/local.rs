@@ -168,7 +168,7 @@ impl Backend for Local {
         let mut out = Vec::new();
         let base = self.root.join(kind.dir());
         let mut dirs = vec![base.clone()];
-        if kind == Kind::Pack {
+        if kind == Kind::Pack || kind == Kind::Wal {
             dirs.clear();
             match fs::read_dir(&base) {
                 Ok(rd) => {
@@ -202,6 +202,10 @@ impl Backend for Local {
                 if kind == Kind::Pack && dir.file_name().and_then(|d| d.to_str()) != name.get(..2) {
                     continue;
                 }
+                let name = match (kind, dir.file_name().and_then(|d| d.to_str())) {
+                    (Kind::Wal, Some(stanza)) => format!("{stanza}/{name}"),
+                    _ => name,
+                };
                 out.push(ObjectInfo { name, size: meta.len(), modified: meta.modified().ok() });
             }
         }

@@ -26,6 +26,8 @@ pub enum Kind {
     Index,
     Snapshot,
     Lock,
+    /// WAL archive: names are `<stanza>/<file>`, one folder per cluster.
+    Wal,
 }
 
 impl Kind {
@@ -37,6 +39,7 @@ impl Kind {
             Kind::Index => "index",
             Kind::Snapshot => "snapshots",
             Kind::Lock => "locks",
+            Kind::Wal => "wal",
         }
     }
 
@@ -108,7 +111,7 @@ pub trait Backend: Send + Sync {
     /// Does anything at all lie at this location (files in the folder,
     /// objects under the prefix)? `init` writes only where nothing does.
     fn holds_anything(&self) -> BackendResult<bool> {
-        for kind in [Kind::Key, Kind::Pack, Kind::Index, Kind::Snapshot, Kind::Lock] {
+        for kind in [Kind::Key, Kind::Pack, Kind::Index, Kind::Snapshot, Kind::Lock, Kind::Wal] {
             if !self.list(kind)?.is_empty() {
                 return Ok(true);
             }

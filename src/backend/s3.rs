@@ -468,8 +468,13 @@ impl Backend for S3 {
                 let page = page.map_err(|e| self.error("ListObjectsV2", &prefix, &e))?;
                 for o in page.contents() {
                     let Some(key) = o.key() else { continue };
-                    let name = key.rsplit('/').next().unwrap_or(key);
-                    if name.starts_with('.') {
+                    // WAL names keep their stanza folder; other kinds are flat
+                    // (packs fan out by name, which the name repeats).
+                    let name = match kind {
+                        Kind::Wal => key.strip_prefix(&prefix).unwrap_or(key),
+                        _ => key.rsplit('/').next().unwrap_or(key),
+                    };
+                    if name.rsplit('/').next().unwrap_or(name).starts_with('.') {
                         continue;
                     }
                     out.push(ObjectInfo {

@@ -4,7 +4,7 @@
 
 use crate::cli::commands::{
     backup, completions, diff, drill, dump, find, forget, init, key, ls, prune, repair, restore, show, snapshots,
-    stats, unlock, verify,
+    stats, unlock, verify, wal,
 };
 use clap::{Args, Parser, Subcommand};
 use coffer::KdfParams;
@@ -120,6 +120,10 @@ pub enum Command {
     Verify(verify::VerifyArgs),
     /// Restore drill: restore a database into a scratch database, check it, drop it, time it.
     Drill(drill::DrillArgs),
+    /// PostgreSQL's archive_command: store one WAL file in the archive.
+    WalPush(wal::WalPushArgs),
+    /// PostgreSQL's restore_command: write one archived WAL file (exit 1: not archived).
+    WalFetch(wal::WalFetchArgs),
     /// Forget snapshots by a retention policy (their data stays until prune).
     Forget(forget::ForgetArgs),
     /// Manage the passphrases that open the repository.

@@ -39,6 +39,9 @@ pub mod exit {
     pub const NO_REPOSITORY: u8 = 10;
     pub const LOCKED: u8 = 11;
     pub const WRONG_PASSPHRASE: u8 = 12;
+    /// wal-fetch could not tell whether the archive holds the file: above
+    /// 125, PostgreSQL stops the recovery instead of taking it as the end.
+    pub const WAL_FETCH_FAILED: u8 = 126;
 }
 
 /// A usage error found after parsing (exit code 2).
@@ -73,7 +76,11 @@ pub fn main() -> ExitCode {
     let (mut code, kind) = match &result {
         Ok(code) => (*code, None),
         Err(e) => {
-            let (message, hint, code) = (one_line(e), hint(e), exit_code(e));
+            let code = match &cli.command {
+                Command::WalFetch(_) => commands::wal::fetch_exit_code(e),
+                _ => exit_code(e),
+            };
+            let (message, hint) = (one_line(e), hint(e));
             errln!("coffer: error: {message}");
             if let Some(hint) = hint {
                 errln!("coffer: hint: {hint}");
@@ -263,5 +270,7 @@ fn run(cli: &Cli) -> Result<u8> {
         Command::Repair(a) => commands::repair::run(cli, a, &out),
         Command::Unlock(a) => commands::unlock::run(cli, a, &out),
         Command::Drill(a) => commands::drill::run(cli, a, &out),
+        Command::WalPush(a) => commands::wal::push(cli, a, &out),
+        Command::WalFetch(a) => commands::wal::fetch(cli, a, &out),
     }
 }

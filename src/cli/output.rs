@@ -630,6 +630,28 @@ impl Output {
         });
     }
 
+    pub fn wal_pushed(&self, s: &coffer::WalPushSummary) {
+        self.report(s, || {
+            if s.already_archived {
+                self.say(&format!("WAL file {} was already archived in stanza {} with these bytes", s.name, s.stanza));
+            } else {
+                self.say(&format!(
+                    "archived WAL file {} in stanza {}: {} stored as {}",
+                    s.name,
+                    s.stanza,
+                    bytes(s.bytes),
+                    bytes(s.stored_bytes)
+                ));
+            }
+        });
+    }
+
+    pub fn wal_fetched(&self, s: &coffer::WalFetchSummary) {
+        self.report(s, || {
+            self.say(&format!("fetched WAL file {} from stanza {}: {}", s.name, s.stanza, bytes(s.bytes)))
+        });
+    }
+
     pub fn key_changed(&self, what: &str, name: &str) {
         self.report(&json!({ "key": name, "action": what }), || {
             self.say(&format!("{what} {}", &name[..12.min(name.len())]));

@@ -6,6 +6,7 @@
 //! plain options as from flags.
 
 use crate::cli::args::{Cli, Command};
+use crate::cli::commands::wal;
 use crate::cli::Usage;
 use anyhow::Result;
 use serde::Deserialize;
@@ -39,6 +40,8 @@ pub struct Profile {
     #[serde(default)]
     pub pg_all: bool,
     pub pg_bin_dir: Option<PathBuf>,
+    /// wal-push / wal-fetch: the cluster's folder in the WAL archive.
+    pub stanza: Option<String>,
     pub s3_endpoint: Option<String>,
     pub s3_region: Option<String>,
     #[serde(default)]
@@ -144,6 +147,9 @@ pub fn apply(cli: &mut Cli) -> Result<()> {
                 a.tag = p.tags;
             }
             a.host = a.host.take().or(p.host);
+        }
+        Command::WalPush(wal::WalPushArgs { wal: w, .. }) | Command::WalFetch(wal::WalFetchArgs { wal: w, .. }) => {
+            w.stanza = w.stanza.take().or(p.stanza);
         }
         _ => {}
     }

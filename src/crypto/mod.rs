@@ -38,6 +38,8 @@ pub enum Role {
     Index,
     Snapshot,
     Lock,
+    /// A WAL archive object (WAL file, or a stanza's cluster record).
+    Wal,
 }
 
 impl Role {
@@ -49,6 +51,7 @@ impl Role {
             Role::Index => b"index",
             Role::Snapshot => b"snapshot",
             Role::Lock => b"lock",
+            Role::Wal => b"wal",
         }
     }
 }
@@ -140,7 +143,7 @@ pub struct Keys {
 impl Keys {
     fn cipher(&self, role: Role) -> &Aes256Gcm {
         match role {
-            Role::Chunk | Role::PackHeader => &self.data,
+            Role::Chunk | Role::PackHeader | Role::Wal => &self.data,
             Role::Index | Role::Snapshot | Role::Lock | Role::Key => &self.metadata,
         }
     }

@@ -14,3 +14,4 @@ pub mod restore;
 pub mod restore_pg;
 pub mod stream;
 pub mod verify;
+pub mod wal;

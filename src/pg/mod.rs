@@ -16,6 +16,7 @@ pub mod archive;
 pub mod select;
 pub mod sql;
 pub mod tool;
+pub mod wal;
 
 pub use tool::{Running, TocLister};
 

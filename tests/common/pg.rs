@@ -64,6 +64,12 @@ fn check(mut c: Command, what: &str) -> String {
 
 impl Cluster {
     pub fn start() -> Cluster {
+        Cluster::start_with(|_| String::new())
+    }
+
+    /// A cluster whose postgresql.conf ends with `conf(its folder)`
+    /// (archiving settings that name paths in it).
+    pub fn start_with(conf: impl FnOnce(&Path) -> String) -> Cluster {
         let bin = bin_dir();
         let dir = tempfile::Builder::new().prefix("coffer-pg-").tempdir().unwrap();
         let pwfile = dir.path().join("pw");
@@ -91,6 +97,12 @@ impl Cluster {
         ]);
         c.arg(format!("--pwfile={}", pwfile.display()));
         check(c, "initdb");
+        let extra = conf(dir.path());
+        if !extra.is_empty() {
+            use std::io::Write;
+            let mut f = std::fs::OpenOptions::new().append(true).open(data.join("postgresql.conf")).unwrap();
+            writeln!(f, "\n{extra}").unwrap();
+        }
         // Retry on a port another process grabbed meanwhile.
         for attempt in 0..5 {
             let port = free_port();

@@ -19,3 +19,4 @@ pub mod snapshots;
 pub mod stats;
 pub mod unlock;
 pub mod verify;
+pub mod wal;

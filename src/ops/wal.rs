@@ -1,0 +1,226 @@
+//! WAL archiving: `wal-push` is PostgreSQL's archive_command, `wal-fetch`
+//! its restore_command. Each WAL file is one sealed object under
+//! `wal/<stanza>/<name>` (docs/FORMAT.md §8b): no chunking, no index, so a
+//! push costs a handful of requests and no index load, and a file is
+//! either wholly stored or absent.
+
+use crate::backend::{BackendError, Kind};
+use crate::crypto::Role;
+use crate::error::{Error, Result};
+use crate::format::codec;
+use crate::pg::wal::{self, WalFile};
+use crate::repo::{backend_error, Repository};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// PostgreSQL's largest WAL segment (initdb --wal-segsize 1024); nothing
+/// it archives is larger, so nothing larger is read into memory.
+const MAX_WAL_FILE: u64 = 1 << 30;
+
+#[derive(Debug, Clone, Default)]
+pub struct WalOptions {
+    /// The cluster's folder in the archive; default its system identifier.
+    pub stanza: Option<String>,
+    /// Where `global/pg_control` is (PostgreSQL runs archive_command and
+    /// restore_command in the data directory): the cluster's identity for
+    /// files that do not carry it (.history, .backup) and for wal-fetch.
+    pub data_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct WalPushSummary {
+    pub name: String,
+    pub stanza: String,
+    pub bytes: u64,
+    pub stored_bytes: u64,
+    /// The archive already held this file with these very bytes (a retry).
+    pub already_archived: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct WalFetchSummary {
+    pub name: String,
+    pub stanza: String,
+    pub bytes: u64,
+}
+
+/// `wal/<stanza>/cluster`: whose WAL the stanza holds.
+#[derive(Debug, Serialize, Deserialize)]
+struct ClusterRecord {
+    /// Decimal (a u64 is beyond what JSON readers keep exact).
+    system_identifier: String,
+    created: chrono::DateTime<chrono::Utc>,
+    host: String,
+}
+
+fn check_stanza(s: &str) -> Result<()> {
+    let ok = !s.is_empty()
+        && s.len() <= 64
+        && !s.starts_with('.')
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidOptions(format!(
+            "stanza {s:?}: 1 to 64 letters, digits, '.', '_' or '-', not starting with '.'"
+        )))
+    }
+}
+
+/// The id bound into a WAL object's associated data: its stanza and name,
+/// so no object can be served for another file or another cluster's.
+fn object_id(object: &str) -> [u8; 32] {
+    crate::crypto::sha256(format!("coffer wal {object}").as_bytes())
+}
+
+struct Stanza {
+    name: String,
+    /// The cluster the WAL at hand comes from, where it is known.
+    system_id: Option<u64>,
+}
+
+fn stanza_for(opts: &WalOptions, system_id: Option<u64>) -> Result<Stanza> {
+    let system_id = match system_id {
+        Some(id) => Some(id),
+        None => wal::data_dir_system_id(&opts.data_dir)?,
+    };
+    let name = match (&opts.stanza, system_id) {
+        (Some(s), _) => s.clone(),
+        (None, Some(id)) => id.to_string(),
+        (None, None) => {
+            return Err(Error::InvalidOptions(format!(
+                "no stanza: give --stanza, or run in the data directory ({} has no global/pg_control)",
+                opts.data_dir.display()
+            )))
+        }
+    };
+    check_stanza(&name)?;
+    Ok(Stanza { name, system_id })
+}
+
+/// Checks that the stanza holds this cluster's WAL; on the first push,
+/// records whose it is.
+fn check_cluster(repo: &Repository, stanza: &Stanza, record_if_new: bool) -> Result<()> {
+    let Some(mine) = stanza.system_id else { return Ok(()) };
+    let object = format!("{}/cluster", stanza.name);
+    match get_sealed(repo, &object)? {
+        Some(bytes) => {
+            let rec: ClusterRecord = serde_json::from_slice(&bytes)
+                .map_err(|e| Error::corrupt(format!("WAL stanza record wal/{object}"), e.to_string()))?;
+            if rec.system_identifier != mine.to_string() {
+                return Err(Error::Refused(format!(
+                    "stanza {} holds the WAL of the cluster with system identifier {}, not this one's ({mine}): give each cluster its own --stanza",
+                    stanza.name, rec.system_identifier
+                )));
+            }
+        }
+        None if record_if_new => {
+            let rec = ClusterRecord {
+                system_identifier: mine.to_string(),
+                created: chrono::Utc::now(),
+                host: crate::hostname(),
+            };
+            let json = serde_json::to_vec(&rec).map_err(|e| Error::Internal(e.to_string()))?;
+            put_sealed(repo, &object, &codec::encode(&json, 3))?;
+        }
+        None => {}
+    }
+    Ok(())
+}
+
+fn put_sealed(repo: &Repository, object: &str, payload: &[u8]) -> Result<u64> {
+    let sealed = repo.keys().seal(Role::Wal, &object_id(object), payload);
+    repo.backend().put(Kind::Wal, object, &sealed).map_err(backend_error)?;
+    Ok(sealed.len() as u64)
+}
+
+/// The payload of `wal/<object>`, authenticated; None if absent.
+fn get_sealed(repo: &Repository, object: &str) -> Result<Option<Vec<u8>>> {
+    let sealed = match repo.backend().get(Kind::Wal, object) {
+        Ok(b) => b,
+        Err(BackendError::NotFound { .. }) => return Ok(None),
+        Err(e) => return Err(backend_error(e)),
+    };
+    let payload = repo
+        .keys()
+        .open(Role::Wal, &object_id(object), &sealed)
+        .map_err(|e| Error::corrupt(format!("WAL object wal/{object}"), e.to_string()))?;
+    let body = codec::decode(&payload, MAX_WAL_FILE as usize)
+        .map_err(|e| Error::corrupt(format!("WAL object wal/{object}"), e.to_string()))?;
+    Ok(Some(body))
+}
+
+/// Stores the WAL file at `path` under its name. Ok only once it is durably
+/// stored; the same name with the same bytes again is Ok (PostgreSQL retries
+/// after a crash), with other bytes it is refused.
+pub fn wal_push(repo: &Repository, path: &Path, opts: &WalOptions) -> Result<WalPushSummary> {
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| Error::InvalidOptions(format!("{}: not a WAL file name", path.display())))?
+        .to_string();
+    let kind = WalFile::check(&name)?;
+    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    if !meta.is_file() || meta.len() > MAX_WAL_FILE {
+        return Err(Error::InvalidOptions(format!(
+            "{}: not a WAL file (a regular file of at most 1 GiB)",
+            path.display()
+        )));
+    }
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let system_id = match kind {
+        WalFile::Segment | WalFile::Partial => Some(wal::segment_header(&bytes, &name)?.0),
+        WalFile::History | WalFile::BackupLabel => None,
+    };
+    let stanza = stanza_for(opts, system_id)?;
+    check_cluster(repo, &stanza, true)?;
+    let object = format!("{}/{name}", stanza.name);
+    let summary = |stored_bytes, already_archived| WalPushSummary {
+        name: name.clone(),
+        stanza: stanza.name.clone(),
+        bytes: bytes.len() as u64,
+        stored_bytes,
+        already_archived,
+    };
+    if let Some(stored) = get_sealed(repo, &object)? {
+        if stored == bytes {
+            return Ok(summary(0, true));
+        }
+        return Err(Error::Refused(format!(
+            "WAL file {name} is already archived in stanza {} with other bytes: is another cluster archiving into it?",
+            stanza.name
+        )));
+    }
+    let stored = put_sealed(repo, &object, &codec::encode(&bytes, 3))?;
+    Ok(summary(stored, false))
+}
+
+/// Writes the archived WAL file `name` to `dest`, atomically. Absent from
+/// the archive: `Error::NotFound` (how recovery learns it reached the end).
+pub fn wal_fetch(repo: &Repository, name: &str, dest: &Path, opts: &WalOptions) -> Result<WalFetchSummary> {
+    WalFile::check(name)?;
+    let stanza = stanza_for(opts, None)?;
+    check_cluster(repo, &stanza, false)?;
+    let object = format!("{}/{name}", stanza.name);
+    let bytes = get_sealed(repo, &object)?
+        .ok_or_else(|| Error::NotFound { object: format!("WAL file {name} in stanza {}", stanza.name) })?;
+    if matches!(WalFile::of(name), Some(WalFile::Segment | WalFile::Partial)) {
+        let (id, _) = wal::segment_header(&bytes, name)?;
+        if stanza.system_id.is_some_and(|mine| mine != id) {
+            return Err(Error::corrupt(format!("WAL object wal/{object}"), format!("it is from the cluster {id}")));
+        }
+    }
+    let dir = match dest.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let file = crate::engine::atomic_file::AtomicFile::new_in(dir).map_err(|e| Error::io(dir, e))?;
+    use std::io::Write;
+    let mut f = file.as_file();
+    f.write_all(&bytes).and_then(|_| f.sync_all()).map_err(|e| Error::io(dest, e))?;
+    file.persist_path(dest).map_err(|e| Error::io(dest, e))?;
+    crate::engine::atomic_file::open_dir(dir)
+        .and_then(|d| rustix::fs::fsync(&d).map_err(Into::into))
+        .map_err(|e| Error::io(dir, e))?;
+    Ok(WalFetchSummary { name: name.to_string(), stanza: stanza.name, bytes: bytes.len() as u64 })
+}

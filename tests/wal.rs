@@ -1,0 +1,252 @@
+//! WAL archiving against a real PostgreSQL 15: `wal-push` as its
+//! archive_command (run by the server, as the postgres user, with a key
+//! file), `wal-fetch` as a restore_command would run it.
+
+use crate::common::pg::Cluster;
+use crate::common::*;
+use std::fs;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+struct Archive {
+    cluster: Cluster,
+    repo: PathBuf,
+    key: PathBuf,
+}
+
+/// coffer as root on the archive, with its key file.
+fn coffer_on(a: &Archive, args: &[&str]) -> Run {
+    Command::new(bin())
+        .args(args)
+        .env("COFFER_REPOSITORY", &a.repo)
+        .env("COFFER_PASSWORD_FILE", &a.key)
+        .env_remove("COFFER_PASSWORD")
+        .output()
+        .unwrap()
+        .into()
+}
+
+/// A cluster archiving, through `wal-push` with a key file, into a fresh
+/// repository in its folder.
+fn archiving_cluster() -> Archive {
+    let mut paths = None;
+    let cluster = Cluster::start_with(|dir| {
+        let (repo, key) = (dir.join("archive"), dir.join("wal.key"));
+        let init = Command::new(bin())
+            .args(["init", "--kdf-memory-kib", "256", "--kdf-iterations", "1", "-r"])
+            .arg(&repo)
+            .env("COFFER_PASSWORD", PASSPHRASE)
+            .output()
+            .unwrap();
+        assert!(init.status.success(), "{}", String::from_utf8_lossy(&init.stderr));
+        let added = Command::new(bin())
+            .args(["key", "add-file"])
+            .arg(&key)
+            .arg("-r")
+            .arg(&repo)
+            .env("COFFER_PASSWORD", PASSPHRASE)
+            .output()
+            .unwrap();
+        assert!(added.status.success(), "{}", String::from_utf8_lossy(&added.stderr));
+        if coffer::is_root() {
+            let ok = Command::new("chown").args(["-R", "postgres:"]).arg(&repo).arg(&key).status().unwrap();
+            assert!(ok.success());
+        }
+        let conf = format!(
+            "wal_level = replica\narchive_mode = on\nwal_keep_size = '1GB'\n\
+             archive_command = 'COFFER_PASSWORD_FILE={} {} wal-push -r {} --quiet %p'\n",
+            key.display(),
+            bin(),
+            repo.display()
+        );
+        paths = Some((repo, key));
+        conf
+    });
+    let (repo, key) = paths.unwrap();
+    Archive { cluster, repo, key }
+}
+
+fn archiver(c: &Cluster) -> (u64, u64, String) {
+    let row = c
+        .psql("postgres", "SELECT archived_count, failed_count, coalesce(last_archived_wal, '') FROM pg_stat_archiver");
+    let f: Vec<&str> = row.trim().split('|').collect();
+    (f[0].parse().unwrap(), f[1].parse().unwrap(), f[2].to_string())
+}
+
+/// Waits until the archiver has archived `name` (or later).
+fn wait_archived(c: &Cluster, name: &str) -> (u64, u64, String) {
+    let start = Instant::now();
+    loop {
+        let a = archiver(c);
+        if a.2.as_str() >= name {
+            return a;
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "{name} not archived: {a:?}\n{}", log(c));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn log(c: &Cluster) -> String {
+    fs::read_to_string(c.dir.path().join("log")).unwrap_or_default()
+}
+
+/// Writes some WAL and switches to a new segment; the segment it closed.
+fn switch(c: &Cluster) -> String {
+    c.psql(
+        "postgres",
+        "CREATE TABLE IF NOT EXISTS t (x text); INSERT INTO t SELECT repeat('x', 100) FROM generate_series(1, 1000)",
+    );
+    c.psql("postgres", "SELECT pg_walfile_name(pg_switch_wal())").trim().to_string()
+}
+
+fn data(c: &Cluster) -> PathBuf {
+    c.dir.path().join("data")
+}
+
+fn system_id(c: &Cluster) -> String {
+    c.psql("postgres", "SELECT system_identifier FROM pg_control_system()").trim().to_string()
+}
+
+#[test]
+fn archive_command_stores_every_segment_and_wal_fetch_returns_its_bytes() {
+    let a = archiving_cluster();
+    let c = &a.cluster;
+    let names: Vec<String> = (0..3).map(|_| switch(c)).collect();
+    let (archived, failed, _) = wait_archived(c, names.last().unwrap());
+    assert!(archived >= 3 && failed == 0, "archived {archived}, failed {failed}\n{}", log(c));
+
+    // Stored under the cluster's system identifier; each fetch is the segment's bytes.
+    let sysid = system_id(c);
+    assert!(a.repo.join("wal").join(&sysid).join(&names[0]).is_file());
+    let out = tempfile::tempdir().unwrap();
+    for name in &names {
+        let dest = out.path().join("RECOVERYXLOG");
+        let d = data(c);
+        let r = coffer_on(&a, &["wal-fetch", "--pg-data", d.to_str().unwrap(), name, dest.to_str().unwrap()]);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        assert_eq!(fs::read(&dest).unwrap(), fs::read(data(c).join("pg_wal").join(name)).unwrap(), "{name}");
+    }
+    // Compressed: a switched segment is mostly zeros.
+    let stored = fs::metadata(a.repo.join("wal").join(&sysid).join(&names[0])).unwrap().len();
+    assert!(stored < 16 << 20 >> 2, "{stored} bytes stored for a 16 MiB segment");
+
+    // Not archived: exit 1, nothing written (how recovery learns it is at the end).
+    let dest = out.path().join("missing");
+    let r = coffer_on(&a, &["wal-fetch", "--stanza", &sysid, "0000000100000000000000FE", dest.to_str().unwrap()]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(!dest.exists());
+
+    // Pushed again with the same bytes (a retry after a crash): success.
+    let seg = data(c).join("pg_wal").join(&names[1]);
+    let r = coffer_on(&a, &["wal-push", "--json", seg.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let j: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(j["already_archived"], true, "{j}");
+
+    // The same name with other bytes: refused, and the archive keeps its copy.
+    let other = out.path().join(&names[1]);
+    let mut bytes = fs::read(&seg).unwrap();
+    bytes[5000] ^= 0xff;
+    fs::write(&other, &bytes).unwrap();
+    let r = coffer_on(&a, &["wal-push", other.to_str().unwrap()]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains(&format!("WAL file {} is already archived in stanza {sysid} with other bytes", names[1])),
+        "{}",
+        r.stderr
+    );
+
+    // Another cluster's segment (its header's system identifier) in this stanza: refused.
+    let foreign = out.path().join("000000050000000000000001");
+    bytes[24..32].copy_from_slice(&12345u64.to_le_bytes());
+    fs::write(&foreign, &bytes).unwrap();
+    let r = coffer_on(&a, &["wal-push", "--stanza", &sysid, foreign.to_str().unwrap()]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("holds the WAL of the cluster with system identifier"), "{}", r.stderr);
+    // ... and into a restored data directory, another stanza's WAL is not fetched.
+    let r = coffer_on(&a, &["wal-push", "--stanza", "other", foreign.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let d = data(c);
+    let r = coffer_on(
+        &a,
+        &[
+            "wal-fetch",
+            "--stanza",
+            "other",
+            "--pg-data",
+            d.to_str().unwrap(),
+            "000000050000000000000001",
+            dest.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(r.code, 126, "{}", r.stderr);
+    assert!(!dest.exists());
+
+    // A damaged object is refused, naming it, with 126: recovery stops
+    // rather than end early.
+    let object = a.repo.join("wal").join(&sysid).join(&names[2]);
+    let mut stored = fs::read(&object).unwrap();
+    let mid = stored.len() / 2;
+    stored[mid] ^= 1;
+    let _ = fs::remove_file(&object);
+    fs::write(&object, &stored).unwrap();
+    let r = coffer_on(&a, &["wal-fetch", "--stanza", &sysid, &names[2], dest.to_str().unwrap()]);
+    assert_eq!(r.code, 126, "{}", r.stderr);
+    assert!(r.stderr.contains(&format!("wal/{sysid}/{}", names[2])) && r.stderr.contains("corrupt"), "{}", r.stderr);
+    assert!(!dest.exists());
+
+    // A repository that is not there: 126, never "not archived".
+    let r: Run = Command::new(bin())
+        .args(["wal-fetch", "-r", "/nonexistent/repo", "--stanza", &sysid, &names[0], dest.to_str().unwrap()])
+        .env("COFFER_PASSWORD_FILE", &a.key)
+        .env_remove("COFFER_PASSWORD")
+        .output()
+        .unwrap()
+        .into();
+    assert_eq!(r.code, 126, "{}", r.stderr);
+
+    // Names that are not WAL files never become object names.
+    for bad in ["../config", "RECOVERYXLOG", "00000001.history/x"] {
+        let r = coffer_on(&a, &["wal-fetch", "--stanza", &sysid, bad, dest.to_str().unwrap()]);
+        assert_eq!(r.code, 126, "{bad}: {}", r.stderr);
+        assert!(r.stderr.contains("is not a WAL file name"), "{}", r.stderr);
+    }
+}
+
+/// An archive that rejects pushes: PostgreSQL keeps the segments and
+/// retries; once the repository is back, every one is archived, in order.
+#[test]
+fn segments_wait_in_pg_wal_while_the_archive_is_unreachable() {
+    if !coffer::is_root() {
+        eprintln!("skipped: needs to take the repository away from the postgres user");
+        return;
+    }
+    let a = archiving_cluster();
+    let c = &a.cluster;
+    let first = switch(c);
+    wait_archived(c, &first);
+    // The repository becomes unreadable to the server's user.
+    let locked = |mode: u32| {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&a.repo, fs::Permissions::from_mode(mode)).unwrap();
+    };
+    let (_, failed_before, _) = archiver(c);
+    locked(0o000);
+    let held: Vec<String> = (0..3).map(|_| switch(c)).collect();
+    let start = Instant::now();
+    while archiver(c).1 == failed_before {
+        assert!(start.elapsed() < Duration::from_secs(60), "no failed push\n{}", log(c));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(data(c).join("pg_wal/archive_status").join(format!("{}.ready", held[0])).exists());
+    locked(0o700);
+    // A new segment wakes the archiver (else it retries within a minute).
+    let next = switch(c);
+    wait_archived(c, &next);
+    let sysid = system_id(c);
+    for name in &held {
+        assert!(a.repo.join("wal").join(&sysid).join(name).is_file(), "{name} archived");
+        assert!(!data(c).join("pg_wal/archive_status").join(format!("{name}.ready")).exists());
+    }
+}
