@@ -482,12 +482,102 @@ def report(raw, sizes, meta, primitives):
     return "\n".join(out) + "\n"
 
 
+def wal_case(work, seconds=60):
+    """WAL archiving at full speed: a cluster archiving through `coffer
+    wal-push` (a key file, a local repository) while pgbench writes as fast
+    as this machine lets it. Samples the backlog (segments waiting in
+    pg_wal/archive_status/*.ready) every 0.25 s; then pushes 32 of the
+    segments again, one process each, into a fresh repository, for the
+    per-segment cost. Returns the lines of the report's WAL section."""
+    d = os.path.join(work, "pg-wal")
+    shutil.rmtree(d, ignore_errors=True)
+    script = os.path.join(ROOT, "scripts", "pg-cluster.sh")
+    root = os.geteuid() == 0
+    repo, key = os.path.join(d, "archive"), os.path.join(d, "wal.key")
+    port = sh([script, "start", d], capture_output=True, text=True).stdout.strip()
+    sh([script, "stop", d])
+    env = dict(os.environ, COFFER_PASSWORD=PASSPHRASE)
+    sh([COFFER, "init", "-q", "-r", repo], env=env)
+    sh([COFFER, "key", "add-file", "-q", "-r", repo, key], env=env)
+    if root:
+        sh(["chown", "-R", "postgres:", repo, key])
+    with open(os.path.join(d, "data", "postgresql.conf"), "a") as f:
+        f.write(f"\nwal_level = replica\narchive_mode = on\nwal_keep_size = '2GB'\nmax_wal_size = '1GB'\n"
+                f"archive_command = 'COFFER_PASSWORD_FILE={key} {COFFER} wal-push -r {repo} --quiet %p'\n")
+    port = sh([script, "start", d], capture_output=True, text=True).stdout.strip()
+    args = ["-h", "127.0.0.1", "-p", port, "-U", "postgres"]
+    q = lambda sql: sh(["psql", *args, "-d", "postgres", "-qAtc", sql], capture_output=True, text=True).stdout.strip()
+    status = os.path.join(d, "data", "pg_wal", "archive_status")
+    ready = lambda: sum(1 for n in os.listdir(status) if n.endswith(".ready"))
+    def sampled(cmd):
+        """Runs cmd while sampling the backlog: its wall time, the samples,
+        and the segments of WAL it produced."""
+        start_lsn = q("select pg_current_wal_lsn()")
+        t = time.monotonic()
+        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        backlog = []
+        while p.poll() is None:
+            backlog.append(ready())
+            time.sleep(0.25)
+        out = p.stdout.read()
+        if p.returncode != 0:
+            raise SystemExit(f"bench: exit {p.returncode}: {' '.join(cmd)}")
+        produced = int(float(q(f"select pg_wal_lsn_diff(pg_current_wal_lsn(), '{start_lsn}')"))) / (16 * MiB)
+        return time.monotonic() - t, backlog or [0], produced, out
+
+    try:
+        # pgbench -i: COPY and index builds, WAL as fast as the server writes it.
+        log("wal: pgbench -i -s 100, archiving through coffer wal-push")
+        init_wall, init_backlog, init_segs, _ = sampled(["pgbench", *args, "-i", "-q", "-s", "100", "postgres"])
+        log(f"wal: pgbench for {seconds} s")
+        wall, backlog, produced, out = sampled(["pgbench", *args, "-c", "4", "-j", "2", "-T", str(seconds), "-n",
+                                               "postgres"])
+        tps = next((l.split("=")[1].split()[0] for l in out.splitlines() if l.startswith("tps")), "?")
+        q("select pg_switch_wal()")
+        t = time.monotonic()
+        while ready() > 0 and time.monotonic() - t < 300:
+            time.sleep(0.1)
+        drained = time.monotonic() - t
+        archived, failed = q("select archived_count, failed_count from pg_stat_archiver").split("|")
+        # The per-segment cost, alone: 32 archived segments pushed again, one
+        # process each, into a fresh repository.
+        done = sorted(n[:-5] for n in os.listdir(status) if n.endswith(".done") and len(n) == 29)[-32:]
+        seg_dir = os.path.join(work, "wal-segments")
+        shutil.rmtree(seg_dir, ignore_errors=True)
+        os.makedirs(seg_dir)
+        for n in done:
+            shutil.copy(os.path.join(d, "data", "pg_wal", n), seg_dir)
+        repo2, key2 = os.path.join(work, "wal-repo"), os.path.join(work, "wal-repo.key")
+        shutil.rmtree(repo2, ignore_errors=True)
+        if os.path.exists(key2):
+            os.remove(key2)
+        sh([COFFER, "init", "-q", "-r", repo2], env=env)
+        sh([COFFER, "key", "add-file", "-q", "-r", repo2, key2], env=env)
+        wall, cpu, rss = measured(" ; ".join(f"{COFFER} wal-push -q -r {repo2} {os.path.join(seg_dir, n)} || exit 1"
+                                            for n in done), env={"COFFER_PASSWORD_FILE": key2})
+        stored = du(repo2)
+    finally:
+        sh([script, "stop", d])
+    n = len(done)
+    return [
+        f"pgbench -i -s 100 ({init_wall:.0f} s, fsync off): {init_segs:.0f} segments of WAL "
+        f"({init_segs * 16 / init_wall:.0f} MiB/s); backlog waiting in pg_wal: at most {max(init_backlog)} segments "
+        f"(median {median(init_backlog):.0f})",
+        f"pgbench -c 4 -j 2 for {seconds} s ({float(tps) if tps != '?' else 0:.0f} tps, fsync off): {produced:.0f} segments of WAL; "
+        f"backlog waiting in pg_wal: at most {max(backlog)} segments (median {median(backlog):.0f}); "
+        f"archived {archived}, failed {failed}; the last one archived {drained:.1f} s after the run",
+        f"wal-push alone, {n} segments, one process each: {n / wall:.1f} segments/s "
+        f"({n * 16 / wall:.0f} MiB/s), CPU {cpu / n * 1000:.0f} ms per segment, peak RSS {rss / MiB:.0f} MiB; "
+        f"stored {stored / n / MiB:.1f} MiB per 16 MiB segment",
+    ]
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dir", default=os.path.join(ROOT, "bench-work"), help="work directory (data, repos, results)")
     ap.add_argument("--scale", type=int, default=200, help="pgbench scale (200: a 2.2 GiB dump)")
     ap.add_argument("--tools", default="coffer,restic,borg,rustic")
-    ap.add_argument("--cases", default="db,tree,memory", help="which of db, tree, memory to run")
+    ap.add_argument("--cases", default="db,tree,memory,wal", help="which of db, tree, memory, wal to run")
     ap.add_argument("--repeat", type=int, default=3,
                     help="rounds of the db and tree cases; the tables give each row's median (default 3)")
     args = ap.parse_args()
@@ -661,7 +751,11 @@ def main():
             for s in samples:
                 primitives += sh([PRIMITIVES, s], capture_output=True, text=True).stdout.splitlines()
 
+        wal_lines = wal_case(work) if "wal" in cases and "coffer" in tools_wanted else []
         text = report(rows, sizes, meta, primitives)
+        if wal_lines:
+            text += "\n### WAL archiving (coffer wal-push as archive_command)\n\n" + "".join(f"- {l}\n" for l in wal_lines)
+            meta["wal"] = wal_lines
         with open(os.path.join(work, "results.md"), "w") as f:
             f.write(f"Command: `make bench` ({meta['date']})\n\n" + text)
         with open(os.path.join(work, "results.json"), "w") as f:
