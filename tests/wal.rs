@@ -250,3 +250,83 @@ fn segments_wait_in_pg_wal_while_the_archive_is_unreachable() {
         assert!(!data(c).join("pg_wal/archive_status").join(format!("{name}.ready")).exists());
     }
 }
+
+/// verify follows each stanza's segments per timeline: a missing one is an
+/// error naming it.
+#[test]
+fn verify_names_a_missing_wal_segment() {
+    let a = archiving_cluster();
+    let c = &a.cluster;
+    let names: Vec<String> = (0..4).map(|_| switch(c)).collect();
+    wait_archived(c, names.last().unwrap());
+    let j = coffer_on(&a, &["verify", "--json"]).ok().json();
+    let sysid = system_id(c);
+    let st = &j["wal"][0];
+    assert_eq!(st["stanza"], sysid.as_str(), "{j}");
+    assert_eq!(st["system_identifier"], sysid.as_str(), "{j}");
+    assert!(st["timelines"][0]["segments"].as_u64().unwrap() >= 4, "{j}");
+    assert_eq!(st["timelines"][0]["last"], names[3].as_str(), "{j}");
+    assert_eq!(st["gaps"].as_array().unwrap().len(), 0, "{j}");
+
+    fs::remove_file(a.repo.join("wal").join(&sysid).join(&names[1])).unwrap();
+    let r = coffer_on(&a, &["verify"]);
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    let want = format!(
+        "stanza {sysid}: WAL segment {} is missing (1 segment missing between {} and {})",
+        names[1], names[0], names[2]
+    );
+    assert!(r.stderr.contains(&want) || r.stdout.contains(&want), "{want}\n{}{}", r.stdout, r.stderr);
+}
+
+/// The RPO alarm: `verify --max-wal-age` (and --max-age) passes while WAL
+/// is archived and fails once archiving stops.
+#[test]
+fn verify_max_age_fails_once_archiving_stops() {
+    let a = archiving_cluster();
+    let c = &a.cluster;
+    // A snapshot too, so --max-age has a backup to judge.
+    let src = a.cluster.dir.path().join("src");
+    fs::create_dir_all(&src).unwrap();
+    fs::write(src.join("f"), b"x").unwrap();
+    coffer_on(&a, &["backup", "-q", src.to_str().unwrap()]).ok();
+    let writing = std::sync::atomic::AtomicBool::new(true);
+    // The writer stops whatever happens, or a failed assertion would wait for it forever.
+    struct Stop<'a>(&'a std::sync::atomic::AtomicBool);
+    impl Drop for Stop<'_> {
+        fn drop(&mut self) {
+            self.0.store(false, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+    std::thread::scope(|scope| {
+        let _stop = Stop(&writing);
+        scope.spawn(|| {
+            c.psql("postgres", "CREATE TABLE IF NOT EXISTS beat (at timestamptz)");
+            while writing.load(std::sync::atomic::Ordering::Relaxed) {
+                // A new segment every half second, as archive_timeout would
+                // close one (deterministically: it is the checkpointer's).
+                c.psql("postgres", "INSERT INTO beat VALUES (now()); SELECT pg_switch_wal()");
+                std::thread::sleep(Duration::from_millis(500));
+            }
+        });
+        let first = switch(c);
+        wait_archived(c, &first);
+        std::thread::sleep(Duration::from_secs(4));
+        let r = coffer_on(&a, &["verify", "--json", "--max-age", "1h", "--max-wal-age", "5s"]);
+        assert_eq!(r.code, 0, "while archiving: {}{}", r.stdout, r.stderr);
+        let j = r.json();
+        // Newer segments were archived meanwhile.
+        let newest = j["wal"][0]["newest"].as_str().unwrap_or_default().to_string();
+        assert!(newest > first && j["wal"][0]["newest_age_secs"].as_f64().unwrap() < 5.0, "{j}\n{:?}", archiver(c));
+        c.psql("postgres", "ALTER SYSTEM SET archive_command = 'false'");
+        c.psql("postgres", "SELECT pg_reload_conf()");
+        std::thread::sleep(Duration::from_secs(7));
+        let r = coffer_on(&a, &["verify", "--max-age", "1h", "--max-wal-age", "5s"]);
+        assert_eq!(r.code, 1, "after archiving stopped: {}{}", r.stdout, r.stderr);
+        let all = format!("{}{}", r.stdout, r.stderr);
+        assert!(all.contains("newest archived WAL of stanza") && all.contains("older than --max-wal-age 5s"), "{all}");
+        // --max-age judges the WAL too.
+        let r = coffer_on(&a, &["verify", "--max-age", "5s"]);
+        let all = format!("{}{}", r.stdout, r.stderr);
+        assert!(r.code == 1 && all.contains("older than --max-age 5s") && all.contains("archived WAL"), "{all}");
+    });
+}

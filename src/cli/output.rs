@@ -160,7 +160,9 @@ fn versioning_warning(s: &PruneSummary) {
 /// "1 file", "2 files", "1 index", "3 indexes", "2 entries".
 fn count(n: impl Into<u64>, what: &str) -> String {
     let n = n.into();
-    match (n, what.strip_suffix('y')) {
+    // "entry" → "entries", but "key" → "keys": -ies only after a consonant.
+    let consonant_y = what.strip_suffix('y').filter(|stem| !stem.ends_with(['a', 'e', 'i', 'o', 'u']));
+    match (n, consonant_y) {
         (1, _) => format!("1 {what}"),
         (_, Some(stem)) => format!("{n} {stem}ies"),
         _ if what.ends_with('x') => format!("{n} {what}es"),
@@ -860,6 +862,22 @@ impl Output {
                 s.duration_secs,
                 if s.errors.is_empty() { "no errors".to_string() } else { count(s.errors.len() as u64, "error") }
             ));
+            for st in &s.wal {
+                let lines: Vec<String> = st
+                    .timelines
+                    .iter()
+                    .map(|t| {
+                        format!("timeline {}: {} ({}..{})", t.timeline, count(t.segments, "segment"), t.first, t.last)
+                    })
+                    .collect();
+                self.say(&format!(
+                    "WAL stanza {}: {}; newest {}{}",
+                    st.stanza,
+                    if lines.is_empty() { "no segments".to_string() } else { lines.join(", ") },
+                    st.newest.as_deref().unwrap_or("-"),
+                    st.newest_age_secs.map_or(String::new(), |a| format!(", {:.0} s ago", a))
+                ));
+            }
         });
     }
 }
@@ -996,5 +1014,7 @@ mod tests {
         assert_eq!(count(2u64, "new chunk"), "2 new chunks");
         assert_eq!(count(1u64, "index"), "1 index");
         assert_eq!(count(3u64, "index"), "3 indexes");
+        assert_eq!(count(2u64, "key"), "2 keys");
+        assert_eq!(count(2u64, "entry"), "2 entries");
     }
 }

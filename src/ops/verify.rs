@@ -27,6 +27,9 @@ pub struct VerifyOptions {
     /// Fail when the newest snapshot (with `tags`) is older than this: the
     /// check that tells a cron job's silence from its success.
     pub max_age: Option<std::time::Duration>,
+    /// Fail when any stanza's newest archived WAL is older than this: the
+    /// RPO alarm, tighter than the base backups' --max-age.
+    pub max_wal_age: Option<std::time::Duration>,
     pub tags: Vec<String>,
 }
 
@@ -46,6 +49,9 @@ pub struct VerifySummary {
     pub newest_snapshot: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub newest_age_secs: Option<f64>,
+    /// The WAL archive, per stanza: continuity per timeline, newest file's age.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub wal: Vec<crate::ops::wal::StanzaReport>,
     /// Every problem found, each naming its object. Empty means sound.
     pub errors: Vec<String>,
     pub duration_secs: f64,
@@ -175,6 +181,28 @@ fn inspect(
         s.newest_snapshot = Some(id.to_hex());
         s.newest_age_secs = Some((chrono::Utc::now() - m.time).to_std().unwrap_or_default().as_secs_f64());
     }
+    if only.is_none() {
+        match crate::ops::wal::check_archive(repo) {
+            Ok(stanzas) => {
+                for st in &stanzas {
+                    s.errors.extend(st.gaps.iter().cloned());
+                    let (Some(age), Some(newest)) = (st.newest_age_secs, &st.newest) else { continue };
+                    for (flag, max) in [("--max-age", opts.max_age), ("--max-wal-age", opts.max_wal_age)] {
+                        if let Some(max) = max.filter(|m| age > m.as_secs_f64()) {
+                            s.errors.push(format!(
+                                "newest archived WAL of stanza {} ({newest}) is {} old, older than {flag} {}",
+                                st.stanza,
+                                hours(std::time::Duration::from_secs_f64(age)),
+                                hours(max)
+                            ));
+                        }
+                    }
+                }
+                s.wal = stanzas;
+            }
+            Err(e) => s.errors.push(e.to_string()),
+        }
+    }
     match repo.check_key_objects() {
         Ok(n) => s.keys = n,
         Err(e) => s.errors.push(e.to_string()),
@@ -298,8 +326,13 @@ fn check_freshness(
     Ok(())
 }
 
+/// An age as people read it: "4m 10s" below two hours, "26.0h" above.
 fn hours(d: std::time::Duration) -> String {
-    format!("{:.1}h", d.as_secs_f64() / 3600.0)
+    if d.as_secs() < 7200 {
+        humantime::format_duration(std::time::Duration::from_secs(d.as_secs())).to_string()
+    } else {
+        format!("{:.1}h", d.as_secs_f64() / 3600.0)
+    }
 }
 
 fn check_pack(repo: &Repository, p: &PackEntry, checked: &mut u64) -> Result<()> {

@@ -51,6 +51,10 @@ struct ClusterRecord {
     system_identifier: String,
     created: chrono::DateTime<chrono::Utc>,
     host: String,
+    /// Bytes per segment, from the first segment pushed (absent when the
+    /// first file was a .history or .backup).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    wal_segment_size: Option<u32>,
 }
 
 fn check_stanza(s: &str) -> Result<()> {
@@ -100,7 +104,7 @@ fn stanza_for(opts: &WalOptions, system_id: Option<u64>) -> Result<Stanza> {
 
 /// Checks that the stanza holds this cluster's WAL; on the first push,
 /// records whose it is.
-fn check_cluster(repo: &Repository, stanza: &Stanza, record_if_new: bool) -> Result<()> {
+fn check_cluster(repo: &Repository, stanza: &Stanza, record_if_new: bool, seg_size: Option<u32>) -> Result<()> {
     let Some(mine) = stanza.system_id else { return Ok(()) };
     let object = format!("{}/cluster", stanza.name);
     match get_sealed(repo, &object)? {
@@ -119,6 +123,7 @@ fn check_cluster(repo: &Repository, stanza: &Stanza, record_if_new: bool) -> Res
                 system_identifier: mine.to_string(),
                 created: chrono::Utc::now(),
                 host: crate::hostname(),
+                wal_segment_size: seg_size,
             };
             let json = serde_json::to_vec(&rec).map_err(|e| Error::Internal(e.to_string()))?;
             put_sealed(repo, &object, &codec::encode(&json, 3))?;
@@ -168,12 +173,12 @@ pub fn wal_push(repo: &Repository, path: &Path, opts: &WalOptions) -> Result<Wal
         )));
     }
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let system_id = match kind {
-        WalFile::Segment | WalFile::Partial => Some(wal::segment_header(&bytes, &name)?.0),
+    let header = match kind {
+        WalFile::Segment | WalFile::Partial => Some(wal::segment_header(&bytes, &name)?),
         WalFile::History | WalFile::BackupLabel => None,
     };
-    let stanza = stanza_for(opts, system_id)?;
-    check_cluster(repo, &stanza, true)?;
+    let stanza = stanza_for(opts, header.map(|h| h.0))?;
+    check_cluster(repo, &stanza, true, header.map(|h| h.1))?;
     let object = format!("{}/{name}", stanza.name);
     let summary = |stored_bytes, already_archived| WalPushSummary {
         name: name.clone(),
@@ -200,7 +205,7 @@ pub fn wal_push(repo: &Repository, path: &Path, opts: &WalOptions) -> Result<Wal
 pub fn wal_fetch(repo: &Repository, name: &str, dest: &Path, opts: &WalOptions) -> Result<WalFetchSummary> {
     WalFile::check(name)?;
     let stanza = stanza_for(opts, None)?;
-    check_cluster(repo, &stanza, false)?;
+    check_cluster(repo, &stanza, false, None)?;
     let object = format!("{}/{name}", stanza.name);
     let bytes = get_sealed(repo, &object)?
         .ok_or_else(|| Error::NotFound { object: format!("WAL file {name} in stanza {}", stanza.name) })?;
@@ -223,4 +228,123 @@ pub fn wal_fetch(repo: &Repository, name: &str, dest: &Path, opts: &WalOptions) 
         .and_then(|d| rustix::fs::fsync(&d).map_err(Into::into))
         .map_err(|e| Error::io(dir, e))?;
     Ok(WalFetchSummary { name: name.to_string(), stanza: stanza.name, bytes: bytes.len() as u64 })
+}
+
+/// One stanza of the archive, as verify sees it.
+#[derive(Debug, Clone, Serialize)]
+pub struct StanzaReport {
+    pub stanza: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub system_identifier: Option<String>,
+    pub timelines: Vec<TimelineReport>,
+    /// The WAL file archived last, and how long ago: the RPO figure.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub newest: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub newest_age_secs: Option<f64>,
+    /// Each missing stretch of segments, naming the first missing one.
+    pub gaps: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TimelineReport {
+    pub timeline: u32,
+    pub first: String,
+    pub last: String,
+    pub segments: u64,
+}
+
+fn segment_parts(name: &str) -> Option<(u32, u64, u64)> {
+    let n = |r: std::ops::Range<usize>| u64::from_str_radix(name.get(r)?, 16).ok();
+    Some((n(0..8)? as u32, n(8..16)?, n(16..24)?))
+}
+
+/// Every stanza's segments, per timeline, checked for continuity, and the
+/// age of its newest WAL file. Lists `wal/` once; downloads the stanza
+/// records (and, for a stanza whose record lacks the segment size, one
+/// segment).
+pub fn check_archive(repo: &Repository) -> Result<Vec<StanzaReport>> {
+    use std::collections::BTreeMap;
+    let mut stanzas: BTreeMap<String, Vec<crate::backend::ObjectInfo>> = BTreeMap::new();
+    for o in repo.backend().list(Kind::Wal).map_err(backend_error)? {
+        if let Some((stanza, file)) = o.name.split_once('/') {
+            if check_stanza(stanza).is_ok() && !file.contains('/') {
+                stanzas.entry(stanza.to_string()).or_default().push(o.clone());
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for (stanza, objects) in stanzas {
+        let record: Option<ClusterRecord> = match get_sealed(repo, &format!("{stanza}/cluster"))? {
+            Some(b) => Some(
+                serde_json::from_slice(&b)
+                    .map_err(|e| Error::corrupt(format!("WAL stanza record wal/{stanza}/cluster"), e.to_string()))?,
+            ),
+            None => None,
+        };
+        let file =
+            |o: &crate::backend::ObjectInfo| o.name.split_once('/').map_or(String::new(), |(_, f)| f.to_string());
+        let mut segments: Vec<String> =
+            objects.iter().map(file).filter(|f| WalFile::of(f) == Some(WalFile::Segment)).collect();
+        segments.sort();
+        let seg_size = match record.as_ref().and_then(|r| r.wal_segment_size) {
+            Some(n) => Some(n),
+            None => match segments.first() {
+                Some(first) => {
+                    let object = format!("{stanza}/{first}");
+                    let bytes = get_sealed(repo, &object)?
+                        .ok_or_else(|| Error::NotFound { object: format!("WAL object wal/{object}") })?;
+                    Some(wal::segment_header(&bytes, first)?.1)
+                }
+                None => None,
+            },
+        };
+        let per_id = seg_size.filter(|n| n.is_power_of_two()).map_or(1u64 << 8, |n| (1u64 << 32) / u64::from(n));
+        let mut timelines: Vec<TimelineReport> = Vec::new();
+        let mut gaps = Vec::new();
+        let mut prev: Option<(u32, u64, &str)> = None;
+        for name in &segments {
+            let Some((tli, log, seg)) = segment_parts(name) else { continue };
+            let no = log * per_id + seg;
+            match prev {
+                Some((t, p, pname)) if t == tli => {
+                    if no != p + 1 {
+                        let missing = format!("{tli:08X}{:08X}{:08X}", (p + 1) / per_id, (p + 1) % per_id);
+                        gaps.push(format!(
+                            "stanza {stanza}: WAL segment {missing} is missing ({} segment{} missing between {pname} and {name})",
+                            no - p - 1,
+                            if no - p - 1 == 1 { "" } else { "s" }
+                        ));
+                    }
+                    if let Some(t) = timelines.last_mut() {
+                        t.last = name.clone();
+                        t.segments += 1;
+                    }
+                }
+                _ => timelines.push(TimelineReport {
+                    timeline: tli,
+                    first: name.clone(),
+                    last: name.clone(),
+                    segments: 1,
+                }),
+            }
+            prev = Some((tli, no, name));
+        }
+        let newest = objects
+            .iter()
+            .filter(|o| WalFile::of(&file(o)).is_some())
+            .filter_map(|o| o.modified.map(|m| (m, file(o))))
+            .max();
+        out.push(StanzaReport {
+            stanza,
+            system_identifier: record.map(|r| r.system_identifier),
+            timelines,
+            newest_age_secs: newest
+                .as_ref()
+                .map(|(m, _)| std::time::SystemTime::now().duration_since(*m).unwrap_or_default().as_secs_f64()),
+            newest: newest.map(|(_, f)| f),
+            gaps,
+        });
+    }
+    Ok(out)
 }

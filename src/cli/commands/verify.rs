@@ -13,6 +13,7 @@ use coffer::{Id, ReadData};
   coffer verify                                  keys, indexes, manifests, packs present
   coffer verify --read-data-subset 5             and 5 % of the data read back
   coffer verify --max-age 26h --tag nightly      fail when last night's backup is missing
+  coffer verify --max-age 26h --max-wal-age 5m   and when WAL archiving stalled (the RPO alarm)
   coffer verify --read-data --estimate           what reading it all back would download")]
 pub struct VerifyArgs {
     /// Check only this snapshot and the packs it uses.
@@ -23,9 +24,12 @@ pub struct VerifyArgs {
     /// Download and check this percentage of packs, chosen at random.
     #[arg(long, value_name = "PCT", value_parser = parse_percent)]
     pub read_data_subset: Option<f64>,
-    /// Fail when the newest snapshot is older than this (e.g. 26h, 2d).
+    /// Fail when the newest snapshot (or any stanza's newest archived WAL) is older than this (e.g. 26h, 2d).
     #[arg(long, value_name = "AGE", value_parser = humantime::parse_duration)]
     pub max_age: Option<std::time::Duration>,
+    /// Fail when any stanza's newest archived WAL is older than this (e.g. 5m): the RPO alarm.
+    #[arg(long, value_name = "AGE", value_parser = humantime::parse_duration)]
+    pub max_wal_age: Option<std::time::Duration>,
     /// With --max-age: the newest snapshot having these tags.
     #[arg(long, requires = "max_age")]
     pub tag: Vec<String>,
@@ -41,7 +45,8 @@ pub fn run(cli: &Cli, a: &VerifyArgs, out: &Output) -> Result<u8> {
         (false, Some(p)) => ReadData::Subset(p),
         _ => ReadData::None,
     };
-    let opts = coffer::VerifyOptions { read_data: read, max_age: a.max_age, tags: a.tag.clone() };
+    let opts =
+        coffer::VerifyOptions { read_data: read, max_age: a.max_age, max_wal_age: a.max_wal_age, tags: a.tag.clone() };
     if a.estimate.estimate {
         return estimate(cli, out, || coffer::estimate_verify(&repo, only.as_ref(), &opts));
     }
