@@ -330,3 +330,81 @@ fn verify_max_age_fails_once_archiving_stops() {
         assert!(r.code == 1 && all.contains("older than --max-age 5s") && all.contains("archived WAL"), "{all}");
     });
 }
+
+/// docs/OPERATIONS.md's WAL archiving section, as written: the set-up as
+/// root, its postgresql.conf lines in a throwaway cluster, the RPO cron
+/// line as the postgres user in cron's environment, and its
+/// restore_command. Paths live under a temporary folder.
+#[test]
+fn the_wal_archiving_section_of_operations_md_works_as_written() {
+    if !coffer::is_root() {
+        eprintln!("skipped: the section runs as root and as the postgres user");
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let doc = docs::read("docs/OPERATIONS.md");
+    let section = &doc[doc.find("## WAL archiving").expect("the section")..];
+    let section = &section[..section[3..].find("\n## ").map_or(section.len(), |i| i + 3)];
+    let dir = tempfile::tempdir().unwrap();
+    let r = dir.path().display().to_string();
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    for d in ["srv/backup", "var/lib/postgresql", "etc/coffer"] {
+        fs::create_dir_all(dir.path().join(d)).unwrap();
+    }
+    fs::write(dir.path().join("etc/coffer/passphrase"), PASSPHRASE).unwrap();
+    let sub = |text: &str| {
+        text.replace("/usr/local/bin/coffer", bin())
+            .replace("/srv/", &format!("{r}/srv/"))
+            .replace("/var/lib/postgresql", &format!("{r}/var/lib/postgresql"))
+            .replace("/etc/coffer/", &format!("{r}/etc/coffer/"))
+    };
+    let setup = sub(&docs::block(section, "As root, once", "sh"));
+    let out =
+        Command::new("bash").args(["-euo", "pipefail", "-c", &setup]).env_remove("COFFER_PASSWORD").output().unwrap();
+    assert!(out.status.success(), "{setup}\n{}", String::from_utf8_lossy(&out.stderr));
+    let repo = dir.path().join("srv/backup/db1-wal");
+    let postgres_uid = {
+        use std::os::unix::fs::MetadataExt;
+        fs::metadata(&repo).unwrap().uid()
+    };
+
+    let conf = sub(&docs::block(section, "In `postgresql.conf`", ""));
+    assert!(conf.contains("archive_command = "), "{conf}");
+    let c = Cluster::start_with(|_| conf.clone());
+    let names: Vec<String> = (0..3).map(|_| switch(&c)).collect();
+    let (_, failed, _) = wait_archived(&c, names.last().unwrap());
+    assert_eq!(failed, 0, "{}", log(&c));
+    // Everything in the repository is the postgres user's, root's init included.
+    for p in walk_all(&repo) {
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!(fs::symlink_metadata(&p).unwrap().uid(), postgres_uid, "{}", p.display());
+    }
+
+    // The RPO line, as the user it names, in cron's environment: silent.
+    let cron = section.lines().find(|l| l.starts_with("*/5 * * * * ")).expect("the cron line");
+    let fields: Vec<&str> = cron.splitn(7, ' ').collect();
+    assert_eq!(fields[5], "postgres");
+    let as_postgres = |command: &str, cwd: &std::path::Path| -> Run {
+        Command::new("runuser")
+            .args(["-u", "postgres", "--", "env", "-i", "PATH=/usr/bin:/bin", "HOME=/tmp", "bash", "-c", command])
+            .current_dir(cwd)
+            .output()
+            .unwrap()
+            .into()
+    };
+    let r = as_postgres(&sub(fields[6]), dir.path());
+    assert_eq!((r.code, r.stdout.as_str(), r.stderr.as_str()), (0, "", ""), "{}", fields[6]);
+
+    // The restore_command, run in the data directory as PostgreSQL runs it.
+    let line = section.lines().find(|l| l.starts_with("restore_command = '")).expect("restore_command");
+    let command = sub(line.trim_start_matches("restore_command = '").trim_end_matches('\''));
+    let dest = c.dir.path().join("RECOVERYXLOG");
+    let fetch = |name: &str| as_postgres(&command.replace("%f", name).replace("%p", dest.to_str().unwrap()), &data(&c));
+    let r = fetch(&names[1]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(fs::read(&dest).unwrap(), fs::read(data(&c).join("pg_wal").join(&names[1])).unwrap());
+    fs::remove_file(&dest).unwrap();
+    let r = fetch("0000000100000000000000FE");
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(!dest.exists());
+}
