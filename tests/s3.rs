@@ -381,3 +381,39 @@ fn wal_is_archived_and_fetched_through_s3() {
     assert_eq!(j["wal"][0]["timelines"][0]["segments"], 3, "{j}");
     assert!(j["errors"].to_string().contains("WAL segment 000000010000000000000003 is missing"), "{j}");
 }
+
+/// A wal-push killed mid-upload leaves nothing wal-fetch would return;
+/// PostgreSQL's retry then stores the segment whole.
+#[test]
+fn a_wal_push_killed_mid_upload_leaves_no_segment() {
+    let g = garage::shared();
+    let proxy = Proxy::start(g.addr());
+    let s = S3Env::new(g, Some(proxy.endpoint()));
+    let key = s.env.path("wal.key");
+    s.run(&["key", "add-file", key.to_str().unwrap()]).ok();
+    let seg = s.env.path("000000010000000000000007");
+    fs::write(&seg, wal_segment(42, 7)).unwrap();
+    let push = || {
+        let mut c = s.command();
+        c.env_remove("COFFER_PASSWORD").env("COFFER_PASSWORD_FILE", &key).args(["wal-push", "-q"]).arg(&seg);
+        c
+    };
+    *proxy.state.stall_puts.lock().unwrap() = Some("/000000010000000000000007".into());
+    let mut child = push().spawn().unwrap();
+    let start = std::time::Instant::now();
+    while proxy.state.stalled.load(Ordering::SeqCst) == 0 {
+        assert!(start.elapsed() < std::time::Duration::from_secs(30), "the upload never started");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    *proxy.state.stall_puts.lock().unwrap() = None;
+    let out = s.env.path("RECOVERYXLOG");
+    let r = s.run(&["wal-fetch", "--stanza", "42", "000000010000000000000007", out.to_str().unwrap()]);
+    assert_eq!(r.code, 1, "nothing archived: {}", r.stderr);
+    assert!(!out.exists());
+    let r: Run = push().output().unwrap().into();
+    r.ok();
+    s.run(&["wal-fetch", "--stanza", "42", "000000010000000000000007", out.to_str().unwrap()]).ok();
+    assert_eq!(fs::read(&out).unwrap(), fs::read(&seg).unwrap());
+}

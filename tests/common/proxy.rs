@@ -19,6 +19,10 @@ pub struct State {
     /// (a whole object or a multipart part): damage on the way to the server.
     pub flip_puts: AtomicUsize,
     pub flipped: AtomicUsize,
+    /// Hold every PUT whose path contains this (read its head, forward
+    /// nothing) until it is cleared: a client caught mid-upload, to kill.
+    pub stall_puts: Mutex<Option<String>>,
+    pub stalled: AtomicUsize,
     /// Refuse every connection (the server "went away").
     pub down: std::sync::atomic::AtomicBool,
     pub injected_503: AtomicUsize,
@@ -92,6 +96,15 @@ fn handle(mut client: TcpStream, upstream: SocketAddr, s: &State) -> std::io::Re
     let first = head.lines().next().unwrap_or("").to_string();
     let mut parts = first.split(' ');
     let (method, path) = (parts.next().unwrap_or("").to_string(), parts.next().unwrap_or("").to_string());
+
+    let stall = s.stall_puts.lock().unwrap().clone();
+    if method == "PUT" && stall.is_some_and(|p| path.contains(&p)) {
+        s.stalled.fetch_add(1, Ordering::SeqCst);
+        while s.stall_puts.lock().unwrap().is_some() {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        return client.shutdown(Shutdown::Both);
+    }
 
     let fail_method = s.fail_method.lock().unwrap().clone();
     if method == fail_method
