@@ -408,3 +408,45 @@ fn the_wal_archiving_section_of_operations_md_works_as_written() {
     assert_eq!(r.code, 1, "{}", r.stderr);
     assert!(!dest.exists());
 }
+
+/// `archive_command = 'coffer wal-push --profile db1 %p'`: the profile
+/// names the repository, the key file and the stanza.
+#[test]
+fn a_profile_gives_wal_push_and_wal_fetch_their_repository_key_and_stanza() {
+    let env = Env::new();
+    let key = env.path("db1.key");
+    env.coffer(&["key", "add-file", key.to_str().unwrap()]).ok();
+    let config = env.path("coffer.toml");
+    fs::write(
+        &config,
+        format!(
+            "[profile.db1]\nrepository = \"{}\"\npassword_file = \"{}\"\nstanza = \"db1\"\n",
+            env.repo().display(),
+            key.display()
+        ),
+    )
+    .unwrap();
+    let mut seg = pseudo_random(16 << 20, 3);
+    seg[..40].fill(0);
+    seg[2] = 0x02;
+    seg[24..32].copy_from_slice(&99u64.to_le_bytes());
+    seg[32..36].copy_from_slice(&(16u32 << 20).to_le_bytes());
+    let path = env.path("000000010000000000000003");
+    fs::write(&path, &seg).unwrap();
+    let run = |args: &[&str]| -> Run {
+        Command::new(bin())
+            .args(args)
+            .env("COFFER_CONFIG", &config)
+            .env_remove("COFFER_PASSWORD")
+            .env_remove("COFFER_REPOSITORY")
+            .current_dir(env.path(""))
+            .output()
+            .unwrap()
+            .into()
+    };
+    run(&["wal-push", "--profile", "db1", "--quiet", path.to_str().unwrap()]).ok();
+    assert!(env.repo().join("wal/db1/000000010000000000000003").is_file());
+    let out = env.path("RECOVERYXLOG");
+    run(&["wal-fetch", "--profile", "db1", "000000010000000000000003", out.to_str().unwrap()]).ok();
+    assert_eq!(fs::read(&out).unwrap(), seg);
+}
