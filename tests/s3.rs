@@ -332,17 +332,6 @@ fn prune_aborts_multipart_uploads_left_open() {
     assert_eq!(s.run(&["verify", "--json"]).ok().json()["incomplete_uploads"], 0);
 }
 
-/// A 16 MiB WAL segment as PostgreSQL writes one: the long page header
-/// (its system identifier and size), then `fill`.
-fn wal_segment(sysid: u64, fill: u64) -> Vec<u8> {
-    let mut seg = pseudo_random(16 << 20, fill);
-    seg[..40].fill(0);
-    seg[2] = 0x02;
-    seg[24..32].copy_from_slice(&sysid.to_le_bytes());
-    seg[32..36].copy_from_slice(&(16u32 << 20).to_le_bytes());
-    seg
-}
-
 /// The WAL archive on S3: pushed segments come back byte for byte, verify
 /// lists them under their stanza and names a gap.
 #[test]

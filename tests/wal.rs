@@ -426,11 +426,7 @@ fn a_profile_gives_wal_push_and_wal_fetch_their_repository_key_and_stanza() {
         ),
     )
     .unwrap();
-    let mut seg = pseudo_random(16 << 20, 3);
-    seg[..40].fill(0);
-    seg[2] = 0x02;
-    seg[24..32].copy_from_slice(&99u64.to_le_bytes());
-    seg[32..36].copy_from_slice(&(16u32 << 20).to_le_bytes());
+    let seg = wal_segment(99, 3);
     let path = env.path("000000010000000000000003");
     fs::write(&path, &seg).unwrap();
     let run = |args: &[&str]| -> Run {

@@ -270,3 +270,14 @@ pub fn flip_byte(p: &Path, at_fraction: f64) {
     fs::write(p, data).unwrap();
     fs::set_permissions(p, perms).unwrap();
 }
+
+/// A 16 MiB WAL segment as PostgreSQL writes one: the long page header
+/// (its system identifier and size), then `fill`.
+pub fn wal_segment(sysid: u64, fill: u64) -> Vec<u8> {
+    let mut seg = pseudo_random(16 << 20, fill);
+    seg[..40].fill(0);
+    seg[2] = 0x02;
+    seg[24..32].copy_from_slice(&sysid.to_le_bytes());
+    seg[32..36].copy_from_slice(&(16u32 << 20).to_le_bytes());
+    seg
+}
