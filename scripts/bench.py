@@ -553,9 +553,14 @@ def wal_case(work, seconds=60):
             os.remove(key2)
         sh([COFFER, "init", "-q", "-r", repo2], env=env)
         sh([COFFER, "key", "add-file", "-q", "-r", repo2, key2], env=env)
-        wall, cpu, rss = measured(" ; ".join(f"{COFFER} wal-push -q -r {repo2} {os.path.join(seg_dir, n)} || exit 1"
-                                            for n in done), env={"COFFER_PASSWORD_FILE": key2})
+        # As the postgres user, as archive_command runs (and as the peer's loop below).
+        as_pg = "runuser -u postgres -- " if root else ""
+        if root:
+            sh(["chown", "-R", "postgres:", seg_dir, repo2, key2])
+        wall, cpu, rss = measured(" ; ".join(f"{as_pg}env COFFER_PASSWORD_FILE={key2} {COFFER} wal-push -q -r {repo2} "
+                                            f"{os.path.join(seg_dir, n)} || exit 1" for n in done))
         stored = du(repo2)
+        peer = pgbackrest_push(work, d, port, seg_dir, done) if shutil.which("pgbackrest") else None
     finally:
         sh([script, "stop", d])
     n = len(done)
@@ -569,7 +574,36 @@ def wal_case(work, seconds=60):
         f"wal-push alone, {n} segments, one process each: {n / wall:.1f} segments/s "
         f"({n * 16 / wall:.0f} MiB/s), CPU {cpu / n * 1000:.0f} ms per segment, peak RSS {rss / MiB:.0f} MiB; "
         f"stored {stored / n / MiB:.1f} MiB per 16 MiB segment",
-    ]
+    ] + ([f"pgBackRest {peer['version']} archive-push, the same {n} segments, one process each (zst level 3, "
+          f"aes-256-cbc, archive-async off): {n / peer['wall']:.1f} segments/s, CPU {peer['cpu'] / n * 1000:.0f} ms "
+          f"per segment, peak RSS {peer['rss'] / MiB:.0f} MiB; stored {peer['stored'] / n / MiB:.1f} MiB per segment"]
+         if peer else [])
+
+
+def pgbackrest_push(work, d, port, seg_dir, names):
+    """pgBackRest's archive-push of the same segments into a fresh local,
+    encrypted repository (its stanza checks them against the running
+    cluster): wall, CPU and peak RSS of the loop, and what it stored."""
+    base = os.path.join(work, "pgbackrest")
+    shutil.rmtree(base, ignore_errors=True)
+    for sub in ("repo", "log", "lock"):
+        os.makedirs(os.path.join(base, sub))
+    conf = os.path.join(base, "pgbackrest.conf")
+    with open(conf, "w") as f:
+        f.write(f"[global]\nrepo1-path={base}/repo\nrepo1-cipher-type=aes-256-cbc\n"
+                f"repo1-cipher-pass={PASSPHRASE}\ncompress-type=zst\ncompress-level=3\n"
+                f"log-path={base}/log\nlock-path={base}/lock\nlog-level-console=error\nlog-level-file=off\n"
+                f"[bench]\npg1-path={d}/data\npg1-port={port}\npg1-socket-path={d}\npg1-user=postgres\n")
+    as_pg = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    if as_pg:
+        sh(["chown", "-R", "postgres:", base])
+    sh(as_pg + ["pgbackrest", f"--config={conf}", "--stanza=bench", "stanza-create"], stdout=subprocess.DEVNULL)
+    loop = " ; ".join(" ".join(as_pg + ["pgbackrest", f"--config={conf}", "--stanza=bench", "archive-push",
+                                        os.path.join(seg_dir, n)]) + " || exit 1" for n in names)
+    wall, cpu, rss = measured(loop)
+    version = sh(["pgbackrest", "version"], capture_output=True, text=True).stdout.split()[-1]
+    return {"wall": wall, "cpu": cpu, "rss": rss, "stored": du(os.path.join(base, "repo", "archive")),
+            "version": version}
 
 
 def main():
