@@ -252,7 +252,7 @@ fn segments_wait_in_pg_wal_while_the_archive_is_unreachable() {
 }
 
 /// verify follows each stanza's segments per timeline: a missing one is an
-/// error naming it.
+/// error naming it; --read-data reads every WAL object back.
 #[test]
 fn verify_names_a_missing_wal_segment() {
     let a = archiving_cluster();
@@ -267,6 +267,25 @@ fn verify_names_a_missing_wal_segment() {
     assert!(st["timelines"][0]["segments"].as_u64().unwrap() >= 4, "{j}");
     assert_eq!(st["timelines"][0]["last"], names[3].as_str(), "{j}");
     assert_eq!(st["gaps"].as_array().unwrap().len(), 0, "{j}");
+
+    // A flipped byte: the listing cannot see it, --read-data does, naming the object.
+    let object = a.repo.join("wal").join(&sysid).join(&names[2]);
+    let good = fs::read(&object).unwrap();
+    let mut bad = good.clone();
+    let mid = bad.len() / 2;
+    bad[mid] ^= 1;
+    let _ = fs::remove_file(&object);
+    fs::write(&object, &bad).unwrap();
+    coffer_on(&a, &["verify"]).ok();
+    let r = coffer_on(&a, &["verify", "--read-data", "--json"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let j = r.json();
+    assert!(j["wal_files_read"].as_u64().unwrap() >= 4, "{j}");
+    let errors = j["errors"].to_string();
+    assert!(errors.contains(&format!("wal/{sysid}/{}", names[2])) && errors.contains("corrupt"), "{j}");
+    fs::remove_file(&object).unwrap();
+    fs::write(&object, &good).unwrap();
+    coffer_on(&a, &["verify", "--read-data"]).ok();
 
     fs::remove_file(a.repo.join("wal").join(&sysid).join(&names[1])).unwrap();
     let r = coffer_on(&a, &["verify"]);

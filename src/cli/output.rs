@@ -862,6 +862,9 @@ impl Output {
                 s.duration_secs,
                 if s.errors.is_empty() { "no errors".to_string() } else { count(s.errors.len() as u64, "error") }
             ));
+            if s.wal_files_read > 0 {
+                self.say(&format!("read back {} of the WAL archive", count(s.wal_files_read as u64, "file")));
+            }
             for st in &s.wal {
                 let lines: Vec<String> = st
                     .timelines

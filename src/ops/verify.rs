@@ -52,6 +52,8 @@ pub struct VerifySummary {
     /// The WAL archive, per stanza: continuity per timeline, newest file's age.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub wal: Vec<crate::ops::wal::StanzaReport>,
+    /// WAL objects downloaded and checked (`--read-data`).
+    pub wal_files_read: usize,
     /// Every problem found, each naming its object. Empty means sound.
     pub errors: Vec<String>,
     pub duration_secs: f64,
@@ -97,6 +99,8 @@ struct Inspected {
     needs: Vec<Needs>,
     bad: Vec<(Id, String)>,
     to_read: Vec<Id>,
+    /// WAL objects to read: (stanza/name, stored size, the stanza's system identifier).
+    wal_to_read: Vec<(String, u64, Option<String>)>,
 }
 
 fn verify_once(
@@ -106,7 +110,7 @@ fn verify_once(
     progress: &dyn crate::ops::progress::Progress,
 ) -> Result<VerifySummary> {
     let started = std::time::Instant::now();
-    let Inspected { mut s, packs, needs, mut bad, to_read } = inspect(repo, only, opts, progress)?;
+    let Inspected { mut s, packs, needs, mut bad, to_read, wal_to_read } = inspect(repo, only, opts, progress)?;
     let to_read: Vec<&PackEntry> = to_read.iter().filter_map(|id| packs.get(id)).collect();
     if !to_read.is_empty() {
         progress.start("packs", to_read.len() as u64, to_read.iter().map(|p| p.size).sum());
@@ -117,6 +121,17 @@ fn verify_once(
             bad.push((p.id, e.to_string()));
         }
         progress.bytes_done(p.size);
+        progress.item_done();
+    }
+    if !wal_to_read.is_empty() {
+        progress.start("WAL files", wal_to_read.len() as u64, wal_to_read.iter().map(|w| w.1).sum());
+    }
+    for (object, size, system_identifier) in &wal_to_read {
+        s.wal_files_read += 1;
+        if let Err(e) = crate::ops::wal::check_object(repo, object, system_identifier.as_deref()) {
+            s.errors.push(e.to_string());
+        }
+        progress.bytes_done(*size);
         progress.item_done();
     }
     // Each bad pack with the snapshots it breaks.
@@ -153,6 +168,9 @@ pub fn estimate_verify(repo: &Repository, only: Option<&Id>, opts: &VerifyOption
     let mut work = Requests { list: repo.backend().list_requests(i.s.indexes), ..Default::default() };
     for p in i.to_read.iter().filter_map(|id| i.packs.get(id)) {
         work.add_get(p.size);
+    }
+    for (_, size, _) in &i.wal_to_read {
+        work.add_get(*size);
     }
     let operation = match only {
         Some(id) => format!("verify of snapshot {}", id.short()),
@@ -298,7 +316,22 @@ fn inspect(
         }
     }
     let to_read = to_read.iter().map(|p| p.id).collect();
-    Ok(Inspected { s, packs, needs, bad, to_read })
+    // WAL is read as packs are: all of it, or the same share at random.
+    let mut wal_to_read: Vec<(String, u64, Option<String>)> = s
+        .wal
+        .iter()
+        .flat_map(|st| st.objects.iter().map(|(o, size)| (o.clone(), *size, st.system_identifier.clone())))
+        .collect();
+    match read_data {
+        ReadData::None => wal_to_read.clear(),
+        ReadData::All => {}
+        ReadData::Subset(pct) => {
+            let n = ((wal_to_read.len() as f64) * pct / 100.0).ceil() as usize;
+            wal_to_read.shuffle(&mut rand::thread_rng());
+            wal_to_read.truncate(n.min(wal_to_read.len()));
+        }
+    }
+    Ok(Inspected { s, packs, needs, bad, to_read, wal_to_read })
 }
 
 fn check_freshness(

@@ -244,6 +244,10 @@ pub struct StanzaReport {
     pub newest_age_secs: Option<f64>,
     /// Each missing stretch of segments, naming the first missing one.
     pub gaps: Vec<String>,
+    /// Every WAL object (`stanza/name`) and its stored size: what
+    /// `verify --read-data` reads.
+    #[serde(skip)]
+    pub objects: Vec<(String, u64)>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -344,7 +348,32 @@ pub fn check_archive(repo: &Repository) -> Result<Vec<StanzaReport>> {
                 .map(|(m, _)| std::time::SystemTime::now().duration_since(*m).unwrap_or_default().as_secs_f64()),
             newest: newest.map(|(_, f)| f),
             gaps,
+            objects: objects
+                .iter()
+                .filter(|o| WalFile::of(&file(o)).is_some())
+                .map(|o| (o.name.clone(), o.size))
+                .collect(),
         });
     }
     Ok(out)
+}
+
+/// Reads one WAL object back: it must authenticate, decode, and (a segment)
+/// carry the stanza's system identifier and a whole segment. `object` is
+/// `stanza/name`, as `check_archive` lists it.
+pub fn check_object(repo: &Repository, object: &str, system_identifier: Option<&str>) -> Result<()> {
+    let name = object.rsplit('/').next().unwrap_or(object);
+    let bytes =
+        get_sealed(repo, object)?.ok_or_else(|| Error::NotFound { object: format!("WAL object wal/{object}") })?;
+    if matches!(WalFile::of(name), Some(WalFile::Segment | WalFile::Partial)) {
+        let bad = |why: String| Error::corrupt(format!("WAL object wal/{object}"), why);
+        let (id, _) = wal::segment_header(&bytes, name).map_err(|e| bad(e.to_string()))?;
+        if system_identifier.is_some_and(|mine| mine != id.to_string()) {
+            return Err(bad(format!(
+                "it is from the cluster {id}, not the stanza's {}",
+                system_identifier.unwrap_or("-")
+            )));
+        }
+    }
+    Ok(())
 }
