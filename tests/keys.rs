@@ -120,6 +120,12 @@ fn a_key_file_opens_the_repository_and_only_its_own_key() {
     assert_eq!(r.code, 12, "{}", r.stderr);
     assert!(!r.stderr.contains(&secret[..16]), "{}", r.stderr);
 
+    // A key file's text as a passphrase: refused, not stored unusable.
+    let r = key_cmd(&env, PASSPHRASE, &text, &["key", "add"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("in the form of a key file is refused"), "{}", r.stderr);
+    assert!(!r.stderr.contains(&secret[..16]), "{}", r.stderr);
+
     // Removed from the repository, the file opens nothing.
     env.coffer(&["key", "remove", &name]).ok();
     let r = with_key_file(&env, &file, &["snapshots"]);

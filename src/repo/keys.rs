@@ -63,6 +63,12 @@ pub(super) fn new_key_file(
     passphrase: &[u8],
     kdf: KdfParams,
 ) -> Result<(String, Vec<u8>)> {
+    // Such a passphrase would be read as a key file on open, and never match.
+    if !kdf.is_key_file() && KeyFileSecret::parse(passphrase).is_some() {
+        return Err(Error::InvalidOptions(
+            "a passphrase in the form of a key file is refused: use `key add-file` for key files".into(),
+        ));
+    }
     let kek = kdf.derive(passphrase).map_err(|e| Error::InvalidOptions(format!("key derivation: {e}")))?;
     let key = KeyFile {
         version: config.version,
