@@ -306,15 +306,7 @@ fn inspect(
         None => packs.values().collect(),
     };
     to_read.sort_by_key(|p| p.id);
-    match read_data {
-        ReadData::None => to_read.clear(),
-        ReadData::All => {}
-        ReadData::Subset(pct) => {
-            let n = ((to_read.len() as f64) * pct / 100.0).ceil() as usize;
-            to_read.shuffle(&mut rand::thread_rng());
-            to_read.truncate(n.min(to_read.len()));
-        }
-    }
+    read_data.choose(&mut to_read);
     let to_read = to_read.iter().map(|p| p.id).collect();
     // WAL is read as packs are: all of it, or the same share at random.
     let mut wal_to_read: Vec<(String, u64, Option<String>)> = s
@@ -322,16 +314,23 @@ fn inspect(
         .iter()
         .flat_map(|st| st.objects.iter().map(|(o, size)| (o.clone(), *size, st.system_identifier.clone())))
         .collect();
-    match read_data {
-        ReadData::None => wal_to_read.clear(),
-        ReadData::All => {}
-        ReadData::Subset(pct) => {
-            let n = ((wal_to_read.len() as f64) * pct / 100.0).ceil() as usize;
-            wal_to_read.shuffle(&mut rand::thread_rng());
-            wal_to_read.truncate(n.min(wal_to_read.len()));
+    read_data.choose(&mut wal_to_read);
+    Ok(Inspected { s, packs, needs, bad, to_read, wal_to_read })
+}
+
+impl ReadData {
+    /// Keeps what this setting reads of `items`: none, all, or the share at random.
+    fn choose<T>(self, items: &mut Vec<T>) {
+        match self {
+            ReadData::None => items.clear(),
+            ReadData::All => {}
+            ReadData::Subset(pct) => {
+                let n = ((items.len() as f64) * pct / 100.0).ceil() as usize;
+                items.shuffle(&mut rand::thread_rng());
+                items.truncate(n.min(items.len()));
+            }
         }
     }
-    Ok(Inspected { s, packs, needs, bad, to_read, wal_to_read })
 }
 
 fn check_freshness(
