@@ -17,6 +17,53 @@ pub enum CodecError {
     TooLarge(usize),
     #[error("zstd: {0}")]
     Zstd(std::io::Error),
+    /// Where the decoded bytes went failed (decode_stream's writer).
+    #[error("{0}")]
+    Write(std::io::Error),
+}
+
+/// A zstd payload of the `len` bytes `input` holds, compressed as they are
+/// read (the frame declares its size): memory is the compressed form, not
+/// the input. Always the zstd flag, even when it does not shrink.
+pub fn encode_stream(input: &mut impl std::io::Read, len: u64, level: i32) -> std::io::Result<Vec<u8>> {
+    let mut enc = zstd::stream::write::Encoder::new(vec![ZSTD], level)?;
+    enc.include_contentsize(true)?;
+    enc.set_pledged_src_size(Some(len))?;
+    let copied = std::io::copy(&mut std::io::Read::take(&mut *input, len), &mut enc)?;
+    if copied != len {
+        return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, format!("{copied} of {len} bytes read")));
+    }
+    enc.finish()
+}
+
+/// Decodes a payload into `out` as it decompresses, refusing more than
+/// `limit` bytes. Returns the bytes written.
+pub fn decode_stream(payload: &[u8], limit: u64, out: &mut impl std::io::Write) -> Result<u64, CodecError> {
+    let (&flag, body) = payload.split_first().ok_or(CodecError::Empty)?;
+    match flag {
+        STORED if body.len() as u64 <= limit => {
+            out.write_all(body).map_err(CodecError::Write)?;
+            Ok(body.len() as u64)
+        }
+        STORED => Err(CodecError::TooLarge(limit as usize)),
+        ZSTD => {
+            let mut dec = zstd::stream::read::Decoder::with_buffer(body).map_err(CodecError::Zstd)?;
+            let mut buf = vec![0u8; 1 << 20];
+            let mut total = 0u64;
+            loop {
+                let n = std::io::Read::read(&mut dec, &mut buf).map_err(CodecError::Zstd)?;
+                if n == 0 {
+                    return Ok(total);
+                }
+                total += n as u64;
+                if total > limit {
+                    return Err(CodecError::TooLarge(limit as usize));
+                }
+                out.write_all(&buf[..n]).map_err(CodecError::Write)?;
+            }
+        }
+        other => Err(CodecError::UnknownFlag(other)),
+    }
 }
 
 /// Compresses with zstd at `level`, keeping the stored form when compression
@@ -120,6 +167,26 @@ pub fn decode_into(payload: &[u8], limit: usize, out: &mut Vec<u8>) -> Result<()
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn streamed_payloads_round_trip_and_keep_their_limit() {
+        let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+        let payload = encode_stream(&mut &data[..], data.len() as u64, 3).unwrap();
+        assert!(payload.len() < data.len() / 10, "compressed: {}", payload.len());
+        let mut out = Vec::new();
+        assert_eq!(decode_stream(&payload, data.len() as u64, &mut out).unwrap(), data.len() as u64);
+        assert_eq!(out, data);
+        // The same payload through the whole-buffer decoder: one format.
+        assert_eq!(decode(&payload, data.len()).unwrap(), data);
+        assert!(matches!(decode_stream(&payload, 1000, &mut Vec::new()), Err(CodecError::TooLarge(1000))));
+        // A short input is an error, not a short payload.
+        assert!(encode_stream(&mut &data[..10], 20, 3).is_err());
+        let stored = encode(&[7u8; 3], 3);
+        let mut out = Vec::new();
+        assert_eq!(decode_stream(&stored, 3, &mut out).unwrap(), 3);
+        assert_eq!(out, [7u8; 3]);
+        assert!(decode_stream(&stored, 2, &mut Vec::new()).is_err());
+    }
 
     #[test]
     fn round_trip_compressible_and_incompressible() {

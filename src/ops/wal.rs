@@ -11,6 +11,7 @@ use crate::format::codec;
 use crate::pg::wal::{self, WalFile};
 use crate::repo::{backend_error, Repository};
 use serde::{Deserialize, Serialize};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 /// PostgreSQL's largest WAL segment (initdb --wal-segsize 1024); nothing
@@ -107,7 +108,7 @@ fn stanza_for(opts: &WalOptions, system_id: Option<u64>) -> Result<Stanza> {
 fn check_cluster(repo: &Repository, stanza: &Stanza, record_if_new: bool, seg_size: Option<u32>) -> Result<()> {
     let Some(mine) = stanza.system_id else { return Ok(()) };
     let object = format!("{}/cluster", stanza.name);
-    match get_sealed(repo, &object)? {
+    match get_small(repo, &object)? {
         Some(bytes) => {
             let rec: ClusterRecord = serde_json::from_slice(&bytes)
                 .map_err(|e| Error::corrupt(format!("WAL stanza record wal/{object}"), e.to_string()))?;
@@ -139,8 +140,8 @@ fn put_sealed(repo: &Repository, object: &str, payload: &[u8]) -> Result<u64> {
     Ok(sealed.len() as u64)
 }
 
-/// The payload of `wal/<object>`, authenticated; None if absent.
-fn get_sealed(repo: &Repository, object: &str) -> Result<Option<Vec<u8>>> {
+/// The payload of `wal/<object>`, authenticated (still compressed); None if absent.
+fn get_payload(repo: &Repository, object: &str) -> Result<Option<Vec<u8>>> {
     let sealed = match repo.backend().get(Kind::Wal, object) {
         Ok(b) => b,
         Err(BackendError::NotFound { .. }) => return Ok(None),
@@ -150,9 +151,94 @@ fn get_sealed(repo: &Repository, object: &str) -> Result<Option<Vec<u8>>> {
         .keys()
         .open(Role::Wal, &object_id(object), &sealed)
         .map_err(|e| Error::corrupt(format!("WAL object wal/{object}"), e.to_string()))?;
-    let body = codec::decode(&payload, MAX_WAL_FILE as usize)
+    Ok(Some(payload))
+}
+
+/// A small object's payload decoded whole (the stanza record).
+fn get_small(repo: &Repository, object: &str) -> Result<Option<Vec<u8>>> {
+    let Some(payload) = get_payload(repo, object)? else { return Ok(None) };
+    let body = codec::decode(&payload, 1 << 20)
         .map_err(|e| Error::corrupt(format!("WAL object wal/{object}"), e.to_string()))?;
     Ok(Some(body))
+}
+
+/// Passes bytes on to `inner`, keeping the first `HEADER_LEN` of them (a
+/// segment's page header) and counting all.
+struct Head<W> {
+    inner: W,
+    head: Vec<u8>,
+    len: u64,
+}
+
+impl<W: Write> Head<W> {
+    fn new(inner: W) -> Self {
+        Head { inner, head: Vec::with_capacity(wal::HEADER_LEN), len: 0 }
+    }
+}
+
+impl<W: Write> Write for Head<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        let room = wal::HEADER_LEN.saturating_sub(self.head.len()).min(n);
+        self.head.extend_from_slice(&buf[..room]);
+        self.len += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Compares what is written with a file's bytes, in order.
+struct SameAs {
+    file: std::io::BufReader<std::fs::File>,
+    same: bool,
+}
+
+impl Write for SameAs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let mut mine = vec![0u8; buf.len()];
+        if self.same && (self.file.read_exact(&mut mine).is_err() || mine != buf) {
+            self.same = false;
+        }
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Decodes `wal/<object>`'s payload into `out`, checking a segment's header
+/// against its name, its length and the stanza's cluster: the system
+/// identifier it carries and the bytes written.
+/// `dest` names where `out` writes, for its errors.
+fn decode_checked(
+    payload: &[u8],
+    object: &str,
+    system_id: Option<&str>,
+    out: impl Write,
+    dest: Option<&Path>,
+) -> Result<u64> {
+    let name = object.rsplit('/').next().unwrap_or(object);
+    let corrupt = |why: String| Error::corrupt(format!("WAL object wal/{object}"), why);
+    let mut head = Head::new(out);
+    match codec::decode_stream(payload, MAX_WAL_FILE, &mut head) {
+        Ok(_) => {}
+        Err(codec::CodecError::Write(e)) => {
+            return Err(match dest {
+                Some(d) => Error::io(d, e),
+                None => Error::Internal(format!("comparing WAL file {name}: {e}")),
+            })
+        }
+        Err(e) => return Err(corrupt(e.to_string())),
+    }
+    if matches!(WalFile::of(name), Some(WalFile::Segment | WalFile::Partial)) {
+        let (id, _) = wal::segment_header(&head.head, head.len, name).map_err(|e| corrupt(e.to_string()))?;
+        if system_id.is_some_and(|mine| mine != id.to_string()) {
+            return Err(corrupt(format!("it is from the cluster {id}, not the stanza's {}", system_id.unwrap_or("-"))));
+        }
+    }
+    Ok(head.len)
 }
 
 /// Stores the WAL file at `path` under its name. Ok only once it is durably
@@ -172,9 +258,16 @@ pub fn wal_push(repo: &Repository, path: &Path, opts: &WalOptions) -> Result<Wal
             path.display()
         )));
     }
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    // The file is read twice (its header, then streamed through zstd), and
+    // held only compressed: memory is the compressed segment, not the segment.
+    let len = meta.len();
+    let open = || std::fs::File::open(path).map_err(|e| Error::io(path, e));
     let header = match kind {
-        WalFile::Segment | WalFile::Partial => Some(wal::segment_header(&bytes, &name)?),
+        WalFile::Segment | WalFile::Partial => {
+            let mut head = vec![0u8; wal::HEADER_LEN.min(len as usize)];
+            open()?.read_exact(&mut head).map_err(|e| Error::io(path, e))?;
+            Some(wal::segment_header(&head, len, &name)?)
+        }
         WalFile::History | WalFile::BackupLabel => None,
     };
     let stanza = stanza_for(opts, header.map(|h| h.0))?;
@@ -183,12 +276,14 @@ pub fn wal_push(repo: &Repository, path: &Path, opts: &WalOptions) -> Result<Wal
     let summary = |stored_bytes, already_archived| WalPushSummary {
         name: name.clone(),
         stanza: stanza.name.clone(),
-        bytes: bytes.len() as u64,
+        bytes: len,
         stored_bytes,
         already_archived,
     };
-    if let Some(stored) = get_sealed(repo, &object)? {
-        if stored == bytes {
+    if let Some(stored) = get_payload(repo, &object)? {
+        let mut cmp = SameAs { file: std::io::BufReader::new(open()?), same: true };
+        let n = decode_checked(&stored, &object, None, &mut cmp, None)?;
+        if cmp.same && n == len {
             return Ok(summary(0, true));
         }
         return Err(Error::Refused(format!(
@@ -196,7 +291,8 @@ pub fn wal_push(repo: &Repository, path: &Path, opts: &WalOptions) -> Result<Wal
             stanza.name
         )));
     }
-    let stored = put_sealed(repo, &object, &codec::encode(&bytes, 3))?;
+    let payload = codec::encode_stream(&mut open()?, len, 3).map_err(|e| Error::io(path, e))?;
+    let stored = put_sealed(repo, &object, &payload)?;
     Ok(summary(stored, false))
 }
 
@@ -207,27 +303,25 @@ pub fn wal_fetch(repo: &Repository, name: &str, dest: &Path, opts: &WalOptions) 
     let stanza = stanza_for(opts, None)?;
     check_cluster(repo, &stanza, false, None)?;
     let object = format!("{}/{name}", stanza.name);
-    let bytes = get_sealed(repo, &object)?
+    let payload = get_payload(repo, &object)?
         .ok_or_else(|| Error::NotFound { object: format!("WAL file {name} in stanza {}", stanza.name) })?;
-    if matches!(WalFile::of(name), Some(WalFile::Segment | WalFile::Partial)) {
-        let (id, _) = wal::segment_header(&bytes, name)?;
-        if stanza.system_id.is_some_and(|mine| mine != id) {
-            return Err(Error::corrupt(format!("WAL object wal/{object}"), format!("it is from the cluster {id}")));
-        }
-    }
     let dir = match dest.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
+    // Decoded into an unnamed file, named only once whole and checked.
     let file = crate::engine::atomic_file::AtomicFile::new_in(dir).map_err(|e| Error::io(dir, e))?;
-    use std::io::Write;
-    let mut f = file.as_file();
-    f.write_all(&bytes).and_then(|_| f.sync_all()).map_err(|e| Error::io(dest, e))?;
+    let mine = stanza.system_id.map(|id| id.to_string());
+    let mut out = std::io::BufWriter::new(file.as_file());
+    let bytes = decode_checked(&payload, &object, mine.as_deref(), &mut out, Some(dest))?;
+    out.flush().map_err(|e| Error::io(dest, e))?;
+    drop(out);
+    file.as_file().sync_all().map_err(|e| Error::io(dest, e))?;
     file.persist_path(dest).map_err(|e| Error::io(dest, e))?;
     crate::engine::atomic_file::open_dir(dir)
         .and_then(|d| rustix::fs::fsync(&d).map_err(Into::into))
         .map_err(|e| Error::io(dir, e))?;
-    Ok(WalFetchSummary { name: name.to_string(), stanza: stanza.name, bytes: bytes.len() as u64 })
+    Ok(WalFetchSummary { name: name.to_string(), stanza: stanza.name, bytes })
 }
 
 /// One stanza of the archive, as verify sees it.
@@ -279,7 +373,7 @@ pub fn check_archive(repo: &Repository) -> Result<Vec<StanzaReport>> {
     }
     let mut out = Vec::new();
     for (stanza, objects) in stanzas {
-        let record: Option<ClusterRecord> = match get_sealed(repo, &format!("{stanza}/cluster"))? {
+        let record: Option<ClusterRecord> = match get_small(repo, &format!("{stanza}/cluster"))? {
             Some(b) => Some(
                 serde_json::from_slice(&b)
                     .map_err(|e| Error::corrupt(format!("WAL stanza record wal/{stanza}/cluster"), e.to_string()))?,
@@ -296,9 +390,10 @@ pub fn check_archive(repo: &Repository) -> Result<Vec<StanzaReport>> {
             None => match segments.first() {
                 Some(first) => {
                     let object = format!("{stanza}/{first}");
-                    let bytes = get_sealed(repo, &object)?
+                    let payload = get_payload(repo, &object)?
                         .ok_or_else(|| Error::NotFound { object: format!("WAL object wal/{object}") })?;
-                    Some(wal::segment_header(&bytes, first)?.1)
+                    // A segment's size is its length.
+                    Some(decode_checked(&payload, &object, None, std::io::sink(), None)? as u32)
                 }
                 None => None,
             },
@@ -362,18 +457,7 @@ pub fn check_archive(repo: &Repository) -> Result<Vec<StanzaReport>> {
 /// carry the stanza's system identifier and a whole segment. `object` is
 /// `stanza/name`, as `check_archive` lists it.
 pub fn check_object(repo: &Repository, object: &str, system_identifier: Option<&str>) -> Result<()> {
-    let name = object.rsplit('/').next().unwrap_or(object);
-    let bytes =
-        get_sealed(repo, object)?.ok_or_else(|| Error::NotFound { object: format!("WAL object wal/{object}") })?;
-    if matches!(WalFile::of(name), Some(WalFile::Segment | WalFile::Partial)) {
-        let bad = |why: String| Error::corrupt(format!("WAL object wal/{object}"), why);
-        let (id, _) = wal::segment_header(&bytes, name).map_err(|e| bad(e.to_string()))?;
-        if system_identifier.is_some_and(|mine| mine != id.to_string()) {
-            return Err(bad(format!(
-                "it is from the cluster {id}, not the stanza's {}",
-                system_identifier.unwrap_or("-")
-            )));
-        }
-    }
-    Ok(())
+    let payload =
+        get_payload(repo, object)?.ok_or_else(|| Error::NotFound { object: format!("WAL object wal/{object}") })?;
+    decode_checked(&payload, object, system_identifier, std::io::sink(), None).map(|_| ())
 }

@@ -51,6 +51,9 @@ impl WalFile {
     }
 }
 
+/// The bytes of a segment's long page header that coffer reads.
+pub const HEADER_LEN: usize = 40;
+
 /// XLP_LONG_HEADER: the first page of a segment carries the long header.
 const XLP_LONG_HEADER: u16 = 0x0002;
 
@@ -58,9 +61,11 @@ const XLP_LONG_HEADER: u16 = 0x0002;
 /// (XLogLongPageHeaderData: magic u16, info u16, timeline u32, page address
 /// u64, rem_len u32, 4 bytes of padding, then sysid u64, seg_size u32,
 /// xlog_blcksz u32; little-endian on the machines coffer runs on).
-pub fn segment_header(bytes: &[u8], name: &str) -> Result<(u64, u32)> {
+/// `bytes` is the segment's start (at least `HEADER_LEN` bytes of it),
+/// `len` the whole segment's length.
+pub fn segment_header(bytes: &[u8], len: u64, name: &str) -> Result<(u64, u32)> {
     let bad = |why: &str| Error::InvalidOptions(format!("WAL segment {name}: {why}"));
-    if bytes.len() < 40 {
+    if bytes.len() < HEADER_LEN || len < HEADER_LEN as u64 {
         return Err(bad("shorter than a page header"));
     }
     let info = u16::from_le_bytes([bytes[2], bytes[3]]);
@@ -69,8 +74,8 @@ pub fn segment_header(bytes: &[u8], name: &str) -> Result<(u64, u32)> {
     }
     let sysid = u64::from_le_bytes(bytes[24..32].try_into().map_err(|_| bad("header"))?);
     let seg_size = u32::from_le_bytes(bytes[32..36].try_into().map_err(|_| bad("header"))?);
-    if seg_size as usize != bytes.len() {
-        return Err(bad(&format!("its header says {seg_size} bytes, the file has {}", bytes.len())));
+    if u64::from(seg_size) != len {
+        return Err(bad(&format!("its header says {seg_size} bytes, the file has {len}")));
     }
     Ok((sysid, seg_size))
 }
@@ -119,10 +124,11 @@ mod tests {
         seg[2] = 0x07; // XLP_FIRST_IS_CONTRECORD | XLP_LONG_HEADER | XLP_BKP_REMOVABLE
         seg[24..32].copy_from_slice(&7_300_000_000_000_000_001u64.to_le_bytes());
         seg[32..36].copy_from_slice(&8192u32.to_le_bytes());
-        assert_eq!(segment_header(&seg, "s").unwrap(), (7_300_000_000_000_000_001, 8192));
+        assert_eq!(segment_header(&seg, 8192, "s").unwrap(), (7_300_000_000_000_000_001, 8192));
         seg[2] = 0x05;
-        assert!(segment_header(&seg, "s").is_err(), "no long header");
+        assert!(segment_header(&seg, 8192, "s").is_err(), "no long header");
         seg[2] = 0x07;
-        assert!(segment_header(&seg[..4096], "s").unwrap_err().to_string().contains("the file has 4096"));
+        assert!(segment_header(&seg, 4096, "s").unwrap_err().to_string().contains("the file has 4096"));
+        assert!(segment_header(&seg[..20], 8192, "s").is_err(), "shorter than a header");
     }
 }
