@@ -212,6 +212,15 @@ fn a_database_dropped_mid_dump_fails_the_backup() {
     let mut stdin = locker.stdin.take().unwrap();
     writeln!(stdin, "BEGIN; LOCK TABLE app.orders IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(600);").unwrap();
     stdin.flush().unwrap();
+    // The lock is held before pg_dump starts: else pg_dump may take its own
+    // first and never wait (the flake this test had).
+    let held = "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation \
+                WHERE c.relname = 'orders' AND l.mode = 'AccessExclusiveLock' AND l.granted";
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while cluster.psql(&db, held).trim() != "1" {
+        assert!(std::time::Instant::now() < deadline, "the locker never took its lock");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     let waiting_sql = format!(
         "SELECT count(*) FROM pg_stat_activity WHERE datname = '{db}' AND application_name = 'pg_dump' AND wait_event_type = 'Lock'"
     );
