@@ -31,11 +31,11 @@ pub use engine::pipeline::default_workers;
 pub use error::{DumpChoice, Error, Result};
 pub use format::encoding::{Id, RawPath};
 pub use format::manifest::{
-    DumpKind, DumpSource, Entry, EntryKind, Manifest, SnapshotInfo, Source, SourceInfo, SourceKind, StreamSource,
-    Summary, TreeSource,
+    DumpKind, DumpSource, Entry, EntryKind, Manifest, PgBase, SnapshotInfo, Source, SourceInfo, SourceKind,
+    StreamSource, Summary, TreeSource,
 };
 pub use format::{Config, FORMAT_VERSION};
-pub use ops::backup::{backup, BackupOptions, BackupSummary, CommandSource, PgSources};
+pub use ops::backup::{backup, BackupOptions, BackupSummary, BaseWal, CommandSource, PgBaseSource, PgSources};
 pub use ops::browse::{
     diff, dump_file, dump_stream, find, list, stats, stored_path, Change, Diff, DumpChange, EntryChange, Found,
     FoundEntry, SourceStats, Stats,
@@ -47,6 +47,9 @@ pub use ops::progress::{NoProgress, Progress};
 pub use ops::prune::{estimate_prune, prune, prune_with, PruneOptions, PruneSummary};
 pub use ops::repair::{repair, RepairOptions, RepairSummary, RepairedSnapshot};
 pub use ops::restore::{estimate_restore, restore, restore_with, RestoreOptions, RestoreSummary};
+pub use ops::restore_base::{
+    find_base, restore_base, shell_quote, BaseRestoreOptions, BaseRestoreSummary, RecoveryTarget,
+};
 pub use ops::restore_pg::{
     estimate_databases, restore_databases, DbRestoreOptions, DbRestoreSummary, DbRestored, DbTarget,
 };

@@ -30,8 +30,14 @@ fn restore_overlapping_prune(place: Place) {
     let (src, second) = setup(&place);
     let (repo, reached, go_on) = place.paused(At::Read(Kind::Pack));
     let target = place.env.path("out");
-    let opts =
-        coffer::RestoreOptions { target: target.clone(), include: vec![], exclude: vec![], dry_run: false, workers: 2 };
+    let opts = coffer::RestoreOptions {
+        target: target.clone(),
+        include: vec![],
+        exclude: vec![],
+        dry_run: false,
+        workers: 2,
+        base_root: None,
+    };
     let id = repo.find_snapshot(&second, &[]).unwrap();
     let restore = std::thread::spawn(move || coffer::restore(&repo, &id, &opts).map(|_| ()));
     // The restore has loaded its index and asked for its first chunk: prune now.
@@ -134,8 +140,14 @@ fn listing_overlapping_forget(place: Place) {
     let third = place.backup(&src);
     let (repo, reached, go_on) = place.paused(At::AfterList(Kind::Snapshot));
     let target = place.env.path("out");
-    let opts =
-        coffer::RestoreOptions { target: target.clone(), include: vec![], exclude: vec![], dry_run: false, workers: 2 };
+    let opts = coffer::RestoreOptions {
+        target: target.clone(),
+        include: vec![],
+        exclude: vec![],
+        dry_run: false,
+        workers: 2,
+        base_root: None,
+    };
     let restore = std::thread::spawn(move || {
         let id = repo.find_snapshot("latest", &[])?;
         coffer::restore(&repo, &id, &opts).map(|_| id.to_hex())

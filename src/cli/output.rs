@@ -220,6 +220,50 @@ impl Output {
             if !s.unreadable.is_empty() {
                 self.say(&format!("  {} could not be read (listed above)", count(s.unreadable.len() as u64, "path")));
             }
+            if let Some(b) = &s.pg_base {
+                let state = if b.missing.is_empty() {
+                    "archived here".to_string()
+                } else {
+                    format!("not archived here yet ({} missing)", count(b.missing.len() as u64, "segment"))
+                };
+                self.say(&format!("  base backup pg-base/{}: WAL {}..{} {state}", b.stanza, b.start_wal, b.stop_wal));
+            }
+        });
+    }
+
+    pub fn restore_base(&self, s: &coffer::BaseRestoreSummary) {
+        self.report(s, || {
+            let short = &s.snapshot[..8.min(s.snapshot.len())];
+            let dir = s.target.display();
+            if s.dry_run {
+                self.say(&format!(
+                    "dry run: nothing was written\n  base backup pg-base/{} of snapshot {short}: {}, {} read and checked\n  \
+                     WAL from {}: {} read and checked, newest {}",
+                    s.stanza,
+                    count(s.files, "file"),
+                    bytes(s.bytes),
+                    s.start_wal,
+                    count(s.wal_segments_checked, "segment"),
+                    s.newest_wal.as_deref().unwrap_or("none"),
+                ));
+                return;
+            }
+            self.say(&format!(
+                "restored base backup pg-base/{} of snapshot {short} into {dir}: {}, {}\n  consistent once WAL {}..{} is replayed; recovery settings in postgresql.auto.conf:",
+                s.stanza,
+                count(s.files, "file"),
+                bytes(s.bytes),
+                s.start_wal,
+                s.stop_wal,
+            ));
+            for (k, v) in &s.settings {
+                self.say(&format!("    {k} = '{}'", v.replace('\'', "''")));
+            }
+            self.say(&format!(
+                "  start it, as the user owning it (check its port and paths first):\n    pg_ctl -D {} -l {}/recovery.log start",
+                coffer::shell_quote(&dir.to_string()),
+                coffer::shell_quote(&dir.to_string()),
+            ));
         });
     }
 

@@ -127,6 +127,9 @@ pub fn apply(cli: &mut Cli) -> Result<()> {
             a.host = a.host.take().or(p.host);
             a.one_file_system |= p.one_file_system;
             a.pg_tools.pg_bin_dir = a.pg_tools.pg_bin_dir.take().or(p.pg_bin_dir);
+            if a.pg_base.is_some() {
+                a.stanza = a.stanza.take().or(p.stanza.clone());
+            }
         }
         Command::Forget(a) => {
             let none_given = [a.keep_last, a.keep_hourly, a.keep_daily, a.keep_weekly, a.keep_monthly, a.keep_yearly]

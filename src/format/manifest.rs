@@ -60,6 +60,9 @@ pub struct SourceInfo {
     /// A dump's database name.
     #[serde(default)]
     pub name: Option<String>,
+    /// A base backup's facts (a tree source taken by `backup --pg-base`).
+    #[serde(default)]
+    pub pg_base: Option<PgBase>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -108,9 +111,17 @@ impl SnapshotInfo {
             .collect()
     }
 
-    /// The paths of its tree sources, in order.
+    /// The paths of its tree sources (not base backups'), in order.
     pub fn tree_paths(&self) -> impl Iterator<Item = &RawPath> {
-        self.sources.iter().filter(|s| s.kind == SourceKind::Tree).filter_map(|s| s.path.as_ref())
+        self.sources
+            .iter()
+            .filter(|s| s.kind == SourceKind::Tree && s.pg_base.is_none())
+            .filter_map(|s| s.path.as_ref())
+    }
+
+    /// Its base backups' facts.
+    pub fn pg_bases(&self) -> impl Iterator<Item = &PgBase> {
+        self.sources.iter().filter_map(|s| s.pg_base.as_ref())
     }
 }
 
@@ -230,7 +241,39 @@ pub struct StreamSource {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TreeSource {
     pub path: RawPath,
+    /// Set when the tree is a PostgreSQL data directory taken by `backup
+    /// --pg-base` (its path is then `pg-base/<stanza>`, not a local path).
+    /// Written before `entries`, so listing reads it without them; readers
+    /// that predate it see a tree of the data directory's files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pg_base: Option<PgBase>,
     pub entries: Vec<Entry>,
+}
+
+/// A physical base backup: what a restore to a moment needs besides its
+/// files (docs/FORMAT.md §8).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PgBase {
+    /// The connection it was taken from, without password.
+    pub server: String,
+    /// The major version (`PG_VERSION`).
+    pub server_version: String,
+    /// Decimal (beyond what JSON readers keep exact as a number).
+    pub system_identifier: String,
+    /// Where its WAL is archived: `wal/<stanza>/`.
+    pub stanza: String,
+    pub timeline: u32,
+    /// The WAL from `start_lsn` to `stop_lsn` makes the files consistent:
+    /// segments `start_wal` to `stop_wal` of `timeline`.
+    pub start_lsn: String,
+    pub stop_lsn: String,
+    pub start_wal: String,
+    pub stop_wal: String,
+    pub wal_segment_size: u32,
+    pub start_time: chrono::DateTime<chrono::Utc>,
+    pub stop_time: chrono::DateTime<chrono::Utc>,
+    pub label: String,
+    pub duration_secs: f64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -400,6 +443,14 @@ impl Manifest {
     pub fn dumps(&self) -> impl Iterator<Item = &DumpSource> {
         self.sources.iter().filter_map(|s| match s {
             Source::Postgres(d) => Some(d),
+            _ => None,
+        })
+    }
+
+    /// The base backups (`backup --pg-base`), each with its tree.
+    pub fn pg_bases(&self) -> impl Iterator<Item = (&TreeSource, &PgBase)> {
+        self.sources.iter().filter_map(|s| match s {
+            Source::Tree(t) => t.pg_base.as_ref().map(|b| (t, b)),
             _ => None,
         })
     }
@@ -577,7 +628,11 @@ mod tests {
             tags: vec![],
             tool: "t".into(),
             parent: None,
-            sources: vec![Source::Tree(TreeSource { path: RawPath(b"src".to_vec()), entries: vec![file] })],
+            sources: vec![Source::Tree(TreeSource {
+                path: RawPath(b"src".to_vec()),
+                pg_base: None,
+                entries: vec![file],
+            })],
             summary: Summary::default(),
             warnings: vec![],
         }

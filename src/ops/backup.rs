@@ -47,6 +47,23 @@ pub struct BackupOptions {
     pub workers: usize,
     /// Commands whose standard output is stored, each under its name.
     pub commands: Vec<CommandSource>,
+    /// A physical base backup (`--pg-base`).
+    pub pg_base: Option<PgBaseSource>,
+}
+
+/// `--pg-base`: the server, and how long to wait for its WAL.
+#[derive(Clone)]
+pub struct PgBaseSource {
+    pub connection: PgConnection,
+    /// The archive folder its WAL goes to (`wal/<stanza>/`); default its system identifier.
+    pub stanza: Option<String>,
+    /// How long the server may wait for its WAL to be archived before the
+    /// backup fails (it finishes a backup only then).
+    pub archive_wait: std::time::Duration,
+    /// Wait this long for the backup's WAL to be in this repository; the
+    /// snapshot is written only once it is. None: written at once, and a
+    /// WAL range not archived here is reported.
+    pub wait_for_wal: Option<std::time::Duration>,
 }
 
 /// `--stdin-from-command`: a command (run by `sh -c`) and the name its output is stored under.
@@ -71,6 +88,7 @@ impl Default for BackupOptions {
             compression_level: 3,
             workers: pipeline::default_workers(),
             commands: Vec::new(),
+            pg_base: None,
         }
     }
 }
@@ -91,6 +109,20 @@ pub struct BackupSummary {
     /// index names that are not stored as indexed (their chunks were stored
     /// again), lock objects that cannot be read.
     pub warnings: Vec<String>,
+    /// The base backup's WAL, where one was taken.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pg_base: Option<BaseWal>,
+}
+
+/// Whether a base backup's WAL is in the repository.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BaseWal {
+    pub stanza: String,
+    pub start_wal: String,
+    pub stop_wal: String,
+    /// The segments of the range this repository does not hold (yet):
+    /// until they are archived, the base backup cannot be restored.
+    pub missing: Vec<String>,
 }
 
 enum Done {
@@ -114,13 +146,15 @@ pub struct BackupPlan {
     /// Each source path as the manifest stores it.
     roots: Vec<RawPath>,
     dumps: Vec<(PgConnection, DumpKind)>,
+    /// The base backup's server, cluster and stored root (`pg-base/<stanza>`).
+    base: Option<(PgBaseSource, crate::source::pg_base::Cluster, String)>,
     /// Notes for the operator (a symlink given where a folder was meant).
     notes: Vec<String>,
 }
 
 impl BackupPlan {
     pub fn new(opts: &BackupOptions) -> Result<BackupPlan> {
-        if opts.paths.is_empty() && opts.postgres.is_none() && opts.commands.is_empty() {
+        if opts.paths.is_empty() && opts.postgres.is_none() && opts.commands.is_empty() && opts.pg_base.is_none() {
             return Err(Error::InvalidOptions("nothing to back up: no paths, databases or commands given".into()));
         }
         for (i, c) in opts.commands.iter().enumerate() {
@@ -159,7 +193,22 @@ impl BackupPlan {
             None => Vec::new(),
             Some(pg) => resolve_dumps(pg)?,
         };
-        Ok(BackupPlan { excludes, host, roots, dumps, notes: path_notes })
+        let base = match &opts.pg_base {
+            None => None,
+            Some(b) => {
+                let cluster = crate::source::pg_base::identify(&b.connection)?;
+                let stanza = b.stanza.clone().unwrap_or_else(|| cluster.system_identifier.to_string());
+                crate::ops::wal::check_stanza(&stanza)?;
+                let root = format!("pg-base/{stanza}");
+                let mut all = roots.clone();
+                all.push(RawPath(root.clone().into_bytes()));
+                let mut paths = opts.paths.clone();
+                paths.push(PathBuf::from(format!("--pg-base ({root})")));
+                check_overlap(&paths, &all)?;
+                Some((b.clone(), cluster, stanza))
+            }
+        };
+        Ok(BackupPlan { excludes, host, roots, dumps, base, notes: path_notes })
     }
 }
 
@@ -220,7 +269,7 @@ struct Base {
 fn prepare(repo: &Repository, opts: &BackupOptions, plan: &BackupPlan, progress: &dyn Progress) -> Result<Base> {
     // Shared: backups run side by side, but prune waits for all of them.
     let lock = if opts.dry_run { None } else { Some(crate::repo::lock::Lock::acquire(repo, false)?) };
-    if progress.wants_total() && (!plan.dumps.is_empty() || !opts.commands.is_empty()) {
+    if progress.wants_total() && (!plan.dumps.is_empty() || !opts.commands.is_empty() || plan.base.is_some()) {
         // A dump's size is not known ahead: files and bytes are counted as they go.
         progress.start("files", 0, 0);
     } else if progress.wants_total() {
@@ -265,7 +314,7 @@ fn execute(
     progress: &dyn Progress,
     started: Instant,
 ) -> Result<BackupSummary> {
-    let BackupPlan { excludes, host, dumps, .. } = plan;
+    let BackupPlan { excludes, host, dumps, base: pg_base, .. } = plan;
     let Base { _lock, index, adopted, parent_id, parent_files, warnings: repo_warnings } = base;
     let dry = opts.dry_run.then(|| Arc::new(DryRun::new(repo.backend().clone())));
     let dry_repo;
@@ -397,6 +446,27 @@ fn execute(
                         batch.push(item, w)
                     })?;
                 }
+                if let Some((_, cluster, stanza)) = &pg_base {
+                    let base_opts = crate::source::pg_base::BaseOptions {
+                        root: RawPath(format!("pg-base/{stanza}").into_bytes()),
+                        stanza,
+                        cluster,
+                        archive_wait: pg_base.as_ref().map_or(Default::default(), |b| b.0.archive_wait),
+                        chunker,
+                        algo,
+                        on_bytes: &on_bytes,
+                        buffers: &buffers,
+                    };
+                    let conn =
+                        pg_base.as_ref().map(|b| &b.0.connection).ok_or_else(|| Error::Internal("no base".into()))?;
+                    crate::source::pg_base::take(conn, &base_opts, &mut |item| {
+                        if matches!(&item, SourceItem::FileStart(_)) {
+                            progress.item_done();
+                        }
+                        let w = weight(&item);
+                        batch.push(item, w)
+                    })?;
+                }
                 for c in &opts.commands {
                     crate::source::command::run(
                         &c.name,
@@ -452,6 +522,18 @@ fn execute(
     if !new_packs.is_empty() {
         target.save_index(new_packs)?;
     }
+    // A base backup is worth a snapshot once its WAL is archived: with
+    // --wait-for-wal the snapshot waits for it; without, it is reported.
+    let base_wal = match (
+        &pg_base,
+        sources.iter().find_map(|s| match s {
+            Source::Tree(t) => t.pg_base.as_ref(),
+            _ => None,
+        }),
+    ) {
+        (Some((b, _, _)), Some(facts)) => Some(wait_for_base_wal(repo, facts, b.wait_for_wal, progress)?),
+        _ => None,
+    };
     stats.duration_secs = started.elapsed().as_secs_f64();
     let mut warnings: Vec<String> = unreadable.iter().map(|u| format!("unreadable: {u}")).collect();
     warnings.extend(changed.iter().map(|c| format!("changed while read: {c}")));
@@ -475,7 +557,47 @@ fn execute(
         unreadable,
         changed,
         warnings: repo_warnings,
+        pg_base: base_wal,
     })
+}
+
+/// Checks (and with `wait`, waits) until the repository holds the base
+/// backup's WAL range; a range still incomplete after `wait` fails the backup.
+fn wait_for_base_wal(
+    repo: &Repository,
+    facts: &crate::format::manifest::PgBase,
+    wait: Option<std::time::Duration>,
+    progress: &dyn Progress,
+) -> Result<BaseWal> {
+    let started = Instant::now();
+    let mut said = false;
+    loop {
+        let missing = crate::ops::wal::missing_segments(repo, facts)?;
+        let done = BaseWal {
+            stanza: facts.stanza.clone(),
+            start_wal: facts.start_wal.clone(),
+            stop_wal: facts.stop_wal.clone(),
+            missing,
+        };
+        let Some(limit) = wait else { return Ok(done) };
+        if done.missing.is_empty() {
+            return Ok(done);
+        }
+        if started.elapsed() >= limit {
+            return Err(Error::Refused(format!(
+                "the base backup's WAL is not in the repository after {}: segment {} of stanza {} is missing \
+                 (is archive_command pushing into this repository and stanza?); no snapshot was written",
+                humantime::format_duration(limit),
+                done.missing[0],
+                facts.stanza
+            )));
+        }
+        if !said {
+            progress.phase("waiting for the base backup's WAL to be archived");
+            said = true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
 }
 
 /// Reads the packs that are stored but in no index, adds their chunks to
@@ -535,8 +657,9 @@ fn find_parent(repo: &Repository, host: &str, roots: &[RawPath]) -> Result<(Opti
         .sources
         .into_iter()
         .flat_map(|s| match s {
-            Source::Tree(t) => t.entries,
-            Source::Postgres(_) | Source::Stream(_) => Vec::new(),
+            // A base backup's files never stand in for a path's.
+            Source::Tree(t) if t.pg_base.is_none() => t.entries,
+            _ => Vec::new(),
         })
         .filter(|e| e.kind == EntryKind::File)
         // The path moves into the key: the entry's own copy is never read.
@@ -596,9 +719,17 @@ impl Collector<'_> {
                 }
             }
             Done::Pass(SourceItem::Begin(path)) => {
-                self.sources.push(Source::Tree(TreeSource { path, entries: Vec::new() }))
+                self.sources.push(Source::Tree(TreeSource { path, pg_base: None, entries: Vec::new() }))
             }
             Done::Pass(SourceItem::DumpStart(d)) => self.dump = Some(d),
+            Done::Pass(SourceItem::PgBaseEnd(facts)) => match self.sources.last_mut() {
+                Some(Source::Tree(t)) => {
+                    // Walk order, as a tree's: a folder before its contents, names in byte order.
+                    t.entries.sort_by(|a, b| a.path.0.split(|&c| c == b'/').cmp(b.path.0.split(|&c| c == b'/')));
+                    t.pg_base = Some(*facts);
+                }
+                _ => return Err(Error::Internal("base backup end outside its tree".into())),
+            },
             Done::Pass(SourceItem::StreamStart(c)) => self.stream = Some(c),
             Done::Pass(SourceItem::StreamEnd { algo, digest, size, duration_secs }) => {
                 let mut c = self.stream.take().ok_or_else(|| Error::Internal("stream end outside a stream".into()))?;

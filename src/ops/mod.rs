@@ -11,6 +11,7 @@ pub mod progress;
 pub mod prune;
 pub mod repair;
 pub mod restore;
+pub mod restore_base;
 pub mod restore_pg;
 pub mod stream;
 pub mod verify;

@@ -36,6 +36,9 @@ pub struct RestoreOptions {
     pub exclude: Vec<String>,
     pub dry_run: bool,
     pub workers: usize,
+    /// Restore this tree alone (a base backup's, `pg-base/<stanza>`), its
+    /// contents straight into the target: the target is the data directory.
+    pub base_root: Option<crate::format::encoding::RawPath>,
 }
 
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -125,10 +128,42 @@ pub fn restore_with(
 
 /// What a restore plans from: the (validated) manifest, the selection, the index.
 fn load(repo: &Repository, snapshot: &Id, opts: &RestoreOptions) -> Result<(Manifest, Selection, Index)> {
-    let manifest = repo.load_snapshot(snapshot)?;
+    let mut manifest = repo.load_snapshot(snapshot)?;
     manifest.validate().map_err(|(path, reason)| Error::UnsafeEntry { snapshot: snapshot.to_hex(), path, reason })?;
+    if let Some(root) = &opts.base_root {
+        manifest = rooted_at(manifest, root)
+            .ok_or_else(|| Error::NoSuchPath { snapshot: snapshot.short(), path: root.display() })?;
+        manifest.validate().map_err(|(path, reason)| Error::UnsafeEntry {
+            snapshot: snapshot.to_hex(),
+            path,
+            reason,
+        })?;
+    }
     let selection = Selection::new(&opts.include, &opts.exclude)?;
     Ok((manifest, selection, repo.load_index()?))
+}
+
+/// The manifest with the tree at `root` alone, its entries' paths relative
+/// to it (the root's own entry dropped: the target stands for it).
+fn rooted_at(mut manifest: Manifest, root: &crate::format::encoding::RawPath) -> Option<Manifest> {
+    use crate::format::manifest::Source;
+    let mut tree = manifest.sources.into_iter().find_map(|s| match s {
+        Source::Tree(t) if &t.path == root => Some(t),
+        _ => None,
+    })?;
+    let prefix = [root.0.as_slice(), b"/"].concat();
+    tree.entries.retain_mut(|e| match e.path.0.strip_prefix(prefix.as_slice()) {
+        Some(rest) => {
+            e.path.0 = rest.to_vec();
+            e.hardlink = e.hardlink.take().and_then(|h| {
+                h.0.strip_prefix(prefix.as_slice()).map(|r| crate::format::encoding::RawPath(r.to_vec()))
+            });
+            true
+        }
+        None => false,
+    });
+    manifest.sources = vec![Source::Tree(tree)];
+    Some(manifest)
 }
 
 /// What `restore` would fetch, planned as it plans: one ranged GET per

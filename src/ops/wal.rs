@@ -58,7 +58,7 @@ struct ClusterRecord {
     wal_segment_size: Option<u32>,
 }
 
-fn check_stanza(s: &str) -> Result<()> {
+pub fn check_stanza(s: &str) -> Result<()> {
     let ok = !s.is_empty()
         && s.len() <= 64
         && !s.starts_with('.')
@@ -451,6 +451,40 @@ pub fn check_archive(repo: &Repository) -> Result<Vec<StanzaReport>> {
         });
     }
     Ok(out)
+}
+
+/// The segments from a base backup's `start_wal` to its `stop_wal` that
+/// the repository does not hold (one listing of the archive).
+pub fn missing_segments(repo: &Repository, base: &crate::format::manifest::PgBase) -> Result<Vec<String>> {
+    use crate::pg::base::{segment_name, segment_number};
+    let seg = base.wal_segment_size;
+    let bad = || {
+        Error::corrupt(
+            "the base backup's manifest",
+            format!("unreadable WAL range {}..{}", base.start_wal, base.stop_wal),
+        )
+    };
+    let (tli, first) = segment_number(&base.start_wal, seg).ok_or_else(bad)?;
+    let (stop_tli, last) = segment_number(&base.stop_wal, seg).ok_or_else(bad)?;
+    let prefix = format!("{}/", base.stanza);
+    let held: std::collections::HashSet<String> = repo
+        .backend()
+        .list(Kind::Wal)
+        .map_err(backend_error)?
+        .into_iter()
+        .filter_map(|o| o.name.strip_prefix(&prefix).map(str::to_string))
+        .collect();
+    // The range crosses no timeline switch unless the backup ran on a
+    // standby that was promoted meanwhile: then its stop timeline's.
+    let mut missing = Vec::new();
+    for no in first..=last.max(first) {
+        let t = if no == last { stop_tli } else { tli };
+        let name = segment_name(t, no, seg);
+        if !held.contains(&name) {
+            missing.push(name);
+        }
+    }
+    Ok(missing)
 }
 
 /// Reads one WAL object back: it must authenticate, decode, and (a segment)

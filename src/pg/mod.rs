@@ -13,6 +13,7 @@ use std::process::{Command, Stdio};
 use zeroize::Zeroizing;
 
 pub mod archive;
+pub mod base;
 pub mod select;
 pub mod sql;
 pub mod tool;
@@ -29,6 +30,8 @@ pub struct PgConnection {
     env_database: Option<String>,
     bin_dir: Option<PathBuf>,
     timeouts: Timeouts,
+    /// A physical replication connection (`replication=true`): base backups.
+    replication: bool,
 }
 
 /// Bounds on waits for a server: nothing waits forever.
@@ -199,12 +202,22 @@ impl PgConnection {
             }
         };
         Ok(match url {
-            Some((u, password)) => {
-                PgConnection { url: Some(u), password, env_database: None, bin_dir, timeouts: Timeouts::default() }
-            }
-            None => {
-                PgConnection { url: None, password: None, env_database: None, bin_dir, timeouts: Timeouts::default() }
-            }
+            Some((u, password)) => PgConnection {
+                url: Some(u),
+                password,
+                env_database: None,
+                bin_dir,
+                timeouts: Timeouts::default(),
+                replication: false,
+            },
+            None => PgConnection {
+                url: None,
+                password: None,
+                env_database: None,
+                bin_dir,
+                timeouts: Timeouts::default(),
+                replication: false,
+            },
         })
     }
 
@@ -252,13 +265,25 @@ impl PgConnection {
         c
     }
 
+    /// The same server through a physical replication connection, as
+    /// pg_basebackup makes (for IDENTIFY_SYSTEM and SHOW).
+    pub fn replication(&self) -> PgConnection {
+        PgConnection { replication: true, ..self.clone() }
+    }
+
     /// The value of `--dbname` for the tools, or None to let libpq decide.
     /// A bare name is passed as a connection string (`dbname='...'`): libpq
     /// would take a name holding `=`, or one starting with `postgres://`, for one.
     fn dbname(&self) -> Option<String> {
-        match &self.url {
-            Some(u) => Some(u.to_string()),
-            None => self.env_database.as_ref().map(|d| format!("dbname={}", conninfo_quote(d))),
+        match (&self.url, self.replication) {
+            (Some(u), false) => Some(u.to_string()),
+            (Some(u), true) => {
+                let mut u = u.clone();
+                u.query_pairs_mut().append_pair("replication", "true");
+                Some(u.to_string())
+            }
+            (None, false) => self.env_database.as_ref().map(|d| format!("dbname={}", conninfo_quote(d))),
+            (None, true) => Some("replication=true".into()),
         }
     }
 

@@ -3,6 +3,7 @@
 //! repository.
 
 pub mod command;
+pub mod pg_base;
 pub mod postgres;
 pub mod tree;
 
@@ -38,6 +39,8 @@ pub enum SourceItem {
         size: u64,
         duration_secs: f64,
     },
+    /// A base backup's tree (begun by `Begin`) is complete: its facts.
+    PgBaseEnd(Box<crate::format::manifest::PgBase>),
     /// A database dump begins; its `Chunk`s follow, then `DumpEnd`.
     DumpStart(DumpSource),
     DumpEnd {

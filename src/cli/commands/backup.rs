@@ -13,6 +13,7 @@ use std::path::PathBuf;
   coffer backup /etc /srv/app --exclude '*.tmp' --tag nightly
   coffer backup --pg postgres://backup@db1/shop              one database, streamed from pg_dump
   coffer backup --pg postgres://backup@db1/postgres --pg-all  every database, and roles
+  coffer backup --pg-base postgres://replicator@db1 --wait-for-wal   a physical base backup
   coffer backup --files-from paths.txt --exclude-if-present .nobackup --dry-run
   coffer backup --profile nightly --quiet --json             as the cron job runs it")]
 pub struct BackupArgs {
@@ -27,6 +28,25 @@ pub struct BackupArgs {
     /// Dump every database, plus roles and tablespaces (pg_dumpall --globals-only).
     #[arg(long, conflicts_with = "db")]
     pub pg_all: bool,
+    /// Take a physical base backup of this server (pg_basebackup over a replication connection):
+    /// its data directory's files, stored as the tree pg-base/<stanza>; its WAL comes from the
+    /// archive (wal-push). Empty: the libpq environment.
+    #[arg(long, value_name = "URL", num_args = 0..=1, default_missing_value = "")]
+    pub pg_base: Option<String>,
+    /// The base backup's WAL folder in the archive, as wal-push's --stanza [default: the
+    /// cluster's system identifier].
+    #[arg(long, requires = "pg_base")]
+    pub stanza: Option<String>,
+    /// Write the snapshot only once this repository holds the base backup's WAL, waiting up to
+    /// DURATION for it; without, the snapshot is written at once and missing WAL is reported
+    /// (exit 3).
+    #[arg(long, value_name = "DURATION", num_args = 0..=1, default_missing_value = "5m",
+          value_parser = humantime::parse_duration, requires = "pg_base")]
+    pub wait_for_wal: Option<std::time::Duration>,
+    /// How long the server may wait at the end of a base backup for its WAL to be archived
+    /// (it finishes only then) before the backup fails.
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = humantime::parse_duration)]
+    pub archive_wait: std::time::Duration,
     #[command(flatten)]
     pub pg_tools: PgArgs,
     /// Leave out paths matching GLOB (a pattern without '/' matches any name).
@@ -116,9 +136,11 @@ pub fn run(cli: &Cli, a: &BackupArgs, out: &Output) -> Result<u8> {
             command: command.clone(),
         })
         .collect();
-    if paths.is_empty() && a.pg.is_none() && a.db.is_empty() && !a.pg_all && commands.is_empty() {
+    if paths.is_empty() && a.pg.is_none() && a.db.is_empty() && !a.pg_all && commands.is_empty() && a.pg_base.is_none()
+    {
         return Err(Usage(
-            "backup: nothing to back up: give PATHs, --pg/--db/--pg-all, --stdin-from-command, or --profile".into(),
+            "backup: nothing to back up: give PATHs, --pg/--db/--pg-all, --pg-base, --stdin-from-command, or --profile"
+                .into(),
         )
         .into());
     }
@@ -132,7 +154,17 @@ pub fn run(cli: &Cli, a: &BackupArgs, out: &Output) -> Result<u8> {
     } else {
         None
     };
+    let pg_base = match &a.pg_base {
+        Some(url) => Some(coffer::PgBaseSource {
+            connection: pg_connection(Some(url.as_str()), &a.pg_tools, "--pg-base", "COFFER_PG_URL")?,
+            stanza: a.stanza.clone(),
+            archive_wait: a.archive_wait,
+            wait_for_wal: a.wait_for_wal,
+        }),
+        None => None,
+    };
     let opts = coffer::BackupOptions {
+        pg_base,
         paths,
         postgres,
         excludes,
@@ -165,7 +197,18 @@ pub fn run(cli: &Cli, a: &BackupArgs, out: &Output) -> Result<u8> {
     for w in &summary.warnings {
         errln!("coffer: warning: {w}");
     }
+    let wal_missing = summary.pg_base.as_ref().is_some_and(|b| !b.missing.is_empty());
+    if let Some(b) = summary.pg_base.as_ref().filter(|_| wal_missing) {
+        errln!(
+            "coffer: warning: the base backup's WAL {}..{} is not all in this repository yet (stanza {}, first missing {}): \
+             it cannot be restored until it is; --wait-for-wal waits for it",
+            b.start_wal,
+            b.stop_wal,
+            b.stanza,
+            b.missing[0]
+        );
+    }
     crate::cli::metrics::backup(&summary);
     out.backup(&summary);
-    Ok(if summary.unreadable.is_empty() { exit::OK } else { exit::PARTIAL })
+    Ok(if summary.unreadable.is_empty() && !wal_missing { exit::OK } else { exit::PARTIAL })
 }

@@ -15,11 +15,46 @@ use std::path::PathBuf;
   coffer restore latest --db shop --pg-target postgres://admin@scratch/shop_copy
   coffer restore latest --db shop --pg-target postgres://admin@db1/shop --table app.orders --clean
   coffer restore latest --db shop --to-file shop.pgc         the raw archive, for pg_restore
-  coffer restore latest --target /tmp/r --include 'srv/app' --estimate   requests and bytes, first")]
+  coffer restore latest --target /tmp/r --include 'srv/app' --estimate   requests and bytes, first
+  coffer restore --pg-base --target /srv/pg/restored --target-time '2026-12-03 14:02:00+00' --dry-run
+  coffer restore latest --pg-base --target /srv/pg/restored --target-action promote")]
 #[command(group(clap::ArgGroup::new("destination").required(true).args(["target", "pg_target", "to_file"])))]
 pub struct RestoreArgs {
-    /// Snapshot id, unique id prefix, or "latest".
-    pub snapshot: String,
+    /// Snapshot id, unique id prefix, or "latest" (with --pg-base --target-time: default the newest
+    /// base backup that ended before it).
+    pub snapshot: Option<String>,
+    /// Restore the snapshot's base backup into the empty data directory --target, with recovery
+    /// settings that replay the archived WAL (wal-fetch) to the target given, or to its end.
+    #[arg(long, requires = "target", conflicts_with_all = ["pg_target", "to_file", "include", "exclude"])]
+    pub pg_base: bool,
+    /// Recover to this moment (e.g. '2026-12-03 14:02:17+00', with its UTC offset).
+    #[arg(long, value_name = "TIME", requires = "pg_base", value_parser = parse_time)]
+    pub target_time: Option<chrono::DateTime<chrono::Utc>>,
+    /// Recover to this WAL position (e.g. 0/5000100).
+    #[arg(long, value_name = "LSN", requires = "pg_base")]
+    pub target_lsn: Option<String>,
+    /// Recover to the commit of this transaction id.
+    #[arg(long, value_name = "XID", requires = "pg_base")]
+    pub target_xid: Option<String>,
+    /// Recover to this restore point (pg_create_restore_point).
+    #[arg(long, value_name = "NAME", requires = "pg_base")]
+    pub target_name: Option<String>,
+    /// What the server does at the target.
+    #[arg(long, value_name = "ACTION", requires = "pg_base", value_parser = ["promote", "pause", "shutdown"])]
+    pub target_action: Option<String>,
+    /// The timeline to follow: current, latest or a number [PostgreSQL's default: latest].
+    #[arg(long, value_name = "TLI", requires = "pg_base")]
+    pub target_timeline: Option<String>,
+    /// Which base backup, when the snapshot holds several (or to pick one by --target-time).
+    #[arg(long, requires = "pg_base")]
+    pub stanza: Option<String>,
+    /// Write archive_mode = off: for a copy that must not archive into the cluster's stanza.
+    #[arg(long, requires = "pg_base")]
+    pub no_archive: bool,
+    /// The passphrase or key file the restore_command uses (default: COFFER_PASSWORD_FILE's, or
+    /// the profile's); it must be readable by the server's user.
+    #[arg(long, value_name = "FILE", requires = "pg_base")]
+    pub recovery_password_file: Option<PathBuf>,
     /// Directory to restore files into (created if missing).
     #[arg(long, short = 't')]
     pub target: Option<PathBuf>,
@@ -77,9 +112,108 @@ pub struct RestoreArgs {
     pub estimate: EstimateArgs,
 }
 
+/// A moment with its offset: RFC 3339, or as PostgreSQL prints one.
+pub fn parse_time(s: &str) -> std::result::Result<chrono::DateTime<chrono::Utc>, String> {
+    let s = s.trim();
+    let parsed = chrono::DateTime::parse_from_rfc3339(s)
+        .or_else(|_| chrono::DateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f%#z"))
+        .or_else(|_| chrono::DateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f %#z"))
+        .or_else(|_| chrono::DateTime::parse_from_str(&s.replace(" UTC", "+00"), "%Y-%m-%d %H:%M:%S%.f%#z"));
+    parsed.map(|t| t.with_timezone(&chrono::Utc)).map_err(|_| {
+        format!("{s:?} is not a moment with its UTC offset (e.g. 2026-12-03 14:02:17+00 or 2026-12-03T14:02:17Z)")
+    })
+}
+
+/// The restore_command PostgreSQL will run: this coffer's `wal-fetch`,
+/// opening this repository by itself (a profile, or the repository and a
+/// passphrase file: never the passphrase itself).
+fn restore_command(cli: &Cli, a: &RestoreArgs, stanza: &str) -> Result<String> {
+    use coffer::shell_quote as q;
+    let absolute = |p: &std::path::Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    let exe = std::env::current_exe().context("the path of this coffer binary")?;
+    let mut words: Vec<String> = Vec::new();
+    let password_file =
+        a.recovery_password_file.clone().or_else(|| std::env::var_os("COFFER_PASSWORD_FILE").map(PathBuf::from));
+    match (&password_file, std::env::var("COFFER_PASSWORD_COMMAND")) {
+        (Some(f), _) => words.push(format!("COFFER_PASSWORD_FILE={}", q(&absolute(f).to_string_lossy()))),
+        (None, Ok(cmd)) => words.push(format!("COFFER_PASSWORD_COMMAND={}", q(&cmd))),
+        (None, Err(_)) if cli.profile.is_some() && cli.password_file.is_some() => {}
+        (None, Err(_)) => {
+            return Err(crate::cli::Usage(
+                "restore --pg-base: the restore_command PostgreSQL runs must open the repository by itself: give \
+                 --recovery-password-file FILE (a key file from `coffer key add-file`, readable by the server's \
+                 user), set COFFER_PASSWORD_FILE, or use a profile with a password_file"
+                    .into(),
+            )
+            .into())
+        }
+    }
+    words.push(q(&exe.to_string_lossy()));
+    if let Some(p) = &cli.profile {
+        words.push(format!("--profile={}", q(p)));
+        if let Some(c) = &cli.config {
+            words.push(format!("--config={}", q(&absolute(c).to_string_lossy())));
+        }
+    }
+    words.push("wal-fetch".into());
+    if let Some(r) = &cli.repo {
+        let r = if r.contains("://") {
+            r.clone()
+        } else {
+            absolute(std::path::Path::new(r)).to_string_lossy().into_owned()
+        };
+        words.push(format!("--repo={}", q(&r)));
+    }
+    words.push(format!("--stanza={}", q(stanza)));
+    words.push("%f".into());
+    words.push("%p".into());
+    Ok(words.join(" "))
+}
+
+fn run_base(cli: &Cli, a: &RestoreArgs, out: &Output, repo: &coffer::Repository) -> Result<u8> {
+    let target = a.target.clone().context("--target DIR is required")?;
+    let id = match (&a.snapshot, a.target_time) {
+        (Some(s), _) => repo.find_snapshot(s, &a.tag)?,
+        (None, Some(t)) => coffer::find_base(repo, t, a.stanza.as_deref())?,
+        (None, None) => {
+            return Err(crate::cli::Usage("restore: give a SNAPSHOT (or --target-time with --pg-base)".into()).into())
+        }
+    };
+    let manifest = repo.load_snapshot_info(&id)?;
+    let stanza = match manifest.pg_bases().find(|b| a.stanza.as_deref().is_none_or(|s| b.stanza == s)) {
+        Some(b) => b.stanza.clone(),
+        None => a.stanza.clone().unwrap_or_default(),
+    };
+    let opts = coffer::BaseRestoreOptions {
+        target: target.clone(),
+        recovery: coffer::RecoveryTarget {
+            time: a.target_time,
+            lsn: a.target_lsn.clone(),
+            xid: a.target_xid.clone(),
+            name: a.target_name.clone(),
+            action: a.target_action.clone(),
+            timeline: a.target_timeline.clone(),
+        },
+        restore_command: restore_command(cli, a, &stanza)?,
+        stanza: a.stanza.clone(),
+        no_archive: a.no_archive,
+        dry_run: a.dry_run,
+        workers: coffer::default_workers(),
+    };
+    let summary = coffer::restore_base(repo, &id, &opts)?;
+    out.restore_base(&summary);
+    Ok(exit::OK)
+}
+
 pub fn run(cli: &Cli, a: &RestoreArgs, out: &Output) -> Result<u8> {
     let repo = open(cli)?;
-    let id = repo.find_snapshot(&a.snapshot, &a.tag)?;
+    if a.pg_base {
+        return run_base(cli, a, out, &repo);
+    }
+    let snapshot = a.snapshot.as_deref().ok_or_else(|| {
+        crate::cli::Usage("restore: give a SNAPSHOT: an id, a unique id prefix, or \"latest\"".into())
+    })?;
+    let id = repo.find_snapshot(snapshot, &a.tag)?;
     let db_target = match (&a.pg_target, &a.to_file) {
         (Some(url), _) => {
             Some(coffer::DbTarget::Server(pg_connection(Some(url), &a.pg_tools, "--pg-target", "COFFER_PG_TARGET")?))
@@ -121,6 +255,7 @@ pub fn run(cli: &Cli, a: &RestoreArgs, out: &Output) -> Result<u8> {
         exclude: a.exclude.clone(),
         dry_run: a.dry_run,
         workers: coffer::default_workers(),
+        base_root: None,
     };
     if a.estimate.estimate {
         return estimate(cli, out, || coffer::estimate_restore(&repo, &id, &opts));
