@@ -146,8 +146,7 @@ pub struct BackupPlan {
     /// Each source path as the manifest stores it.
     roots: Vec<RawPath>,
     dumps: Vec<(PgConnection, DumpKind)>,
-    /// The base backup's server, cluster and stored root (`pg-base/<stanza>`).
-    base: Option<(PgBaseSource, crate::source::pg_base::Cluster, String)>,
+    base: Option<PlannedBase>,
     /// Notes for the operator (a symlink given where a folder was meant).
     notes: Vec<String>,
 }
@@ -199,17 +198,26 @@ impl BackupPlan {
                 let cluster = crate::source::pg_base::identify(&b.connection)?;
                 let stanza = b.stanza.clone().unwrap_or_else(|| cluster.system_identifier.to_string());
                 crate::ops::wal::check_stanza(&stanza)?;
-                let root = format!("pg-base/{stanza}");
+                let root = RawPath(format!("pg-base/{stanza}").into_bytes());
                 let mut all = roots.clone();
-                all.push(RawPath(root.clone().into_bytes()));
+                all.push(root.clone());
                 let mut paths = opts.paths.clone();
-                paths.push(PathBuf::from(format!("--pg-base ({root})")));
+                paths.push(PathBuf::from(format!("--pg-base ({})", root.display())));
                 check_overlap(&paths, &all)?;
-                Some((b.clone(), cluster, stanza))
+                Some(PlannedBase { source: b.clone(), cluster, stanza, root })
             }
         };
         Ok(BackupPlan { excludes, host, roots, dumps, base, notes: path_notes })
     }
+}
+
+/// A base backup as planned: its server, the cluster it answered for, and
+/// where its tree is stored (`pg-base/<stanza>`).
+struct PlannedBase {
+    source: PgBaseSource,
+    cluster: crate::source::pg_base::Cluster,
+    stanza: String,
+    root: RawPath,
 }
 
 /// The dumps a backup takes: the globals and every database (`all`), the
@@ -446,20 +454,18 @@ fn execute(
                         batch.push(item, w)
                     })?;
                 }
-                if let Some((_, cluster, stanza)) = &pg_base {
+                if let Some(b) = &pg_base {
                     let base_opts = crate::source::pg_base::BaseOptions {
-                        root: RawPath(format!("pg-base/{stanza}").into_bytes()),
-                        stanza,
-                        cluster,
-                        archive_wait: pg_base.as_ref().map_or(Default::default(), |b| b.0.archive_wait),
+                        root: b.root.clone(),
+                        stanza: &b.stanza,
+                        cluster: &b.cluster,
+                        archive_wait: b.source.archive_wait,
                         chunker,
                         algo,
                         on_bytes: &on_bytes,
                         buffers: &buffers,
                     };
-                    let conn =
-                        pg_base.as_ref().map(|b| &b.0.connection).ok_or_else(|| Error::Internal("no base".into()))?;
-                    crate::source::pg_base::take(conn, &base_opts, &mut |item| {
+                    crate::source::pg_base::take(&b.source.connection, &base_opts, &mut |item| {
                         if matches!(&item, SourceItem::FileStart(_)) {
                             progress.item_done();
                         }
@@ -531,7 +537,7 @@ fn execute(
             _ => None,
         }),
     ) {
-        (Some((b, _, _)), Some(facts)) => Some(wait_for_base_wal(repo, facts, b.wait_for_wal, progress)?),
+        (Some(b), Some(facts)) => Some(wait_for_base_wal(repo, facts, b.source.wait_for_wal, progress)?),
         _ => None,
     };
     stats.duration_secs = started.elapsed().as_secs_f64();

@@ -196,11 +196,9 @@ fn check_wal_from(repo: &Repository, base: &PgBase) -> Result<(u64, Option<Strin
     };
     let seg = base.wal_segment_size;
     let (tli, first) = segment_number(&base.start_wal, seg).unwrap_or_default();
-    for gap in &stanza.gaps {
-        // A gap before the base backup's start does not matter to it.
-        let after =
-            gap.split_whitespace().find_map(|w| segment_number(w, seg)).is_some_and(|(t, no)| t == tli && no >= first);
-        if after {
+    // A gap before the base backup's start does not matter to it.
+    for (gap, missing) in stanza.gaps.iter().zip(&stanza.first_missing) {
+        if segment_number(missing, seg).is_some_and(|(t, no)| t == tli && no >= first) {
             return Err(Error::Refused(gap.clone()));
         }
     }

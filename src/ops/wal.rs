@@ -8,6 +8,7 @@ use crate::backend::{BackendError, Kind};
 use crate::crypto::Role;
 use crate::error::{Error, Result};
 use crate::format::codec;
+use crate::pg::base::{segment_name, segment_number};
 use crate::pg::wal::{self, WalFile};
 use crate::repo::{backend_error, Repository};
 use serde::{Deserialize, Serialize};
@@ -338,6 +339,9 @@ pub struct StanzaReport {
     pub newest_age_secs: Option<f64>,
     /// Each missing stretch of segments, naming the first missing one.
     pub gaps: Vec<String>,
+    /// The first missing segment of each gap, as `gaps` lists them.
+    #[serde(skip)]
+    pub first_missing: Vec<String>,
     /// Every WAL object (`stanza/name`) and its stored size: what
     /// `verify --read-data` reads.
     #[serde(skip)]
@@ -350,11 +354,6 @@ pub struct TimelineReport {
     pub first: String,
     pub last: String,
     pub segments: u64,
-}
-
-fn segment_parts(name: &str) -> Option<(u32, u64, u64)> {
-    let n = |r: std::ops::Range<usize>| u64::from_str_radix(name.get(r)?, 16).ok();
-    Some((n(0..8)? as u32, n(8..16)?, n(16..24)?))
 }
 
 /// Every stanza's segments, per timeline, checked for continuity, and the
@@ -398,22 +397,23 @@ pub fn check_archive(repo: &Repository) -> Result<Vec<StanzaReport>> {
                 None => None,
             },
         };
-        let per_id = seg_size.filter(|n| n.is_power_of_two()).map_or(1u64 << 8, |n| (1u64 << 32) / u64::from(n));
+        // An unknown size counts as PostgreSQL's default, 16 MiB.
+        let seg_size = seg_size.filter(|n| n.is_power_of_two()).unwrap_or(16 << 20);
         let mut timelines: Vec<TimelineReport> = Vec::new();
-        let mut gaps = Vec::new();
+        let (mut gaps, mut first_missing) = (Vec::new(), Vec::new());
         let mut prev: Option<(u32, u64, &str)> = None;
         for name in &segments {
-            let Some((tli, log, seg)) = segment_parts(name) else { continue };
-            let no = log * per_id + seg;
+            let Some((tli, no)) = segment_number(name, seg_size) else { continue };
             match prev {
                 Some((t, p, pname)) if t == tli => {
                     if no != p + 1 {
-                        let missing = format!("{tli:08X}{:08X}{:08X}", (p + 1) / per_id, (p + 1) % per_id);
+                        let missing = segment_name(tli, p + 1, seg_size);
                         gaps.push(format!(
                             "stanza {stanza}: WAL segment {missing} is missing ({} segment{} missing between {pname} and {name})",
                             no - p - 1,
                             if no - p - 1 == 1 { "" } else { "s" }
                         ));
+                        first_missing.push(missing);
                     }
                     if let Some(t) = timelines.last_mut() {
                         t.last = name.clone();
@@ -443,6 +443,7 @@ pub fn check_archive(repo: &Repository) -> Result<Vec<StanzaReport>> {
                 .map(|(m, _)| std::time::SystemTime::now().duration_since(*m).unwrap_or_default().as_secs_f64()),
             newest: newest.map(|(_, f)| f),
             gaps,
+            first_missing,
             objects: objects
                 .iter()
                 .filter(|o| WalFile::of(&file(o)).is_some())
@@ -456,7 +457,6 @@ pub fn check_archive(repo: &Repository) -> Result<Vec<StanzaReport>> {
 /// The segments from a base backup's `start_wal` to its `stop_wal` that
 /// the repository does not hold (one listing of the archive).
 pub fn missing_segments(repo: &Repository, base: &crate::format::manifest::PgBase) -> Result<Vec<String>> {
-    use crate::pg::base::{segment_name, segment_number};
     let seg = base.wal_segment_size;
     let bad = || {
         Error::corrupt(

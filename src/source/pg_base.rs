@@ -225,7 +225,7 @@ impl<'a, 'e> Members<'a, 'e> {
     fn read_tar(&mut self, stdout: impl Read) -> Result<()> {
         let bad = |why: String| Error::InvalidOptions(format!("its output is not a whole tar: {why}"));
         (self.emit)(SourceItem::Begin(self.opts.root.clone()))?;
-        (self.emit)(SourceItem::Entry(dir_entry(self.opts.root.clone(), 0o700, 0, 0, 0)))?;
+        (self.emit)(SourceItem::Entry(member_entry(self.opts.root.clone(), EntryKind::Dir, 0o700, 0, 0, 0)))?;
         let mut archive = tar::Archive::new(stdout);
         let mut members = archive.entries().map_err(|e| bad(e.to_string()))?;
         for member in members.by_ref() {
@@ -242,19 +242,16 @@ impl<'a, 'e> Members<'a, 'e> {
             path.push(b'/');
             path.extend_from_slice(&rel);
             let path = RawPath(path);
+            let entry = |kind| member_entry(path, kind, mode, uid, gid, mtime);
             match header.entry_type() {
-                tar::EntryType::Directory => (self.emit)(SourceItem::Entry(dir_entry(path, mode, uid, gid, mtime)))?,
+                tar::EntryType::Directory => (self.emit)(SourceItem::Entry(entry(EntryKind::Dir)))?,
                 tar::EntryType::Symlink => {
                     let target = member.link_name_bytes().ok_or_else(|| bad("a symlink without a target".into()))?;
-                    let mut e = dir_entry(path, mode, uid, gid, mtime);
-                    e.kind = EntryKind::Symlink;
-                    e.target = Some(RawPath(target.into_owned()));
+                    let e = Entry { target: Some(RawPath(target.into_owned())), ..entry(EntryKind::Symlink) };
                     (self.emit)(SourceItem::Entry(e))?
                 }
                 tar::EntryType::Regular | tar::EntryType::Continuous => {
-                    let mut e = dir_entry(path, mode, uid, gid, mtime);
-                    e.kind = EntryKind::File;
-                    e.size = member.size();
+                    let e = Entry { size: member.size(), ..entry(EntryKind::File) };
                     self.file(&rel, e, &mut member)?
                 }
                 other => return Err(bad(format!("member {:?} is of type {other:?}", String::from_utf8_lossy(&rel)))),
@@ -307,10 +304,10 @@ impl<'a, 'e> Members<'a, 'e> {
     }
 }
 
-fn dir_entry(path: RawPath, mode: u32, uid: u32, gid: u32, mtime: i64) -> Entry {
+fn member_entry(path: RawPath, kind: EntryKind, mode: u32, uid: u32, gid: u32, mtime: i64) -> Entry {
     Entry {
         path,
-        kind: EntryKind::Dir,
+        kind,
         mode,
         uid,
         gid,
