@@ -41,6 +41,7 @@ pub use ops::browse::{
     FoundEntry, SourceStats, Stats,
 };
 pub use ops::drill::{drill, DrillOptions, DrillReport};
+pub use ops::drill_pitr::{drill_pitr, PitrDrillOptions, PitrDrillReport, PitrTable};
 pub use ops::estimate::{Cost, Estimate, Prices};
 pub use ops::forget::{apply_policy, forget, ForgetGroup, ForgetOptions, ForgetSummary, KeepPolicy};
 pub use ops::progress::{NoProgress, Progress};

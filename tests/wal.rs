@@ -2,7 +2,7 @@
 //! archive_command (run by the server, as the postgres user, with a key
 //! file), `wal-fetch` as a restore_command would run it.
 
-use crate::common::pg::Cluster;
+use crate::common::pg::{self, Cluster};
 use crate::common::*;
 use std::fs;
 use std::path::PathBuf;
@@ -464,4 +464,443 @@ fn a_profile_gives_wal_push_and_wal_fetch_their_repository_key_and_stanza() {
     let out = env.path("RECOVERYXLOG");
     run(&["wal-fetch", "--profile", "db1", "000000010000000000000003", out.to_str().unwrap()]).ok();
     assert_eq!(fs::read(&out).unwrap(), seg);
+}
+
+/// coffer on the archive with the server's password in its environment
+/// (for the replication connection of `backup --pg-base`).
+fn coffer_pg(a: &Archive, args: &[&str]) -> Run {
+    Command::new(bin())
+        .args(args)
+        .env("COFFER_REPOSITORY", &a.repo)
+        .env("COFFER_PASSWORD_FILE", &a.key)
+        .env("PGPASSWORD", pg::PG_PASSWORD)
+        .env_remove("COFFER_PASSWORD")
+        .output()
+        .unwrap()
+        .into()
+}
+
+/// The server's clock, as `--target-time` takes it.
+fn server_now(c: &Cluster) -> String {
+    c.psql("postgres", "SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')")
+        .trim()
+        .to_string()
+}
+
+/// Waits until the server at `c` has left recovery (promoted).
+fn wait_promoted(c: &Cluster) {
+    let start = Instant::now();
+    while c.psql("postgres", "SELECT pg_is_in_recovery()").trim() != "f" {
+        assert!(start.elapsed() < Duration::from_secs(60), "still in recovery\n{}", log(c));
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// pgbench writing into `db` at a bounded rate until it is killed.
+fn pgbench(c: &Cluster, db: &str) -> std::process::Child {
+    c.program("pgbench")
+        .args(["-n", "-c", "2", "-R", "200", "-T", "300", "-h", "127.0.0.1", "-U", "postgres", "-p"])
+        .arg(c.port.to_string())
+        .arg(db)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+#[test]
+fn restore_to_a_moment_brings_back_a_dropped_table_as_it_was() {
+    let a = archiving_cluster();
+    let c = &a.cluster;
+    c.create_sample_db("bench", 1);
+    c.psql(
+        "bench",
+        "CREATE TABLE important (id int PRIMARY KEY, v text); \
+         INSERT INTO important SELECT g, md5(g::text) FROM generate_series(1, 500) g; \
+         CREATE TABLE marker (what text, at timestamptz DEFAULT clock_timestamp())",
+    );
+    let mut writer = pgbench(c, "bench");
+
+    let r = coffer_pg(&a, &["backup", "--pg-base", &c.url("postgres"), "--wait-for-wal=60s", "--tag", "base"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stderr, log(c));
+
+    // Written after the base backup and before T: recovery replays it.
+    c.psql(
+        "bench",
+        "INSERT INTO important SELECT g, md5(g::text) FROM generate_series(501, 700) g; \
+         UPDATE important SET v = 'changed' WHERE id % 7 = 0; \
+         INSERT INTO marker (what) VALUES ('before')",
+    );
+    std::thread::sleep(Duration::from_millis(1100));
+    let t = server_now(c);
+    let at_t = c.table_dump("bench", "important");
+    std::thread::sleep(Duration::from_millis(1100));
+
+    // After T: the bad migration.
+    c.psql(
+        "bench",
+        "INSERT INTO important SELECT g, 'late' FROM generate_series(701, 800) g; \
+         INSERT INTO marker (what) VALUES ('after'); DROP TABLE important",
+    );
+    let last = switch(c);
+    wait_archived(c, &last);
+    writer.kill().unwrap();
+    let _ = writer.wait();
+
+    // Without a snapshot, --target-time picks the base backup; a dry run reads its WAL.
+    let scratch = pg::scratch_dir();
+    let target = scratch.path().join("data");
+    let ts = target.to_str().unwrap();
+    let dry = coffer_pg(&a, &["restore", "--pg-base", "--target", ts, "--target-time", &t, "--dry-run"]);
+    assert_eq!(dry.code, 0, "{}", dry.stderr);
+    assert!(!target.exists(), "a dry run made {ts}");
+
+    let r = coffer_pg(&a, &["restore", "--pg-base", "--target", ts, "--target-time", &t, "--target-action", "promote"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(target.join("recovery.signal").is_file());
+    assert!(r.stdout.contains("pg_ctl -D"), "no start command printed:\n{}", r.stdout);
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let meta = fs::metadata(&target).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o777, 0o700);
+    assert_eq!(meta.uid(), fs::metadata(data(c)).unwrap().uid(), "owner of the restored data directory");
+
+    let restored = Cluster::run(scratch);
+    wait_promoted(&restored);
+    let markers = restored.psql("bench", "SELECT string_agg(what, ',' ORDER BY at) FROM marker");
+    assert_eq!(markers.trim(), "before", "recovered past or short of {t}\n{}", log(&restored));
+    assert_eq!(restored.table_dump("bench", "important"), at_t, "the table as it was at {t}");
+    assert_eq!(restored.psql("bench", "SELECT count(*) FROM important WHERE v = 'late'").trim(), "0");
+
+    // The promoted server archives its new timeline beside the old one.
+    let sysid = system_id(c);
+    assert_eq!(system_id(&restored), sysid);
+    let tli = restored.psql("postgres", "SELECT timeline_id FROM pg_control_checkpoint()").trim().to_string();
+    assert_ne!(tli, "1", "a promoted server starts a new timeline");
+    let history = a.repo.join("wal").join(&sysid).join(format!("{:08X}.history", tli.parse::<u32>().unwrap()));
+    let start = Instant::now();
+    while !history.is_file() {
+        assert!(start.elapsed() < Duration::from_secs(60), "{} not archived\n{}", history.display(), log(&restored));
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let v = coffer_on(&a, &["verify"]);
+    assert_eq!(v.code, 0, "{}{}", v.stdout, v.stderr);
+}
+
+/// Every way a base backup or its restore can be short is refused, named,
+/// and leaves nothing: WAL the archive never got, a server that cannot
+/// archive, a target in use, a moment before the backup ended, a segment
+/// gone from the archive.
+#[test]
+fn base_backups_and_their_restores_refuse_what_they_cannot_complete() {
+    let a = archiving_cluster();
+    let c = &a.cluster;
+    let url = c.url("postgres");
+    let snapshots = |a: &Archive| coffer_on(a, &["snapshots", "--json"]).ok().json().as_array().unwrap().len();
+
+    // The server says it archived, but the repository never got the WAL.
+    c.psql("postgres", "ALTER SYSTEM SET archive_command = 'true'");
+    c.psql("postgres", "SELECT pg_reload_conf()");
+    std::thread::sleep(Duration::from_millis(500));
+    let r = coffer_pg(&a, &["backup", "--pg-base", &url, "--wait-for-wal=2s"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("WAL") && r.stderr.contains("not"), "{}", r.stderr);
+    assert_eq!(snapshots(&a), 0, "a snapshot without its WAL: {}", r.stderr);
+    // Without --wait-for-wal: the snapshot is committed, with a warning and exit 3.
+    let r = coffer_pg(&a, &["backup", "--pg-base", &url]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(r.stderr.contains("warning") && r.stderr.contains("first missing"), "{}", r.stderr);
+    assert_eq!(snapshots(&a), 1);
+    let unarchived = coffer_on(&a, &["snapshots", "--json"]).ok().json()[0]["id"].as_str().unwrap().to_string();
+
+    // A server that cannot archive: pg_basebackup would wait forever; --archive-wait bounds it.
+    c.psql("postgres", "ALTER SYSTEM SET archive_command = 'false'");
+    c.psql("postgres", "SELECT pg_reload_conf()");
+    std::thread::sleep(Duration::from_millis(500));
+    let start = Instant::now();
+    let r = coffer_pg(&a, &["backup", "--pg-base", &url, "--archive-wait=3s"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(start.elapsed() < Duration::from_secs(30), "waited {:?}", start.elapsed());
+    assert!(r.stderr.contains("archive_command"), "{}", r.stderr);
+    assert_eq!(snapshots(&a), 1);
+
+    // Archiving again: a good base backup, then some WAL after it.
+    c.psql("postgres", "ALTER SYSTEM RESET archive_command");
+    c.psql("postgres", "SELECT pg_reload_conf()");
+    let r = coffer_pg(&a, &["backup", "--pg-base", &url, "--wait-for-wal=60s", "--json"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stderr, log(c));
+    let good = r.json()["snapshot"].as_str().unwrap().to_string();
+    let names: Vec<String> = (0..3).map(|_| switch(c)).collect();
+    wait_archived(c, names.last().unwrap());
+
+    let scratch = pg::scratch_dir();
+    let target = scratch.path().join("data");
+    let ts = target.to_str().unwrap();
+    // The base backup whose WAL never arrived cannot be restored.
+    let r = coffer_on(&a, &["restore", &unarchived, "--pg-base", "--target", ts]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("missing") || r.stderr.contains("not"), "{}", r.stderr);
+    assert!(!target.exists() || fs::read_dir(&target).unwrap().next().is_none(), "left files in {ts}");
+
+    // A target that is not empty.
+    fs::create_dir_all(&target).unwrap();
+    fs::write(target.join("PG_VERSION"), "15\n").unwrap();
+    let r = coffer_on(&a, &["restore", &good, "--pg-base", "--target", ts]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains(ts) && r.stderr.contains("empty"), "{}", r.stderr);
+    assert_eq!(fs::read_dir(&target).unwrap().count(), 1, "touched the non-empty target");
+    fs::remove_dir_all(&target).unwrap();
+
+    // A running server's data directory.
+    let d = data(c);
+    let r = coffer_on(&a, &["restore", &good, "--pg-base", "--target", d.to_str().unwrap()]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+
+    // A moment before the base backup ended: it cannot be reached from it.
+    let r = coffer_on(&a, &["restore", &good, "--pg-base", "--target", ts, "--target-time", "2001-01-01T00:00:00Z"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("2001-01-01"), "{}", r.stderr);
+    assert!(!target.exists());
+
+    // A segment after the base backup gone from the archive: the dry run names it.
+    let sysid = system_id(c);
+    fs::remove_file(a.repo.join("wal").join(&sysid).join(&names[1])).unwrap();
+    let r = coffer_on(&a, &["restore", &good, "--pg-base", "--target", ts, "--dry-run"]);
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains(&names[1]), "{}", r.stderr);
+    assert!(!target.exists());
+}
+
+/// The nightly base backup is incremental for free: files (and parts of
+/// files) the day did not touch are chunks the repository already has.
+#[test]
+fn a_second_base_backup_after_a_small_change_stores_a_small_fraction() {
+    let a = archiving_cluster();
+    let c = &a.cluster;
+    c.create_sample_db("bench", 4);
+    let backup = |a: &Archive| {
+        let r = coffer_pg(a, &["backup", "--pg-base", &c.url("postgres"), "--wait-for-wal=60s", "--json"]);
+        assert_eq!(r.code, 0, "{}\n{}", r.stderr, log(c));
+        r.json()
+    };
+    let first = backup(&a);
+    c.psql(
+        "bench",
+        "CREATE TABLE today (id int, v text); INSERT INTO today SELECT g, md5(g::text) FROM generate_series(1, 1000) g; \
+         UPDATE pgbench_branches SET bbalance = bbalance + 1; CHECKPOINT",
+    );
+    let second = backup(&a);
+    let (read, new) = (first["bytes"].as_u64().unwrap(), second["new_bytes"].as_u64().unwrap());
+    eprintln!(
+        "base backup: first read {read} bytes, stored {}; second read {}, new {new}, stored {}",
+        first["stored_bytes"], second["bytes"], second["stored_bytes"]
+    );
+    assert!(read > 50 << 20, "the bench database is {read} bytes");
+    assert!(new < read / 10, "the second base backup added {new} of {read} bytes");
+}
+
+/// docs/OPERATIONS.md's base backup section, as written, after the WAL
+/// archiving section's set-up: the nightly cron line as the postgres user
+/// in cron's environment, then the restore to a moment as root, and the
+/// server it leaves starts and stops at that moment.
+#[test]
+fn the_base_backup_section_of_operations_md_works_as_written() {
+    if !coffer::is_root() {
+        eprintln!("skipped: the section runs as root and as the postgres user");
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let doc = docs::read("docs/OPERATIONS.md");
+    let section_of = |title: &str| {
+        let s = &doc[doc.find(title).expect(title)..];
+        s[..s[3..].find("\n## ").map_or(s.len(), |i| i + 3)].to_string()
+    };
+    let (archiving, section) = (section_of("## WAL archiving"), section_of("## Base backups and restore to a moment"));
+    let dir = tempfile::tempdir().unwrap();
+    let r = dir.path().display().to_string();
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    for d in ["srv/backup", "var/lib/postgresql", "etc/coffer"] {
+        fs::create_dir_all(dir.path().join(d)).unwrap();
+    }
+    fs::write(dir.path().join("etc/coffer/passphrase"), PASSPHRASE).unwrap();
+    let scratch = pg::scratch_dir();
+    let restored = scratch.path().join("data");
+    let sub = |text: &str| {
+        text.replace("/usr/local/bin/coffer", bin())
+            .replace("/var/lib/postgresql/15/main", restored.to_str().unwrap())
+            .replace("/srv/", &format!("{r}/srv/"))
+            .replace("/var/lib/postgresql", &format!("{r}/var/lib/postgresql"))
+            .replace("/etc/coffer/", &format!("{r}/etc/coffer/"))
+    };
+    let root_sh = |script: &str| {
+        let out = Command::new("bash")
+            .args(["-euo", "pipefail", "-c", script])
+            .env_remove("COFFER_PASSWORD")
+            .env_remove("COFFER_REPOSITORY")
+            .env_remove("COFFER_PASSWORD_FILE")
+            .output()
+            .unwrap();
+        let run: Run = out.into();
+        assert_eq!(run.code, 0, "{script}\n{}", run.stderr);
+        run
+    };
+    root_sh(&sub(&docs::block(&archiving, "As root, once", "sh")));
+    let conf = sub(&docs::block(&archiving, "In `postgresql.conf`", ""));
+    let c = Cluster::start_with(|_| conf.clone());
+    c.psql("postgres", "CREATE TABLE marker (what text)");
+    switch(&c);
+
+    // The nightly line, as the user it names, in cron's environment: silent.
+    let cron = section.lines().find(|l| l.starts_with("15 2 * * * ")).expect("the cron line");
+    let fields: Vec<&str> = cron.splitn(7, ' ').collect();
+    assert_eq!(fields[5], "postgres");
+    let socket = format!("host={}&port={}", c.dir.path().display(), c.port);
+    let line = sub(fields[6]).replace("host=/var/run/postgresql", &socket);
+    assert_ne!(line, sub(fields[6]), "the cron line connects through /var/run/postgresql");
+    let r: Run = Command::new("runuser")
+        .args(["-u", "postgres", "--", "env", "-i", "PATH=/usr/bin:/bin", "HOME=/tmp", "bash", "-c", &line])
+        .current_dir("/")
+        .output()
+        .unwrap()
+        .into();
+    assert_eq!((r.code, r.stdout.as_str(), r.stderr.as_str()), (0, "", ""), "{line}\n{}", log(&c));
+
+    // The bad migration, after the moment.
+    c.psql("postgres", "INSERT INTO marker VALUES ('before')");
+    std::thread::sleep(Duration::from_millis(1100));
+    let t = c
+        .psql("postgres", "SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US+00')")
+        .trim()
+        .to_string();
+    std::thread::sleep(Duration::from_millis(1100));
+    c.psql("postgres", "INSERT INTO marker VALUES ('after'); DROP TABLE t");
+    let last = switch(&c);
+    wait_archived(&c, &last);
+
+    let block = docs::block(&section, "check first, then restore", "sh");
+    assert_eq!(block.matches("'2026-12-03 14:02:00+00'").count(), 2, "{block}");
+    fs::create_dir_all(&restored).unwrap();
+    let r = root_sh(&sub(&block).replace("2026-12-03 14:02:00+00", &t));
+    assert!(r.stdout.contains("dry run: nothing was written"), "{}", r.stdout);
+    assert!(r.stdout.contains(&format!("pg_ctl -D {}", restored.display())), "{}", r.stdout);
+    assert!(scratch.path().join("data.broken").is_dir(), "the mv line");
+
+    // It pauses at the moment, read-only, as the section says; resumed, it promotes.
+    let back = Cluster::run(scratch);
+    let start = Instant::now();
+    while back.psql("postgres", "SELECT pg_get_wal_replay_pause_state()").trim() != "paused" {
+        assert!(start.elapsed() < Duration::from_secs(60), "not paused\n{}", log(&back));
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(back.psql("postgres", "SELECT string_agg(what, ',') FROM marker").trim(), "before");
+    back.psql("postgres", "SELECT pg_wal_replay_resume()");
+    wait_promoted(&back);
+    assert_eq!(back.psql("postgres", "SELECT string_agg(what, ',') FROM marker").trim(), "before", "{}", log(&back));
+    assert_eq!(back.psql("postgres", "SELECT count(*) > 0 FROM t").trim(), "t", "the table dropped after {t}");
+    drop(back);
+
+    // The weekly drill line, as root in cron's environment: silent, and it cleans up.
+    let cron = section.lines().find(|l| l.starts_with("30 3 * * 0 ")).expect("the drill line");
+    let fields: Vec<&str> = cron.splitn(7, ' ').collect();
+    assert_eq!(fields[5], "root");
+    fs::write(dir.path().join("etc/coffer/db1-checks.sql"), "SELECT count(*) = 2 FROM marker;\n").unwrap();
+    let tmp = pg::scratch_dir();
+    let line = sub(fields[6]).replace("/var/tmp", tmp.path().to_str().unwrap());
+    let pg_bin = pg::bin_dir();
+    let line = if pg_bin.starts_with("/usr/lib/postgresql") {
+        line
+    } else {
+        format!("{line} --pg-bin-dir {}", pg_bin.display())
+    };
+    let r: Run = Command::new("env")
+        .args(["-i", "PATH=/usr/bin:/bin", "HOME=/root", "bash", "-c", &line])
+        .output()
+        .unwrap()
+        .into();
+    assert_eq!((r.code, r.stdout.as_str(), r.stderr.as_str()), (0, "", ""), "{line}");
+    assert_eq!(fs::read_dir(tmp.path()).unwrap().count(), 0, "the drill left files");
+}
+
+/// `drill --pitr` recovers a throwaway server to the moment, checks it,
+/// and leaves nothing behind; a damaged WAL segment fails it, and it
+/// still stops its server and removes its folder.
+#[test]
+fn drill_pitr_passes_on_a_good_backup_and_fails_on_a_damaged_segment() {
+    let a = archiving_cluster();
+    let c = &a.cluster;
+    c.psql("postgres", "CREATE TABLE marker (what text)");
+    let r = coffer_pg(&a, &["backup", "--pg-base", &c.url("postgres"), "--wait-for-wal=60s"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    c.psql("postgres", "INSERT INTO marker VALUES ('before')");
+    std::thread::sleep(Duration::from_millis(1100));
+    let t = server_now(c);
+    std::thread::sleep(Duration::from_millis(1100));
+    c.psql("postgres", "INSERT INTO marker VALUES ('after')");
+    let last = switch(c);
+    wait_archived(c, &last);
+
+    let checks = c.dir.path().join("checks.sql");
+    fs::write(
+        &checks,
+        "-- the moment: the row before it, none after\nSELECT count(*) = 1 FROM marker WHERE what = 'before';\n\
+         SELECT NOT EXISTS (SELECT 1 FROM marker WHERE what = 'after');\n",
+    )
+    .unwrap();
+    let scratch = pg::scratch_dir();
+    let bin_dir = pg::bin_dir();
+    let drill = |a: &Archive| {
+        coffer_on(
+            a,
+            &[
+                "drill",
+                "--pitr",
+                "--pg-scratch-dir",
+                scratch.path().to_str().unwrap(),
+                "--target-time",
+                &t,
+                "--check-sql",
+                checks.to_str().unwrap(),
+                "--pg-bin-dir",
+                bin_dir.to_str().unwrap(),
+                "--json",
+            ],
+        )
+    };
+    let r = drill(&a);
+    assert_eq!(r.code, 0, "{}\n{}", r.stderr, r.stdout);
+    let j = r.json();
+    assert_eq!(j["passed"], true, "{j}");
+    assert_eq!(j["checks_run"], 2, "{j}");
+    assert!(j["checks"].as_array().unwrap().iter().all(|c| c["passed"] == true), "{j}");
+    let marker = j["tables"].as_array().unwrap().iter().find(|t| t["table"] == "marker").cloned();
+    assert_eq!(marker.map(|m| m["rows"].clone()), Some(serde_json::json!(1)), "{j}");
+    for phase in ["files_secs", "replay_secs", "check_secs", "total_secs"] {
+        assert!(j[phase].as_f64().unwrap() > 0.0, "{phase}: {j}");
+    }
+    assert!(j["recovery_stop"].as_str().unwrap_or_default().contains("recovery stopping"), "{j}");
+    assert_eq!(j["cleaned_up"], true, "{j}");
+    assert_eq!(fs::read_dir(scratch.path()).unwrap().count(), 0, "the drill left files");
+    // Nothing of the drill was archived: it never archives.
+    let sysid = system_id(c);
+    assert!(!a.repo.join("wal").join(&sysid).join("00000002.history").exists());
+
+    // A flipped byte in the segment that holds the moment: recovery cannot reach it.
+    let object = a.repo.join("wal").join(&sysid).join(&last);
+    let mut bad = fs::read(&object).unwrap();
+    let mid = bad.len() / 2;
+    bad[mid] ^= 1;
+    fs::remove_file(&object).unwrap();
+    fs::write(&object, &bad).unwrap();
+    let r = drill(&a);
+    assert_eq!(r.code, 1, "{}\n{}", r.stderr, r.stdout);
+    let j = r.json();
+    assert_eq!(j["passed"], false, "{j}");
+    assert!(r.stderr.contains("drill failed") && j["error"].as_str().unwrap().contains("scratch server"), "{j}");
+    assert_eq!(j["cleaned_up"], true, "{j}");
+    assert_eq!(fs::read_dir(scratch.path()).unwrap().count(), 0, "the failed drill left files");
+    let leftover = Command::new("pgrep").args(["-f", scratch.path().to_str().unwrap()]).output().unwrap();
+    assert!(
+        leftover.stdout.is_empty(),
+        "a server of the drill still runs: {}",
+        String::from_utf8_lossy(&leftover.stdout)
+    );
 }

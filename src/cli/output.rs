@@ -259,11 +259,26 @@ impl Output {
             for (k, v) in &s.settings {
                 self.say(&format!("    {k} = '{}'", v.replace('\'', "''")));
             }
-            self.say(&format!(
-                "  start it, as the user owning it (check its port and paths first):\n    pg_ctl -D {} -l {}/recovery.log start",
-                coffer::shell_quote(&dir.to_string()),
-                coffer::shell_quote(&dir.to_string()),
-            ));
+            if s.settings.iter().any(|(k, v)| k == "recovery_target_action" && v == "pause") {
+                self.say(
+                    "  at the target it pauses, read-only: check it, then `SELECT pg_wal_replay_resume()` promotes it \
+                     (or stop it and restore again to another target)",
+                );
+            }
+            if s.target.join("postgresql.conf").is_file() {
+                self.say(&format!(
+                    "  start it, as the user owning it (check its port and paths first):\n    pg_ctl -D {} -l {}/recovery.log start",
+                    coffer::shell_quote(&dir.to_string()),
+                    coffer::shell_quote(&dir.to_string()),
+                ));
+            } else {
+                // Debian's clusters keep postgresql.conf in /etc/postgresql:
+                // pg_ctl -D alone would not find one.
+                self.say(
+                    "  it has no postgresql.conf (Debian keeps it in /etc/postgresql/VERSION/CLUSTER/): start the \
+                     cluster it belongs to (pg_ctlcluster VERSION CLUSTER start), which reads postgresql.auto.conf from here",
+                );
+            }
         });
     }
 
@@ -657,6 +672,46 @@ impl Output {
             }
             for l in &r.leftovers {
                 errln!("coffer: warning: scratch database {l} of an earlier drill is still on the server");
+            }
+        });
+    }
+
+    pub fn drill_pitr(&self, r: &coffer::PitrDrillReport) {
+        self.report(r, || {
+            self.say(&format!(
+                "drill {}: base backup pg-base/{} of snapshot {} ({}, {}) recovered to {}",
+                if r.passed { "PASSED" } else { "FAILED" },
+                r.stanza,
+                &r.snapshot[..8.min(r.snapshot.len())],
+                count(r.files, "file"),
+                bytes(r.bytes),
+                r.target.as_deref().unwrap_or("the end of the archived WAL"),
+            ));
+            self.say(&format!(
+                "  files {:.1}s, WAL replay {:.1}s, checks {:.1}s, total {:.1}s; scratch folder {}",
+                r.files_secs,
+                r.replay_secs,
+                r.check_secs,
+                r.total_secs,
+                if r.cleaned_up { "removed" } else { "NOT removed" }
+            ));
+            if let Some(stop) = &r.recovery_stop {
+                self.say(&format!("  the server: {stop}"));
+            }
+            if let Some(t) = &r.recovered_to {
+                self.say(&format!("  last transaction replayed: {t}"));
+            }
+            self.say(&format!(
+                "  {} read in {}, {} run",
+                count(r.tables.len() as u64, "table"),
+                count(r.databases.len() as u64, "database"),
+                count(r.checks_run as u64, "check")
+            ));
+            for c in &r.checks {
+                self.say(&format!("  check {} line {}: {}", if c.passed { "ok  " } else { "FAIL" }, c.line, c.query));
+            }
+            if !r.cleaned_up {
+                errln!("coffer: warning: the scratch folder {} is still there", r.scratch.display());
             }
         });
     }

@@ -113,17 +113,7 @@ pub fn drill(repo: &Repository, snapshot: &Id, opts: &DrillOptions) -> Result<Dr
     if dump.kind != DumpKind::Database {
         return Err(Error::Dump(DumpChoice::DrillOfGlobals));
     }
-    // A check file that yields no check is a mistake, found before any work.
-    let checks = match &opts.check_sql {
-        None => Vec::new(),
-        Some(text) => {
-            let st = sql::statements(text).map_err(|e| Error::CheckFile(e.to_string()))?;
-            if st.is_empty() && !text.trim().is_empty() {
-                return Err(Error::CheckFile("it holds no SQL statement (only comments or blanks)".into()));
-            }
-            st
-        }
-    };
+    let checks = parse_checks(opts.check_sql.as_deref())?;
     let scratch_name = format!("coffer_drill_{}", Id::random().short());
     let mut report = DrillReport {
         snapshot: snapshot.to_hex(),
@@ -161,6 +151,37 @@ pub fn drill(repo: &Repository, snapshot: &Id, opts: &DrillOptions) -> Result<Dr
     report.passed = report.error.is_none();
     report.total_secs = started.elapsed().as_secs_f64();
     Ok(report)
+}
+
+/// The queries of a check file. One that yields no check is a mistake,
+/// found before any work.
+pub(crate) fn parse_checks(text: Option<&str>) -> Result<Vec<sql::Statement>> {
+    let Some(text) = text else { return Ok(Vec::new()) };
+    let st = sql::statements(text).map_err(|e| Error::CheckFile(e.to_string()))?;
+    if st.is_empty() && !text.trim().is_empty() {
+        return Err(Error::CheckFile("it holds no SQL statement (only comments or blanks)".into()));
+    }
+    Ok(st)
+}
+
+/// Runs each check (a query that must return true) on `target`.
+pub(crate) fn run_checks(
+    target: &PgConnection,
+    checks: &[sql::Statement],
+    progress: Option<&(dyn crate::ops::progress::Progress + Send)>,
+) -> Vec<CheckResult> {
+    let mut results = Vec::new();
+    for st in checks {
+        let (passed, output) = match target.query(&st.text) {
+            Ok(o) => (o.trim() == "t", o.trim().to_string()),
+            Err(e) => (false, e.to_string()),
+        };
+        results.push(CheckResult { query: st.text.clone(), line: st.line, passed, output });
+        if let Some(p) = progress {
+            p.item_done();
+        }
+    }
+    results
 }
 
 /// Why a drill whose phases all ran still fails, if it does.
@@ -234,16 +255,7 @@ fn run_phases(
     if let Some(p) = progress {
         p.item_done();
     }
-    for st in checks {
-        let (passed, output) = match target.query(&st.text) {
-            Ok(o) => (o.trim() == "t", o.trim().to_string()),
-            Err(e) => (false, e.to_string()),
-        };
-        report.checks.push(CheckResult { query: st.text.clone(), line: st.line, passed, output });
-        if let Some(p) = progress {
-            p.item_done();
-        }
-    }
+    report.checks = run_checks(&target, checks, progress);
     report.checks_run = report.checks.len();
     report.check_secs = t.elapsed().as_secs_f64();
     Ok(())

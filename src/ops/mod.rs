@@ -5,6 +5,7 @@
 pub mod backup;
 pub mod browse;
 pub mod drill;
+pub mod drill_pitr;
 pub mod estimate;
 pub mod forget;
 pub mod progress;

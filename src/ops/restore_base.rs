@@ -143,7 +143,7 @@ pub fn restore_base(repo: &Repository, snapshot: &Id, opts: &BaseRestoreOptions)
         },
         &crate::ops::progress::NoProgress,
     )?;
-    let settings = settings(&base, opts);
+    let settings = settings(opts);
     if !opts.dry_run {
         write_recovery(&opts.target, snapshot, &settings)?;
     }
@@ -221,7 +221,7 @@ fn conf_quote(v: &str) -> String {
     format!("'{}'", v.replace('\'', "''"))
 }
 
-fn settings(base: &PgBase, opts: &BaseRestoreOptions) -> Vec<(String, String)> {
+fn settings(opts: &BaseRestoreOptions) -> Vec<(String, String)> {
     let r = &opts.recovery;
     let mut s = vec![("restore_command".to_string(), opts.restore_command.clone())];
     let mut add = |k: &str, v: Option<String>| {
@@ -234,12 +234,13 @@ fn settings(base: &PgBase, opts: &BaseRestoreOptions) -> Vec<(String, String)> {
     add("recovery_target_xid", r.xid.clone());
     add("recovery_target_name", r.name.clone());
     let any_target = r.time.is_some() || r.lsn.is_some() || r.xid.is_some() || r.name.is_some();
-    add("recovery_target_action", r.action.clone().filter(|_| any_target));
+    // PostgreSQL's own default, said out loud: the server stops at the
+    // target read-only, to be checked before it is promoted.
+    add("recovery_target_action", any_target.then(|| r.action.clone().unwrap_or_else(|| "pause".into())));
     add("recovery_target_timeline", r.timeline.clone());
     if opts.no_archive {
         add("archive_mode", Some("off".into()));
     }
-    let _ = base;
     s
 }
 

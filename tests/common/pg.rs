@@ -62,6 +62,22 @@ fn check(mut c: Command, what: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Gives `path` (and what is under it) to the postgres user when the tests run as root.
+pub fn chown_postgres(path: &Path) {
+    if coffer::is_root() {
+        let mut c = Command::new("chown");
+        c.args(["-R", "postgres:"]).arg(path);
+        check(c, "chown");
+    }
+}
+
+/// A temporary folder the server's user owns (for a data directory and its log).
+pub fn scratch_dir() -> tempfile::TempDir {
+    let dir = tempfile::Builder::new().prefix("coffer-pg-").tempdir().unwrap();
+    chown_postgres(dir.path());
+    dir
+}
+
 impl Cluster {
     pub fn start() -> Cluster {
         Cluster::start_with(|_| String::new())
@@ -71,19 +87,10 @@ impl Cluster {
     /// (archiving settings that name paths in it).
     pub fn start_with(conf: impl FnOnce(&Path) -> String) -> Cluster {
         let bin = bin_dir();
-        let dir = tempfile::Builder::new().prefix("coffer-pg-").tempdir().unwrap();
+        let dir = scratch_dir();
         let pwfile = dir.path().join("pw");
         std::fs::write(&pwfile, PG_PASSWORD).unwrap();
-        if coffer::is_root() {
-            check(
-                {
-                    let mut c = Command::new("chown");
-                    c.args(["-R", "postgres:"]).arg(dir.path());
-                    c
-                },
-                "chown",
-            );
-        }
+        chown_postgres(&pwfile);
         let data = dir.path().join("data");
         let mut c = as_postgres(&bin.join("initdb"));
         c.arg("-D").arg(&data).args([
@@ -103,6 +110,14 @@ impl Cluster {
             let mut f = std::fs::OpenOptions::new().append(true).open(data.join("postgresql.conf")).unwrap();
             writeln!(f, "\n{extra}").unwrap();
         }
+        Cluster::run(dir)
+    }
+
+    /// Starts the server on the data directory `dir/data` that is already
+    /// there (a restored one): its own port and socket, log in `dir/log`.
+    pub fn run(dir: tempfile::TempDir) -> Cluster {
+        let bin = bin_dir();
+        let data = dir.path().join("data");
         // Retry on a port another process grabbed meanwhile.
         for attempt in 0..5 {
             let port = free_port();
@@ -117,7 +132,12 @@ impl Cluster {
             if out.status.success() {
                 return Cluster { dir, port };
             }
-            assert!(attempt < 4, "pg_ctl start failed: {}", String::from_utf8_lossy(&out.stderr));
+            assert!(
+                attempt < 4,
+                "pg_ctl start failed: {}\n{}",
+                String::from_utf8_lossy(&out.stderr),
+                std::fs::read_to_string(dir.path().join("log")).unwrap_or_default()
+            );
         }
         unreachable!()
     }
@@ -206,6 +226,22 @@ impl Cluster {
             .filter(|l| !l.starts_with("\\restrict") && !l.starts_with("\\unrestrict"))
             .collect::<Vec<_>>()
             .join("\n")
+    }
+
+    /// The plain-SQL dump of one table (its definition and rows).
+    pub fn table_dump(&self, db: &str, table: &str) -> String {
+        let mut c = self.tool("pg_dump");
+        c.args(["--no-owner", "-t", table, "-d", &self.url(db)]);
+        check(c, "pg_dump -t")
+            .lines()
+            .filter(|l| !l.starts_with("\\restrict") && !l.starts_with("\\unrestrict"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// A program of the server's bin folder, with the password in its environment.
+    pub fn program(&self, name: &str) -> Command {
+        self.tool(name)
     }
 
     fn stop(&self) {

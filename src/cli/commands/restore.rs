@@ -27,34 +27,15 @@ pub struct RestoreArgs {
     /// settings that replay the archived WAL (wal-fetch) to the target given, or to its end.
     #[arg(long, requires = "target", conflicts_with_all = ["pg_target", "to_file", "include", "exclude"])]
     pub pg_base: bool,
-    /// Recover to this moment (e.g. '2026-12-03 14:02:17+00', with its UTC offset).
-    #[arg(long, value_name = "TIME", requires = "pg_base", value_parser = parse_time)]
-    pub target_time: Option<chrono::DateTime<chrono::Utc>>,
-    /// Recover to this WAL position (e.g. 0/5000100).
-    #[arg(long, value_name = "LSN", requires = "pg_base")]
-    pub target_lsn: Option<String>,
-    /// Recover to the commit of this transaction id.
-    #[arg(long, value_name = "XID", requires = "pg_base")]
-    pub target_xid: Option<String>,
-    /// Recover to this restore point (pg_create_restore_point).
-    #[arg(long, value_name = "NAME", requires = "pg_base")]
-    pub target_name: Option<String>,
-    /// What the server does at the target.
+    /// What the server does at the target [default: pause, read-only, until
+    /// `SELECT pg_wal_replay_resume()` promotes it].
     #[arg(long, value_name = "ACTION", requires = "pg_base", value_parser = ["promote", "pause", "shutdown"])]
     pub target_action: Option<String>,
-    /// The timeline to follow: current, latest or a number [PostgreSQL's default: latest].
-    #[arg(long, value_name = "TLI", requires = "pg_base")]
-    pub target_timeline: Option<String>,
-    /// Which base backup, when the snapshot holds several (or to pick one by --target-time).
-    #[arg(long, requires = "pg_base")]
-    pub stanza: Option<String>,
+    #[command(flatten)]
+    pub recovery: RecoveryArgs,
     /// Write archive_mode = off: for a copy that must not archive into the cluster's stanza.
     #[arg(long, requires = "pg_base")]
     pub no_archive: bool,
-    /// The passphrase or key file the restore_command uses (default: COFFER_PASSWORD_FILE's, or
-    /// the profile's); it must be readable by the server's user.
-    #[arg(long, value_name = "FILE", requires = "pg_base")]
-    pub recovery_password_file: Option<PathBuf>,
     /// Directory to restore files into (created if missing).
     #[arg(long, short = 't')]
     pub target: Option<PathBuf>,
@@ -112,6 +93,129 @@ pub struct RestoreArgs {
     pub estimate: EstimateArgs,
 }
 
+/// Where a recovery stops and how its restore_command opens the
+/// repository: `restore --pg-base` and `drill --pitr`.
+#[derive(Args)]
+pub struct RecoveryArgs {
+    /// Recover to this moment (e.g. '2026-12-03 14:02:17+00', with its UTC offset).
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub target_time: Option<chrono::DateTime<chrono::Utc>>,
+    /// Recover to this WAL position (e.g. 0/5000100).
+    #[arg(long, value_name = "LSN")]
+    pub target_lsn: Option<String>,
+    /// Recover to the commit of this transaction id.
+    #[arg(long, value_name = "XID")]
+    pub target_xid: Option<String>,
+    /// Recover to this restore point (pg_create_restore_point).
+    #[arg(long, value_name = "NAME")]
+    pub target_name: Option<String>,
+    /// The timeline to follow: current, latest or a number [PostgreSQL's default: latest].
+    #[arg(long, value_name = "TLI")]
+    pub target_timeline: Option<String>,
+    /// Which base backup, when the snapshot holds several (or to pick one by --target-time).
+    #[arg(long)]
+    pub stanza: Option<String>,
+    /// The passphrase or key file the restore_command uses (default: COFFER_PASSWORD_FILE's, or
+    /// the profile's); it must be readable by the server's user.
+    #[arg(long, value_name = "FILE")]
+    pub recovery_password_file: Option<PathBuf>,
+}
+
+impl RecoveryArgs {
+    /// The first of these flags given, for "only with --pg-base" errors.
+    pub fn first_given(&self) -> Option<&'static str> {
+        [
+            (self.target_time.is_some(), "--target-time"),
+            (self.target_lsn.is_some(), "--target-lsn"),
+            (self.target_xid.is_some(), "--target-xid"),
+            (self.target_name.is_some(), "--target-name"),
+            (self.target_timeline.is_some(), "--target-timeline"),
+            (self.stanza.is_some(), "--stanza"),
+            (self.recovery_password_file.is_some(), "--recovery-password-file"),
+        ]
+        .into_iter()
+        .find_map(|(given, flag)| given.then_some(flag))
+    }
+
+    pub fn target(&self, action: Option<String>) -> coffer::RecoveryTarget {
+        coffer::RecoveryTarget {
+            time: self.target_time,
+            lsn: self.target_lsn.clone(),
+            xid: self.target_xid.clone(),
+            name: self.target_name.clone(),
+            action,
+            timeline: self.target_timeline.clone(),
+        }
+    }
+
+    /// The snapshot and stanza to recover from: the one named, else the
+    /// newest base backup that ended before --target-time, else (`latest`
+    /// allowed) the newest base backup.
+    pub fn pick_base(
+        &self,
+        repo: &coffer::Repository,
+        snapshot: Option<&str>,
+        tags: &[String],
+    ) -> Result<(coffer::Id, String)> {
+        let id = match (snapshot, self.target_time) {
+            (Some(s), _) => repo.find_snapshot(s, tags)?,
+            (None, Some(t)) => coffer::find_base(repo, t, self.stanza.as_deref())?,
+            (None, None) => coffer::find_base(repo, chrono::Utc::now(), self.stanza.as_deref())?,
+        };
+        let manifest = repo.load_snapshot_info(&id)?;
+        let stanza = match manifest.pg_bases().find(|b| self.stanza.as_deref().is_none_or(|s| b.stanza == s)) {
+            Some(b) => b.stanza.clone(),
+            None => self.stanza.clone().unwrap_or_default(),
+        };
+        Ok((id, stanza))
+    }
+
+    /// The restore_command PostgreSQL will run: this coffer's `wal-fetch`,
+    /// opening this repository by itself (a profile, or the repository and
+    /// a passphrase file: never the passphrase itself).
+    pub fn restore_command(&self, cli: &Cli, command: &str, stanza: &str) -> Result<String> {
+        use coffer::shell_quote as q;
+        let absolute = |p: &std::path::Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+        let exe = std::env::current_exe().context("the path of this coffer binary")?;
+        let mut words: Vec<String> = Vec::new();
+        let password_file =
+            self.recovery_password_file.clone().or_else(|| std::env::var_os("COFFER_PASSWORD_FILE").map(PathBuf::from));
+        match (&password_file, std::env::var("COFFER_PASSWORD_COMMAND")) {
+            (Some(f), _) => words.push(format!("COFFER_PASSWORD_FILE={}", q(&absolute(f).to_string_lossy()))),
+            (None, Ok(cmd)) => words.push(format!("COFFER_PASSWORD_COMMAND={}", q(&cmd))),
+            (None, Err(_)) if cli.profile.is_some() && cli.password_file.is_some() => {}
+            (None, Err(_)) => {
+                return Err(crate::cli::Usage(format!(
+                    "{command}: the restore_command PostgreSQL runs must open the repository by itself: give \
+                     --recovery-password-file FILE (a key file from `coffer key add-file`, readable by the server's \
+                     user), set COFFER_PASSWORD_FILE, or use a profile with a password_file"
+                ))
+                .into())
+            }
+        }
+        words.push(q(&exe.to_string_lossy()));
+        if let Some(p) = &cli.profile {
+            words.push(format!("--profile={}", q(p)));
+            if let Some(c) = &cli.config {
+                words.push(format!("--config={}", q(&absolute(c).to_string_lossy())));
+            }
+        }
+        words.push("wal-fetch".into());
+        if let Some(r) = &cli.repo {
+            let r = if r.contains("://") {
+                r.clone()
+            } else {
+                absolute(std::path::Path::new(r)).to_string_lossy().into_owned()
+            };
+            words.push(format!("--repo={}", q(&r)));
+        }
+        words.push(format!("--stanza={}", q(stanza)));
+        words.push("%f".into());
+        words.push("%p".into());
+        Ok(words.join(" "))
+    }
+}
+
 /// A moment with its offset: RFC 3339, or as PostgreSQL prints one.
 pub fn parse_time(s: &str) -> std::result::Result<chrono::DateTime<chrono::Utc>, String> {
     let s = s.trim();
@@ -124,78 +228,14 @@ pub fn parse_time(s: &str) -> std::result::Result<chrono::DateTime<chrono::Utc>,
     })
 }
 
-/// The restore_command PostgreSQL will run: this coffer's `wal-fetch`,
-/// opening this repository by itself (a profile, or the repository and a
-/// passphrase file: never the passphrase itself).
-fn restore_command(cli: &Cli, a: &RestoreArgs, stanza: &str) -> Result<String> {
-    use coffer::shell_quote as q;
-    let absolute = |p: &std::path::Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
-    let exe = std::env::current_exe().context("the path of this coffer binary")?;
-    let mut words: Vec<String> = Vec::new();
-    let password_file =
-        a.recovery_password_file.clone().or_else(|| std::env::var_os("COFFER_PASSWORD_FILE").map(PathBuf::from));
-    match (&password_file, std::env::var("COFFER_PASSWORD_COMMAND")) {
-        (Some(f), _) => words.push(format!("COFFER_PASSWORD_FILE={}", q(&absolute(f).to_string_lossy()))),
-        (None, Ok(cmd)) => words.push(format!("COFFER_PASSWORD_COMMAND={}", q(&cmd))),
-        (None, Err(_)) if cli.profile.is_some() && cli.password_file.is_some() => {}
-        (None, Err(_)) => {
-            return Err(crate::cli::Usage(
-                "restore --pg-base: the restore_command PostgreSQL runs must open the repository by itself: give \
-                 --recovery-password-file FILE (a key file from `coffer key add-file`, readable by the server's \
-                 user), set COFFER_PASSWORD_FILE, or use a profile with a password_file"
-                    .into(),
-            )
-            .into())
-        }
-    }
-    words.push(q(&exe.to_string_lossy()));
-    if let Some(p) = &cli.profile {
-        words.push(format!("--profile={}", q(p)));
-        if let Some(c) = &cli.config {
-            words.push(format!("--config={}", q(&absolute(c).to_string_lossy())));
-        }
-    }
-    words.push("wal-fetch".into());
-    if let Some(r) = &cli.repo {
-        let r = if r.contains("://") {
-            r.clone()
-        } else {
-            absolute(std::path::Path::new(r)).to_string_lossy().into_owned()
-        };
-        words.push(format!("--repo={}", q(&r)));
-    }
-    words.push(format!("--stanza={}", q(stanza)));
-    words.push("%f".into());
-    words.push("%p".into());
-    Ok(words.join(" "))
-}
-
 fn run_base(cli: &Cli, a: &RestoreArgs, out: &Output, repo: &coffer::Repository) -> Result<u8> {
     let target = a.target.clone().context("--target DIR is required")?;
-    let id = match (&a.snapshot, a.target_time) {
-        (Some(s), _) => repo.find_snapshot(s, &a.tag)?,
-        (None, Some(t)) => coffer::find_base(repo, t, a.stanza.as_deref())?,
-        (None, None) => {
-            return Err(crate::cli::Usage("restore: give a SNAPSHOT (or --target-time with --pg-base)".into()).into())
-        }
-    };
-    let manifest = repo.load_snapshot_info(&id)?;
-    let stanza = match manifest.pg_bases().find(|b| a.stanza.as_deref().is_none_or(|s| b.stanza == s)) {
-        Some(b) => b.stanza.clone(),
-        None => a.stanza.clone().unwrap_or_default(),
-    };
+    let (id, stanza) = a.recovery.pick_base(repo, a.snapshot.as_deref(), &a.tag)?;
     let opts = coffer::BaseRestoreOptions {
         target: target.clone(),
-        recovery: coffer::RecoveryTarget {
-            time: a.target_time,
-            lsn: a.target_lsn.clone(),
-            xid: a.target_xid.clone(),
-            name: a.target_name.clone(),
-            action: a.target_action.clone(),
-            timeline: a.target_timeline.clone(),
-        },
-        restore_command: restore_command(cli, a, &stanza)?,
-        stanza: a.stanza.clone(),
+        recovery: a.recovery.target(a.target_action.clone()),
+        restore_command: a.recovery.restore_command(cli, "restore --pg-base", &stanza)?,
+        stanza: a.recovery.stanza.clone(),
         no_archive: a.no_archive,
         dry_run: a.dry_run,
         workers: coffer::default_workers(),
@@ -206,6 +246,9 @@ fn run_base(cli: &Cli, a: &RestoreArgs, out: &Output, repo: &coffer::Repository)
 }
 
 pub fn run(cli: &Cli, a: &RestoreArgs, out: &Output) -> Result<u8> {
+    if let Some(flag) = a.recovery.first_given().filter(|_| !a.pg_base) {
+        return Err(crate::cli::Usage(format!("restore: {flag} is only for restore --pg-base")).into());
+    }
     let repo = open(cli)?;
     if a.pg_base {
         return run_base(cli, a, out, &repo);
