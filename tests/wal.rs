@@ -611,6 +611,14 @@ fn base_backups_and_their_restores_refuse_what_they_cannot_complete() {
     assert!(r.stderr.contains("warning") && r.stderr.contains("first missing"), "{}", r.stderr);
     assert_eq!(snapshots(&a), 1);
     let unarchived = coffer_on(&a, &["snapshots", "--json"]).ok().json()[0]["id"].as_str().unwrap().to_string();
+    // verify names it: a base backup that can never be restored.
+    let r = coffer_on(&a, &["verify"]);
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    let all = format!("{}{}", r.stdout, r.stderr);
+    assert!(
+        all.contains(&format!("snapshot {}: base backup pg-base/", &unarchived[..8])) && all.contains("not archived"),
+        "{all}"
+    );
 
     // A server that cannot archive: pg_basebackup would wait forever; --archive-wait bounds it.
     c.psql("postgres", "ALTER SYSTEM SET archive_command = 'false'");

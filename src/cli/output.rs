@@ -961,6 +961,9 @@ impl Output {
                 s.duration_secs,
                 if s.errors.is_empty() { "no errors".to_string() } else { count(s.errors.len() as u64, "error") }
             ));
+            if s.base_backups > 0 {
+                self.say(&format!("{} with its WAL range archived", count(s.base_backups as u64, "base backup")));
+            }
             if s.wal_files_read > 0 {
                 self.say(&format!("read back {} of the WAL archive", count(s.wal_files_read as u64, "file")));
             }

@@ -37,6 +37,8 @@ pub struct VerifyOptions {
 pub struct VerifySummary {
     pub keys: usize,
     pub snapshots: usize,
+    /// Base backups whose own WAL range is all archived.
+    pub base_backups: usize,
     pub indexes: usize,
     pub packs: usize,
     pub packs_read: usize,
@@ -255,6 +257,7 @@ fn inspect(
         None => repo.list_ids(Kind::Snapshot)?,
     };
     let mut needed_packs: Vec<Id> = Vec::new();
+    let mut bases: Vec<(Id, crate::format::manifest::PgBase)> = Vec::new();
     progress.start("snapshots", snapshot_ids.len() as u64, 0);
     for id in &snapshot_ids {
         progress.item_done();
@@ -276,6 +279,7 @@ fn inspect(
                         None => s.errors.push(format!("snapshot {id}: chunk {} is in no indexed pack", c.short())),
                     }
                 }
+                bases.extend(m.pg_bases().map(|(_, b)| (*id, b.clone())));
                 needed_packs.extend(only.iter().copied().chain(copies.iter().flatten().copied()));
                 needs.push((*id, only, copies));
             }
@@ -286,6 +290,30 @@ fn inspect(
     }
     needed_packs.sort();
     needed_packs.dedup();
+    // Each base backup's own WAL range: without it, it cannot be restored
+    // at all (the continuity after it is the archive check above).
+    if !bases.is_empty() {
+        let held: HashSet<String> = match &s.wal {
+            w if !w.is_empty() => w.iter().flat_map(|st| st.objects.iter().map(|(o, _)| o.clone())).collect(),
+            _ => repo.backend().list(Kind::Wal).map_err(backend_error)?.into_iter().map(|o| o.name).collect(),
+        };
+        for (id, b) in &bases {
+            match crate::ops::wal::missing_in(&held, b) {
+                Ok(missing) if !missing.is_empty() => s.errors.push(format!(
+                    "snapshot {}: base backup pg-base/{} cannot be restored: WAL segment {} of its range {}..{} is \
+                     not archived ({} missing)",
+                    id.short(),
+                    b.stanza,
+                    missing[0],
+                    b.start_wal,
+                    b.stop_wal,
+                    missing.len()
+                )),
+                Ok(_) => s.base_backups += 1,
+                Err(e) => s.errors.push(format!("snapshot {}: {e}", id.short())),
+            }
+        }
+    }
 
     let stored = repo.stored_pack_sizes()?;
     let mut bad: Vec<(Id, String)> = Vec::new();

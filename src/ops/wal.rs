@@ -457,6 +457,16 @@ pub fn check_archive(repo: &Repository) -> Result<Vec<StanzaReport>> {
 /// The segments from a base backup's `start_wal` to its `stop_wal` that
 /// the repository does not hold (one listing of the archive).
 pub fn missing_segments(repo: &Repository, base: &crate::format::manifest::PgBase) -> Result<Vec<String>> {
+    let held: std::collections::HashSet<String> =
+        repo.backend().list(Kind::Wal).map_err(backend_error)?.into_iter().map(|o| o.name).collect();
+    missing_in(&held, base)
+}
+
+/// `missing_segments` against a listing of `wal/` (`stanza/name` each).
+pub fn missing_in(
+    held: &std::collections::HashSet<String>,
+    base: &crate::format::manifest::PgBase,
+) -> Result<Vec<String>> {
     let seg = base.wal_segment_size;
     let bad = || {
         Error::corrupt(
@@ -466,21 +476,13 @@ pub fn missing_segments(repo: &Repository, base: &crate::format::manifest::PgBas
     };
     let (tli, first) = segment_number(&base.start_wal, seg).ok_or_else(bad)?;
     let (stop_tli, last) = segment_number(&base.stop_wal, seg).ok_or_else(bad)?;
-    let prefix = format!("{}/", base.stanza);
-    let held: std::collections::HashSet<String> = repo
-        .backend()
-        .list(Kind::Wal)
-        .map_err(backend_error)?
-        .into_iter()
-        .filter_map(|o| o.name.strip_prefix(&prefix).map(str::to_string))
-        .collect();
     // The range crosses no timeline switch unless the backup ran on a
     // standby that was promoted meanwhile: then its stop timeline's.
     let mut missing = Vec::new();
     for no in first..=last.max(first) {
         let t = if no == last { stop_tli } else { tli };
         let name = segment_name(t, no, seg);
-        if !held.contains(&name) {
+        if !held.contains(&format!("{}/{name}", base.stanza)) {
             missing.push(name);
         }
     }
