@@ -912,3 +912,46 @@ fn drill_pitr_passes_on_a_good_backup_and_fails_on_a_damaged_segment() {
         String::from_utf8_lossy(&leftover.stdout)
     );
 }
+
+/// Retention: once forget drops the older base backup, prune deletes the
+/// WAL only it needed, and nothing a kept one needs.
+#[test]
+fn prune_deletes_the_wal_no_kept_base_backup_needs() {
+    let a = archiving_cluster();
+    let c = &a.cluster;
+    let backup = |a: &Archive| {
+        let r = coffer_pg(a, &["backup", "--pg-base", &c.url("postgres"), "--wait-for-wal=60s", "--json"]);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        r.json()["snapshot"].as_str().unwrap().to_string()
+    };
+    let before: Vec<String> = (0..2).map(|_| switch(c)).collect();
+    let older = backup(&a);
+    let between: Vec<String> = (0..2).map(|_| switch(c)).collect();
+    let newer = backup(&a);
+    let after = switch(c);
+    wait_archived(c, &after);
+    let sysid = system_id(c);
+    let archived = |name: &str| a.repo.join("wal").join(&sysid).join(name).is_file();
+
+    // Both base backups kept: nothing of the WAL after the older one's start goes.
+    let r = coffer_on(&a, &["prune", "--json"]).ok().json();
+    assert_eq!(r["wal_deleted"], 2, "{r}");
+    assert!(before.iter().all(|n| !archived(n)) && between.iter().all(|n| archived(n)), "{r}");
+
+    // A dry run says what would go and deletes nothing.
+    coffer_on(&a, &["forget", &older]).ok();
+    let r = coffer_on(&a, &["prune", "--dry-run", "--json"]).ok().json();
+    assert!(r["wal_deleted"].as_u64().unwrap() >= 2, "{r}");
+    assert!(between.iter().all(|n| archived(n)));
+    let r = coffer_on(&a, &["prune"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("of archived WAL"), "{}", r.stdout);
+    assert!(between.iter().all(|n| !archived(n)) && archived(&after), "{}", r.stdout);
+
+    // What stays restores: the archive is continuous from the kept base backup on.
+    coffer_on(&a, &["verify"]).ok();
+    let scratch = pg::scratch_dir();
+    let t = scratch.path().join("data");
+    let r = coffer_on(&a, &["restore", &newer, "--pg-base", "--target", t.to_str().unwrap(), "--dry-run"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+}

@@ -861,7 +861,15 @@ impl Output {
             bytes(s.bytes_before),
             bytes(s.bytes_after),
             bytes(s.bytes_reclaimed)
-        )
+        ) + &if s.wal_deleted > 0 {
+            format!(
+                "\nprune: {verb} {} of archived WAL ({}) that no kept base backup needs",
+                count(s.wal_deleted as u64, "file"),
+                bytes(s.wal_bytes_reclaimed)
+            )
+        } else {
+            String::new()
+        }
     }
 
     pub fn forget_and_prune(&self, f: &ForgetSummary, p: &PruneSummary) {

@@ -73,6 +73,10 @@ pub struct PruneSummary {
     pub bytes_after: u64,
     pub indexes_replaced: usize,
     pub stale_locks_ignored: usize,
+    /// Archived WAL files no kept base backup needs (older than the oldest
+    /// one's start, per stanza), deleted, and their stored bytes.
+    pub wal_deleted: usize,
+    pub wal_bytes_reclaimed: u64,
 }
 
 pub fn prune(repo: &Repository, opts: &PruneOptions) -> Result<PruneSummary> {
@@ -91,8 +95,33 @@ pub fn prune_with(
     let plan = PrunePlan::new(&inventory, opts.max_unused).map_err(|missing| unstored(repo, &missing))?;
     let mut s = PruneSummary { dry_run: opts.dry_run, stale_locks_ignored: lock.stale_ignored, ..Default::default() };
     execute(repo, opts, &inventory, &plan, progress, &mut s)?;
+    prune_wal(repo, opts, &inventory.bases, &mut s)?;
     drop(lock);
     Ok(s)
+}
+
+/// Deletes the archived WAL no kept base backup needs. Oldest first, so
+/// that an interrupted prune leaves the archive continuous.
+fn prune_wal(
+    repo: &Repository,
+    opts: &PruneOptions,
+    bases: &[crate::format::manifest::PgBase],
+    s: &mut PruneSummary,
+) -> Result<()> {
+    if bases.is_empty() {
+        return Ok(());
+    }
+    let listing = repo.backend().list(Kind::Wal).map_err(backend_error)?;
+    let mut unneeded = crate::ops::wal::unneeded(&listing, bases);
+    unneeded.sort_by(|a, b| a.name.cmp(&b.name));
+    for o in unneeded {
+        if !opts.dry_run {
+            repo.backend().delete(Kind::Wal, &o.name).map_err(backend_error)?;
+        }
+        s.wal_deleted += 1;
+        s.wal_bytes_reclaimed += o.size;
+    }
+    Ok(())
 }
 
 /// What `prune` would cost, planned as it plans (under a lock, every
@@ -165,6 +194,8 @@ fn unstored(repo: &Repository, missing: &Id) -> Error {
 /// every indexed pack, the stored packs, and which of them are young.
 pub struct Inventory {
     used: HashSet<Id>,
+    /// The base backups of the snapshots kept: the WAL they need stays.
+    bases: Vec<crate::format::manifest::PgBase>,
     /// Every pack an index names (the first entry seen for each).
     packs: HashMap<Id, PackEntry>,
     /// Packs a young index names: kept whole, whatever the listed snapshots use.
@@ -184,12 +215,16 @@ impl Inventory {
         progress: &dyn crate::ops::progress::Progress,
     ) -> Result<Inventory> {
         let mut used: HashSet<Id> = HashSet::new();
+        let mut bases = Vec::new();
         let snapshots = repo.list_ids(Kind::Snapshot)?;
         progress.start("snapshots", snapshots.len() as u64, 0);
         for id in snapshots {
             progress.item_done();
             match repo.load_snapshot(&id) {
-                Ok(m) => used.extend(m.chunk_ids().copied()),
+                Ok(m) => {
+                    used.extend(m.chunk_ids().copied());
+                    bases.extend(m.pg_bases().map(|(_, b)| b.clone()));
+                }
                 // Forgotten since the listing: its data is not needed.
                 Err(Error::NotFound { .. }) => {}
                 Err(e) => return Err(e),
@@ -216,7 +251,7 @@ impl Inventory {
         let young_packs = pack_objects.iter().filter(|(_, o)| young(o)).map(|(id, _)| *id).collect();
         let stored = pack_objects.into_iter().map(|(id, o)| (id, o.size)).collect();
         let index_ids = index_objects.iter().map(|(id, _)| *id).collect();
-        Ok(Inventory { used, packs, protected, stored, young_packs, index_ids, index_bytes })
+        Ok(Inventory { used, bases, packs, protected, stored, young_packs, index_ids, index_bytes })
     }
 }
 
@@ -406,6 +441,7 @@ mod tests {
 
     fn inventory(packs: &[PackEntry], used: &[u8]) -> Inventory {
         Inventory {
+            bases: Vec::new(),
             used: used.iter().map(|n| Id([*n; 32])).collect(),
             packs: packs.iter().map(|p| (p.id, p.clone())).collect(),
             protected: HashSet::new(),

@@ -497,3 +497,83 @@ pub fn check_object(repo: &Repository, object: &str, system_identifier: Option<&
         get_payload(repo, object)?.ok_or_else(|| Error::NotFound { object: format!("WAL object wal/{object}") })?;
     decode_checked(&payload, object, system_identifier, std::io::sink(), None).map(|_| ())
 }
+
+/// The archived WAL no base backup of `bases` needs: in each stanza that
+/// has one, the segments (and `.backup`, `.partial` files) before the
+/// oldest one's start, whatever their timeline. History files stay (they
+/// are tiny and tell recovery which timeline to follow), and so does all
+/// of a stanza without a base backup: its WAL may be all there is.
+pub fn unneeded(
+    listing: &[crate::backend::ObjectInfo],
+    bases: &[crate::format::manifest::PgBase],
+) -> Vec<crate::backend::ObjectInfo> {
+    let mut oldest: std::collections::HashMap<&str, (u64, u32)> = std::collections::HashMap::new();
+    for b in bases {
+        // A base whose range does not parse protects its whole stanza.
+        let start = segment_number(&b.start_wal, b.wal_segment_size).map_or(0, |(_, no)| no);
+        let e = oldest.entry(b.stanza.as_str()).or_insert((start, b.wal_segment_size));
+        e.0 = e.0.min(start);
+    }
+    listing
+        .iter()
+        .filter(|o| {
+            let Some((stanza, file)) = o.name.split_once('/') else { return false };
+            let Some(&(first, seg)) = oldest.get(stanza) else { return false };
+            let segment =
+                file.get(..24).filter(|_| file.len() == 24 || file.ends_with(".backup") || file.ends_with(".partial"));
+            segment.and_then(|n| segment_number(n, seg)).is_some_and(|(_, no)| no < first)
+        })
+        .cloned()
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::manifest::PgBase;
+
+    fn base(stanza: &str, start: &str) -> PgBase {
+        PgBase {
+            server: "s".into(),
+            server_version: "15".into(),
+            system_identifier: "1".into(),
+            stanza: stanza.into(),
+            timeline: 1,
+            start_lsn: "0/0".into(),
+            stop_lsn: "0/0".into(),
+            start_wal: start.into(),
+            stop_wal: start.into(),
+            wal_segment_size: 16 << 20,
+            start_time: chrono::Utc::now(),
+            stop_time: chrono::Utc::now(),
+            label: "l".into(),
+            duration_secs: 0.0,
+        }
+    }
+
+    #[test]
+    fn only_wal_before_the_oldest_kept_base_backup_goes() {
+        let o = |n: &str| crate::backend::ObjectInfo { name: n.into(), size: 1, modified: None };
+        let listing = vec![
+            o("db1/000000010000000000000001"),
+            o("db1/000000010000000000000002.00000028.backup"),
+            o("db1/000000010000000000000003"),
+            o("db1/000000020000000000000002"),
+            o("db1/00000002.history"),
+            o("db1/000000010000000000000004"),
+            o("db2/000000010000000000000001"),
+        ];
+        let bases = [base("db1", "000000010000000000000004"), base("db1", "000000010000000000000003")];
+        let mut gone: Vec<String> = unneeded(&listing, &bases).into_iter().map(|o| o.name).collect();
+        gone.sort();
+        assert_eq!(
+            gone,
+            [
+                "db1/000000010000000000000001",
+                "db1/000000010000000000000002.00000028.backup",
+                "db1/000000020000000000000002"
+            ]
+        );
+        assert!(unneeded(&listing, &[]).is_empty(), "no base backup: all WAL stays");
+    }
+}
