@@ -891,6 +891,42 @@ fn drill_pitr_passes_on_a_good_backup_and_fails_on_a_damaged_segment() {
     let sysid = system_id(c);
     assert!(!a.repo.join("wal").join(&sysid).join("00000002.history").exists());
 
+    // Stopped by SIGTERM while its server runs a check: the server stops, the folder goes.
+    let slow = c.dir.path().join("slow.sql");
+    fs::write(&slow, "SELECT pg_sleep(60) IS NOT NULL;\n").unwrap();
+    let child = Command::new(bin())
+        .args(["drill", "--pitr", "--pg-scratch-dir", scratch.path().to_str().unwrap(), "--check-sql"])
+        .arg(&slow)
+        .arg("--pg-bin-dir")
+        .arg(&bin_dir)
+        .env("COFFER_REPOSITORY", &a.repo)
+        .env("COFFER_PASSWORD_FILE", &a.key)
+        .env_remove("COFFER_PASSWORD")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    let server_up = || {
+        let dirs: Vec<_> = fs::read_dir(scratch.path()).unwrap().filter_map(|e| e.ok()).collect();
+        dirs.iter().any(|d| d.path().join("data/postmaster.pid").exists())
+    };
+    while !server_up() {
+        assert!(start.elapsed() < Duration::from_secs(60), "the drill's server never started");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Past the replay, into the check (pg_sleep) — or at least with its server up.
+    std::thread::sleep(Duration::from_secs(2));
+    let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(143), "{stderr}");
+    assert!(stderr.contains("drill stopped by signal 15") && stderr.contains("removed"), "{stderr}");
+    assert_eq!(fs::read_dir(scratch.path()).unwrap().count(), 0, "the stopped drill left files");
+    let leftover = Command::new("pgrep").args(["-f", scratch.path().to_str().unwrap()]).output().unwrap();
+    assert!(leftover.stdout.is_empty(), "the stopped drill's server still runs");
+
     // A flipped byte in the segment that holds the moment: recovery cannot reach it.
     let object = a.repo.join("wal").join(&sysid).join(&last);
     let mut bad = fs::read(&object).unwrap();

@@ -137,6 +137,9 @@ pub fn drill(repo: &Repository, snapshot: &Id, opts: &DrillOptions) -> Result<Dr
 
     // Dropped whatever happened above (unless a signal is dropping it now).
     let mine = SCRATCH.lock().map(|mut g| g.take()).unwrap_or(None);
+    if mine.is_none() {
+        await_signal_exit();
+    }
     let dropped = match mine {
         Some(_) => opts.scratch.query(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote_ident(&scratch_name))),
         None => Ok(String::new()),
@@ -151,6 +154,15 @@ pub fn drill(repo: &Repository, snapshot: &Id, opts: &DrillOptions) -> Result<Dr
     report.passed = report.error.is_none();
     report.total_secs = started.elapsed().as_secs_f64();
     Ok(report)
+}
+
+/// Waits for the signal handler that took over the clean-up to finish it
+/// and exit the process: returning would report (and exit with) the
+/// failure the signal caused before the clean-up is done.
+pub(crate) fn await_signal_exit() -> ! {
+    loop {
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    }
 }
 
 /// The queries of a check file. One that yields no check is a mistake,

@@ -138,8 +138,10 @@ pub fn drill_pitr(repo: &Repository, snapshot: &Id, opts: &PitrDrillOptions) -> 
     let mut server: Option<Child> = None;
     let outcome = run_phases(repo, snapshot, opts, &checks, &dir, &mut server, &mut report);
 
-    // Stopped and removed whatever happened above (unless a signal is at it).
-    let mine = ACTIVE.lock().map(|mut g| g.take()).unwrap_or(None).is_some();
+    // Stopped and removed whatever happened above (unless a signal handler is at it).
+    if ACTIVE.lock().map(|mut g| g.take()).unwrap_or(None).is_none() {
+        crate::ops::drill::await_signal_exit();
+    }
     if let Some(mut child) = server.take() {
         stop_server(child.id());
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -149,7 +151,7 @@ pub fn drill_pitr(repo: &Repository, snapshot: &Id, opts: &PitrDrillOptions) -> 
         let _ = child.kill();
         let _ = child.wait();
     }
-    let removed = if mine { std::fs::remove_dir_all(&dir) } else { Ok(()) };
+    let removed = std::fs::remove_dir_all(&dir);
     signals.close();
     report.cleaned_up = removed.is_ok() && !dir.exists();
     report.error = match (outcome, removed) {
