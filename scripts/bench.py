@@ -40,6 +40,7 @@ COFFER = os.environ.get("COFFER_BIN", os.path.join(ROOT, "target", "release", "c
 PRIMITIVES = os.path.join(ROOT, "target", "release", "examples", "primitives")
 PASSPHRASE = "benchmark-only-passphrase"
 MiB = 1 << 20
+GiB = 1 << 30
 
 
 def log(msg):
@@ -529,6 +530,7 @@ def wal_case(work, seconds=60):
         # pgbench -i: COPY and index builds, WAL as fast as the server writes it.
         log("wal: pgbench -i -s 100, archiving through coffer wal-push")
         init_wall, init_backlog, init_segs, _ = sampled(["pgbench", *args, "-i", "-q", "-s", "100", "postgres"])
+        base_lines = [base_backup(work, d, port, repo, key, "after pgbench -i")]
         log(f"wal: pgbench for {seconds} s")
         wall, backlog, produced, out = sampled(["pgbench", *args, "-c", "4", "-j", "2", "-T", str(seconds), "-n",
                                                "postgres"])
@@ -539,6 +541,7 @@ def wal_case(work, seconds=60):
             time.sleep(0.1)
         drained = time.monotonic() - t
         archived, failed = q("select archived_count, failed_count from pg_stat_archiver").split("|")
+        base_lines.append(base_backup(work, d, port, repo, key, f"after the {seconds} s pgbench run"))
         # The per-segment cost, alone: 32 archived segments pushed again, one
         # process each, into a fresh repository.
         done = sorted(n[:-5] for n in os.listdir(status) if n.endswith(".done") and len(n) == 29)[-32:]
@@ -574,10 +577,30 @@ def wal_case(work, seconds=60):
         f"wal-push alone, {n} segments, one process each: {n / wall:.1f} segments/s "
         f"({n * 16 / wall:.0f} MiB/s), CPU {cpu / n * 1000:.0f} ms per segment, peak RSS {rss / MiB:.0f} MiB; "
         f"stored {stored / n / MiB:.1f} MiB per 16 MiB segment",
-    ] + ([f"pgBackRest {peer['version']} archive-push, the same {n} segments, one process each (zst level 3, "
+    ] + base_lines + ([f"pgBackRest {peer['version']} archive-push, the same {n} segments, one process each (zst level 3, "
           f"aes-256-cbc, archive-async off): {n / peer['wall']:.1f} segments/s, CPU {peer['cpu'] / n * 1000:.0f} ms "
           f"per segment, peak RSS {peer['rss'] / MiB:.0f} MiB; stored {peer['stored'] / n / MiB:.1f} MiB per segment"]
          if peer else [])
+
+
+def base_backup(work, d, port, repo, key, when):
+    """A base backup of the bench cluster into the WAL repository beside
+    pg_basebackup's own tar stream thrown away (the floor: what the server
+    sends), as the postgres user. Returns the report's line."""
+    as_pg = "runuser -u postgres -- " if os.geteuid() == 0 else ""
+    conn = f"-h 127.0.0.1 -p {port} -U postgres"
+    floor_wall, floor_cpu, _ = measured(f"{as_pg}pg_basebackup {conn} -D - -Ft -X none -c fast > /dev/null")
+    out = os.path.join(work, "base-backup.json")
+    url = f"postgresql://postgres@127.0.0.1:{port}/postgres"
+    wall, cpu, rss = measured(f"{as_pg}env COFFER_PASSWORD_FILE={key} {COFFER} backup -r {repo} --json "
+                              f"--pg-base {url} --wait-for-wal 5m > {out}")
+    with open(out) as f:
+        j = json.load(f)
+    read, new, stored = j["bytes"], j["new_bytes"], j["stored_bytes"]
+    return (f"base backup {when}: {read / GiB:.2f} GiB in {wall:.1f} s ({read / MiB / wall:.0f} MiB/s, "
+            f"CPU {cpu:.1f} s, peak RSS {rss / MiB:.0f} MiB), {new / MiB:.0f} MiB new "
+            f"({100 * new / max(read, 1):.1f} %), {stored / MiB:.0f} MiB stored; pg_basebackup -Ft -X none "
+            f"> /dev/null alone: {floor_wall:.1f} s (CPU {floor_cpu:.1f} s)")
 
 
 def pgbackrest_push(work, d, port, seg_dir, names):
