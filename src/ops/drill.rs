@@ -79,8 +79,9 @@ pub struct DrillReport {
     pub dropped: bool,
 }
 
-/// The scratch database of the drill in progress, for the signal handler.
-static SCRATCH: Mutex<Option<(PgConnection, String)>> = Mutex::new(None);
+/// The scratch databases of the drills in progress (one per drill; a
+/// library caller may run several), for the signal handler.
+static SCRATCH: Mutex<Vec<(PgConnection, String)>> = Mutex::new(Vec::new());
 
 /// Drops the scratch database when the process is told to stop (SIGTERM
 /// from `timeout` or systemd, SIGINT, SIGHUP), then exits as the signal
@@ -92,13 +93,17 @@ fn watch_signals() -> Result<signal_hook::iterator::Handle> {
     let handle = signals.handle();
     std::thread::spawn(move || {
         if let Some(sig) = signals.forever().next() {
-            let active = SCRATCH.lock().map(|mut g| g.take()).unwrap_or(None);
-            if let Some((conn, name)) = active {
-                let dropped = conn.query(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote_ident(&name)));
-                match dropped {
-                    Ok(_) => eprintln!("coffer: drill stopped by signal {sig}; scratch database {name} dropped"),
-                    Err(e) => eprintln!("coffer: drill stopped by signal {sig}; dropping {name} failed: {e}"),
+            // Held while dropping: the drills' own clean-up (and another
+            // drill's handler) waits for it, then finds its entry gone.
+            if let Ok(mut active) = SCRATCH.lock() {
+                for (conn, name) in active.drain(..) {
+                    let dropped = conn.query(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote_ident(&name)));
+                    match dropped {
+                        Ok(_) => eprintln!("coffer: drill stopped by signal {sig}; scratch database {name} dropped"),
+                        Err(e) => eprintln!("coffer: drill stopped by signal {sig}; dropping {name} failed: {e}"),
+                    }
                 }
+                std::process::exit(128 + sig);
             }
             std::process::exit(128 + sig);
         }
@@ -128,7 +133,7 @@ pub fn drill(repo: &Repository, snapshot: &Id, opts: &DrillOptions) -> Result<Dr
 
     let signals = watch_signals()?;
     if let Ok(mut g) = SCRATCH.lock() {
-        *g = Some((opts.scratch.clone(), scratch_name.clone()));
+        g.push((opts.scratch.clone(), scratch_name.clone()));
     }
     let outcome = opts
         .scratch
@@ -136,14 +141,10 @@ pub fn drill(repo: &Repository, snapshot: &Id, opts: &DrillOptions) -> Result<Dr
         .and_then(|_| run_phases(repo, snapshot, dump, opts, &checks, &scratch_name, &mut report));
 
     // Dropped whatever happened above (unless a signal is dropping it now).
-    let mine = SCRATCH.lock().map(|mut g| g.take()).unwrap_or(None);
-    if mine.is_none() {
+    if !take_entry(&SCRATCH, |(_, name)| *name == scratch_name) {
         await_signal_exit();
     }
-    let dropped = match mine {
-        Some(_) => opts.scratch.query(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote_ident(&scratch_name))),
-        None => Ok(String::new()),
-    };
+    let dropped = opts.scratch.query(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote_ident(&scratch_name)));
     signals.close();
     report.dropped = dropped.is_ok();
     report.error = match (outcome, dropped) {
@@ -154,6 +155,22 @@ pub fn drill(repo: &Repository, snapshot: &Id, opts: &DrillOptions) -> Result<Dr
     report.passed = report.error.is_none();
     report.total_secs = started.elapsed().as_secs_f64();
     Ok(report)
+}
+
+/// Removes this drill's entry from a signal handler's list; false when the
+/// handler took it (it is cleaning up, and will exit the process).
+pub(crate) fn take_entry<T>(list: &Mutex<Vec<T>>, mine: impl Fn(&T) -> bool) -> bool {
+    match list.lock() {
+        Ok(mut g) => match g.iter().position(mine) {
+            Some(i) => {
+                g.remove(i);
+                true
+            }
+            None => false,
+        },
+        // A handler that panicked holding it cleans up nothing: this drill does.
+        Err(_) => true,
+    }
 }
 
 /// Waits for the signal handler that took over the clean-up to finish it
@@ -300,6 +317,31 @@ fn restorable(archive: &Archive, roles: &[String]) -> (Vec<u32>, Vec<String>) {
     (ids.map(|e| e.id).collect(), said)
 }
 
+/// The rows of each `(schema, table)` (`ONLY`: a partition's rows are its
+/// own), in one query, in the order given: every table counted, or an error.
+pub(crate) fn count_each(target: &PgConnection, tables: &[(String, String)]) -> Result<Vec<u64>> {
+    if tables.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = tables
+        .iter()
+        .enumerate()
+        .map(|(i, (s, n))| format!("SELECT {i}, count(*) FROM ONLY {}.{}", quote_ident(s), quote_ident(n)))
+        .collect::<Vec<_>>()
+        .join(" UNION ALL ");
+    let out = target.query(&sql)?;
+    let unexpected =
+        |line: &str| Error::SourceFailed { source_name: "psql".into(), message: format!("unexpected output {line:?}") };
+    let mut counts: Vec<Option<u64>> = vec![None; tables.len()];
+    for line in out.lines().filter(|l| !l.is_empty()) {
+        let (i, rows) = line.split_once('|').ok_or_else(|| unexpected(line))?;
+        let i: usize = i.parse().map_err(|_| unexpected(line))?;
+        let slot = counts.get_mut(i).ok_or_else(|| unexpected(line))?;
+        *slot = Some(rows.trim().parse().map_err(|_| unexpected(line))?);
+    }
+    counts.into_iter().map(|c| c.ok_or_else(|| unexpected("(a table's count is missing)"))).collect()
+}
+
 /// Counts each restored table's rows (`ONLY`: a partition's rows are its
 /// own entry) and sets what the dump holds beside it.
 fn count_rows(dump: &DumpSource, target: &PgConnection, report: &mut DrillReport) -> Result<()> {
@@ -314,23 +356,8 @@ fn count_rows(dump: &DumpSource, target: &PgConnection, report: &mut DrillReport
             .map(|e| (e.schema.clone().unwrap_or_else(|| "public".into()), e.name.clone(), None))
             .collect()
     };
-    if tables.is_empty() {
-        return Ok(());
-    }
-    let sql = tables
-        .iter()
-        .enumerate()
-        .map(|(i, (s, n, _))| format!("SELECT {i}, count(*) FROM ONLY {}.{}", quote_ident(s), quote_ident(n)))
-        .collect::<Vec<_>>()
-        .join(" UNION ALL ");
-    let out = target.query(&sql)?;
-    let unexpected =
-        |line: &str| Error::SourceFailed { source_name: "psql".into(), message: format!("unexpected output {line:?}") };
-    for line in out.lines().filter(|l| !l.is_empty()) {
-        let (i, rows) = line.split_once('|').ok_or_else(|| unexpected(line))?;
-        let i: usize = i.parse().map_err(|_| unexpected(line))?;
-        let rows: u64 = rows.trim().parse().map_err(|_| unexpected(line))?;
-        let (schema, table, expected) = tables.get(i).cloned().ok_or_else(|| unexpected(line))?;
+    let names: Vec<(String, String)> = tables.iter().map(|(s, n, _)| (s.clone(), n.clone())).collect();
+    for ((schema, table, expected), rows) in tables.into_iter().zip(count_each(target, &names)?) {
         report.tables.push(TableCount { schema, table, rows, expected });
     }
     report.tables_compared = report.tables.iter().filter(|t| t.expected.is_some()).count();

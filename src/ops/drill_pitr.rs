@@ -13,9 +13,9 @@
 
 use crate::error::{Error, Result};
 use crate::format::encoding::Id;
-use crate::ops::drill::{parse_checks, run_checks, CheckResult};
+use crate::ops::drill::{count_each, parse_checks, run_checks, CheckResult};
 use crate::ops::restore_base::{restore_base, BaseRestoreOptions, RecoveryTarget};
-use crate::pg::{quote_ident, PgConnection, Timeouts};
+use crate::pg::{PgConnection, Timeouts};
 use crate::repo::Repository;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -83,8 +83,9 @@ pub struct PitrDrillReport {
     pub cleaned_up: bool,
 }
 
-/// The server and folder of the drill in progress, for the signal handler.
-static ACTIVE: Mutex<Option<(u32, PathBuf)>> = Mutex::new(None);
+/// The server (pid, 0 until it runs) and folder of each drill in
+/// progress, for the signal handler.
+static ACTIVE: Mutex<Vec<(u32, PathBuf)>> = Mutex::new(Vec::new());
 
 fn stop_server(pid: u32) {
     // Immediate shutdown: the cluster is thrown away.
@@ -102,17 +103,22 @@ fn watch_signals() -> Result<signal_hook::iterator::Handle> {
     let handle = signals.handle();
     std::thread::spawn(move || {
         if let Some(sig) = signals.forever().next() {
-            if let Some((pid, dir)) = ACTIVE.lock().map(|mut g| g.take()).unwrap_or(None) {
-                stop_server(pid);
-                // The server's files go once it has let go of them.
-                let deadline = Instant::now() + Duration::from_secs(10);
-                while dir.join("data/postmaster.pid").exists() && Instant::now() < deadline {
-                    std::thread::sleep(Duration::from_millis(100));
+            // Held while cleaning up: the drills' own clean-up waits for it,
+            // then finds its entry gone.
+            if let Ok(mut active) = ACTIVE.lock() {
+                for (pid, dir) in active.drain(..) {
+                    stop_server(pid);
+                    // The server's files go once it has let go of them.
+                    let deadline = Instant::now() + Duration::from_secs(10);
+                    while dir.join("data/postmaster.pid").exists() && Instant::now() < deadline {
+                        std::thread::sleep(Duration::from_millis(100));
+                    }
+                    match std::fs::remove_dir_all(&dir) {
+                        Ok(()) => eprintln!("coffer: drill stopped by signal {sig}; {} removed", dir.display()),
+                        Err(e) => eprintln!("coffer: drill stopped by signal {sig}; removing {}: {e}", dir.display()),
+                    }
                 }
-                match std::fs::remove_dir_all(&dir) {
-                    Ok(()) => eprintln!("coffer: drill stopped by signal {sig}; {} removed", dir.display()),
-                    Err(e) => eprintln!("coffer: drill stopped by signal {sig}; removing {}: {e}", dir.display()),
-                }
+                std::process::exit(128 + sig);
             }
             std::process::exit(128 + sig);
         }
@@ -133,13 +139,13 @@ pub fn drill_pitr(repo: &Repository, snapshot: &Id, opts: &PitrDrillOptions) -> 
     std::fs::create_dir(&dir).map_err(|e| Error::io(&dir, e))?;
     let signals = watch_signals()?;
     if let Ok(mut g) = ACTIVE.lock() {
-        *g = Some((0, dir.clone()));
+        g.push((0, dir.clone()));
     }
     let mut server: Option<Child> = None;
     let outcome = run_phases(repo, snapshot, opts, &checks, &dir, &mut server, &mut report);
 
     // Stopped and removed whatever happened above (unless a signal handler is at it).
-    if ACTIVE.lock().map(|mut g| g.take()).unwrap_or(None).is_none() {
+    if !crate::ops::drill::take_entry(&ACTIVE, |(_, d)| *d == dir) {
         crate::ops::drill::await_signal_exit();
     }
     if let Some(mut child) = server.take() {
@@ -272,7 +278,7 @@ fn run_phases(
         message: format!("cannot start the scratch server: {e}"),
     })?;
     if let Ok(mut g) = ACTIVE.lock() {
-        if let Some(active) = g.as_mut() {
+        if let Some(active) = g.iter_mut().find(|(_, d)| d == dir) {
             active.0 = child.id();
         }
     }
@@ -318,24 +324,7 @@ fn count_tables(conn: &PgConnection, db: &str, report: &mut PitrDrillReport) -> 
     )?;
     let tables: Vec<(String, String)> =
         tables.lines().filter_map(|l| l.split_once('|')).map(|(s, t)| (s.to_string(), t.to_string())).collect();
-    if tables.is_empty() {
-        return Ok(());
-    }
-    let sql = tables
-        .iter()
-        .enumerate()
-        .map(|(i, (s, t))| format!("SELECT {i}, count(*) FROM ONLY {}.{}", quote_ident(s), quote_ident(t)))
-        .collect::<Vec<_>>()
-        .join(" UNION ALL ");
-    let unexpected = |line: &str| Error::SourceFailed {
-        source_name: "psql".into(),
-        message: format!("unexpected output {line:?} counting the rows of database {db}"),
-    };
-    for line in conn.query(&sql)?.lines().filter(|l| !l.is_empty()) {
-        let (i, rows) = line.split_once('|').ok_or_else(|| unexpected(line))?;
-        let i: usize = i.parse().map_err(|_| unexpected(line))?;
-        let (schema, table) = tables.get(i).cloned().ok_or_else(|| unexpected(line))?;
-        let rows = rows.trim().parse().map_err(|_| unexpected(line))?;
+    for ((schema, table), rows) in tables.iter().cloned().zip(count_each(conn, &tables)?) {
         report.tables.push(PitrTable { database: db.to_string(), schema, table, rows });
     }
     Ok(())
