@@ -375,12 +375,13 @@ impl Scanner {
         let mut lines = 0u64;
         let mut bytes = 0u64;
         while data.len() > n {
-            if data[0] != 0 {
-                return bad(format!("a data chunk of entry {id} has a negative length"));
-            }
             let mut len: u64 = 0;
             for (i, &b) in data[1..=n].iter().enumerate() {
                 len |= (b as u64) << (8 * i);
+            }
+            // A sign byte over zero is zero, as `int` (and pg_dump's ReadInt) reads it.
+            if data[0] != 0 && len != 0 {
+                return bad(format!("a data chunk of entry {id} has a negative length"));
             }
             if len == 0 {
                 data = &data[n + 1..];
