@@ -136,6 +136,8 @@ fn archive_command_stores_every_segment_and_wal_fetch_returns_its_bytes() {
     let r = coffer_on(&a, &["wal-fetch", "--stanza", &sysid, "0000000100000000000000FE", dest.to_str().unwrap()]);
     assert_eq!(r.code, 1, "{}", r.stderr);
     assert!(!dest.exists());
+    // Said plainly, not as an error: recovery asks this on every start.
+    assert!(r.stderr.contains("0000000100000000000000FE") && !r.stderr.contains("error"), "{}", r.stderr);
 
     // Pushed again with the same bytes (a retry after a crash): success.
     let seg = data(c).join("pg_wal").join(&names[1]);

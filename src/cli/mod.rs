@@ -81,7 +81,10 @@ pub fn main() -> ExitCode {
                 _ => exit_code(e),
             };
             let (message, hint) = (one_line(e), hint(e));
-            errln!("coffer: error: {message}");
+            // wal-fetch's "not archived" is how recovery finds the end of
+            // the WAL, asked on every start: not an error in the server's log.
+            let normal_end = matches!(cli.command, Command::WalFetch(_)) && code == exit::FAILURE;
+            errln!("coffer: {}{message}", if normal_end { "" } else { "error: " });
             if let Some(hint) = hint {
                 errln!("coffer: hint: {hint}");
             }
