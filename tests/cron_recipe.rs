@@ -236,8 +236,7 @@ fn the_set_up_cron_job_and_rotation_of_operations_md_work_as_written() {
     )
     .unwrap();
     fs::set_permissions(root_home.join(".pgpass"), fs::Permissions::from_mode(0o600)).unwrap();
-    let section = &doc[doc.find("## An emergency snapshot, by hand").expect("the section")..];
-    let section = &section[..section.find("\n## ").unwrap_or(section.len())];
+    let section = docs::section(&doc, "## An emergency snapshot, by hand");
     let mut blocks = Vec::new();
     let mut rest = section;
     while let Some(at) = rest.find("```sh\n") {

@@ -364,8 +364,7 @@ fn the_wal_archiving_section_of_operations_md_works_as_written() {
     }
     use std::os::unix::fs::PermissionsExt;
     let doc = docs::read("docs/OPERATIONS.md");
-    let section = &doc[doc.find("## WAL archiving").expect("the section")..];
-    let section = &section[..section[3..].find("\n## ").map_or(section.len(), |i| i + 3)];
+    let section = docs::section(&doc, "## WAL archiving");
     let dir = tempfile::tempdir().unwrap();
     let r = dir.path().display().to_string();
     fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
@@ -720,11 +719,8 @@ fn the_base_backup_section_of_operations_md_works_as_written() {
     }
     use std::os::unix::fs::PermissionsExt;
     let doc = docs::read("docs/OPERATIONS.md");
-    let section_of = |title: &str| {
-        let s = &doc[doc.find(title).expect(title)..];
-        s[..s[3..].find("\n## ").map_or(s.len(), |i| i + 3)].to_string()
-    };
-    let (archiving, section) = (section_of("## WAL archiving"), section_of("## Base backups and restore to a moment"));
+    let (archiving, section) =
+        (docs::section(&doc, "## WAL archiving"), docs::section(&doc, "## Base backups and restore to a moment"));
     let dir = tempfile::tempdir().unwrap();
     let r = dir.path().display().to_string();
     fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
@@ -753,8 +749,8 @@ fn the_base_backup_section_of_operations_md_works_as_written() {
         assert_eq!(run.code, 0, "{script}\n{}", run.stderr);
         run
     };
-    root_sh(&sub(&docs::block(&archiving, "As root, once", "sh")));
-    let conf = sub(&docs::block(&archiving, "In `postgresql.conf`", ""));
+    root_sh(&sub(&docs::block(archiving, "As root, once", "sh")));
+    let conf = sub(&docs::block(archiving, "In `postgresql.conf`", ""));
     let c = Cluster::start_with(|_| conf.clone());
     c.psql("postgres", "CREATE TABLE marker (what text)");
     switch(&c);
@@ -786,7 +782,7 @@ fn the_base_backup_section_of_operations_md_works_as_written() {
     let last = switch(&c);
     wait_archived(&c, &last);
 
-    let block = docs::block(&section, "check first, then restore", "sh");
+    let block = docs::block(section, "check first, then restore", "sh");
     assert_eq!(block.matches("'2026-12-03 14:02:00+00'").count(), 2, "{block}");
     fs::create_dir_all(&restored).unwrap();
     let r = root_sh(&sub(&block).replace("2026-12-03 14:02:00+00", &t));

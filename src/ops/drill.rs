@@ -83,25 +83,24 @@ pub struct DrillReport {
 /// library caller may run several), for the signal handler.
 static SCRATCH: Mutex<Vec<(PgConnection, String)>> = Mutex::new(Vec::new());
 
-/// Drops the scratch database when the process is told to stop (SIGTERM
-/// from `timeout` or systemd, SIGINT, SIGHUP), then exits as the signal
-/// would have: a drill cut short never leaves its database behind.
-fn watch_signals() -> Result<signal_hook::iterator::Handle> {
+/// Cleans up every drill in `list` when the process is told to stop
+/// (SIGTERM from `timeout` or systemd, SIGINT, SIGHUP), then exits as the
+/// signal would have: a drill cut short never leaves its scratch behind.
+/// The list is held while `clean` runs: each drill's own clean-up (and
+/// another drill's handler) waits for it, then finds its entry gone.
+pub(crate) fn watch_signals<T: Send + 'static>(
+    list: &'static Mutex<Vec<T>>,
+    clean: fn(T, i32),
+) -> Result<signal_hook::iterator::Handle> {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
     let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP])
         .map_err(|e| Error::Internal(format!("cannot watch for signals: {e}")))?;
     let handle = signals.handle();
     std::thread::spawn(move || {
         if let Some(sig) = signals.forever().next() {
-            // Held while dropping: the drills' own clean-up (and another
-            // drill's handler) waits for it, then finds its entry gone.
-            if let Ok(mut active) = SCRATCH.lock() {
-                for (conn, name) in active.drain(..) {
-                    let dropped = conn.query(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote_ident(&name)));
-                    match dropped {
-                        Ok(_) => eprintln!("coffer: drill stopped by signal {sig}; scratch database {name} dropped"),
-                        Err(e) => eprintln!("coffer: drill stopped by signal {sig}; dropping {name} failed: {e}"),
-                    }
+            if let Ok(mut active) = list.lock() {
+                for entry in active.drain(..) {
+                    clean(entry, sig);
                 }
                 std::process::exit(128 + sig);
             }
@@ -109,6 +108,14 @@ fn watch_signals() -> Result<signal_hook::iterator::Handle> {
         }
     });
     Ok(handle)
+}
+
+/// A dump drill's clean-up on a signal: its scratch database dropped.
+fn drop_on_signal((conn, name): (PgConnection, String), sig: i32) {
+    match conn.query(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote_ident(&name))) {
+        Ok(_) => eprintln!("coffer: drill stopped by signal {sig}; scratch database {name} dropped"),
+        Err(e) => eprintln!("coffer: drill stopped by signal {sig}; dropping {name} failed: {e}"),
+    }
 }
 
 pub fn drill(repo: &Repository, snapshot: &Id, opts: &DrillOptions) -> Result<DrillReport> {
@@ -131,7 +138,7 @@ pub fn drill(repo: &Repository, snapshot: &Id, opts: &DrillOptions) -> Result<Dr
         .scratch
         .query_column("SELECT datname FROM pg_database WHERE datname LIKE 'coffer\\_drill\\_%' ORDER BY 1")?;
 
-    let signals = watch_signals()?;
+    let signals = watch_signals(&SCRATCH, drop_on_signal)?;
     if let Ok(mut g) = SCRATCH.lock() {
         g.push((opts.scratch.clone(), scratch_name.clone()));
     }

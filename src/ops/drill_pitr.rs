@@ -94,36 +94,18 @@ fn stop_server(pid: u32) {
     }
 }
 
-/// Stops the server and removes the folder when the process is told to
-/// stop, then exits as the signal would have.
-fn watch_signals() -> Result<signal_hook::iterator::Handle> {
-    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
-    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP])
-        .map_err(|e| Error::Internal(format!("cannot watch for signals: {e}")))?;
-    let handle = signals.handle();
-    std::thread::spawn(move || {
-        if let Some(sig) = signals.forever().next() {
-            // Held while cleaning up: the drills' own clean-up waits for it,
-            // then finds its entry gone.
-            if let Ok(mut active) = ACTIVE.lock() {
-                for (pid, dir) in active.drain(..) {
-                    stop_server(pid);
-                    // The server's files go once it has let go of them.
-                    let deadline = Instant::now() + Duration::from_secs(10);
-                    while dir.join("data/postmaster.pid").exists() && Instant::now() < deadline {
-                        std::thread::sleep(Duration::from_millis(100));
-                    }
-                    match std::fs::remove_dir_all(&dir) {
-                        Ok(()) => eprintln!("coffer: drill stopped by signal {sig}; {} removed", dir.display()),
-                        Err(e) => eprintln!("coffer: drill stopped by signal {sig}; removing {}: {e}", dir.display()),
-                    }
-                }
-                std::process::exit(128 + sig);
-            }
-            std::process::exit(128 + sig);
-        }
-    });
-    Ok(handle)
+/// A PITR drill's clean-up on a signal: its server stopped, its folder removed.
+fn remove_on_signal((pid, dir): (u32, PathBuf), sig: i32) {
+    stop_server(pid);
+    // The server's files go once it has let go of them.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while dir.join("data/postmaster.pid").exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    match std::fs::remove_dir_all(&dir) {
+        Ok(()) => eprintln!("coffer: drill stopped by signal {sig}; {} removed", dir.display()),
+        Err(e) => eprintln!("coffer: drill stopped by signal {sig}; removing {}: {e}", dir.display()),
+    }
 }
 
 pub fn drill_pitr(repo: &Repository, snapshot: &Id, opts: &PitrDrillOptions) -> Result<PitrDrillReport> {
@@ -137,7 +119,7 @@ pub fn drill_pitr(repo: &Repository, snapshot: &Id, opts: &PitrDrillOptions) -> 
     let dir = opts.scratch_dir.join(format!("coffer-pitr-{}", Id::random().short()));
     let mut report = PitrDrillReport { snapshot: snapshot.to_hex(), scratch: dir.clone(), ..Default::default() };
     std::fs::create_dir(&dir).map_err(|e| Error::io(&dir, e))?;
-    let signals = watch_signals()?;
+    let signals = crate::ops::drill::watch_signals(&ACTIVE, remove_on_signal)?;
     if let Ok(mut g) = ACTIVE.lock() {
         g.push((0, dir.clone()));
     }

@@ -8,6 +8,13 @@ pub fn read(name: &str) -> String {
     fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
+/// The section of `doc` that starts at the heading `title` (`## ...`),
+/// up to the next `## ` heading.
+pub fn section<'d>(doc: &'d str, title: &str) -> &'d str {
+    let s = &doc[doc.find(title).unwrap_or_else(|| panic!("the document has no {title:?}"))..];
+    &s[..s[3..].find("\n## ").map_or(s.len(), |i| i + 3)]
+}
+
 /// The body of the first block fenced with ```lang after `marker` (a
 /// heading or a sentence) in `doc`.
 pub fn block(doc: &str, marker: &str, lang: &str) -> String {
