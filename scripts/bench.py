@@ -531,6 +531,9 @@ def wal_case(work, seconds=60):
         log("wal: pgbench -i -s 100, archiving through coffer wal-push")
         init_wall, init_backlog, init_segs, _ = sampled(["pgbench", *args, "-i", "-q", "-s", "100", "postgres"])
         base_lines = [base_backup(work, d, port, repo, key, "after pgbench -i")]
+        peer = pgbackrest_stanza(work, d, port) if shutil.which("pgbackrest") else None
+        if peer:
+            base_lines.append(pgbackrest_backup(peer, "full", "after pgbench -i"))
         log(f"wal: pgbench for {seconds} s")
         wall, backlog, produced, out = sampled(["pgbench", *args, "-c", "4", "-j", "2", "-T", str(seconds), "-n",
                                                "postgres"])
@@ -542,6 +545,8 @@ def wal_case(work, seconds=60):
         drained = time.monotonic() - t
         archived, failed = q("select archived_count, failed_count from pg_stat_archiver").split("|")
         base_lines.append(base_backup(work, d, port, repo, key, f"after the {seconds} s pgbench run"))
+        if peer:
+            base_lines.append(pgbackrest_backup(peer, "incr", f"after the {seconds} s pgbench run"))
         # The per-segment cost, alone: 32 archived segments pushed again, one
         # process each, into a fresh repository.
         done = sorted(n[:-5] for n in os.listdir(status) if n.endswith(".done") and len(n) == 29)[-32:]
@@ -563,7 +568,7 @@ def wal_case(work, seconds=60):
         wall, cpu, rss = measured(" ; ".join(f"{as_pg}env COFFER_PASSWORD_FILE={key2} {COFFER} wal-push -q -r {repo2} "
                                             f"{os.path.join(seg_dir, n)} || exit 1" for n in done))
         stored = du(repo2)
-        peer = pgbackrest_push(work, d, port, seg_dir, done) if shutil.which("pgbackrest") else None
+        pushed = pgbackrest_push(peer, seg_dir, done) if peer else None
     finally:
         sh([script, "stop", d])
     n = len(done)
@@ -577,10 +582,10 @@ def wal_case(work, seconds=60):
         f"wal-push alone, {n} segments, one process each: {n / wall:.1f} segments/s "
         f"({n * 16 / wall:.0f} MiB/s), CPU {cpu / n * 1000:.0f} ms per segment, peak RSS {rss / MiB:.0f} MiB; "
         f"stored {stored / n / MiB:.1f} MiB per 16 MiB segment",
-    ] + base_lines + ([f"pgBackRest {peer['version']} archive-push, the same {n} segments, one process each (zst level 3, "
-          f"aes-256-cbc, archive-async off): {n / peer['wall']:.1f} segments/s, CPU {peer['cpu'] / n * 1000:.0f} ms "
-          f"per segment, peak RSS {peer['rss'] / MiB:.0f} MiB; stored {peer['stored'] / n / MiB:.1f} MiB per segment"]
-         if peer else [])
+    ] + base_lines + ([f"pgBackRest {pushed['version']} archive-push, the same {n} segments, one process each (zst level 3, "
+          f"aes-256-cbc, archive-async off): {n / pushed['wall']:.1f} segments/s, CPU {pushed['cpu'] / n * 1000:.0f} ms "
+          f"per segment, peak RSS {pushed['rss'] / MiB:.0f} MiB; stored {pushed['stored'] / n / MiB:.1f} MiB per segment"]
+         if pushed else [])
 
 
 def base_backup(work, d, port, repo, key, when):
@@ -603,10 +608,11 @@ def base_backup(work, d, port, repo, key, when):
             f"> /dev/null alone: {floor_wall:.1f} s (CPU {floor_cpu:.1f} s)")
 
 
-def pgbackrest_push(work, d, port, seg_dir, names):
-    """pgBackRest's archive-push of the same segments into a fresh local,
-    encrypted repository (its stanza checks them against the running
-    cluster): wall, CPU and peak RSS of the loop, and what it stored."""
+def pgbackrest_stanza(work, d, port):
+    """A fresh local, encrypted pgBackRest repository with a stanza for the
+    bench cluster (zst level 3 as its default, aes-256-cbc, two processes
+    as coffer uses both cores). Returns the command prefix that runs
+    pgbackrest on it as the postgres user."""
     base = os.path.join(work, "pgbackrest")
     shutil.rmtree(base, ignore_errors=True)
     for sub in ("repo", "log", "lock"):
@@ -614,19 +620,40 @@ def pgbackrest_push(work, d, port, seg_dir, names):
     conf = os.path.join(base, "pgbackrest.conf")
     with open(conf, "w") as f:
         f.write(f"[global]\nrepo1-path={base}/repo\nrepo1-cipher-type=aes-256-cbc\n"
-                f"repo1-cipher-pass={PASSPHRASE}\ncompress-type=zst\ncompress-level=3\n"
+                f"repo1-cipher-pass={PASSPHRASE}\ncompress-type=zst\ncompress-level=3\nprocess-max=2\n"
                 f"log-path={base}/log\nlock-path={base}/lock\nlog-level-console=error\nlog-level-file=off\n"
                 f"[bench]\npg1-path={d}/data\npg1-port={port}\npg1-socket-path={d}\npg1-user=postgres\n")
     as_pg = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
     if as_pg:
         sh(["chown", "-R", "postgres:", base])
-    sh(as_pg + ["pgbackrest", f"--config={conf}", "--stanza=bench", "stanza-create"], stdout=subprocess.DEVNULL)
-    loop = " ; ".join(" ".join(as_pg + ["pgbackrest", f"--config={conf}", "--stanza=bench", "archive-push",
-                                        os.path.join(seg_dir, n)]) + " || exit 1" for n in names)
+    cmd = as_pg + ["pgbackrest", f"--config={conf}", "--stanza=bench"]
+    sh(cmd + ["stanza-create"], stdout=subprocess.DEVNULL)
+    return {"cmd": cmd, "repo": os.path.join(base, "repo"),
+            "version": sh(["pgbackrest", "version"], capture_output=True, text=True).stdout.split()[-1]}
+
+
+def pgbackrest_backup(peer, kind, when):
+    """pgBackRest's own backup of the bench cluster (full, then incr: it
+    copies each changed file whole), beside coffer's base backup. WAL is
+    coffer's to archive here, so its archive check is off. Returns the
+    report's line."""
+    before = du(os.path.join(peer["repo"], "backup"))
+    wall, cpu, rss = measured(" ".join(peer["cmd"] + ["backup", f"--type={kind}", "--start-fast",
+                                                      "--no-archive-check"]))
+    added = du(os.path.join(peer["repo"], "backup")) - before
+    return (f"pgBackRest {peer['version']} backup --type={kind} {when} (process-max 2): {wall:.1f} s "
+            f"(CPU {cpu:.1f} s, peak RSS {rss / MiB:.0f} MiB), {added / MiB:.0f} MiB stored")
+
+
+def pgbackrest_push(peer, seg_dir, names):
+    """pgBackRest's archive-push of the same segments into its repository
+    (its stanza checks them against the running cluster): wall, CPU and
+    peak RSS of the loop, and what it stored."""
+    loop = " ; ".join(" ".join(peer["cmd"] + ["archive-push", os.path.join(seg_dir, n)]) + " || exit 1"
+                      for n in names)
     wall, cpu, rss = measured(loop)
-    version = sh(["pgbackrest", "version"], capture_output=True, text=True).stdout.split()[-1]
-    return {"wall": wall, "cpu": cpu, "rss": rss, "stored": du(os.path.join(base, "repo", "archive")),
-            "version": version}
+    return {"wall": wall, "cpu": cpu, "rss": rss, "stored": du(os.path.join(peer["repo"], "archive")),
+            "version": peer["version"]}
 
 
 def main():
