@@ -49,7 +49,7 @@ pub use ops::prune::{estimate_prune, prune, prune_with, PruneOptions, PruneSumma
 pub use ops::repair::{repair, RepairOptions, RepairSummary, RepairedSnapshot};
 pub use ops::restore::{estimate_restore, restore, restore_with, RestoreOptions, RestoreSummary};
 pub use ops::restore_base::{
-    find_base, restore_base, shell_quote, BaseRestoreOptions, BaseRestoreSummary, RecoveryTarget,
+    find_base, restore_base, shell_quote, timeline_number, BaseRestoreOptions, BaseRestoreSummary, RecoveryTarget,
 };
 pub use ops::restore_pg::{
     estimate_databases, restore_databases, DbRestoreOptions, DbRestoreSummary, DbRestored, DbTarget,

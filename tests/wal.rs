@@ -595,6 +595,56 @@ fn restore_to_a_moment_brings_back_a_dropped_table_as_it_was() {
     }
     let v = coffer_on(&a, &["verify"]);
     assert_eq!(v.code, 0, "{}{}", v.stdout, v.stderr);
+
+    // A later PITR follows either timeline: the new one by default
+    // (PostgreSQL's `latest`), the old one's end with --target-timeline 1.
+    restored.psql("bench", "INSERT INTO marker (what) VALUES ('tl2')");
+    let tl2_last = switch(&restored);
+    assert!(tl2_last.starts_with(&format!("{:08X}", tli.parse::<u32>().unwrap())), "{tl2_last}");
+    wait_archived(&restored, &tl2_last);
+    drop(restored);
+    let follow = |timeline: Option<&str>, dry: bool| {
+        let scratch = pg::scratch_dir();
+        let target = scratch.path().join("data");
+        let mut args = vec!["restore", "--pg-base", "--json", "--target", target.to_str().unwrap()];
+        args.extend(timeline.map(|t| ["--target-timeline", t]).into_iter().flatten());
+        if dry {
+            args.push("--dry-run");
+        }
+        (coffer_pg(&a, &args), scratch)
+    };
+    // The dry run reads the timeline recovery will follow, up to its newest segment.
+    let (r, _) = follow(None, true);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.json()["newest_wal"], tl2_last.as_str(), "{}", r.stdout);
+    let (r, _) = follow(Some("1"), true);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.json()["newest_wal"].as_str().unwrap().starts_with("00000001"), "{}", r.stdout);
+    let (r, _) = follow(Some("7"), true);
+    assert!(r.code != 0 && r.stderr.contains("00000007.history"), "{}", r.stderr);
+    let (r, _) = follow(Some("seven"), true);
+    assert!(r.code == 2 && r.stderr.contains("--target-timeline"), "{} {}", r.code, r.stderr);
+
+    // Each restore that promotes makes the newest timeline (the next one's `latest`):
+    // the new timeline first, then the old one's end.
+    for (timeline, want) in [(None, "before,tl2"), (Some("1"), "before,after")] {
+        let (r, scratch) = follow(timeline, false);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        let again = Cluster::run(scratch);
+        wait_promoted(&again);
+        let markers = again.psql("bench", "SELECT string_agg(what, ',' ORDER BY at) FROM marker");
+        assert_eq!(markers.trim(), want, "following timeline {timeline:?}\n{}", log(&again));
+        let important = again.psql("bench", "SELECT count(*) FROM pg_tables WHERE tablename = 'important'");
+        assert_eq!(important.trim(), if want.ends_with("after") { "0" } else { "1" }, "{timeline:?}");
+    }
+
+    // A segment of the new timeline gone: the dry run that follows it names it;
+    // following the old timeline does not need it.
+    fs::remove_file(a.repo.join("wal").join(&sysid).join(&tl2_last)).unwrap();
+    let (r, _) = follow(Some(&tli), true);
+    assert!(r.code != 0 && r.stderr.contains(&tl2_last), "{}", r.stderr);
+    let (r, _) = follow(Some("1"), true);
+    assert_eq!(r.code, 0, "{}", r.stderr);
 }
 
 /// Every way a base backup or its restore can be short is refused, named,

@@ -5,8 +5,9 @@
 //! Everything that can be checked before writing is: the data directory is
 //! new or empty, the base backup's own WAL range is archived, and a target
 //! time is not before the base backup ended. A dry run also reads every
-//! archived segment from the base backup's start on and checks that none
-//! is missing, and writes nothing.
+//! archived segment recovery would replay, from the base backup's start
+//! along the followed timeline's history, checks that none is missing, and
+//! writes nothing.
 
 use crate::error::{Error, Result};
 use crate::format::encoding::{Id, RawPath};
@@ -115,6 +116,9 @@ pub fn restore_base(repo: &Repository, snapshot: &Id, opts: &BaseRestoreOptions)
             )));
         }
     }
+    if let Some(n) = opts.recovery.timeline.as_deref().filter(|t| !matches!(*t, "latest" | "current")) {
+        timeline_number(n)?;
+    }
     check_target(&opts.target)?;
     // Its own WAL range makes the files consistent: without it, nothing can start.
     let missing = crate::ops::wal::missing_segments(repo, &base)?;
@@ -128,7 +132,8 @@ pub fn restore_base(repo: &Repository, snapshot: &Id, opts: &BaseRestoreOptions)
             base.stop_wal
         )));
     }
-    let (wal_segments_checked, newest_wal) = if opts.dry_run { check_wal_from(repo, &base)? } else { (0, None) };
+    let (wal_segments_checked, newest_wal) =
+        if opts.dry_run { check_wal_from(repo, &base, opts.recovery.timeline.as_deref())? } else { (0, None) };
 
     let files: RestoreSummary = restore_with(
         repo,
@@ -185,35 +190,86 @@ fn check_target(target: &Path) -> Result<()> {
     }
 }
 
-/// Reads back every archived segment of the base backup's timeline from its
-/// start on (a gap is an error naming the first missing segment); the count
-/// and the newest.
-fn check_wal_from(repo: &Repository, base: &PgBase) -> Result<(u64, Option<String>)> {
-    use crate::pg::base::segment_number;
+/// The timeline recovery follows, as PostgreSQL reads
+/// recovery_target_timeline: `latest` (its default: the newest timeline
+/// with an archived history file), `current` (the base backup's), or a
+/// number (decimal or 0x hex).
+fn followed_timeline(setting: Option<&str>, base_tli: u32, stanza: &crate::ops::wal::StanzaReport) -> Result<u32> {
+    use crate::pg::wal::WalFile;
+    match setting.unwrap_or("latest") {
+        "latest" => Ok(stanza
+            .objects
+            .iter()
+            .filter_map(|(o, _)| o.split_once('/').map(|(_, f)| f))
+            .filter(|f| WalFile::of(f) == Some(WalFile::History))
+            .filter_map(|f| u32::from_str_radix(&f[..8], 16).ok())
+            .fold(base_tli, u32::max)),
+        "current" => Ok(base_tli),
+        n => timeline_number(n),
+    }
+}
+
+/// A recovery_target_timeline number: decimal, or hex after `0x`.
+pub fn timeline_number(n: &str) -> Result<u32> {
+    n.strip_prefix("0x")
+        .map_or_else(|| n.parse(), |hex| u32::from_str_radix(hex, 16))
+        .ok()
+        .filter(|t| *t > 0)
+        .ok_or_else(|| {
+            Error::InvalidOptions(format!("--target-timeline {n:?}: give current, latest or a timeline number"))
+        })
+}
+
+/// Reads back every archived segment recovery will replay, from the base
+/// backup's start along the followed timeline's history (its ancestors up
+/// to each switch, then its own to the newest archived, with no gap);
+/// a gap is an error naming the first missing segment. The count and the
+/// newest.
+fn check_wal_from(repo: &Repository, base: &PgBase, timeline: Option<&str>) -> Result<(u64, Option<String>)> {
+    use crate::pg::base::{segment_name, segment_number, Lsn};
+    use crate::pg::wal::{segments_along, timeline_path, TimelineSpan};
     let report = crate::ops::wal::check_archive(repo)?;
     let Some(stanza) = report.iter().find(|s| s.stanza == base.stanza) else {
         return Err(Error::NotFound { object: format!("WAL stanza wal/{}", base.stanza) });
     };
     let seg = base.wal_segment_size;
-    let (tli, first) = segment_number(&base.start_wal, seg).unwrap_or_default();
-    // A gap before the base backup's start does not matter to it.
-    for (gap, missing) in stanza.gaps.iter().zip(&stanza.first_missing) {
-        if segment_number(missing, seg).is_some_and(|(t, no)| t == tli && no >= first) {
-            return Err(Error::Refused(gap.clone()));
-        }
-    }
-    let mut names: Vec<&str> = stanza
+    let bad = || {
+        Error::corrupt(
+            "the base backup's manifest",
+            format!("unreadable WAL range {}..{}", base.start_wal, base.stop_lsn),
+        )
+    };
+    let (tli, first) = segment_number(&base.start_wal, seg).ok_or_else(bad)?;
+    let stop = Lsn::parse(&base.stop_lsn).ok_or_else(bad)?;
+    let followed = followed_timeline(timeline, tli, stanza)?;
+    let path = if followed == tli {
+        vec![TimelineSpan { timeline: tli, begin: Lsn(0), end: None }]
+    } else {
+        let history = format!("{followed:08X}.history");
+        let text = crate::ops::wal::read_small(repo, &format!("{}/{history}", base.stanza))?.ok_or_else(|| {
+            Error::Refused(format!(
+                "timeline {followed} cannot be followed: its history file {history} is not archived in stanza {}",
+                base.stanza
+            ))
+        })?;
+        timeline_path(followed, &String::from_utf8_lossy(&text))?
+    };
+    let held: std::collections::BTreeSet<(u32, u64)> = stanza
         .objects
         .iter()
         .filter_map(|(o, _)| o.split_once('/').map(|(_, f)| f))
-        .filter(|f| segment_number(f, seg).is_some_and(|(t, no)| t == tli && no >= first))
+        .filter(|f| f.len() == 24)
+        .filter_map(|f| segment_number(f, seg))
         .collect();
-    names.sort();
+    let needed = segments_along(&path, tli, first, stop, seg, &held).map_err(|why| {
+        Error::Refused(format!("stanza {}: {why}, which recovery from this base backup replays", base.stanza))
+    })?;
     let sysid = Some(base.system_identifier.as_str());
+    let names: Vec<String> = needed.iter().map(|&(t, no)| segment_name(t, no, seg)).collect();
     for f in &names {
         crate::ops::wal::check_object(repo, &format!("{}/{f}", base.stanza), sysid)?;
     }
-    Ok((names.len() as u64, names.last().map(|s| s.to_string())))
+    Ok((names.len() as u64, names.last().cloned()))
 }
 
 /// postgresql.conf's quoting: a value in single quotes, each quote doubled.

@@ -109,7 +109,7 @@ fn stanza_for(opts: &WalOptions, system_id: Option<u64>) -> Result<Stanza> {
 fn check_cluster(repo: &Repository, stanza: &Stanza, record_if_new: bool, seg_size: Option<u32>) -> Result<()> {
     let Some(mine) = stanza.system_id else { return Ok(()) };
     let object = format!("{}/cluster", stanza.name);
-    match get_small(repo, &object)? {
+    match read_small(repo, &object)? {
         Some(bytes) => {
             let rec: ClusterRecord = serde_json::from_slice(&bytes)
                 .map_err(|e| Error::corrupt(format!("WAL stanza record wal/{object}"), e.to_string()))?;
@@ -155,8 +155,8 @@ fn get_payload(repo: &Repository, object: &str) -> Result<Option<Vec<u8>>> {
     Ok(Some(payload))
 }
 
-/// A small object's payload decoded whole (the stanza record).
-fn get_small(repo: &Repository, object: &str) -> Result<Option<Vec<u8>>> {
+/// A small WAL object's bytes (a stanza record, a history file), or None.
+pub fn read_small(repo: &Repository, object: &str) -> Result<Option<Vec<u8>>> {
     let Some(payload) = get_payload(repo, object)? else { return Ok(None) };
     let body = codec::decode(&payload, 1 << 20)
         .map_err(|e| Error::corrupt(format!("WAL object wal/{object}"), e.to_string()))?;
@@ -372,7 +372,7 @@ pub fn check_archive(repo: &Repository) -> Result<Vec<StanzaReport>> {
     }
     let mut out = Vec::new();
     for (stanza, objects) in stanzas {
-        let record: Option<ClusterRecord> = match get_small(repo, &format!("{stanza}/cluster"))? {
+        let record: Option<ClusterRecord> = match read_small(repo, &format!("{stanza}/cluster"))? {
             Some(b) => Some(
                 serde_json::from_slice(&b)
                     .map_err(|e| Error::corrupt(format!("WAL stanza record wal/{stanza}/cluster"), e.to_string()))?,

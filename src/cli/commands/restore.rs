@@ -110,7 +110,7 @@ pub struct RecoveryArgs {
     #[arg(long, value_name = "NAME")]
     pub target_name: Option<String>,
     /// The timeline to follow: current, latest or a number [PostgreSQL's default: latest].
-    #[arg(long, value_name = "TLI")]
+    #[arg(long, value_name = "TLI", value_parser = parse_timeline)]
     pub target_timeline: Option<String>,
     /// Which base backup, when the snapshot holds several (or to pick one by --target-time).
     #[arg(long)]
@@ -217,6 +217,13 @@ impl RecoveryArgs {
 }
 
 /// A moment with its offset: RFC 3339, or as PostgreSQL prints one.
+fn parse_timeline(s: &str) -> std::result::Result<String, String> {
+    match matches!(s, "latest" | "current") || coffer::timeline_number(s).is_ok() {
+        true => Ok(s.to_string()),
+        false => Err("give current, latest or a timeline number (decimal, or hex after 0x)".into()),
+    }
+}
+
 pub fn parse_time(s: &str) -> std::result::Result<chrono::DateTime<chrono::Utc>, String> {
     let s = s.trim();
     let parsed = chrono::DateTime::parse_from_rfc3339(s)
