@@ -913,10 +913,15 @@ fn drill_pitr_passes_on_a_good_backup_and_fails_on_a_damaged_segment() {
     .unwrap();
     let scratch = pg::scratch_dir();
     let bin_dir = pg::bin_dir();
+    // A dump drill's samples in the same metrics file stay apart from the PITR drill's.
+    let metrics = c.dir.path().join("coffer.prom");
+    fs::write(&metrics, "coffer_drill_passed{command=\"drill\"} 1\n").unwrap();
     let drill = |a: &Archive| {
         coffer_on(
             a,
             &[
+                "--metrics-file",
+                metrics.to_str().unwrap(),
                 "drill",
                 "--pitr",
                 "--pg-scratch-dir",
@@ -945,6 +950,16 @@ fn drill_pitr_passes_on_a_good_backup_and_fails_on_a_damaged_segment() {
     assert!(j["recovery_stop"].as_str().unwrap_or_default().contains("recovery stopping"), "{j}");
     assert_eq!(j["cleaned_up"], true, "{j}");
     assert_eq!(fs::read_dir(scratch.path()).unwrap().count(), 0, "the drill left files");
+    let prom = fs::read_to_string(&metrics).unwrap();
+    for line in [
+        "coffer_drill_passed{command=\"drill\"} 1",
+        "coffer_drill_passed{command=\"drill_pitr\"} 1",
+        "coffer_drill_checks_run{command=\"drill_pitr\"} 2",
+    ] {
+        assert!(prom.lines().any(|l| l == line), "no {line:?} in\n{prom}");
+    }
+    let replay = prom.lines().find(|l| l.starts_with("coffer_drill_seconds{command=\"drill_pitr\",phase=\"replay\"}"));
+    assert!(replay.is_some_and(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap() > 0.0), "{prom}");
     // Nothing of the drill was archived: it never archives.
     let sysid = system_id(c);
     assert!(!a.repo.join("wal").join(&sysid).join("00000002.history").exists());
@@ -997,6 +1012,9 @@ fn drill_pitr_passes_on_a_good_backup_and_fails_on_a_damaged_segment() {
     let j = r.json();
     assert_eq!(j["passed"], false, "{j}");
     assert!(r.stderr.contains("drill failed") && j["error"].as_str().unwrap().contains("scratch server"), "{j}");
+    let prom = fs::read_to_string(&metrics).unwrap();
+    assert!(prom.lines().any(|l| l == "coffer_drill_passed{command=\"drill_pitr\"} 0"), "{prom}");
+    assert!(prom.lines().any(|l| l == "coffer_last_run_exit_code{command=\"drill_pitr\"} 1"), "{prom}");
     assert_eq!(j["cleaned_up"], true, "{j}");
     assert_eq!(fs::read_dir(scratch.path()).unwrap().count(), 0, "the failed drill left files");
     let leftover = Command::new("pgrep").args(["-f", scratch.path().to_str().unwrap()]).output().unwrap();

@@ -135,6 +135,7 @@ fn metrics_command(c: &Command) -> Option<&'static str> {
         Command::Forget(a) if !a.dry_run => "forget",
         Command::Prune(a) if !a.dry_run && !a.estimate.estimate => "prune",
         Command::Verify(a) if !a.estimate.estimate => "verify",
+        Command::Drill(a) if a.pitr => "drill_pitr",
         Command::Drill(_) => "drill",
         _ => return None,
     })

@@ -131,6 +131,7 @@ fn run_pitr(
     if let Some(e) = &report.error {
         errln!("coffer: drill failed: {e}");
     }
+    crate::cli::metrics::drill_pitr(&report);
     out.drill_pitr(&report);
     Ok(if report.passed { exit::OK } else { exit::FAILURE })
 }
