@@ -46,6 +46,17 @@ fn contract(b: &dyn Backend) {
     assert!(matches!(b.delete(Kind::Snapshot, &"aa".repeat(32)), Err(BackendError::NotFound { .. })));
     assert_eq!(b.list(Kind::Snapshot).unwrap().len(), 1);
     assert!(b.incomplete_uploads().unwrap().is_empty());
+
+    // One WAL stanza's listing holds its objects only, named as `list` names them.
+    for name in ["db1/000000010000000000000001", "db1/00000002.history", "db10/000000010000000000000001"] {
+        b.put(Kind::Wal, name, name.as_bytes()).unwrap();
+    }
+    let all: Vec<String> = b.list(Kind::Wal).unwrap().into_iter().map(|o| o.name).collect();
+    assert_eq!(all, ["db1/000000010000000000000001", "db1/00000002.history", "db10/000000010000000000000001"]);
+    let one: Vec<(String, u64)> =
+        b.list_under(Kind::Wal, "db1").unwrap().into_iter().map(|o| (o.name, o.size)).collect();
+    assert_eq!(one, [("db1/000000010000000000000001".to_string(), 28), ("db1/00000002.history".to_string(), 20)]);
+    assert!(b.list_under(Kind::Wal, "db2").unwrap().is_empty());
 }
 
 #[test]

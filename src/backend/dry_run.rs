@@ -50,6 +50,9 @@ impl Backend for DryRun {
     fn list(&self, kind: Kind) -> BackendResult<Vec<ObjectInfo>> {
         self.inner.list(kind)
     }
+    fn list_under(&self, kind: Kind, folder: &str) -> BackendResult<Vec<ObjectInfo>> {
+        self.inner.list_under(kind, folder)
+    }
     fn delete(&self, _kind: Kind, _name: &str) -> BackendResult<()> {
         Ok(())
     }

@@ -165,10 +165,31 @@ impl Backend for Local {
     }
 
     fn list(&self, kind: Kind) -> BackendResult<Vec<ObjectInfo>> {
+        self.list_in(kind, None)
+    }
+
+    fn list_under(&self, kind: Kind, folder: &str) -> BackendResult<Vec<ObjectInfo>> {
+        match kind {
+            Kind::Wal if !folder.is_empty() && !folder.contains(['/', '.']) => self.list_in(kind, Some(folder)),
+            _ => Ok(self.list(kind)?.into_iter().filter(|o| o.name.starts_with(&format!("{folder}/"))).collect()),
+        }
+    }
+
+    fn delete(&self, kind: Kind, name: &str) -> BackendResult<()> {
+        let path = self.path(kind, name);
+        fs::remove_file(&path).map_err(|e| Self::io(&path, e))
+    }
+}
+
+impl Local {
+    /// `list`, or (`folder`) one WAL stanza's folder only.
+    fn list_in(&self, kind: Kind, folder: Option<&str>) -> BackendResult<Vec<ObjectInfo>> {
         let mut out = Vec::new();
         let base = self.root.join(kind.dir());
         let mut dirs = vec![base.clone()];
-        if kind == Kind::Pack || kind == Kind::Wal {
+        if let Some(f) = folder {
+            dirs = vec![base.join(f)];
+        } else if kind == Kind::Pack || kind == Kind::Wal {
             dirs.clear();
             match fs::read_dir(&base) {
                 Ok(rd) => {
@@ -211,10 +232,5 @@ impl Backend for Local {
         }
         out.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(out)
-    }
-
-    fn delete(&self, kind: Kind, name: &str) -> BackendResult<()> {
-        let path = self.path(kind, name);
-        fs::remove_file(&path).map_err(|e| Self::io(&path, e))
     }
 }

@@ -129,6 +129,12 @@ impl Backend for Metered {
         self.count(|m| m.list += pages);
         listed
     }
+    fn list_under(&self, kind: Kind, folder: &str) -> BackendResult<Vec<ObjectInfo>> {
+        let listed = self.inner.list_under(kind, folder);
+        let pages = self.inner.list_requests(listed.as_ref().map_or(0, Vec::len));
+        self.count(|m| m.list += pages);
+        listed
+    }
     fn delete(&self, kind: Kind, name: &str) -> BackendResult<()> {
         let heads = self.inner.heads_per_delete();
         self.count(|m| {

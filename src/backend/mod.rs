@@ -107,6 +107,13 @@ pub trait Backend: Send + Sync {
     /// A streaming read of a whole object.
     fn open(&self, kind: Kind, name: &str) -> BackendResult<Box<dyn Read + Send>>;
     fn list(&self, kind: Kind) -> BackendResult<Vec<ObjectInfo>>;
+    /// The objects of `kind` under `folder/` (one WAL stanza), named as
+    /// `list` names them: one stanza's listing costs what it holds, not the
+    /// whole archive's.
+    fn list_under(&self, kind: Kind, folder: &str) -> BackendResult<Vec<ObjectInfo>> {
+        let prefix = format!("{folder}/");
+        Ok(self.list(kind)?.into_iter().filter(|o| o.name.starts_with(&prefix)).collect())
+    }
     fn delete(&self, kind: Kind, name: &str) -> BackendResult<()>;
     /// Does anything at all lie at this location (files in the folder,
     /// objects under the prefix)? `init` writes only where nothing does.

@@ -171,6 +171,39 @@ impl S3 {
         }
     }
 
+    /// The objects of `kind` whose names start with `under` (a WAL stanza's
+    /// `folder/`, or everything), in one paginated listing.
+    fn list_prefix(&self, kind: Kind, under: &str) -> BackendResult<Vec<ObjectInfo>> {
+        let base = self.dir_prefix(kind);
+        let prefix = format!("{base}{under}");
+        self.runtime.block_on(async {
+            let mut out = Vec::new();
+            let mut pages = self.client.list_objects_v2().bucket(&self.bucket).prefix(&prefix).into_paginator().send();
+            while let Some(page) = pages.next().await {
+                let page = page.map_err(|e| self.error("ListObjectsV2", &prefix, &e))?;
+                for o in page.contents() {
+                    let Some(key) = o.key() else { continue };
+                    // WAL names keep their stanza folder; other kinds are flat
+                    // (packs fan out by name, which the name repeats).
+                    let name = match kind {
+                        Kind::Wal => key.strip_prefix(&base).unwrap_or(key),
+                        _ => key.rsplit('/').next().unwrap_or(key),
+                    };
+                    if name.rsplit('/').next().unwrap_or(name).starts_with('.') {
+                        continue;
+                    }
+                    out.push(ObjectInfo {
+                        name: name.to_string(),
+                        size: o.size().unwrap_or(0).max(0) as u64,
+                        modified: o.last_modified().and_then(|t| std::time::SystemTime::try_from(*t).ok()),
+                    });
+                }
+            }
+            out.sort_by(|a, b| a.name.cmp(&b.name));
+            Ok(out)
+        })
+    }
+
     fn dir_prefix(&self, kind: Kind) -> String {
         let dir = format!("{}/", kind.dir());
         if self.prefix.is_empty() {
@@ -460,33 +493,11 @@ impl Backend for S3 {
     }
 
     fn list(&self, kind: Kind) -> BackendResult<Vec<ObjectInfo>> {
-        let prefix = self.dir_prefix(kind);
-        self.runtime.block_on(async {
-            let mut out = Vec::new();
-            let mut pages = self.client.list_objects_v2().bucket(&self.bucket).prefix(&prefix).into_paginator().send();
-            while let Some(page) = pages.next().await {
-                let page = page.map_err(|e| self.error("ListObjectsV2", &prefix, &e))?;
-                for o in page.contents() {
-                    let Some(key) = o.key() else { continue };
-                    // WAL names keep their stanza folder; other kinds are flat
-                    // (packs fan out by name, which the name repeats).
-                    let name = match kind {
-                        Kind::Wal => key.strip_prefix(&prefix).unwrap_or(key),
-                        _ => key.rsplit('/').next().unwrap_or(key),
-                    };
-                    if name.rsplit('/').next().unwrap_or(name).starts_with('.') {
-                        continue;
-                    }
-                    out.push(ObjectInfo {
-                        name: name.to_string(),
-                        size: o.size().unwrap_or(0).max(0) as u64,
-                        modified: o.last_modified().and_then(|t| std::time::SystemTime::try_from(*t).ok()),
-                    });
-                }
-            }
-            out.sort_by(|a, b| a.name.cmp(&b.name));
-            Ok(out)
-        })
+        self.list_prefix(kind, "")
+    }
+
+    fn list_under(&self, kind: Kind, folder: &str) -> BackendResult<Vec<ObjectInfo>> {
+        self.list_prefix(kind, &format!("{folder}/"))
     }
 
     fn delete(&self, kind: Kind, name: &str) -> BackendResult<()> {

@@ -255,15 +255,18 @@ fn run_phases(
         use std::os::unix::process::CommandExt;
         cmd.uid(uid).gid(gid);
     }
+    // Spawned and recorded under the lock the signal handler cleans up
+    // under: a signal meanwhile waits for the pid, then stops the server.
+    let mut active = ACTIVE.lock().map_err(|_| Error::Internal("the drills' clean-up list is poisoned".into()))?;
+    let Some(slot) = active.iter_mut().find(|(_, d)| d == dir) else {
+        return Err(Error::Internal("the drill was stopped by a signal before its server started".into()));
+    };
     let child = cmd.spawn().map_err(|e| Error::SourceFailed {
         source_name: bin.join("postgres").display().to_string(),
         message: format!("cannot start the scratch server: {e}"),
     })?;
-    if let Ok(mut g) = ACTIVE.lock() {
-        if let Some(active) = g.iter_mut().find(|(_, d)| d == dir) {
-            active.0 = child.id();
-        }
-    }
+    slot.0 = child.id();
+    drop(active);
     let child = server.insert(child);
     let url = format!(
         "postgresql:///{}?host={}&port={port}&user={}",

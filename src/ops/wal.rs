@@ -455,10 +455,15 @@ pub fn check_archive(repo: &Repository) -> Result<Vec<StanzaReport>> {
 }
 
 /// The segments from a base backup's `start_wal` to its `stop_wal` that
-/// the repository does not hold (one listing of the archive).
+/// the repository does not hold (one listing of its stanza).
 pub fn missing_segments(repo: &Repository, base: &crate::format::manifest::PgBase) -> Result<Vec<String>> {
-    let held: std::collections::HashSet<String> =
-        repo.backend().list(Kind::Wal).map_err(backend_error)?.into_iter().map(|o| o.name).collect();
+    let held: std::collections::HashSet<String> = repo
+        .backend()
+        .list_under(Kind::Wal, &base.stanza)
+        .map_err(backend_error)?
+        .into_iter()
+        .map(|o| o.name)
+        .collect();
     missing_in(&held, base)
 }
 
