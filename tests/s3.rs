@@ -406,3 +406,115 @@ fn a_wal_push_killed_mid_upload_leaves_no_segment() {
     s.run(&["wal-fetch", "--stanza", "42", "000000010000000000000007", out.to_str().unwrap()]).ok();
     assert_eq!(fs::read(&out).unwrap(), fs::read(&seg).unwrap());
 }
+
+/// Point-in-time recovery with the repository in S3, as PostgreSQL runs
+/// coffer: archive_command and the restore_command coffer writes run with
+/// nothing of a login's environment (`env -i`), and find the bucket, its
+/// credentials (an AWS credentials file), the key file and the stanza in a
+/// profile. No secret is in either command.
+#[test]
+fn restore_to_a_moment_from_s3_with_a_profile_and_no_environment() {
+    let g = garage::shared();
+    let s = S3Env::new(g, None);
+    let key = s.env.path("wal.key");
+    s.run(&["key", "add-file", key.to_str().unwrap()]).ok();
+    let secret = g.get("AWS_SECRET_ACCESS_KEY");
+    let mut config = None;
+    let cluster = pg::Cluster::start_with(|dir| {
+        let creds = dir.join("aws-credentials");
+        fs::write(
+            &creds,
+            format!("[backup]\naws_access_key_id = {}\naws_secret_access_key = {secret}\n", g.get("AWS_ACCESS_KEY_ID")),
+        )
+        .unwrap();
+        fs::copy(&key, dir.join("wal.key")).unwrap();
+        let conf = dir.join("coffer.toml");
+        fs::write(
+            &conf,
+            format!(
+                "[profile.db1]\nrepository = \"{}\"\npassword_file = \"{}\"\nstanza = \"db1\"\n\
+                 s3_endpoint = \"{}\"\ns3_region = \"garage\"\ns3_path_style = true\n\
+                 s3_credentials_file = \"{}\"\ns3_profile = \"backup\"\n",
+                s.repo,
+                dir.join("wal.key").display(),
+                g.endpoint(),
+                creds.display()
+            ),
+        )
+        .unwrap();
+        for f in [&creds, &dir.join("wal.key"), &conf] {
+            pg::chown_postgres(f);
+        }
+        let line = format!(
+            "wal_level = replica\narchive_mode = on\n\
+             archive_command = 'env -i PATH=/usr/bin:/bin {} wal-push --config {} --profile db1 --quiet %p'\n",
+            bin(),
+            conf.display()
+        );
+        config = Some(conf);
+        line
+    });
+    let conf = config.unwrap();
+    let bare = |args: &[&str]| -> Run {
+        Command::new("env")
+            .args(["-i", "PATH=/usr/bin:/bin", &format!("PGPASSWORD={PG_PASSWORD}"), bin()])
+            .arg("--config")
+            .arg(&conf)
+            .args(["--profile", "db1"])
+            .args(args)
+            .output()
+            .unwrap()
+            .into()
+    };
+    let archived = |c: &pg::Cluster, name: &str| {
+        let start = std::time::Instant::now();
+        loop {
+            let last = c.psql("postgres", "SELECT coalesce(last_archived_wal, '') FROM pg_stat_archiver");
+            if last.trim() >= name {
+                return;
+            }
+            assert!(start.elapsed().as_secs() < 60, "{name} not archived: {last}");
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    };
+    let c = &cluster;
+    c.psql("postgres", "CREATE TABLE marker (what text)");
+    let r = bare(&["backup", "--pg-base", &c.url("postgres"), "--wait-for-wal=60s"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    c.psql("postgres", "INSERT INTO marker VALUES ('before')");
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let t =
+        c.psql("postgres", "SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')");
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    c.psql("postgres", "INSERT INTO marker VALUES ('after')");
+    let last = c.psql("postgres", "SELECT pg_walfile_name(pg_switch_wal())");
+    archived(c, last.trim());
+
+    let scratch = pg::scratch_dir();
+    let target = scratch.path().join("data");
+    let r = bare(&[
+        "restore",
+        "--pg-base",
+        "--target",
+        target.to_str().unwrap(),
+        "--target-time",
+        t.trim(),
+        "--target-action",
+        "promote",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let settings = fs::read_to_string(target.join("postgresql.auto.conf")).unwrap();
+    assert!(settings.contains("--profile=db1") && !settings.contains(&secret), "{settings}");
+    let restored = pg::Cluster::run(scratch);
+    let start = std::time::Instant::now();
+    while restored.psql("postgres", "SELECT pg_is_in_recovery()").trim() != "f" {
+        assert!(start.elapsed().as_secs() < 60, "still in recovery");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert_eq!(restored.psql("postgres", "SELECT string_agg(what, ',') FROM marker").trim(), "before");
+
+    // A credentials file that is not there is named, before any request.
+    fs::write(&conf, fs::read_to_string(&conf).unwrap().replace("aws-credentials", "gone")).unwrap();
+    let r = bare(&["snapshots"]);
+    assert!(r.code != 0 && r.stderr.contains("S3 credentials file") && r.stderr.contains("gone"), "{}", r.stderr);
+}

@@ -47,6 +47,10 @@ pub struct S3Options {
     /// Access key id and secret; None: the AWS chain (environment,
     /// profile, instance metadata). For embedding; the CLI uses the chain.
     pub static_credentials: Option<(String, String)>,
+    /// An AWS credentials file (and its section) that supplies the keys
+    /// before the chain: for runs whose environment is not a login's.
+    pub credentials_file: Option<std::path::PathBuf>,
+    pub credentials_profile: Option<String>,
 }
 
 impl Default for S3Options {
@@ -62,6 +66,8 @@ impl Default for S3Options {
             concurrency: 4,
             max_attempts: 6,
             static_credentials: None,
+            credentials_file: None,
+            credentials_profile: None,
         }
     }
 }
@@ -150,6 +156,21 @@ impl S3 {
         }
         if let Some(e) = &opts.endpoint {
             config = config.endpoint_url(e.clone());
+        }
+        if let Some(file) = &opts.credentials_file {
+            // Checked here: the SDK would only fail at the first request, vaguely.
+            std::fs::File::open(file)
+                .map_err(|e| BackendError::Other(format!("S3 credentials file {}: {e}", file.display())))?;
+            use aws_runtime::env_config::file::{EnvConfigFileKind, EnvConfigFiles};
+            let files = EnvConfigFiles::builder()
+                .with_file(EnvConfigFileKind::Credentials, file)
+                .include_default_config_file(false)
+                .build();
+            let provider = aws_config::profile::ProfileFileCredentialsProvider::builder()
+                .profile_files(files)
+                .profile_name(opts.credentials_profile.clone().unwrap_or_else(|| "default".into()))
+                .build();
+            config = config.credentials_provider(provider);
         }
         if let Some((id, secret)) = &opts.static_credentials {
             config =

@@ -74,6 +74,13 @@ pub struct S3Args {
     /// Region (default: AWS_REGION / profile, else us-east-1).
     #[arg(long, global = true, help_heading = "S3 options", env = "COFFER_S3_REGION", value_name = "REGION")]
     pub s3_region: Option<String>,
+    /// AWS credentials file (INI, as ~/.aws/credentials) to take the keys from, before any
+    /// AWS_* variable: for commands PostgreSQL or cron run with an environment of their own.
+    #[arg(long, global = true, help_heading = "S3 options", env = "COFFER_S3_CREDENTIALS_FILE", value_name = "FILE")]
+    pub s3_credentials_file: Option<std::path::PathBuf>,
+    /// The section of --s3-credentials-file to use [default: default].
+    #[arg(long, global = true, help_heading = "S3 options", env = "COFFER_S3_PROFILE", value_name = "NAME")]
+    pub s3_profile: Option<String>,
     /// Storage class for new objects (e.g. STANDARD_IA).
     #[arg(long, global = true, help_heading = "S3 options", env = "COFFER_S3_STORAGE_CLASS", value_name = "CLASS")]
     pub storage_class: Option<String>,

@@ -46,6 +46,8 @@ pub fn backend(cli: &Cli) -> Result<Arc<dyn Backend>> {
             concurrency: a.s3_concurrency as usize,
             max_attempts: a.s3_max_attempts,
             static_credentials: None,
+            credentials_file: a.s3_credentials_file.clone(),
+            credentials_profile: a.s3_profile.clone(),
         };
         return Ok(Arc::new(coffer::S3::new(repo, opts)?));
     }

@@ -46,6 +46,10 @@ pub struct Profile {
     pub s3_region: Option<String>,
     #[serde(default)]
     pub s3_path_style: bool,
+    /// An AWS credentials file for this profile's bucket (wal-push and
+    /// wal-fetch run in PostgreSQL's environment, not a login's).
+    pub s3_credentials_file: Option<PathBuf>,
+    pub s3_profile: Option<String>,
     pub storage_class: Option<String>,
     pub keep_last: Option<u32>,
     pub keep_hourly: Option<u32>,
@@ -111,6 +115,8 @@ pub fn apply(cli: &mut Cli) -> Result<()> {
     s3.s3_region = s3.s3_region.take().or(p.s3_region);
     s3.storage_class = s3.storage_class.take().or(p.storage_class);
     s3.s3_path_style |= p.s3_path_style;
+    s3.s3_credentials_file = s3.s3_credentials_file.take().or(p.s3_credentials_file);
+    s3.s3_profile = s3.s3_profile.take().or(p.s3_profile);
     match &mut cli.command {
         Command::Backup(a) => {
             if a.paths.is_empty() && a.pg.is_none() && a.db.is_empty() && !a.pg_all {
