@@ -40,6 +40,7 @@ pub use ops::browse::{
     diff, dump_file, dump_stream, find, list, stats, stored_path, Change, Diff, DumpChange, EntryChange, Found,
     FoundEntry, SourceStats, Stats,
 };
+pub use ops::copy::{copy, CopiedSnapshot, CopyOptions, CopySummary};
 pub use ops::drill::{drill, DrillOptions, DrillReport};
 pub use ops::drill_pitr::{drill_pitr, PitrDrillOptions, PitrDrillReport, PitrTable};
 pub use ops::estimate::{Cost, Estimate, Prices};

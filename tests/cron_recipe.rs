@@ -319,4 +319,46 @@ fn the_set_up_cron_job_and_rotation_of_operations_md_work_as_written() {
     assert!(out.status.success(), "{files}\n{stdout}{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.ends_with("the same\n"), "{stdout}");
     assert!(root.join(format!("tmp/drill/{rel}/srv/app/config/big.bin")).is_file());
+
+    // "An offsite copy": its profile appended, its set-up as root, its two
+    // cron lines as the user. The offsite bucket is a Garage one (its
+    // endpoint added to the profile, its key in the doc's credentials line).
+    let g = crate::common::garage::shared();
+    let offsite = &doc[doc.find("## An offsite copy").expect("the offsite section")..];
+    let bucket = format!("s3://{}/offsite-{}", g.get("GARAGE_TEST_BUCKET"), std::process::id());
+    let profile =
+        sub(&docs::block(offsite, "## An offsite copy", "toml")).replace("s3://acme-offsite/db1", &bucket).replace(
+            "s3_region = \"eu-central-1\"",
+            &format!("s3_region = \"garage\"\ns3_endpoint = \"{}\"\ns3_path_style = true", g.endpoint()),
+        );
+    let mut text = fs::read_to_string(&config).unwrap();
+    text.push_str(&format!("\n{profile}\n"));
+    fs::write(&config, text).unwrap();
+    let setup = sub(&docs::block(offsite, "Once, as root", "sh"))
+        .replace("AKIA-OFFSITE-KEY", &g.get("AWS_ACCESS_KEY_ID"))
+        .replace("OFFSITE-SECRET", &g.get("AWS_SECRET_ACCESS_KEY"))
+        .replace("chown coffer:", &format!("chown {u}:"));
+    as_root(&setup, &[("COFFER_CONFIG", config.display().to_string()), ("PATH", "/usr/bin:/bin".into())]);
+    let cron = docs::block(offsite, "`/etc/cron.d/coffer-offsite`:", "");
+    let lines: Vec<&str> = cron.lines().filter(|l| l.starts_with(|c: char| c.is_ascii_digit())).collect();
+    assert_eq!(lines.len(), 2, "{cron}");
+    for line in &lines {
+        run_cron(line);
+    }
+    // Every snapshot of the nightly repository is offsite; a second run copies none.
+    let local = as_user(&sub("/usr/local/bin/coffer snapshots --profile nightly --json"), "/usr/bin:/bin").0;
+    let local: serde_json::Value = serde_json::from_str(&local).unwrap();
+    let again =
+        as_user(&sub("/usr/local/bin/coffer copy --profile nightly --to-profile offsite --json"), "/usr/bin:/bin").0;
+    let again: serde_json::Value = serde_json::from_str(&again).unwrap();
+    assert_eq!(again["copied"], 0, "{again}");
+    assert_eq!(again["already_copied"].as_u64(), Some(local.as_array().unwrap().len() as u64), "{again}");
+    assert_eq!(again["stored_bytes"], 0, "{again}");
+    let out = root.join("tmp/from-offsite");
+    let restore = format!(
+        "COFFER_PASSWORD_FILE={r}/etc/coffer/offsite-passphrase {r}/usr/local/bin/coffer restore latest --profile offsite --target {} --quiet",
+        out.display()
+    );
+    as_root(&restore, &[("COFFER_CONFIG", config.display().to_string()), ("PATH", "/usr/bin:/bin".into())]);
+    assert_eq!(describe(&root.join("srv/app/config")), describe(&out.join(format!("{rel}/srv/app/config"))));
 }

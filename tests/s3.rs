@@ -518,3 +518,124 @@ fn restore_to_a_moment_from_s3_with_a_profile_and_no_environment() {
     let r = bare(&["snapshots"]);
     assert!(r.code != 0 && r.stderr.contains("S3 credentials file") && r.stderr.contains("gone"), "{}", r.stderr);
 }
+
+/// `copy` (the offsite copy): a local repository's snapshots, files and a
+/// database dump, into an S3 one with its own keys and passphrase, and
+/// from there into a second local one. Everything restores from each copy,
+/// the copy passes `verify --read-data` under its own key, and a second run
+/// stores nothing.
+#[test]
+fn copy_goes_local_to_s3_and_back_and_a_second_run_stores_nothing() {
+    const OFFSITE: &str = "another passphrase, for the offsite copy";
+    let g = garage::shared();
+    let local = Env::new();
+    let src = local.path("src");
+    make_rich_tree(&src);
+    random_file(&src.join("large.bin"), 3, 5);
+    let cluster = pg::shared();
+    let db = unique("copydb").replace('-', "_");
+    cluster.create_sample_db(&db, 1);
+    let backup = |extra: &str| -> serde_json::Value {
+        fs::write(src.join("changing.txt"), extra).unwrap();
+        let r: Run = local
+            .command()
+            .env("PGPASSWORD", PG_PASSWORD)
+            .env("COFFER_PG_BIN_DIR", pg::bin_dir())
+            .args(["backup", "--json", src.to_str().unwrap(), "--pg", &cluster.url(&db)])
+            .output()
+            .unwrap()
+            .into();
+        r.ok().json()
+    };
+    backup("one");
+    backup("two");
+
+    // The offsite repository, with a passphrase of its own.
+    let offsite = S3Env::new(g, None);
+    let repo2 = format!("s3://{}/{}", g.get("GARAGE_TEST_BUCKET"), unique("offsite"));
+    let on_s3 = |args: &[&str]| -> Run {
+        offsite
+            .command()
+            .env("COFFER_REPOSITORY", &repo2)
+            .env("COFFER_PASSWORD", OFFSITE)
+            .args(args)
+            .output()
+            .unwrap()
+            .into()
+    };
+    on_s3(&["init", "--kdf-memory-kib", "256", "--kdf-iterations", "1"]).ok();
+    let copy_to_s3 = |extra: &[&str]| -> Run {
+        local
+            .command()
+            .envs(offsite.vars.iter().map(|(k, v)| (k, v)))
+            .env("COFFER_TO_PASSWORD", OFFSITE)
+            .args(["copy", "--json", "--to", &repo2])
+            .args(extra)
+            .output()
+            .unwrap()
+            .into()
+    };
+
+    // A dry run reads and counts, and stores nothing.
+    let dry = copy_to_s3(&["--dry-run"]).ok().json();
+    assert_eq!((dry["copied"].as_u64(), dry["dry_run"].as_bool()), (Some(2), Some(true)), "{dry}");
+    assert!(dry["new_bytes"].as_u64().unwrap() > 3 << 20, "{dry}");
+    assert_eq!(on_s3(&["snapshots", "--json"]).ok().json().as_array().unwrap().len(), 0);
+
+    let j = copy_to_s3(&[]).ok().json();
+    assert_eq!((j["copied"].as_u64(), j["already_copied"].as_u64()), (Some(2), Some(0)), "{j}");
+    // The second snapshot shares all but its changed file and dump with the first.
+    let second = &j["snapshots"][1];
+    assert!(second["new_chunks"].as_u64().unwrap() <= 3, "{j}");
+    assert_eq!(j["new_bytes"], dry["new_bytes"], "the dry run's figures are the copy's");
+
+    let again = copy_to_s3(&[]).ok().json();
+    assert_eq!((again["copied"].as_u64(), again["already_copied"].as_u64()), (Some(0), Some(2)), "{again}");
+    assert_eq!((again["new_chunks"].as_u64(), again["stored_bytes"].as_u64()), (Some(0), Some(0)), "{again}");
+    assert_eq!(on_s3(&["snapshots", "--json"]).ok().json().as_array().unwrap().len(), 2);
+
+    // The copy stands on its own key: every pack read back and checked.
+    on_s3(&["verify", "--read-data"]).ok();
+    let out = offsite.env.path("from-s3");
+    on_s3(&["restore", "latest", "--target", out.to_str().unwrap()]).ok();
+    assert_eq!(describe(&src), describe(&restored(&out, &src)));
+    let restored_db = unique("copied").replace('-', "_");
+    cluster.create_db(&restored_db);
+    let r: Run = offsite
+        .command()
+        .env("COFFER_REPOSITORY", &repo2)
+        .env("COFFER_PASSWORD", OFFSITE)
+        .args(["restore", "latest", "--db", &db, "--pg-target", &cluster.url(&restored_db)])
+        .output()
+        .unwrap()
+        .into();
+    r.ok();
+    assert_eq!(cluster.plain_dump(&db), cluster.plain_dump(&restored_db));
+
+    // And back, into a second local repository: a copy of a copy knows its
+    // original, so the first repository's snapshots are not copied twice.
+    let home = Env::new();
+    let r: Run = offsite
+        .command()
+        .env("COFFER_REPOSITORY", &repo2)
+        .env("COFFER_PASSWORD", OFFSITE)
+        .env("COFFER_TO_PASSWORD", PASSPHRASE)
+        .args(["copy", "--json", "--to", home.repo().to_str().unwrap()])
+        .output()
+        .unwrap()
+        .into();
+    assert_eq!(r.ok().json()["copied"], 2);
+    let direct: Run = local
+        .command()
+        .env("COFFER_TO_PASSWORD", PASSPHRASE)
+        .args(["copy", "--json", "--to", home.repo().to_str().unwrap()])
+        .output()
+        .unwrap()
+        .into();
+    let d = direct.ok().json();
+    assert_eq!((d["copied"].as_u64(), d["already_copied"].as_u64()), (Some(0), Some(2)), "{d}");
+    let out = home.path("back");
+    home.coffer(&["restore", "latest", "--target", out.to_str().unwrap()]).ok();
+    assert_eq!(describe(&src), describe(&restored(&out, &src)));
+    home.coffer(&["verify", "--read-data"]).ok();
+}

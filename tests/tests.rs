@@ -8,6 +8,7 @@ mod common;
 
 mod backend_contract;
 mod browse;
+mod copy;
 mod crash;
 mod cron_recipe;
 mod dedup;

@@ -1067,3 +1067,103 @@ fn prune_deletes_the_wal_no_kept_base_backup_needs() {
     let r = coffer_on(&a, &["restore", &newer, "--pg-base", "--target", t.to_str().unwrap(), "--dry-run"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
 }
+
+/// `copy` takes a base backup's snapshot with the WAL it needs (its
+/// stanza, from the base backup's start on): the copy verifies, a dry run
+/// reads every segment, the cluster restores from it to a moment, and a
+/// second copy stores no WAL file again.
+#[test]
+fn copy_takes_a_base_backup_with_its_wal() {
+    let a = archiving_cluster();
+    let c = &a.cluster;
+    c.psql("postgres", "CREATE TABLE marker (what text)");
+    let r = coffer_pg(&a, &["backup", "--pg-base", &c.url("postgres"), "--wait-for-wal=60s"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    c.psql("postgres", "INSERT INTO marker VALUES ('before')");
+    std::thread::sleep(Duration::from_millis(1100));
+    let t = server_now(c);
+    std::thread::sleep(Duration::from_millis(1100));
+    c.psql("postgres", "INSERT INTO marker VALUES ('after')");
+    let last = switch(c);
+    wait_archived(c, &last);
+
+    let dir = pg::scratch_dir();
+    let (copy_repo, copy_key) = (dir.path().join("offsite"), dir.path().join("offsite.key"));
+    let on_copy = |args: &[&str]| -> Run {
+        Command::new(bin())
+            .args(args)
+            .env("COFFER_REPOSITORY", &copy_repo)
+            .env("COFFER_PASSWORD", PASSPHRASE)
+            .env_remove("COFFER_PASSWORD_FILE")
+            .output()
+            .unwrap()
+            .into()
+    };
+    on_copy(&["init", "--kdf-memory-kib", "256", "--kdf-iterations", "1"]).ok();
+    on_copy(&["key", "add-file", copy_key.to_str().unwrap()]).ok();
+    pg::chown_postgres(&copy_key);
+    let copy = || -> serde_json::Value {
+        let r: Run = Command::new(bin())
+            .args(["copy", "--json", "--to", copy_repo.to_str().unwrap()])
+            .env("COFFER_REPOSITORY", &a.repo)
+            .env("COFFER_PASSWORD_FILE", &a.key)
+            .env("COFFER_TO_PASSWORD", PASSPHRASE)
+            .env_remove("COFFER_PASSWORD")
+            .output()
+            .unwrap()
+            .into();
+        r.ok().json()
+    };
+    let j = copy();
+    assert_eq!(j["copied"], 1, "{j}");
+    let files = j["wal_files"].as_u64().unwrap();
+    assert!(files >= 3, "the base backup's segment, its .backup file, the stanza record, {last}: {j}");
+    let v = on_copy(&["verify", "--json"]).ok().json();
+    assert_eq!(v["base_backups"], 1, "{v}");
+    let scratch = pg::scratch_dir();
+    let target = scratch.path().join("data");
+    let ts = target.to_str().unwrap();
+    let key = copy_key.to_str().unwrap();
+    let dry = on_copy(&[
+        "restore",
+        "--pg-base",
+        "--json",
+        "--target",
+        ts,
+        "--target-time",
+        &t,
+        "--dry-run",
+        "--recovery-password-file",
+        key,
+    ])
+    .ok()
+    .json();
+    assert_eq!(dry["newest_wal"], last.as_str(), "{dry}");
+    let again = copy();
+    assert_eq!((again["copied"].as_u64(), again["wal_files"].as_u64()), (Some(0), Some(0)), "{again}");
+    assert_eq!(again["wal_present"].as_u64(), Some(files), "{again}");
+
+    // The server's restore_command reads the copy as postgres.
+    pg::chown_postgres(&copy_repo);
+    let r = on_copy(&[
+        "restore",
+        "--pg-base",
+        "--target",
+        ts,
+        "--target-time",
+        &t,
+        "--target-action",
+        "promote",
+        "--recovery-password-file",
+        key,
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let restored = Cluster::run(scratch);
+    wait_promoted(&restored);
+    assert_eq!(
+        restored.psql("postgres", "SELECT string_agg(what, ',') FROM marker").trim(),
+        "before",
+        "{}",
+        log(&restored)
+    );
+}

@@ -3,7 +3,7 @@
 //! beside its run, in `commands/`.
 
 use crate::cli::commands::{
-    backup, completions, diff, drill, dump, find, forget, init, key, ls, prune, repair, restore, show, snapshots,
+    backup, completions, copy, diff, drill, dump, find, forget, init, key, ls, prune, repair, restore, show, snapshots,
     stats, unlock, verify, wal,
 };
 use clap::{Args, Parser, Subcommand};
@@ -63,7 +63,7 @@ pub struct Cli {
 
 /// S3 settings; credentials come from the AWS chain (AWS_ACCESS_KEY_ID /
 /// AWS_SECRET_ACCESS_KEY, AWS_PROFILE, instance metadata), never a flag.
-#[derive(Args)]
+#[derive(Args, Clone)]
 pub struct S3Args {
     /// S3 endpoint for a non-AWS store (e.g. http://127.0.0.1:3900).
     #[arg(long, global = true, help_heading = "S3 options", env = "COFFER_S3_ENDPOINT", value_name = "URL")]
@@ -125,6 +125,8 @@ pub enum Command {
     Restore(restore::RestoreArgs),
     /// Check the repository's integrity.
     Verify(verify::VerifyArgs),
+    /// Copy snapshots (their files, dumps, base backups and WAL) into a second repository.
+    Copy(copy::CopyArgs),
     /// Restore drill: restore a database into a scratch database, check it, drop it, time it.
     Drill(drill::DrillArgs),
     /// PostgreSQL's archive_command: store one WAL file in the archive.

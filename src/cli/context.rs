@@ -33,8 +33,12 @@ pub fn backend(cli: &Cli) -> Result<Arc<dyn Backend>> {
         .repo
         .as_deref()
         .ok_or_else(|| Usage("no repository given: use -r REPO, COFFER_REPOSITORY or a --profile".into()))?;
+    backend_at(repo, &cli.s3)
+}
+
+/// The backend of repository `repo` (a folder, or s3://), with these S3 settings.
+pub fn backend_at(repo: &str, a: &crate::cli::args::S3Args) -> Result<Arc<dyn Backend>> {
     if repo.starts_with("s3://") {
-        let a = &cli.s3;
         let opts = coffer::S3Options {
             endpoint: a.s3_endpoint.clone(),
             region: a.s3_region.clone(),

@@ -202,8 +202,15 @@ fn exit_code(e: &anyhow::Error) -> u8 {
     }
 }
 
+/// The context `copy` gives errors opening its destination.
+pub const DESTINATION: &str = "the destination repository";
+
 fn hint(e: &anyhow::Error) -> Option<&'static str> {
     match core_error(e)? {
+        // copy's destination names its own variables (the error says which repository).
+        Error::WrongPassphrase { .. } if e.chain().any(|c| c.to_string() == DESTINATION) => {
+            Some("check COFFER_TO_PASSWORD_FILE / COFFER_TO_PASSWORD_COMMAND / COFFER_TO_PASSWORD, or the --to-profile's password_file")
+        }
         Error::WrongPassphrase { .. } => Some("check COFFER_PASSWORD_FILE / COFFER_PASSWORD_COMMAND / COFFER_PASSWORD"),
         Error::NoRepository { .. } => Some("create one with `coffer init -r REPO`, or check -r / COFFER_REPOSITORY"),
         Error::Corrupt { .. } => Some("run `coffer verify --read-data` to list every damaged object"),
@@ -268,6 +275,7 @@ fn run(cli: &Cli) -> Result<u8> {
         Command::Man(a) => commands::completions::man(a),
         Command::Restore(a) => commands::restore::run(cli, a, &out),
         Command::Verify(a) => commands::verify::run(cli, a, &out),
+        Command::Copy(a) => commands::copy::run(cli, a, &out),
         Command::Key(k) => commands::key::run(cli, k, &out),
         Command::Forget(a) => commands::forget::run(cli, a, &out),
         Command::Prune(a) => commands::prune::run(cli, a, &out),

@@ -956,6 +956,49 @@ impl Output {
         });
     }
 
+    pub fn copy(&self, s: &coffer::CopySummary) {
+        self.report(s, || {
+            let verb = if s.dry_run { "would copy" } else { "copied" };
+            let short = |id: &str| id[..8.min(id.len())].to_string();
+            for c in &s.snapshots {
+                let time = c.time.format("%Y-%m-%d %H:%M:%S");
+                match (&c.copy, c.already_copied) {
+                    (Some(copy), true) => {
+                        self.say(&format!("{} ({time}): already in {} as {}", short(&c.source), s.to, short(copy)))
+                    }
+                    (copy, _) => self.say(&format!(
+                        "{} ({time}): {verb}{}: {} of {} new ({})",
+                        short(&c.source),
+                        copy.as_deref().map(|c| format!(" as {}", short(c))).unwrap_or_default(),
+                        c.new_chunks,
+                        count(c.chunks, "chunk"),
+                        bytes(c.new_bytes)
+                    )),
+                }
+            }
+            let wal = if s.wal_files + s.wal_present > 0 {
+                format!(
+                    "; {} of WAL ({}), {} already there",
+                    count(s.wal_files, "file"),
+                    bytes(s.wal_bytes),
+                    s.wal_present
+                )
+            } else {
+                String::new()
+            };
+            self.say(&format!(
+                "{verb} {} into {} ({} already there): {} new ({}), {} of packs{wal}, in {:.1}s",
+                count(s.copied, "snapshot"),
+                s.to,
+                s.already_copied,
+                count(s.new_chunks, "chunk"),
+                bytes(s.new_bytes),
+                bytes(s.stored_bytes),
+                s.duration_secs
+            ));
+        });
+    }
+
     pub fn verify(&self, s: &VerifySummary) {
         self.report(s, || {
             self.say(&format!(

@@ -15,6 +15,8 @@ pub struct Source {
 
 /// The repository's passphrase.
 pub const CURRENT: Source = Source { prefix: "COFFER_PASSWORD", prompt: "passphrase" };
+/// The destination repository's (`copy --to`).
+pub const DESTINATION: Source = Source { prefix: "COFFER_TO_PASSWORD", prompt: "destination passphrase" };
 /// A passphrase for a new key (`key add`, `key passwd`).
 pub const NEW: Source = Source { prefix: "COFFER_NEW_PASSWORD", prompt: "new passphrase" };
 
@@ -25,9 +27,14 @@ pub fn read(confirm: bool) -> Result<Zeroizing<String>> {
 /// The repository's passphrase; `profile_file` (a profile's password_file)
 /// is used when no COFFER_PASSWORD* variable is set.
 pub fn read_or_file(profile_file: Option<&std::path::Path>) -> Result<Zeroizing<String>> {
-    let env_given = ["COFFER_PASSWORD_FILE", "COFFER_PASSWORD_COMMAND", "COFFER_PASSWORD"]
-        .iter()
-        .any(|v| std::env::var_os(v).is_some());
+    read_or_file_from(&CURRENT, profile_file)
+}
+
+/// `read_or_file` for the passphrase `source` names.
+pub fn read_or_file_from(source: &Source, profile_file: Option<&std::path::Path>) -> Result<Zeroizing<String>> {
+    let p = source.prefix;
+    let env_given =
+        [format!("{p}_FILE"), format!("{p}_COMMAND"), p.to_string()].iter().any(|v| std::env::var_os(v).is_some());
     match profile_file {
         Some(path) if !env_given => {
             let text = read_secret_file(path)
@@ -38,7 +45,7 @@ pub fn read_or_file(profile_file: Option<&std::path::Path>) -> Result<Zeroizing<
             }
             Ok(pass)
         }
-        _ => read(false),
+        _ => read_from(source, false),
     }
 }
 

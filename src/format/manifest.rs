@@ -21,6 +21,11 @@ pub struct Manifest {
     pub tool: String,
     #[serde(default)]
     pub parent: Option<Id>,
+    /// Set by `copy`: the snapshot this one copies, in the repository it
+    /// was first made in (a copy of a copy names the first). A later copy
+    /// into the same repository skips a snapshot whose original is there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original: Option<Id>,
     pub sources: Vec<Source>,
     pub summary: Summary,
     /// Files that could not be read or changed while being read.
@@ -42,6 +47,8 @@ pub struct SnapshotInfo {
     pub tags: Vec<String>,
     #[serde(default)]
     pub parent: Option<Id>,
+    #[serde(default)]
+    pub original: Option<Id>,
     pub sources: Vec<SourceInfo>,
     pub summary: Summary,
     /// How many warnings the manifest lists.
@@ -628,6 +635,7 @@ mod tests {
             tags: vec![],
             tool: "t".into(),
             parent: None,
+            original: None,
             sources: vec![Source::Tree(TreeSource {
                 path: RawPath(b"src".to_vec()),
                 pg_base: None,

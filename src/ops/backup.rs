@@ -550,6 +550,7 @@ fn execute(
         tags: opts.tags.clone(),
         tool: format!("coffer {}", env!("CARGO_PKG_VERSION")),
         parent: parent_id,
+        original: None,
         sources,
         summary: stats.clone(),
         warnings,

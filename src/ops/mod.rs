@@ -4,6 +4,7 @@
 
 pub mod backup;
 pub mod browse;
+pub mod copy;
 pub mod drill;
 pub mod drill_pitr;
 pub mod estimate;

@@ -494,6 +494,25 @@ pub fn missing_in(
     Ok(missing)
 }
 
+/// Copies `wal/<object>` (a WAL file or a stanza's record) from `from` into
+/// `to`, sealed under `to`'s keys, once it reads back whole from `from`.
+/// Returns its stored size (what it would be, in a dry run).
+pub fn copy_object(from: &Repository, to: &Repository, object: &str, dry_run: bool) -> Result<u64> {
+    let payload =
+        get_payload(from, object)?.ok_or_else(|| Error::NotFound { object: format!("WAL object wal/{object}") })?;
+    let name = object.rsplit('/').next().unwrap_or(object);
+    if WalFile::of(name).is_some() {
+        decode_checked(&payload, object, None, std::io::sink(), None)?;
+    } else {
+        codec::decode(&payload, 1 << 20)
+            .map_err(|e| Error::corrupt(format!("WAL object wal/{object}"), e.to_string()))?;
+    }
+    if dry_run {
+        return Ok((payload.len() + crate::crypto::SEAL_OVERHEAD) as u64);
+    }
+    put_sealed(to, object, &payload)
+}
+
 /// Reads one WAL object back: it must authenticate, decode, and (a segment)
 /// carry the stanza's system identifier and a whole segment. `object` is
 /// `stanza/name`, as `check_archive` lists it.

@@ -132,6 +132,7 @@ mod tests {
             tags: vec![],
             tool: "test".into(),
             parent: None,
+            original: None,
             sources: vec![],
             summary: Default::default(),
             warnings: vec![],

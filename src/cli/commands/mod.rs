@@ -3,6 +3,7 @@
 
 pub mod backup;
 pub mod completions;
+pub mod copy;
 pub mod diff;
 pub mod drill;
 pub mod dump;
