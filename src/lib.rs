@@ -23,7 +23,7 @@ mod source;
 
 pub use backend::{Backend, BackendError, DryRun, Kind, Local, Metered, ObjectInfo, Requests};
 #[cfg(feature = "s3")]
-pub use backend::{S3Options, S3};
+pub use backend::{Retention, S3Options, S3};
 pub use crypto::{HashAlgo, KdfParams};
 pub use engine::chunker::ChunkerParams;
 pub use engine::owner;

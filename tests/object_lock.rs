@@ -5,6 +5,7 @@
 use crate::common::moto::Moto;
 use crate::common::*;
 use std::fs;
+use std::time::Duration;
 
 /// coffer on repository `s3://BUCKET/repo` of this moto server.
 fn on_bucket(moto: &Moto, env: &Env, bucket: &str, args: &[&str]) -> Run {
@@ -61,4 +62,164 @@ fn prune_on_a_versioned_bucket_says_what_stays_stored() {
     assert_eq!(r.json()["bucket_versioning"], "Enabled", "{}", r.stderr);
     assert!(r.stderr.contains("NoncurrentVersionExpiration"), "{}", r.stderr);
     run(&["restore", "latest", "--target", env.path("out").to_str().unwrap()]).ok();
+}
+
+/// `--retention`: every pack, index, manifest and WAL file coffer writes
+/// carries the Object Lock retention it was given (the config, keys and
+/// locks do not: unlock and key remove must work), and the server refuses
+/// to delete a retained version. forget and prune over retained objects
+/// succeed, delete nothing retained, and say what they left; once the
+/// retention has passed, the next prune reclaims the space.
+#[test]
+fn retention_keeps_what_coffer_writes_and_forget_and_prune_plan_around_it() {
+    let moto = Moto::start();
+    moto.boto3("s3.create_bucket(Bucket='retained', ObjectLockEnabledForBucket=True)");
+    let env = Env::empty();
+    let retained = |args: &[&str]| -> Run {
+        env.command()
+            .envs(moto.env())
+            .env("COFFER_REPOSITORY", "s3://retained/repo")
+            .env("XDG_CACHE_HOME", env.path("cache"))
+            .env("COFFER_S3_RETENTION", "20s")
+            .args(args)
+            .output()
+            .unwrap()
+            .into()
+    };
+    retained(&["init", "--kdf-memory-kib", "256", "--kdf-iterations", "1"]).ok();
+    let src = env.path("src");
+    fs::create_dir_all(&src).unwrap();
+    fs::write(src.join("a.bin"), pseudo_random(1 << 20, 1)).unwrap();
+    let first = retained(&["backup", "--json", src.to_str().unwrap()]).ok().json();
+    let written = std::time::Instant::now();
+    let key = env.path("wal.key");
+    retained(&["key", "add-file", key.to_str().unwrap()]).ok();
+    let seg = env.path("000000010000000000000001");
+    fs::write(&seg, wal_segment(42, 1)).unwrap();
+    let r: Run = env
+        .command()
+        .envs(moto.env())
+        .env("COFFER_REPOSITORY", "s3://retained/repo")
+        .env("COFFER_S3_RETENTION", "20s")
+        .env_remove("COFFER_PASSWORD")
+        .env("COFFER_PASSWORD_FILE", &key)
+        // One PUT: moto applies Object Lock headers to PutObject only, not to
+        // CreateMultipartUpload (which gets the same headers from coffer, as AWS wants).
+        .env("COFFER_S3_PART_SIZE_MIB", "32")
+        .args(["wal-push", "--stanza", "42", seg.to_str().unwrap()])
+        .output()
+        .unwrap()
+        .into();
+    r.ok();
+
+    // What each object carries, as the server says.
+    let heads = moto.boto3_out(
+        "for o in s3.list_objects_v2(Bucket='retained', Prefix='repo/')['Contents']:\n    \
+         h = s3.head_object(Bucket='retained', Key=o['Key'])\n    \
+         print(o['Key'], h.get('ObjectLockMode', '-'), h['VersionId'])",
+    );
+    let mut kinds = std::collections::BTreeMap::new();
+    for line in heads.lines() {
+        let f: Vec<&str> = line.split(' ').collect();
+        let kind = f[0].trim_start_matches("repo/").split('/').next().unwrap().to_string();
+        kinds.insert(kind.clone(), f[1].to_string());
+        let want = if ["data", "index", "snapshots", "wal"].contains(&kind.as_str()) { "GOVERNANCE" } else { "-" };
+        assert_eq!(f[1], want, "{line}");
+    }
+    assert_eq!(kinds.len(), 6, "config, keys, data, index, snapshots, wal: {heads}");
+    // A retained version cannot be deleted, whoever asks.
+    let pack = heads.lines().find(|l| l.starts_with("repo/data/")).unwrap().split(' ').collect::<Vec<_>>();
+    moto.boto3(&format!(
+        "try:\n    s3.delete_object(Bucket='retained', Key='{}', VersionId='{}')\n    raise SystemExit('deleted')\n\
+         except s3.exceptions.ClientError as e:\n    assert 'AccessDenied' in str(e), e",
+        pack[0], pack[2]
+    ));
+
+    // forget over a retained snapshot: exit 0, it stays listed, and the run says until when.
+    let id = first["snapshot"].as_str().unwrap();
+    let r = retained(&["forget", "--json", id]).ok();
+    let j = r.json();
+    assert_eq!((j["removed"].as_u64(), j["retained"][0]["id"].as_str()), (Some(0), Some(id)), "{j}");
+    assert_eq!(retained(&["snapshots", "--json"]).ok().json().as_array().unwrap().len(), 1);
+
+    // An operator with governance bypass removes the manifest: its data is
+    // unused now, and still retained. prune deletes nothing and says so.
+    let manifest = heads.lines().find(|l| l.starts_with("repo/snapshots/")).unwrap().split(' ').collect::<Vec<_>>();
+    moto.boto3(&format!(
+        "s3.delete_object(Bucket='retained', Key='{}', VersionId='{}', BypassGovernanceRetention=True)",
+        manifest[0], manifest[2]
+    ));
+    let r = retained(&["prune", "--grace", "0s", "--json"]).ok();
+    let p = r.json();
+    assert_eq!((p["packs_deleted"].as_u64(), p["bytes_reclaimed"].as_u64()), (Some(0), Some(0)), "{p}");
+    assert!(p["retained_objects"].as_u64().unwrap() >= 2, "the pack and its index: {p}");
+    assert!(p["retained_until"].is_string(), "{p}");
+    let text = retained(&["prune", "--grace", "0s", "--dry-run"]).ok();
+    assert!(text.stdout.contains("Object Lock retains"), "{}", text.stdout);
+    retained(&["verify"]).ok();
+
+    // Once the retention has passed, the next prune reclaims the space.
+    let wait = Duration::from_secs(21).saturating_sub(written.elapsed());
+    std::thread::sleep(wait);
+    let p = retained(&["prune", "--grace", "0s", "--json"]).ok().json();
+    assert!(p["packs_deleted"].as_u64().unwrap() >= 1 && p["bytes_reclaimed"].as_u64().unwrap() > 1 << 20, "{p}");
+    assert_eq!(p["retained_objects"], 0, "{p}");
+    let v = retained(&["verify", "--json"]).ok().json();
+    assert!(v["retention_checked"].as_u64().unwrap() >= 3, "{v}");
+
+    // A backup run without --retention: verify --retention names what it wrote.
+    fs::write(src.join("b.bin"), pseudo_random(1 << 20, 3)).unwrap();
+    let r: Run = env
+        .command()
+        .envs(moto.env())
+        .env("COFFER_REPOSITORY", "s3://retained/repo")
+        .env("XDG_CACHE_HOME", env.path("cache"))
+        .args(["backup", "-q", src.to_str().unwrap()])
+        .output()
+        .unwrap()
+        .into();
+    r.ok();
+    let v = retained(&["verify"]);
+    assert_eq!(v.code, 1, "{}{}", v.stdout, v.stderr);
+    assert!(
+        v.stderr.contains("not retained at all, less than --retention 20s") && v.stderr.contains("snapshots/"),
+        "{}",
+        v.stderr
+    );
+}
+
+/// A profile's `retention` and `retention_mode` apply to what its runs write.
+#[test]
+fn a_profiles_retention_applies_to_what_it_writes() {
+    let moto = Moto::start();
+    moto.boto3("s3.create_bucket(Bucket='profiled', ObjectLockEnabledForBucket=True)");
+    let env = Env::empty();
+    let config = env.path("coffer.toml");
+    fs::write(
+        &config,
+        "[profile.offsite]\nrepository = \"s3://profiled/repo\"\nretention = \"1h\"\nretention_mode = \"compliance\"\n",
+    )
+    .unwrap();
+    let run = |args: &[&str]| -> Run {
+        env.command()
+            .envs(moto.env())
+            .env_remove("COFFER_REPOSITORY")
+            .env("COFFER_CONFIG", &config)
+            .env("XDG_CACHE_HOME", env.path("cache"))
+            .args(args)
+            .output()
+            .unwrap()
+            .into()
+    };
+    run(&["init", "--profile", "offsite", "--kdf-memory-kib", "256", "--kdf-iterations", "1"]).ok();
+    let src = env.path("src");
+    fs::create_dir_all(&src).unwrap();
+    fs::write(src.join("f"), b"data").unwrap();
+    run(&["backup", "--profile", "offsite", src.to_str().unwrap()]).ok();
+    let modes = moto.boto3_out(
+        "for o in s3.list_objects_v2(Bucket='profiled', Prefix='repo/snapshots/')['Contents']:\n    \
+         print(s3.head_object(Bucket='profiled', Key=o['Key']).get('ObjectLockMode', '-'))",
+    );
+    assert_eq!(modes.trim(), "COMPLIANCE");
+    run(&["verify", "--profile", "offsite", "--retention", "1h"]).ok();
 }

@@ -51,8 +51,13 @@ fn restore_overlapping_prune(place: Place) {
 fn verify_overlapping_prune(place: Place) {
     setup(&place);
     let (repo, reached, go_on) = place.paused(At::BeforeList(Kind::Pack));
-    let opts =
-        coffer::VerifyOptions { read_data: coffer::ReadData::All, max_age: None, max_wal_age: None, tags: vec![] };
+    let opts = coffer::VerifyOptions {
+        read_data: coffer::ReadData::All,
+        max_age: None,
+        max_wal_age: None,
+        retention: None,
+        tags: vec![],
+    };
     let verify = std::thread::spawn(move || coffer::verify(&repo, None, &opts));
     // verify has read the old indexes and is about to list the packs.
     reached.recv().unwrap();

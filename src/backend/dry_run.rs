@@ -1,7 +1,7 @@
 //! A wrapper that reads through to the real backend and counts, then drops,
 //! every write: what `backup --dry-run` runs on, so it cannot write by mistake.
 
-use super::{Backend, BackendResult, Kind, ObjectInfo};
+use super::{Backend, BackendError, BackendResult, Kind, ObjectInfo};
 use std::io::Read;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -53,8 +53,17 @@ impl Backend for DryRun {
     fn list_under(&self, kind: Kind, folder: &str) -> BackendResult<Vec<ObjectInfo>> {
         self.inner.list_under(kind, folder)
     }
-    fn delete(&self, _kind: Kind, _name: &str) -> BackendResult<()> {
-        Ok(())
+    fn retained_until(&self, kind: Kind, name: &str) -> BackendResult<Option<std::time::SystemTime>> {
+        self.inner.retained_until(kind, name)
+    }
+    fn delete(&self, kind: Kind, name: &str) -> BackendResult<()> {
+        // A dry run reports what Object Lock would keep, as the run would.
+        match self.inner.retained_until(kind, name)? {
+            Some(until) if until > std::time::SystemTime::now() => {
+                Err(BackendError::Retained { path: format!("{} {name}", kind.dir()), until })
+            }
+            _ => Ok(()),
+        }
     }
     fn incomplete_uploads(&self) -> BackendResult<Vec<String>> {
         self.inner.incomplete_uploads()

@@ -168,6 +168,10 @@ impl Backend for Metered {
     fn put_requests(&self, size: u64) -> u64 {
         self.inner.put_requests(size)
     }
+    fn retained_until(&self, kind: Kind, name: &str) -> BackendResult<Option<std::time::SystemTime>> {
+        self.count(|m| m.get += self.inner.heads_per_delete());
+        self.inner.retained_until(kind, name)
+    }
     fn list_requests(&self, listed: usize) -> u64 {
         self.inner.list_requests(listed)
     }

@@ -13,7 +13,7 @@ pub use dry_run::DryRun;
 pub use local::Local;
 pub use metered::{Metered, Requests};
 #[cfg(feature = "s3")]
-pub use s3::{S3Options, S3};
+pub use s3::{Retention, S3Options, S3};
 
 use std::io::Read;
 
@@ -74,6 +74,9 @@ pub enum BackendError {
         #[source]
         source: std::io::Error,
     },
+    /// S3 Object Lock retains it: it may not be deleted before `until`.
+    #[error("{path} is retained by Object Lock until {}", humantime::format_rfc3339_seconds(*until))]
+    Retained { path: String, until: std::time::SystemTime },
     #[error("{0}")]
     Other(String),
 }
@@ -134,6 +137,12 @@ pub trait Backend: Send + Sync {
     /// backend has versions and can tell; None elsewhere.
     fn versioning(&self) -> Option<String> {
         None
+    }
+    /// Until when Object Lock retains the object (None: it does not, or the
+    /// backend has no such thing). `delete` of a retained object is
+    /// `Retained`, whatever the bucket would do.
+    fn retained_until(&self, _kind: Kind, _name: &str) -> BackendResult<Option<std::time::SystemTime>> {
+        Ok(None)
     }
     /// Aborts the unfinished multipart uploads under the repository that
     /// were started more than `age` ago (an upload whose CreateMultipartUpload

@@ -51,6 +51,7 @@ pub struct S3Options {
     /// before the chain: for runs whose environment is not a login's.
     pub credentials_file: Option<std::path::PathBuf>,
     pub credentials_profile: Option<String>,
+    pub retention: Option<Retention>,
 }
 
 impl Default for S3Options {
@@ -68,6 +69,7 @@ impl Default for S3Options {
             static_credentials: None,
             credentials_file: None,
             credentials_profile: None,
+            retention: None,
         }
     }
 }
@@ -91,8 +93,26 @@ macro_rules! with_object_settings {
         if let Some(k) = &$opts.sse_kms_key_id {
             req = req.ssekms_key_id(k);
         }
+        // Object Lock: what a snapshot is made of stays undeletable (locks,
+        // keys and config stay deletable: unlock, key remove).
+        if let (Some(r), Kind::Pack | Kind::Index | Kind::Snapshot | Kind::Wal) = (&$opts.retention, $kind) {
+            let until = std::time::SystemTime::now() + r.period;
+            req = req
+                .object_lock_mode(aws_sdk_s3::types::ObjectLockMode::from(r.mode.as_str()))
+                .object_lock_retain_until_date(aws_sdk_s3::primitives::DateTime::from(until));
+        }
         req
     }};
+}
+
+/// S3 Object Lock retention set on every pack, index, manifest and WAL
+/// file written (`--retention`).
+#[derive(Debug, Clone)]
+pub struct Retention {
+    /// GOVERNANCE (a user with s3:BypassGovernanceRetention may still
+    /// delete) or COMPLIANCE (nobody may, the root account included).
+    pub mode: String,
+    pub period: Duration,
 }
 
 pub struct S3 {
@@ -430,8 +450,16 @@ impl S3 {
     }
 
     async fn size_of(&self, key: &str) -> BackendResult<u64> {
+        self.head(key).await.map(|(size, _)| size)
+    }
+
+    /// An object's size, and until when Object Lock retains it (if it does).
+    async fn head(&self, key: &str) -> BackendResult<(u64, Option<std::time::SystemTime>)> {
         match self.client.head_object().bucket(&self.bucket).key(key).send().await {
-            Ok(h) => Ok(h.content_length().unwrap_or(0).max(0) as u64),
+            Ok(h) => Ok((
+                h.content_length().unwrap_or(0).max(0) as u64,
+                h.object_lock_retain_until_date().and_then(|t| std::time::SystemTime::try_from(*t).ok()),
+            )),
             Err(e) if Self::is_not_found(&e) => Err(BackendError::NotFound { path: self.describe(key) }),
             Err(e) => Err(self.error("HEAD", key, &e)),
         }
@@ -525,7 +553,12 @@ impl Backend for S3 {
         let key = self.key(kind, name);
         self.runtime.block_on(async {
             // S3 deletes a missing key without complaint; the contract says NotFound.
-            self.size_of(&key).await?;
+            let (_, retained) = self.head(&key).await?;
+            // A versioned bucket would take the DELETE (a delete marker) and keep
+            // the locked version: coffer leaves it listed, for a later run.
+            if let Some(until) = retained.filter(|u| *u > std::time::SystemTime::now()) {
+                return Err(BackendError::Retained { path: self.describe(&key), until });
+            }
             self.client
                 .delete_object()
                 .bucket(&self.bucket)
@@ -568,6 +601,11 @@ impl Backend for S3 {
             }
         }
         Ok(None)
+    }
+
+    fn retained_until(&self, kind: Kind, name: &str) -> BackendResult<Option<std::time::SystemTime>> {
+        let key = self.key(kind, name);
+        self.runtime.block_on(self.head(&key)).map(|(_, until)| until)
     }
 
     fn versioning(&self) -> Option<String> {

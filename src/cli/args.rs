@@ -81,6 +81,14 @@ pub struct S3Args {
     /// The section of --s3-credentials-file to use [default: default].
     #[arg(long, global = true, help_heading = "S3 options", env = "COFFER_S3_PROFILE", value_name = "NAME")]
     pub s3_profile: Option<String>,
+    /// S3 Object Lock: keep every pack, index, manifest and WAL file written undeletable for this
+    /// long (e.g. 30d; the bucket must have Object Lock enabled). forget and prune leave retained
+    /// objects for a later run.
+    #[arg(long, global = true, help_heading = "S3 options", env = "COFFER_S3_RETENTION", value_name = "AGE", value_parser = humantime::parse_duration)]
+    pub retention: Option<std::time::Duration>,
+    /// GOVERNANCE (deletable by a user with s3:BypassGovernanceRetention) or COMPLIANCE (by nobody).
+    #[arg(long, global = true, help_heading = "S3 options", env = "COFFER_S3_RETENTION_MODE", value_name = "MODE", value_parser = ["governance", "compliance"], requires = "retention")]
+    pub retention_mode: Option<String>,
     /// Storage class for new objects (e.g. STANDARD_IA).
     #[arg(long, global = true, help_heading = "S3 options", env = "COFFER_S3_STORAGE_CLASS", value_name = "CLASS")]
     pub storage_class: Option<String>,

@@ -52,8 +52,15 @@ pub fn backend_at(repo: &str, a: &crate::cli::args::S3Args) -> Result<Arc<dyn Ba
             static_credentials: None,
             credentials_file: a.s3_credentials_file.clone(),
             credentials_profile: a.s3_profile.clone(),
+            retention: a.retention.map(|period| coffer::Retention {
+                mode: a.retention_mode.as_deref().unwrap_or("governance").to_uppercase(),
+                period,
+            }),
         };
         return Ok(Arc::new(coffer::S3::new(repo, opts)?));
+    }
+    if a.retention.is_some() {
+        return Err(Usage(format!("--retention: {repo} is a folder; Object Lock retention is for S3 buckets")).into());
     }
     Ok(Arc::new(Local::new(repo)))
 }
@@ -68,7 +75,12 @@ pub fn requests_made() -> Option<coffer::Requests> {
 }
 
 pub fn open(cli: &Cli) -> Result<Repository> {
-    let meter = Arc::new(coffer::Metered::new(backend(cli)?));
+    open_with(cli, backend(cli)?)
+}
+
+/// `open` of this backend of the repository -r names.
+pub fn open_with(cli: &Cli, backend: Arc<dyn Backend>) -> Result<Repository> {
+    let meter = Arc::new(coffer::Metered::new(backend));
     // One repository per process; a second `open` is metered on its own.
     let backend: Arc<dyn Backend> = match METER.set(meter.clone()) {
         Ok(()) => meter,

@@ -783,11 +783,23 @@ impl Output {
                     ));
                 }
             }
+            for r in &s.retained {
+                self.say(&format!(
+                    "  retained {}  Object Lock keeps it until {}: a later forget removes it",
+                    &r.id[..8.min(r.id.len())],
+                    r.until.format("%Y-%m-%d %H:%M:%S")
+                ));
+            }
             let verb = if s.dry_run { "would forget" } else { "forgot" };
             self.say(&format!(
-                "kept {}, {verb} {}; their data stays until prune",
+                "kept {}, {verb} {}{}; their data stays until prune",
                 count(s.kept as u64, "snapshot"),
-                s.removed
+                s.removed,
+                if s.retained.is_empty() {
+                    String::new()
+                } else {
+                    format!(", {} retained by Object Lock", s.retained.len())
+                }
             ));
         });
     }
@@ -869,6 +881,14 @@ impl Output {
             )
         } else {
             String::new()
+        } + &match s.retained_until {
+            Some(until) => format!(
+                "\nprune: left {} ({}) that Object Lock retains until {} at the latest: a later prune removes them",
+                count(s.retained_objects as u64, "object"),
+                bytes(s.retained_bytes),
+                until.format("%Y-%m-%d %H:%M:%S")
+            ),
+            None => String::new(),
         }
     }
 

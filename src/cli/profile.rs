@@ -50,6 +50,10 @@ pub struct Profile {
     /// wal-fetch run in PostgreSQL's environment, not a login's).
     pub s3_credentials_file: Option<PathBuf>,
     pub s3_profile: Option<String>,
+    /// Object Lock retention of what is written (`30d`), and its mode.
+    #[serde(default, with = "humantime_serde_opt")]
+    pub retention: Option<std::time::Duration>,
+    pub retention_mode: Option<String>,
     pub storage_class: Option<String>,
     pub keep_last: Option<u32>,
     pub keep_hourly: Option<u32>,
@@ -117,6 +121,8 @@ pub fn apply(cli: &mut Cli) -> Result<()> {
     s3.s3_path_style |= p.s3_path_style;
     s3.s3_credentials_file = s3.s3_credentials_file.take().or(p.s3_credentials_file);
     s3.s3_profile = s3.s3_profile.take().or(p.s3_profile);
+    s3.retention = s3.retention.take().or(p.retention);
+    s3.retention_mode = s3.retention_mode.take().or(p.retention_mode);
     match &mut cli.command {
         Command::Backup(a) => {
             if a.paths.is_empty() && a.pg.is_none() && a.db.is_empty() && !a.pg_all {
@@ -163,4 +169,14 @@ pub fn apply(cli: &mut Cli) -> Result<()> {
         _ => {}
     }
     Ok(())
+}
+
+/// `retention = "30d"`: a duration as the command line takes it.
+mod humantime_serde_opt {
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<std::time::Duration>, D::Error> {
+        use serde::Deserialize;
+        let text: Option<String> = Option::deserialize(d)?;
+        text.map(|t| humantime::parse_duration(&t).map_err(|e| serde::de::Error::custom(format!("{t:?}: {e}"))))
+            .transpose()
+    }
 }

@@ -62,7 +62,7 @@ pub struct ForgetGroup {
     pub remove: Vec<SnapshotRef>,
 }
 
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct ForgetSummary {
     pub dry_run: bool,
     pub kept: usize,
@@ -71,6 +71,31 @@ pub struct ForgetSummary {
     /// The snapshots forgotten by id.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub forgotten_ids: Vec<String>,
+    /// Snapshots to forget that S3 Object Lock still retains: left listed,
+    /// for a later forget once their retention has passed (`removed` does
+    /// not count them).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub retained: Vec<RetainedSnapshot>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RetainedSnapshot {
+    pub id: String,
+    pub until: DateTime<Utc>,
+}
+
+/// Deletes the manifest of snapshot `id` unless Object Lock retains it (a
+/// dry run asks the bucket the same): false, and it is listed, then.
+fn forget_one(repo: &Repository, id: &str, dry_run: bool, summary: &mut ForgetSummary) -> Result<bool> {
+    let retained =
+        if dry_run { repo.retained(Kind::Snapshot, id)? } else { repo.delete_unless_retained(Kind::Snapshot, id)? };
+    match retained {
+        Some(until) => {
+            summary.retained.push(RetainedSnapshot { id: id.to_string(), until: until.into() });
+            Ok(false)
+        }
+        None => Ok(true),
+    }
 }
 
 /// For each snapshot (newest first), the rules that keep it; empty: removed.
@@ -119,14 +144,12 @@ pub fn forget(repo: &Repository, opts: &ForgetOptions) -> Result<ForgetSummary> 
             return Err(Error::InvalidOptions("give snapshots to forget or a keep policy, not both".into()));
         }
         let _lock = if opts.dry_run { None } else { Some(crate::repo::lock::Lock::acquire(repo, false)?) };
-        let mut summary =
-            ForgetSummary { dry_run: opts.dry_run, kept: 0, removed: 0, groups: Vec::new(), forgotten_ids: Vec::new() };
+        let mut summary = ForgetSummary { dry_run: opts.dry_run, ..ForgetSummary::default() };
         for id in &opts.ids {
-            if !opts.dry_run {
-                repo.delete_object(Kind::Snapshot, &id.to_hex())?;
+            if forget_one(repo, &id.to_hex(), opts.dry_run, &mut summary)? {
+                summary.forgotten_ids.push(id.to_hex());
+                summary.removed += 1;
             }
-            summary.forgotten_ids.push(id.to_hex());
-            summary.removed += 1;
         }
         return Ok(summary);
     }
@@ -155,8 +178,7 @@ pub fn forget(repo: &Repository, opts: &ForgetOptions) -> Result<ForgetSummary> 
         }
     }
 
-    let mut summary =
-        ForgetSummary { dry_run: opts.dry_run, kept: 0, removed: 0, groups: Vec::new(), forgotten_ids: Vec::new() };
+    let mut summary = ForgetSummary { dry_run: opts.dry_run, ..ForgetSummary::default() };
     for ((host, sources), list) in groups {
         let input: Vec<(DateTime<Utc>, &[String])> = list.iter().map(|(_, m)| (m.time, m.tags.as_slice())).collect();
         let verdicts = apply_policy(&input, &opts.policy);
@@ -170,10 +192,9 @@ pub fn forget(repo: &Repository, opts: &ForgetOptions) -> Result<ForgetSummary> 
             }
         }
         summary.kept += group.keep.len();
-        summary.removed += group.remove.len();
-        if !opts.dry_run {
-            for r in &group.remove {
-                repo.delete_object(Kind::Snapshot, &r.id)?;
+        for r in &group.remove {
+            if forget_one(repo, &r.id, opts.dry_run, &mut summary)? {
+                summary.removed += 1;
             }
         }
         summary.groups.push(group);

@@ -77,6 +77,22 @@ pub struct PruneSummary {
     /// one's start, per stanza), deleted, and their stored bytes.
     pub wal_deleted: usize,
     pub wal_bytes_reclaimed: u64,
+    /// Objects prune would delete that S3 Object Lock still retains: left
+    /// as they are (indexes and packs they name kept whole), for a later run.
+    pub retained_objects: usize,
+    pub retained_bytes: u64,
+    /// When the last of them may go.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retained_until: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl PruneSummary {
+    fn retained(&mut self, size: u64, until: std::time::SystemTime) {
+        self.retained_objects += 1;
+        self.retained_bytes += size;
+        let until = chrono::DateTime::<chrono::Utc>::from(until);
+        self.retained_until = Some(self.retained_until.map_or(until, |u| u.max(until)));
+    }
 }
 
 pub fn prune(repo: &Repository, opts: &PruneOptions) -> Result<PruneSummary> {
@@ -91,9 +107,10 @@ pub fn prune_with(
 ) -> Result<PruneSummary> {
     // A dry run changes nothing, so it need not stop backups.
     let lock = Lock::acquire(repo, !opts.dry_run)?;
-    let inventory = Inventory::take(repo, opts.grace, progress)?;
-    let plan = PrunePlan::new(&inventory, opts.max_unused).map_err(|missing| unstored(repo, &missing))?;
     let mut s = PruneSummary { dry_run: opts.dry_run, stale_locks_ignored: lock.stale_ignored, ..Default::default() };
+    let inventory = Inventory::take(repo, opts.grace, progress, &mut s)?;
+    let mut plan = PrunePlan::new(&inventory, opts.max_unused).map_err(|missing| unstored(repo, &missing))?;
+    plan.hold_retained(repo, &inventory, &mut s)?;
     execute(repo, opts, &inventory, &plan, progress, &mut s)?;
     prune_wal(repo, opts, &inventory.bases, &mut s)?;
     drop(lock);
@@ -115,11 +132,19 @@ fn prune_wal(
     let mut unneeded = crate::ops::wal::unneeded(&listing, bases);
     unneeded.sort_by(|a, b| a.name.cmp(&b.name));
     for o in unneeded {
-        if !opts.dry_run {
-            repo.backend().delete(Kind::Wal, &o.name).map_err(backend_error)?;
+        // A dry run asks the bucket too: what Object Lock keeps is reported as kept.
+        let retained = if opts.dry_run {
+            repo.retained(Kind::Wal, &o.name)?
+        } else {
+            repo.delete_unless_retained(Kind::Wal, &o.name)?
+        };
+        match retained {
+            Some(until) => s.retained(o.size, until),
+            None => {
+                s.wal_deleted += 1;
+                s.wal_bytes_reclaimed += o.size;
+            }
         }
-        s.wal_deleted += 1;
-        s.wal_bytes_reclaimed += o.size;
     }
     Ok(())
 }
@@ -131,7 +156,7 @@ pub fn estimate_prune(repo: &Repository, opts: &PruneOptions) -> Result<Estimate
     // Shared, as a dry run's: planning changes nothing. It costs the same
     // requests as prune's exclusive one.
     let lock = Lock::acquire(repo, false)?;
-    let inventory = Inventory::take(repo, opts.grace, &crate::ops::progress::NoProgress)?;
+    let inventory = Inventory::take(repo, opts.grace, &crate::ops::progress::NoProgress, &mut PruneSummary::default())?;
     let plan = PrunePlan::new(&inventory, opts.max_unused).map_err(|missing| unstored(repo, &missing))?;
     drop(lock);
     let backend = repo.backend();
@@ -204,6 +229,10 @@ pub struct Inventory {
     stored: HashMap<Id, u64>,
     young_packs: HashSet<Id>,
     index_ids: Vec<Id>,
+    /// Indexes Object Lock retains: not deleted, and every pack they name
+    /// kept (with the index's retention, for the report).
+    retained_indexes: HashSet<Id>,
+    retained_index_packs: HashMap<Id, std::time::SystemTime>,
     /// The indexes' stored size.
     index_bytes: u64,
 }
@@ -213,6 +242,7 @@ impl Inventory {
         repo: &Repository,
         grace: std::time::Duration,
         progress: &dyn crate::ops::progress::Progress,
+        s: &mut PruneSummary,
     ) -> Result<Inventory> {
         let mut used: HashSet<Id> = HashSet::new();
         let mut bases = Vec::new();
@@ -239,10 +269,24 @@ impl Inventory {
             listed.iter().filter_map(|o| Id::from_hex(&o.name).map(|id| (id, young(o)))).collect();
         let mut packs: HashMap<Id, PackEntry> = HashMap::new();
         let mut protected: HashSet<Id> = HashSet::new();
+        let mut retained_indexes = HashSet::new();
+        let mut retained_index_packs: HashMap<Id, std::time::SystemTime> = HashMap::new();
         for (id, is_young) in &index_objects {
+            // An index that may not be deleted yet stays, so every pack it
+            // names must stay too: a reader of it would miss them.
+            let retained = repo.retained(Kind::Index, &id.to_hex())?;
+            if let Some(until) = retained {
+                let size = listed.iter().find(|o| o.name == id.to_hex()).map_or(0, |o| o.size);
+                s.retained(size, until);
+                retained_indexes.insert(*id);
+            }
             for p in repo.load_index_file(id)?.packs {
                 if *is_young {
                     protected.insert(p.id);
+                }
+                if let Some(until) = retained {
+                    let e = retained_index_packs.entry(p.id).or_insert(until);
+                    *e = (*e).max(until);
                 }
                 packs.entry(p.id).or_insert(p);
             }
@@ -251,7 +295,18 @@ impl Inventory {
         let young_packs = pack_objects.iter().filter(|(_, o)| young(o)).map(|(id, _)| *id).collect();
         let stored = pack_objects.into_iter().map(|(id, o)| (id, o.size)).collect();
         let index_ids = index_objects.iter().map(|(id, _)| *id).collect();
-        Ok(Inventory { used, bases, packs, protected, stored, young_packs, index_ids, index_bytes })
+        Ok(Inventory {
+            used,
+            bases,
+            packs,
+            protected,
+            stored,
+            young_packs,
+            index_ids,
+            retained_indexes,
+            retained_index_packs,
+            index_bytes,
+        })
     }
 }
 
@@ -324,6 +379,36 @@ impl PrunePlan {
         Ok(plan)
     }
 
+    /// Packs the plan would remove that Object Lock retains, or that an
+    /// index it retains names, stay as they are (indexed, not repacked: a
+    /// copy would only add to what is stored); a later prune removes them
+    /// once their retention has passed.
+    fn hold_retained(&mut self, repo: &Repository, inv: &Inventory, s: &mut PruneSummary) -> Result<()> {
+        let mut held = HashSet::new();
+        for id in self.removed() {
+            let own = repo.retained(Kind::Pack, &id.to_hex())?;
+            if let Some(until) = own.max(inv.retained_index_packs.get(id).copied()) {
+                s.retained(inv.stored.get(id).copied().unwrap_or(0), until);
+                held.insert(*id);
+            }
+        }
+        if held.is_empty() {
+            return Ok(());
+        }
+        for id in self.delete.iter().filter(|id| held.contains(id)) {
+            if let Some(p) = inv.packs.get(id) {
+                self.keep.push(p.clone());
+            }
+        }
+        self.delete.retain(|id| !held.contains(id));
+        for (p, _) in self.repack.iter().filter(|(p, _)| held.contains(&p.id)) {
+            self.keep.push(p.clone());
+        }
+        self.repack.retain(|(p, _)| !held.contains(&p.id));
+        self.unindexed.retain(|id| !held.contains(id));
+        Ok(())
+    }
+
     fn nothing_to_do(&self) -> bool {
         self.delete.is_empty() && self.repack.is_empty() && self.unindexed.is_empty() && self.lost == 0
     }
@@ -389,7 +474,7 @@ fn execute(
     let new_bytes: u64 = new_index.iter().filter(|p| !inv.stored.contains_key(&p.id)).map(|p| p.size).sum();
     s.bytes_after = s.bytes_before - reclaimed + new_bytes;
     s.bytes_reclaimed = s.bytes_before.saturating_sub(s.bytes_after);
-    s.indexes_replaced = inv.index_ids.len();
+    s.indexes_replaced = inv.index_ids.len() - inv.retained_indexes.len();
     s.bucket_versioning = repo.backend().versioning();
     if !opts.dry_run {
         s.uploads_aborted = repo.backend().abort_uploads_older_than(opts.abort_uploads_after).map_err(backend_error)?;
@@ -399,7 +484,7 @@ fn execute(
     }
 
     repo.save_index(new_index)?;
-    for id in &inv.index_ids {
+    for id in inv.index_ids.iter().filter(|id| !inv.retained_indexes.contains(id)) {
         repo.backend().delete(Kind::Index, &id.to_hex()).map_err(backend_error)?;
     }
     for id in plan.removed() {
@@ -448,6 +533,8 @@ mod tests {
             stored: packs.iter().map(|p| (p.id, p.size)).collect(),
             young_packs: HashSet::new(),
             index_ids: vec![Id([9; 32])],
+            retained_indexes: HashSet::new(),
+            retained_index_packs: HashMap::new(),
             index_bytes: 0,
         }
     }

@@ -30,6 +30,10 @@ pub struct VerifyOptions {
     /// Fail when any stanza's newest archived WAL is older than this: the
     /// RPO alarm, tighter than the base backups' --max-age.
     pub max_wal_age: Option<std::time::Duration>,
+    /// The Object Lock retention every pack, index, manifest and WAL file
+    /// should carry (`--retention`): one retained for less (or not at all)
+    /// is an error. One HEAD per object.
+    pub retention: Option<std::time::Duration>,
     pub tags: Vec<String>,
 }
 
@@ -56,6 +60,10 @@ pub struct VerifySummary {
     pub wal: Vec<crate::ops::wal::StanzaReport>,
     /// WAL objects downloaded and checked (`--read-data`).
     pub wal_files_read: usize,
+    /// Objects checked against `--retention`, and those retained for less.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retention_checked: Option<usize>,
+    pub retention_short: usize,
     /// Every problem found, each naming its object. Empty means sound.
     pub errors: Vec<String>,
     pub duration_secs: f64,
@@ -200,6 +208,9 @@ fn inspect(
         // The newest snapshot's age is reported (monitoring graphs it) even unchecked.
         s.newest_snapshot = Some(id.to_hex());
         s.newest_age_secs = Some((chrono::Utc::now() - m.time).to_std().unwrap_or_default().as_secs_f64());
+    }
+    if let (Some(period), None) = (opts.retention, only) {
+        check_retention(repo, period, &mut s)?;
     }
     if only.is_none() {
         match crate::ops::wal::check_archive(repo) {
@@ -410,5 +421,44 @@ fn check_pack(repo: &Repository, p: &PackEntry, checked: &mut u64) -> Result<()>
         }
         *checked += 1;
     }
+    Ok(())
+}
+
+/// Each pack, index, manifest and WAL file must be retained (S3 Object
+/// Lock) until at least its write time plus `period`; the first few short
+/// ones are named, all are counted.
+fn check_retention(repo: &Repository, period: std::time::Duration, s: &mut VerifySummary) -> Result<()> {
+    // The clocks of the writer and of the store may differ a little.
+    let slack = std::time::Duration::from_secs(60);
+    let mut checked = 0;
+    for kind in [Kind::Pack, Kind::Index, Kind::Snapshot, Kind::Wal] {
+        for o in repo.backend().list(kind).map_err(crate::repo::backend_error)? {
+            checked += 1;
+            let until = repo.backend().retained_until(kind, &o.name).map_err(crate::repo::backend_error)?;
+            let wanted = o.modified.map(|m| m + period - slack.min(period));
+            let short = match (until, wanted) {
+                (None, _) => Some("not retained at all".to_string()),
+                (Some(u), Some(w)) if u < w => {
+                    Some(format!("retained only until {}", humantime::format_rfc3339_seconds(u)))
+                }
+                _ => None,
+            };
+            if let Some(why) = short {
+                s.retention_short += 1;
+                if s.retention_short <= 10 {
+                    s.errors.push(format!(
+                        "{}/{}: {why}, less than --retention {}",
+                        kind.dir(),
+                        o.name,
+                        humantime::format_duration(period)
+                    ));
+                }
+            }
+        }
+    }
+    if s.retention_short > 10 {
+        s.errors.push(format!("{} objects in all are retained for less than --retention", s.retention_short));
+    }
+    s.retention_checked = Some(checked);
     Ok(())
 }

@@ -183,6 +183,22 @@ impl Repository {
         }
     }
 
+    /// `delete_object`, except that an object Object Lock still retains is
+    /// left as it is: Ok(Some(until)) then.
+    pub fn delete_unless_retained(&self, kind: Kind, name: &str) -> Result<Option<std::time::SystemTime>> {
+        match self.backend.delete(kind, name) {
+            Err(BackendError::Retained { until, .. }) => Ok(Some(until)),
+            Err(e) if !e.is_not_found() => Err(backend_error(e)),
+            _ => Ok(None),
+        }
+    }
+
+    /// Until when Object Lock retains the object, if that is later than now.
+    pub fn retained(&self, kind: Kind, name: &str) -> Result<Option<std::time::SystemTime>> {
+        let now = std::time::SystemTime::now();
+        Ok(self.backend.retained_until(kind, name).map_err(backend_error)?.filter(|u| *u > now))
+    }
+
     /// The stored packs, by id (foreign names ignored), with their sizes and
     /// times as the listing gives them.
     pub fn list_packs(&self) -> Result<Vec<(Id, crate::backend::ObjectInfo)>> {

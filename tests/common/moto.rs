@@ -55,6 +55,11 @@ impl Moto {
 
     /// Runs a boto3 snippet against this server (`s3` is a client).
     pub fn boto3(&self, code: &str) {
+        self.boto3_out(code);
+    }
+
+    /// `boto3`, returning what the snippet printed.
+    pub fn boto3_out(&self, code: &str) -> String {
         let script = format!(
             "import boto3\ns3 = boto3.client('s3', endpoint_url='{}', region_name='us-east-1', \
              aws_access_key_id='testing', aws_secret_access_key='testing')\n{code}\n",
@@ -62,6 +67,7 @@ impl Moto {
         );
         let out = Command::new(venv().join("bin/python")).arg("-c").arg(script).output().unwrap();
         assert!(out.status.success(), "boto3: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
     }
 }
 

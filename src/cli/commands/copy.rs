@@ -1,7 +1,7 @@
 //! `coffer copy`: snapshots into a second repository (the offsite copy).
 
 use crate::cli::args::Cli;
-use crate::cli::context::{backend_at, open};
+use crate::cli::context::{backend_at, open_with};
 use crate::cli::output::Output;
 use crate::cli::{exit, passphrase, Usage};
 use anyhow::{Context, Result};
@@ -35,7 +35,14 @@ pub struct CopyArgs {
 }
 
 pub fn run(cli: &Cli, a: &CopyArgs, out: &Output) -> Result<u8> {
-    let from = open(cli)?;
+    // --retention is for what copy writes: the destination.
+    let mut source_s3 = cli.s3.clone();
+    source_s3.retention = None;
+    let location = cli
+        .repo
+        .as_deref()
+        .ok_or_else(|| Usage("copy: no source repository: use -r REPO, COFFER_REPOSITORY or a --profile".into()))?;
+    let from = open_with(cli, backend_at(location, &source_s3)?)?;
     let to = open_destination(cli, a)?;
     let mut ids = Vec::new();
     if a.snapshots.is_empty() {
@@ -73,6 +80,8 @@ fn open_destination(cli: &Cli, a: &CopyArgs) -> Result<coffer::Repository> {
             s3.s3_credentials_file = p.s3_credentials_file.or(s3.s3_credentials_file);
             s3.s3_profile = p.s3_profile.or(s3.s3_profile);
             s3.storage_class = p.storage_class.or(s3.storage_class);
+            s3.retention = p.retention.or(s3.retention);
+            s3.retention_mode = p.retention_mode.or(s3.retention_mode);
             let repo =
                 p.repository.ok_or_else(|| Usage(format!("--to-profile {name}: the profile names no repository")))?;
             (repo, p.password_file)

@@ -45,8 +45,13 @@ pub fn run(cli: &Cli, a: &VerifyArgs, out: &Output) -> Result<u8> {
         (false, Some(p)) => ReadData::Subset(p),
         _ => ReadData::None,
     };
-    let opts =
-        coffer::VerifyOptions { read_data: read, max_age: a.max_age, max_wal_age: a.max_wal_age, tags: a.tag.clone() };
+    let opts = coffer::VerifyOptions {
+        read_data: read,
+        max_age: a.max_age,
+        max_wal_age: a.max_wal_age,
+        retention: cli.s3.retention,
+        tags: a.tag.clone(),
+    };
     if a.estimate.estimate {
         return estimate(cli, out, || coffer::estimate_verify(&repo, only.as_ref(), &opts));
     }
