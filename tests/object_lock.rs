@@ -223,3 +223,84 @@ fn a_profiles_retention_applies_to_what_it_writes() {
     assert_eq!(modes.trim(), "COMPLIANCE");
     run(&["verify", "--profile", "offsite", "--retention", "1h"]).ok();
 }
+
+/// docs/OPERATIONS.md's IAM policies, one per role, as written (bucket and
+/// prefix as there), against moto with IAM enforced: each role does its
+/// job, and what it may not do fails with one line naming the object,
+/// leaving the repository as it was.
+#[test]
+fn the_least_privilege_policies_of_operations_md_work_as_written() {
+    let doc = docs::read("docs/OPERATIONS.md");
+    let section = docs::section(&doc, "### One key per role");
+    let policies: Vec<&str> = section.split("```json\n").skip(1).map(|b| b.split("\n```").next().unwrap()).collect();
+    assert_eq!(policies.len(), 3, "backup, restore, prune");
+    for p in &policies {
+        serde_json::from_str::<serde_json::Value>(p).expect("a policy is JSON");
+    }
+    // The set-up's requests go unchecked: a bucket, then a user, key and policy per role.
+    let moto = Moto::start_with_iam(1 + 4 * 3);
+    let admin = r#"{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}"#;
+    let script = format!(
+        "import json\niam = boto3.client('iam', endpoint_url='{}', region_name='us-east-1', \
+         aws_access_key_id='testing', aws_secret_access_key='testing')\n\
+         s3.create_bucket(Bucket='acme-offsite', ObjectLockEnabledForBucket=True)\n\
+         for name, policy in [('admin', {admin:?}), ('backup', {:?}), ('restore', {:?}), ('prune', {:?})]:\n    \
+         iam.create_user(UserName=name)\n    \
+         k = iam.create_access_key(UserName=name)['AccessKey']\n    \
+         iam.put_user_policy(UserName=name, PolicyName='coffer', PolicyDocument=policy)\n    \
+         print(name, k['AccessKeyId'], k['SecretAccessKey'])",
+        moto.endpoint(),
+        policies[0],
+        policies[1],
+        policies[2]
+    );
+    let keys: std::collections::HashMap<String, (String, String)> = moto
+        .boto3_out(&script)
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            (f[0].to_string(), (f[1].to_string(), f[2].to_string()))
+        })
+        .collect();
+    let env = Env::empty();
+    let as_role = |role: &str, args: &[&str]| -> Run {
+        let (id, secret) = &keys[role];
+        env.command()
+            .envs(moto.env())
+            .env("AWS_ACCESS_KEY_ID", id)
+            .env("AWS_SECRET_ACCESS_KEY", secret)
+            .env("COFFER_REPOSITORY", "s3://acme-offsite/db1")
+            .env("XDG_CACHE_HOME", env.path("cache"))
+            .args(args)
+            .output()
+            .unwrap()
+            .into()
+    };
+    as_role("admin", &["init", "--kdf-memory-kib", "256", "--kdf-iterations", "1"]).ok();
+    let src = env.path("src");
+    make_rich_tree(&src);
+    let src = src.to_str().unwrap();
+
+    // The backup host backs up (with and without retention) and cannot forget.
+    let first = as_role("backup", &["backup", "--json", src]).ok().json()["snapshot"].as_str().unwrap().to_string();
+    as_role("backup", &["backup", "-q", "--retention", "1h", src]).ok();
+    let r = as_role("backup", &["forget", &first]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("AccessDenied") && r.stderr.contains(&format!("snapshots/{first}")), "{}", r.stderr);
+    assert_eq!(as_role("restore", &["snapshots", "--json"]).ok().json().as_array().unwrap().len(), 2);
+
+    // The restore host restores and verifies, and cannot write.
+    let out = env.path("out");
+    as_role("restore", &["restore", "latest", "--target", out.to_str().unwrap()]).ok();
+    assert_eq!(describe(env.path("src").as_path()), describe(&restored(&out, &env.path("src"))));
+    as_role("restore", &["verify", "--read-data"]).ok();
+    let r = as_role("restore", &["backup", src]);
+    assert!(r.code != 0 && r.stderr.contains("AccessDenied") && r.stderr.lines().count() <= 2, "{}", r.stderr);
+
+    // The prune host forgets and prunes; what retention holds stays, and is named.
+    let j = as_role("prune", &["forget", "--keep-last", "1", "--prune", "--json"]).ok().json();
+    assert_eq!(j["forget"]["removed"], 1, "{j}");
+    let r = as_role("prune", &["verify", "--retention", "1h"]);
+    assert!(r.code == 1 && r.stderr.contains("not retained at all"), "the first backup's packs: {}", r.stderr);
+    as_role("restore", &["restore", "latest", "--target", env.path("again").to_str().unwrap()]).ok();
+}

@@ -18,11 +18,22 @@ fn venv() -> PathBuf {
 
 impl Moto {
     pub fn start() -> Moto {
+        Moto::start_with(&[])
+    }
+
+    /// A server that enforces IAM policies once its first `free` requests
+    /// (the set-up: buckets, users, keys, policies) are made.
+    pub fn start_with_iam(free: u32) -> Moto {
+        Moto::start_with(&[("INITIAL_NO_AUTH_ACTION_COUNT", free.to_string())])
+    }
+
+    fn start_with(env: &[(&str, String)]) -> Moto {
         let server = venv().join("bin/moto_server");
         assert!(server.exists(), "{} is missing: run `make test`, which installs it", server.display());
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let child = Command::new(&server)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
