@@ -53,6 +53,9 @@ impl Backend for DryRun {
     fn list_under(&self, kind: Kind, folder: &str) -> BackendResult<Vec<ObjectInfo>> {
         self.inner.list_under(kind, folder)
     }
+    fn read_parallelism(&self) -> usize {
+        self.inner.read_parallelism()
+    }
     fn retained_until(&self, kind: Kind, name: &str) -> BackendResult<Option<std::time::SystemTime>> {
         self.inner.retained_until(kind, name)
     }

@@ -178,4 +178,7 @@ impl Backend for Metered {
     fn heads_per_delete(&self) -> u64 {
         self.inner.heads_per_delete()
     }
+    fn read_parallelism(&self) -> usize {
+        self.inner.read_parallelism()
+    }
 }

@@ -159,6 +159,12 @@ pub trait Backend: Send + Sync {
     fn put_requests(&self, _size: u64) -> u64 {
         1
     }
+    /// Reads worth having in flight at once: a remote store answers each
+    /// after a round trip, so restores fetch with this many workers even
+    /// on few cores (S3: 16, by default).
+    fn read_parallelism(&self) -> usize {
+        1
+    }
     /// The requests a `list` returning `listed` objects makes (S3: a page
     /// per 1000 keys, one at least).
     fn list_requests(&self, _listed: usize) -> u64 {

@@ -287,8 +287,11 @@ fn write_files(
     // and a worker held up on a large one should not leave the other idle
     // (an A/B in docs/BENCHMARKS.md, "Measurements in the code's choices").
     // Each item in flight holds one chunk; each worker also a sealed one.
-    let window = opts.workers * 8;
-    let buffers = BufferPool::new(window + opts.workers * 2);
+    // A remote store's round trips want more reads in flight than there
+    // are cores; the window grows less, so memory stays near the local case.
+    let workers = opts.workers.max(repo.backend().read_parallelism());
+    let window = (opts.workers * 8).max(workers);
+    let buffers = BufferPool::new(window + workers * 2);
     // The producer creates each file and the workers write its chunks at
     // their offsets, so the writing is spread over the cores; the consumer
     // sees the chunks in order, hashes them and finishes each file.
@@ -305,7 +308,7 @@ fn write_files(
     };
     let (mut files_done, mut bytes_done, mut chunks_done) = (0u64, 0u64, 0u64);
     pipeline::run(
-        opts.workers,
+        workers,
         window,
         |emitter| {
             for (e, chunks) in &plan.files {

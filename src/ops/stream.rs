@@ -81,7 +81,10 @@ impl Stream<'_> {
         }
         progress.start("chunks", self.chunks.len() as u64, self.size);
         let mut chunks = 0u64;
-        let window = workers * 4;
+        // As a file restore: more reads in flight for a remote store.
+        let cpu = workers;
+        let workers = workers.max(repo.backend().read_parallelism());
+        let window = (cpu * 4).max(workers);
         let buffers = BufferPool::new(window + workers * 2);
         let turns = Turns::default();
         // The digest runs on a thread of its own, behind the writes, so the two
