@@ -178,6 +178,10 @@ fn copy_wal(from: &Repository, to: &Repository, bases: &[PgBase], dry_run: bool,
     Ok(())
 }
 
+/// A source chunk, its destination id, and (when the destination lacks
+/// it) its sealed bytes and plaintext size.
+type Renamed = (Id, Id, Option<(Vec<u8>, u32)>);
+
 /// Turns the source's chunks into the destination's, storing the ones it
 /// lacks in packs of its size.
 struct Writer<'a> {
@@ -231,6 +235,9 @@ impl<'a> Writer<'a> {
     /// Every chunk list of the manifest, in the destination's ids (and,
     /// where the versions differ, every digest in the destination's algorithm).
     fn convert(&mut self, m: &mut Manifest) -> Result<()> {
+        if self.rehash.is_none() {
+            self.map_all(m)?;
+        }
         for source in &mut m.sources {
             match source {
                 Source::Tree(t) => {
@@ -291,18 +298,74 @@ impl<'a> Writer<'a> {
         Ok(hasher.map(|h| (self.rehash.unwrap_or(HashAlgo::Blake3), h.finalize())))
     }
 
+    /// Maps every chunk the manifest uses that this run has not seen, on
+    /// the pipeline: workers read, check, rename and seal; this thread packs
+    /// them in order. (With digests to recompute, `chunks_of` reads them in
+    /// each file's order instead.)
+    fn map_all(&mut self, m: &Manifest) -> Result<()> {
+        let mut seen = HashSet::new();
+        let todo: Vec<Id> =
+            m.chunk_ids().filter(|id| !self.mapped.contains_key(id) && seen.insert(**id)).copied().collect();
+        let workers = crate::engine::pipeline::default_workers().max(self.from.backend().read_parallelism());
+        let pack_size = self.to.config().pack_size as usize;
+        let Writer {
+            from,
+            to,
+            src_index,
+            dst_index,
+            mapped,
+            added,
+            pack,
+            written,
+            buffers,
+            dry_run,
+            level,
+            new_chunks,
+            new_bytes,
+            stored_bytes,
+            ..
+        } = self;
+        let (from, to, src_index, dst_index, buffers, level) = (*from, *to, *src_index, &*dst_index, &*buffers, *level);
+        crate::engine::pipeline::run(
+            workers,
+            workers * 4,
+            |emitter| {
+                for id in &todo {
+                    emitter.emit(*id)?;
+                }
+                Ok(())
+            },
+            |id: Id| -> Result<Renamed> {
+                let data = from.read_chunk(src_index, &id, ChunkCheck::Content, buffers)?;
+                let dst = Id(to.keys().chunk_id(&data));
+                let sealed = (!dst_index.contains(&dst)).then(|| {
+                    let mut out = Vec::new();
+                    to.seal_chunk(&dst, &data, level, &mut out);
+                    (out, data.len() as u32)
+                });
+                buffers.give(data);
+                Ok((id, dst, sealed))
+            },
+            |(id, dst, sealed)| {
+                mapped.insert(id, dst);
+                if let Some((bytes, size)) = sealed {
+                    if added.insert(dst) {
+                        pack.add(dst, &bytes, size);
+                        *new_chunks += 1;
+                        *new_bytes += u64::from(size);
+                        if pack.len() >= pack_size {
+                            store_pack(to, *dry_run, pack, written, stored_bytes)?;
+                        }
+                    }
+                }
+                Ok(())
+            },
+        )
+    }
+
     /// Stores the pack being filled.
     fn flush(&mut self) -> Result<()> {
-        if self.pack.is_empty() {
-            return Ok(());
-        }
-        let (bytes, entry) = std::mem::take(&mut self.pack).finish(self.to.keys());
-        if !self.dry_run {
-            self.to.put_pack(&entry.id, &bytes)?;
-        }
-        self.stored_bytes += bytes.len() as u64;
-        self.written.push(entry);
-        Ok(())
+        store_pack(self.to, self.dry_run, &mut self.pack, &mut self.written, &mut self.stored_bytes)
     }
 
     /// One index for the packs stored since the last: written before the
@@ -323,4 +386,24 @@ impl<'a> Writer<'a> {
         }
         Ok(())
     }
+}
+
+/// Stores the pack being filled (a dry run counts it only).
+fn store_pack(
+    to: &Repository,
+    dry_run: bool,
+    pack: &mut PackWriter,
+    written: &mut Vec<PackEntry>,
+    stored_bytes: &mut u64,
+) -> Result<()> {
+    if pack.is_empty() {
+        return Ok(());
+    }
+    let (bytes, entry) = std::mem::take(pack).finish(to.keys());
+    if !dry_run {
+        to.put_pack(&entry.id, &bytes)?;
+    }
+    *stored_bytes += bytes.len() as u64;
+    written.push(entry);
+    Ok(())
 }
