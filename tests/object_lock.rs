@@ -304,3 +304,39 @@ fn the_least_privilege_policies_of_operations_md_work_as_written() {
     assert!(r.code == 1 && r.stderr.contains("not retained at all"), "the first backup's packs: {}", r.stderr);
     as_role("restore", &["restore", "latest", "--target", env.path("again").to_str().unwrap()]).ok();
 }
+
+/// `copy` into a bucket with Object Lock sets the retention it is given on
+/// what it writes there (and none is asked of the local source).
+#[test]
+fn copy_into_a_locked_bucket_retains_what_it_writes() {
+    let moto = Moto::start();
+    moto.boto3("s3.create_bucket(Bucket='offsite', ObjectLockEnabledForBucket=True)");
+    let local = Env::new();
+    let src = local.path("src");
+    fs::create_dir_all(&src).unwrap();
+    fs::write(src.join("f"), pseudo_random(300_000, 4)).unwrap();
+    local.backup_json(&[&src], &[]);
+    let offsite = Env::empty();
+    on_bucket(&moto, &offsite, "offsite", &["init", "--kdf-memory-kib", "256", "--kdf-iterations", "1"]).ok();
+    let r: Run = local
+        .command()
+        .envs(moto.env())
+        .env("COFFER_TO_PASSWORD", PASSPHRASE)
+        .env("COFFER_S3_RETENTION", "1h")
+        .env("COFFER_S3_RETENTION_MODE", "compliance")
+        .args(["copy", "--to", "s3://offsite/repo"])
+        .output()
+        .unwrap()
+        .into();
+    r.ok();
+    let modes = moto.boto3_out(
+        "for o in s3.list_objects_v2(Bucket='offsite', Prefix='repo/')['Contents']:\n    \
+         print(o['Key'].split('/')[1], s3.head_object(Bucket='offsite', Key=o['Key']).get('ObjectLockMode', '-'))",
+    );
+    for kind in ["data", "index", "snapshots"] {
+        assert!(modes.lines().any(|l| l == format!("{kind} COMPLIANCE")), "{kind}: {modes}");
+    }
+    let out = offsite.path("out");
+    on_bucket(&moto, &offsite, "offsite", &["restore", "latest", "--target", out.to_str().unwrap()]).ok();
+    assert_eq!(fs::read(src.join("f")).unwrap(), fs::read(restored(&out, &src).join("f")).unwrap());
+}
