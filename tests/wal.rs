@@ -886,11 +886,10 @@ fn the_base_backup_section_of_operations_md_works_as_written() {
     assert_eq!(fs::read_dir(tmp.path()).unwrap().count(), 0, "the drill left files");
 }
 
-/// `drill --pitr` recovers a throwaway server to the moment, checks it,
-/// and leaves nothing behind; a damaged WAL segment fails it, and it
-/// still stops its server and removes its folder.
-#[test]
-fn drill_pitr_passes_on_a_good_backup_and_fails_on_a_damaged_segment() {
+/// A cluster with a base backup, then the row 'before' in table marker,
+/// the moment T, the row 'after', and the segment holding it archived:
+/// the cluster, T, and that segment's name.
+fn a_moment_after_a_base_backup() -> (Archive, String, String) {
     let a = archiving_cluster();
     let c = &a.cluster;
     c.psql("postgres", "CREATE TABLE marker (what text)");
@@ -903,6 +902,16 @@ fn drill_pitr_passes_on_a_good_backup_and_fails_on_a_damaged_segment() {
     c.psql("postgres", "INSERT INTO marker VALUES ('after')");
     let last = switch(c);
     wait_archived(c, &last);
+    (a, t, last)
+}
+
+/// `drill --pitr` recovers a throwaway server to the moment, checks it,
+/// and leaves nothing behind; a damaged WAL segment fails it, and it
+/// still stops its server and removes its folder.
+#[test]
+fn drill_pitr_passes_on_a_good_backup_and_fails_on_a_damaged_segment() {
+    let (a, t, last) = a_moment_after_a_base_backup();
+    let c = &a.cluster;
 
     let checks = c.dir.path().join("checks.sql");
     fs::write(
@@ -1074,18 +1083,7 @@ fn prune_deletes_the_wal_no_kept_base_backup_needs() {
 /// second copy stores no WAL file again.
 #[test]
 fn copy_takes_a_base_backup_with_its_wal() {
-    let a = archiving_cluster();
-    let c = &a.cluster;
-    c.psql("postgres", "CREATE TABLE marker (what text)");
-    let r = coffer_pg(&a, &["backup", "--pg-base", &c.url("postgres"), "--wait-for-wal=60s"]);
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    c.psql("postgres", "INSERT INTO marker VALUES ('before')");
-    std::thread::sleep(Duration::from_millis(1100));
-    let t = server_now(c);
-    std::thread::sleep(Duration::from_millis(1100));
-    c.psql("postgres", "INSERT INTO marker VALUES ('after')");
-    let last = switch(c);
-    wait_archived(c, &last);
+    let (a, t, last) = a_moment_after_a_base_backup();
 
     let dir = pg::scratch_dir();
     let (copy_repo, copy_key) = (dir.path().join("offsite"), dir.path().join("offsite.key"));
