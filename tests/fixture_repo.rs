@@ -112,3 +112,37 @@ fn a_new_repository_is_version_2_with_blake3_digests() {
     assert_eq!(file.blake3.as_deref(), Some(blake3::hash(b"hello world").to_hex().as_str()));
     assert_eq!(file.sha256, None);
 }
+
+/// `copy` out of the version-1 fixture into a new (version 2) repository:
+/// the copy's digests are BLAKE3, its chunks renamed with the new key, and
+/// it restores the same tree and verifies.
+#[test]
+fn the_version_1_fixture_copies_into_a_version_2_repository() {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+    let old = Env::empty();
+    copy_dir(&fixtures.join("repo-v1"), &old.repo());
+    let new = Env::new();
+    let r: Run = old
+        .command()
+        .env("COFFER_PASSWORD", "fixture-v1-passphrase")
+        .env("COFFER_TO_PASSWORD", PASSPHRASE)
+        .args(["copy", "--json", "--to", new.repo().to_str().unwrap()])
+        .output()
+        .unwrap()
+        .into();
+    let j = r.ok().json();
+    assert_eq!(j["copied"], 1, "{j}");
+    new.coffer(&["verify", "--read-data"]).ok();
+    let target = new.path("out");
+    new.coffer(&["restore", "latest", "--target", target.to_str().unwrap()]).ok();
+    assert_eq!(contents(&fixtures.join("sample-tree")), contents(&target.join("fixtures/sample-tree")));
+    let repo =
+        coffer::Repository::open(std::sync::Arc::new(coffer::Local::new(new.repo())), PASSPHRASE.as_bytes()).unwrap();
+    let id = repo.find_snapshot("latest", &[]).unwrap();
+    let m = repo.load_snapshot(&id).unwrap();
+    assert_eq!(m.version, 2);
+    assert!(m
+        .entries()
+        .filter(|e| e.kind == coffer::EntryKind::File)
+        .all(|e| e.blake3.is_some() && e.sha256.is_none()));
+}

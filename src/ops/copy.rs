@@ -196,7 +196,6 @@ struct Writer<'a> {
     pack: PackWriter,
     written: Vec<PackEntry>,
     buffers: BufferPool,
-    sealed: Vec<u8>,
     dry_run: bool,
     level: i32,
     /// The digests are recomputed when the two repositories' format versions hash differently.
@@ -221,7 +220,6 @@ impl<'a> Writer<'a> {
             pack: PackWriter::default(),
             written: Vec::new(),
             buffers: BufferPool::new(2),
-            sealed: Vec::new(),
             dry_run: opts.dry_run,
             level: opts.compression_level,
             rehash: (src_algo != dst_algo).then_some(dst_algo),
@@ -235,9 +233,7 @@ impl<'a> Writer<'a> {
     /// Every chunk list of the manifest, in the destination's ids (and,
     /// where the versions differ, every digest in the destination's algorithm).
     fn convert(&mut self, m: &mut Manifest) -> Result<()> {
-        if self.rehash.is_none() {
-            self.map_all(m)?;
-        }
+        self.map_all(m)?;
         for source in &mut m.sources {
             match source {
                 Source::Tree(t) => {
@@ -265,43 +261,28 @@ impl<'a> Writer<'a> {
         Ok(())
     }
 
-    /// Maps one chunk list in place; the new digest when it is recomputed.
+    /// Renames one chunk list in place (every chunk is mapped by then);
+    /// where the versions hash differently, the content's new digest.
     fn chunks_of(&mut self, chunks: &mut [Id], digested: bool) -> Result<Option<(HashAlgo, [u8; 32])>> {
-        let mut hasher = self.rehash.filter(|_| digested).map(HashAlgo::hasher);
+        let algo = self.rehash.filter(|_| digested);
+        let mut hasher = algo.map(HashAlgo::hasher);
         for id in chunks.iter_mut() {
             self.chunks += 1;
-            if hasher.is_none() {
-                if let Some(d) = self.mapped.get(id) {
-                    *id = *d;
-                    continue;
-                }
-            }
-            // The content is checked against its id: the copy stores what the source's manifest names.
-            let data = self.from.read_chunk(self.src_index, id, ChunkCheck::Content, &self.buffers)?;
             if let Some(h) = hasher.as_mut() {
+                // Read again, in the file's order, for the destination's digest.
+                let data = self.from.read_chunk(self.src_index, id, ChunkCheck::Tag, &self.buffers)?;
                 h.update(&data);
+                self.buffers.give(data);
             }
-            let dst = Id(self.to.keys().chunk_id(&data));
-            if !self.dst_index.contains(&dst) && self.added.insert(dst) {
-                self.to.seal_chunk(&dst, &data, self.level, &mut self.sealed);
-                self.pack.add(dst, &self.sealed, data.len() as u32);
-                self.new_chunks += 1;
-                self.new_bytes += data.len() as u64;
-                if self.pack.len() >= self.to.config().pack_size as usize {
-                    self.flush()?;
-                }
-            }
-            self.mapped.insert(*id, dst);
-            self.buffers.give(data);
-            *id = dst;
+            *id =
+                *self.mapped.get(id).ok_or_else(|| Error::Internal(format!("chunk {} was not copied", id.short())))?;
         }
-        Ok(hasher.map(|h| (self.rehash.unwrap_or(HashAlgo::Blake3), h.finalize())))
+        Ok(algo.zip(hasher).map(|(a, h)| (a, h.finalize())))
     }
 
     /// Maps every chunk the manifest uses that this run has not seen, on
     /// the pipeline: workers read, check, rename and seal; this thread packs
-    /// them in order. (With digests to recompute, `chunks_of` reads them in
-    /// each file's order instead.)
+    /// them in order.
     fn map_all(&mut self, m: &Manifest) -> Result<()> {
         let mut seen = HashSet::new();
         let todo: Vec<Id> =
