@@ -102,3 +102,71 @@ fn copy_refuses_what_it_cannot_do_and_names_it() {
     assert_eq!(again["already_copied"], 1, "{again}");
     assert_eq!(snapshots(&to), 1);
 }
+
+/// A nightly copy reads only what changed: the copying host keeps the
+/// chunk names earlier copies made (sealed, in its cache). An altered
+/// record is ignored, not trusted, and a chunk the destination lost since
+/// (a prune there) is read and stored again.
+#[test]
+fn a_second_copy_reads_only_the_chunks_new_since_and_distrusts_its_record() {
+    let from = Env::new();
+    let src = from.path("src");
+    fs::create_dir_all(&src).unwrap();
+    fs::write(src.join("big"), pseudo_random(6 << 20, 1)).unwrap();
+    fs::write(src.join("small"), pseudo_random(2 << 20, 2)).unwrap();
+    from.backup_json(&[&src], &[]);
+    let to = other();
+    let first = copy(&from, &to, &["--json"]).ok().json();
+    let all = first["chunks_read"].as_u64().unwrap();
+    assert!(all >= 4, "{first}");
+
+    fs::write(src.join("small"), pseudo_random(2 << 20, 3)).unwrap();
+    from.backup_json(&[&src], &[]);
+    let second = copy(&from, &to, &["--json"]).ok().json();
+    assert_eq!(second["copied"], 1, "{second}");
+    let read = second["chunks_read"].as_u64().unwrap();
+    assert!(read >= 1 && read < all, "read {read} of the snapshot's chunks again: {second}");
+    let restore = |env: &Env, out: &str| {
+        let target = env.path(out);
+        let r: Run = env
+            .command()
+            .env("COFFER_PASSWORD", OTHER)
+            .args(["restore", "latest", "--target", target.to_str().unwrap()])
+            .output()
+            .unwrap()
+            .into();
+        r.ok();
+        assert_eq!(fs::read(src.join("small")).unwrap(), fs::read(restored(&target, &src).join("small")).unwrap());
+        assert_eq!(fs::read(src.join("big")).unwrap(), fs::read(restored(&target, &src).join("big")).unwrap());
+    };
+    restore(&to, "one");
+
+    // The record altered: ignored, everything is read, and the copy is right.
+    let record = fs::read_dir(from.path("cache/coffer/copy-maps")).unwrap().next().unwrap().unwrap().path();
+    flip_byte(&record, 0.5);
+    fs::write(src.join("small"), pseudo_random(2 << 20, 4)).unwrap();
+    from.backup_json(&[&src], &[]);
+    let third = copy(&from, &to, &["--json"]).ok().json();
+    assert_eq!(third["chunks_read"].as_u64(), Some(all), "{third}");
+    restore(&to, "two");
+
+    // The destination forgets and prunes everything: named chunks it lost are stored again.
+    let in_to =
+        |args: &[&str]| -> Run { to.command().env("COFFER_PASSWORD", OTHER).args(args).output().unwrap().into() };
+    let ids: Vec<String> = in_to(&["snapshots", "--json"])
+        .ok()
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap().to_string())
+        .collect();
+    let mut forget = vec!["forget"];
+    forget.extend(ids.iter().map(String::as_str));
+    in_to(&forget).ok();
+    in_to(&["prune", "--grace", "0s"]).ok();
+    let again = copy(&from, &to, &["latest", "--json"]).ok().json();
+    assert!(again["new_chunks"].as_u64().unwrap() >= all, "{again}");
+    in_to(&["verify", "--read-data"]).ok();
+    restore(&to, "three");
+}

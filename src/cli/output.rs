@@ -1007,11 +1007,12 @@ impl Output {
                 String::new()
             };
             self.say(&format!(
-                "{verb} {} into {} ({} already there): {} new ({}), {} of packs{wal}, in {:.1}s",
+                "{verb} {} into {} ({} already there): {} read, {} new ({}), {} of packs{wal}, in {:.1}s",
                 count(s.copied, "snapshot"),
                 s.to,
                 s.already_copied,
-                count(s.new_chunks, "chunk"),
+                count(s.chunks_read, "chunk"),
+                s.new_chunks,
                 bytes(s.new_bytes),
                 bytes(s.stored_bytes),
                 s.duration_secs

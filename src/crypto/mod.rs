@@ -40,6 +40,8 @@ pub enum Role {
     Lock,
     /// A WAL archive object (WAL file, or a stanza's cluster record).
     Wal,
+    /// `copy`'s local record of chunk names (never in a repository).
+    CopyMap,
 }
 
 impl Role {
@@ -52,6 +54,7 @@ impl Role {
             Role::Snapshot => b"snapshot",
             Role::Lock => b"lock",
             Role::Wal => b"wal",
+            Role::CopyMap => b"copy-map",
         }
     }
 }
@@ -144,7 +147,7 @@ impl Keys {
     fn cipher(&self, role: Role) -> &Aes256Gcm {
         match role {
             Role::Chunk | Role::PackHeader | Role::Wal => &self.data,
-            Role::Index | Role::Snapshot | Role::Lock | Role::Key => &self.metadata,
+            Role::Index | Role::Snapshot | Role::Lock | Role::Key | Role::CopyMap => &self.metadata,
         }
     }
 

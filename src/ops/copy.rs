@@ -59,6 +59,9 @@ pub struct CopySummary {
     pub snapshots: Vec<CopiedSnapshot>,
     pub copied: u64,
     pub already_copied: u64,
+    /// Chunks read from the source: those no earlier copy from this host
+    /// named in the destination (see `load_map`).
+    pub chunks_read: u64,
     /// Chunks and bytes (before compression) the destination lacked.
     pub new_chunks: u64,
     pub new_bytes: u64,
@@ -100,6 +103,7 @@ pub fn copy(from: &Repository, to: &Repository, opts: &CopyOptions) -> Result<Co
     }
     let src_index = from.load_index()?;
     let mut writer = Writer::new(from, to, &src_index, opts)?;
+    writer.mapped = load_map(from, to);
     let mut bases: Vec<PgBase> = Vec::new();
     for id in &opts.snapshots {
         let mut manifest = from.load_snapshot(id)?;
@@ -142,6 +146,10 @@ pub fn copy(from: &Repository, to: &Repository, opts: &CopyOptions) -> Result<Co
             new_bytes: writer.new_bytes - before.1,
         });
     }
+    if !opts.dry_run && !opts.snapshots.is_empty() {
+        save_map(from, to, &writer.mapped);
+    }
+    summary.chunks_read = writer.chunks_read;
     summary.new_chunks = writer.new_chunks;
     summary.new_bytes = writer.new_bytes;
     summary.stored_bytes = writer.stored_bytes;
@@ -201,6 +209,7 @@ struct Writer<'a> {
     /// The digests are recomputed when the two repositories' format versions hash differently.
     rehash: Option<HashAlgo>,
     chunks: u64,
+    chunks_read: u64,
     new_chunks: u64,
     new_bytes: u64,
     stored_bytes: u64,
@@ -224,6 +233,7 @@ impl<'a> Writer<'a> {
             level: opts.compression_level,
             rehash: (src_algo != dst_algo).then_some(dst_algo),
             chunks: 0,
+            chunks_read: 0,
             new_chunks: 0,
             new_bytes: 0,
             stored_bytes: 0,
@@ -284,9 +294,12 @@ impl<'a> Writer<'a> {
     /// the pipeline: workers read, check, rename and seal; this thread packs
     /// them in order.
     fn map_all(&mut self, m: &Manifest) -> Result<()> {
+        // A chunk named before is read again only if the destination lost it since (a prune).
         let mut seen = HashSet::new();
+        let held = |d: &Id| self.dst_index.contains(d) || self.added.contains(d);
         let todo: Vec<Id> =
-            m.chunk_ids().filter(|id| !self.mapped.contains_key(id) && seen.insert(**id)).copied().collect();
+            m.chunk_ids().filter(|id| !self.mapped.get(id).is_some_and(held) && seen.insert(**id)).copied().collect();
+        self.chunks_read += todo.len() as u64;
         let workers = crate::engine::pipeline::default_workers().max(self.from.backend().read_parallelism());
         let pack_size = self.to.config().pack_size as usize;
         let Writer {
@@ -387,4 +400,51 @@ fn store_pack(
     *stored_bytes += bytes.len() as u64;
     written.push(entry);
     Ok(())
+}
+
+/// Where this host keeps what earlier copies from `from` into `to` named
+/// each chunk: `~/.cache/coffer/copy-maps/<source id>-<destination id>`.
+fn map_path(from: &Repository, to: &Repository) -> Option<std::path::PathBuf> {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".cache")))?;
+    Some(base.join("coffer/copy-maps").join(format!("{}-{}", from.config().id.to_hex(), to.config().id.to_hex())))
+}
+
+/// The source chunk → destination chunk names earlier copies made, so
+/// that a nightly copy reads only the chunks new since. Sealed with the
+/// destination's metadata key: a file that is missing, from another
+/// repository, or altered is ignored (everything is read again), never trusted.
+fn load_map(from: &Repository, to: &Repository) -> HashMap<Id, Id> {
+    let Some(bytes) = map_path(from, to).and_then(|p| std::fs::read(p).ok()) else { return HashMap::new() };
+    let Ok(plain) = to.keys().open(crate::crypto::Role::CopyMap, &from.config().id.0, &bytes) else {
+        return HashMap::new();
+    };
+    plain
+        .chunks_exact(64)
+        .map(|pair| {
+            let (a, b) = pair.split_at(32);
+            (Id(a.try_into().unwrap_or_default()), Id(b.try_into().unwrap_or_default()))
+        })
+        .collect()
+}
+
+/// Writes the names back (best effort: without it the next copy only reads more).
+fn save_map(from: &Repository, to: &Repository, mapped: &HashMap<Id, Id>) {
+    let Some(path) = map_path(from, to) else { return };
+    let mut plain = Vec::with_capacity(mapped.len() * 64);
+    for (a, b) in mapped {
+        plain.extend_from_slice(&a.0);
+        plain.extend_from_slice(&b.0);
+    }
+    let sealed = to.keys().seal(crate::crypto::Role::CopyMap, &from.config().id.0, &plain);
+    let write = || -> std::io::Result<()> {
+        let dir = path.parent().unwrap_or(std::path::Path::new("."));
+        std::fs::create_dir_all(dir)?;
+        let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+        std::io::Write::write_all(&mut tmp, &sealed)?;
+        tmp.persist(&path).map_err(|e| e.error)?;
+        Ok(())
+    };
+    let _ = write();
 }

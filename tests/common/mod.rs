@@ -83,6 +83,8 @@ impl Env {
             .env_remove("COFFER_PASSWORD_COMMAND")
             .env("COFFER_PASSWORD", PASSPHRASE)
             .env("COFFER_REPOSITORY", self.repo())
+            // Caches (copy's chunk names, S3 upload records) stay in the workspace.
+            .env("XDG_CACHE_HOME", self.path("cache"))
             .stdin(Stdio::null());
         c
     }
