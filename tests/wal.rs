@@ -1084,6 +1084,7 @@ fn prune_deletes_the_wal_no_kept_base_backup_needs() {
 #[test]
 fn copy_takes_a_base_backup_with_its_wal() {
     let (a, t, last) = a_moment_after_a_base_backup();
+    let c = &a.cluster;
 
     let dir = pg::scratch_dir();
     let (copy_repo, copy_key) = (dir.path().join("offsite"), dir.path().join("offsite.key"));
@@ -1100,21 +1101,33 @@ fn copy_takes_a_base_backup_with_its_wal() {
     on_copy(&["init", "--kdf-memory-kib", "256", "--kdf-iterations", "1"]).ok();
     on_copy(&["key", "add-file", copy_key.to_str().unwrap()]).ok();
     pg::chown_postgres(&copy_key);
-    let copy = || -> serde_json::Value {
-        let r: Run = Command::new(bin())
+    let try_copy = || -> Run {
+        Command::new(bin())
             .args(["copy", "--json", "--to", copy_repo.to_str().unwrap()])
             .env("COFFER_REPOSITORY", &a.repo)
             .env("COFFER_PASSWORD_FILE", &a.key)
             .env("COFFER_TO_PASSWORD", PASSPHRASE)
             .env_remove("COFFER_PASSWORD")
+            .env("XDG_CACHE_HOME", dir.path().join("cache"))
             .output()
             .unwrap()
-            .into();
-        r.ok().json()
+            .into()
     };
+    let copy = || -> serde_json::Value { try_copy().ok().json() };
+    // A damaged WAL file in the source: the copy fails naming it, and no
+    // snapshot of the base backup exists in the copy without its WAL.
+    let segment = a.repo.join("wal").join(system_id(c)).join(&last);
+    let good = fs::read(&segment).unwrap();
+    flip_byte(&segment, 0.5);
+    let r = try_copy();
+    assert!(r.code == 1 && r.stderr.contains(&last), "{}", r.stderr);
+    assert_eq!(on_copy(&["snapshots", "--json"]).ok().json().as_array().unwrap().len(), 0);
+    fs::remove_file(&segment).unwrap();
+    fs::write(&segment, good).unwrap();
     let j = copy();
     assert_eq!(j["copied"], 1, "{j}");
-    let files = j["wal_files"].as_u64().unwrap();
+    // (The failed copy stored the WAL files it read before the damaged one.)
+    let files = j["wal_files"].as_u64().unwrap() + j["wal_present"].as_u64().unwrap();
     assert!(files >= 3, "the base backup's segment, its .backup file, the stanza record, {last}: {j}");
     let v = on_copy(&["verify", "--json"]).ok().json();
     assert_eq!(v["base_backups"], 1, "{v}");

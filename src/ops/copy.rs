@@ -8,7 +8,7 @@
 //! stored, and names the source snapshot as its `original`: a later run
 //! skips it, so a second copy of the same snapshots transfers nothing. The
 //! WAL the copied base backups need (their stanza, from the oldest one's
-//! start on) goes along, file by file, skipping what is there.
+//! start on) goes first, file by file, skipping what is there.
 //!
 //! Both repositories are locked shared, as by a backup: no prune deletes
 //! what is being read, or the packs written before their index.
@@ -104,11 +104,16 @@ pub fn copy(from: &Repository, to: &Repository, opts: &CopyOptions) -> Result<Co
     let src_index = from.load_index()?;
     let mut writer = Writer::new(from, to, &src_index, opts)?;
     writer.mapped = load_map(from, to);
+    // The WAL first: a base backup's copy exists only once the WAL it
+    // needs is there (and WAL archived since an earlier copy goes along).
     let mut bases: Vec<PgBase> = Vec::new();
+    for id in &opts.snapshots {
+        bases.extend(from.load_snapshot_info(id)?.pg_bases().cloned());
+    }
+    copy_wal(from, to, &bases, opts.dry_run, &mut summary)?;
     for id in &opts.snapshots {
         let mut manifest = from.load_snapshot(id)?;
         let original = manifest.original.unwrap_or(*id);
-        bases.extend(manifest.pg_bases().map(|(_, b)| b.clone()));
         if let Some(copy) = there.get(&original) {
             summary.already_copied += 1;
             summary.snapshots.push(CopiedSnapshot {
@@ -153,7 +158,6 @@ pub fn copy(from: &Repository, to: &Repository, opts: &CopyOptions) -> Result<Co
     summary.new_chunks = writer.new_chunks;
     summary.new_bytes = writer.new_bytes;
     summary.stored_bytes = writer.stored_bytes;
-    copy_wal(from, to, &bases, opts.dry_run, &mut summary)?;
     summary.duration_secs = started.elapsed().as_secs_f64();
     Ok(summary)
 }
