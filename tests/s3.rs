@@ -639,3 +639,33 @@ fn copy_goes_local_to_s3_and_back_and_a_second_run_stores_nothing() {
     assert_eq!(describe(&src), describe(&restored(&out, &src)));
     home.coffer(&["verify", "--read-data"]).ok();
 }
+
+/// `copy` from one S3 repository into another (two prefixes of the bucket,
+/// each with its own passphrase): the copy restores, and a second run
+/// stores nothing.
+#[test]
+fn copy_goes_from_s3_to_s3() {
+    const OTHER: &str = "the second bucket prefix's passphrase";
+    let g = garage::shared();
+    let s = S3Env::new(g, None);
+    let src = s.env.path("src");
+    make_rich_tree(&src);
+    s.run(&["backup", "-q", src.to_str().unwrap()]).ok();
+    let to = format!("s3://{}/{}", g.get("GARAGE_TEST_BUCKET"), unique("s3-to-s3"));
+    let at = |args: &[&str]| -> Run {
+        s.command().env("COFFER_REPOSITORY", &to).env("COFFER_PASSWORD", OTHER).args(args).output().unwrap().into()
+    };
+    at(&["init", "--kdf-memory-kib", "256", "--kdf-iterations", "1"]).ok();
+    let copy = || -> serde_json::Value {
+        let r: Run =
+            s.command().env("COFFER_TO_PASSWORD", OTHER).args(["copy", "--json", "--to", &to]).output().unwrap().into();
+        r.ok().json()
+    };
+    assert_eq!(copy()["copied"], 1);
+    let again = copy();
+    assert_eq!((again["copied"].as_u64(), again["stored_bytes"].as_u64()), (Some(0), Some(0)), "{again}");
+    let out = s.env.path("out");
+    at(&["restore", "latest", "--target", out.to_str().unwrap()]).ok();
+    assert_eq!(describe(&src), describe(&restored(&out, &src)));
+    at(&["verify", "--read-data"]).ok();
+}
