@@ -153,14 +153,7 @@ fn a_second_copy_reads_only_the_chunks_new_since_and_distrusts_its_record() {
     // The destination forgets and prunes everything: named chunks it lost are stored again.
     let in_to =
         |args: &[&str]| -> Run { to.command().env("COFFER_PASSWORD", OTHER).args(args).output().unwrap().into() };
-    let ids: Vec<String> = in_to(&["snapshots", "--json"])
-        .ok()
-        .json()
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["id"].as_str().unwrap().to_string())
-        .collect();
+    let ids = snapshot_ids(&in_to(&["snapshots", "--json"]).ok().json());
     let mut forget = vec!["forget"];
     forget.extend(ids.iter().map(String::as_str));
     in_to(&forget).ok();

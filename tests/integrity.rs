@@ -96,15 +96,7 @@ fn a_damaged_manifest_is_skipped_by_listing_backup_and_forget_and_can_be_forgott
     assert_eq!(env.coffer(&["verify"]).code, 1);
     env.coffer(&["forget", &first]).ok();
     env.coffer(&["verify"]).ok();
-    let ids: Vec<String> = env
-        .coffer(&["snapshots", "--json"])
-        .ok()
-        .json()
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["id"].as_str().unwrap().to_string())
-        .collect();
+    let ids = snapshot_ids(&env.coffer(&["snapshots", "--json"]).ok().json());
     assert_eq!(ids, vec![third], "second ({second}) forgotten by the policy");
 }
 

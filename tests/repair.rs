@@ -20,9 +20,8 @@ fn restore_to(env: &Env, snapshot: &str, name: &str) -> PathBuf {
     target
 }
 
-fn snapshot_ids(env: &Env) -> Vec<String> {
-    let list = env.coffer(&["snapshots", "--json"]).ok().json();
-    list.as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap().to_string()).collect()
+fn ids(env: &Env) -> Vec<String> {
+    snapshot_ids(&env.coffer(&["snapshots", "--json"]).ok().json())
 }
 
 fn path_in_manifest(p: &Path) -> String {
@@ -67,7 +66,7 @@ fn repair_after_a_lost_pack_names_the_lost_files_and_the_next_backup_stores_them
         r.stderr
     );
     env.coffer(&["verify", "--read-data"]).ok();
-    let ids = snapshot_ids(&env);
+    let ids = ids(&env);
     assert_eq!(ids.len(), 2, "{ids:?}");
     assert!(ids.contains(&first) && !ids.contains(&second), "{ids:?}");
     let rewritten = ids.iter().find(|id| **id != first).unwrap();
@@ -184,7 +183,7 @@ fn repair_deletes_a_snapshot_whose_only_dump_is_lost_and_names_the_database() {
     assert_eq!(repaired["snapshot"], snapshot.as_str(), "{j}");
     assert_eq!(repaired["databases"][0], db.as_str(), "{j}");
     assert!(repaired["new_snapshot"].is_null(), "{j}");
-    assert!(snapshot_ids(&env).is_empty());
+    assert!(ids(&env).is_empty());
     env.coffer(&["verify", "--read-data"]).ok();
 }
 

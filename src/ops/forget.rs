@@ -87,9 +87,7 @@ pub struct RetainedSnapshot {
 /// Deletes the manifest of snapshot `id` unless Object Lock retains it (a
 /// dry run asks the bucket the same): false, and it is listed, then.
 fn forget_one(repo: &Repository, id: &str, dry_run: bool, summary: &mut ForgetSummary) -> Result<bool> {
-    let retained =
-        if dry_run { repo.retained(Kind::Snapshot, id)? } else { repo.delete_unless_retained(Kind::Snapshot, id)? };
-    match retained {
+    match repo.delete_unless_retained(Kind::Snapshot, id, dry_run)? {
         Some(until) => {
             summary.retained.push(RetainedSnapshot { id: id.to_string(), until: until.into() });
             Ok(false)

@@ -132,13 +132,7 @@ fn prune_wal(
     let mut unneeded = crate::ops::wal::unneeded(&listing, bases);
     unneeded.sort_by(|a, b| a.name.cmp(&b.name));
     for o in unneeded {
-        // A dry run asks the bucket too: what Object Lock keeps is reported as kept.
-        let retained = if opts.dry_run {
-            repo.retained(Kind::Wal, &o.name)?
-        } else {
-            repo.delete_unless_retained(Kind::Wal, &o.name)?
-        };
-        match retained {
+        match repo.delete_unless_retained(Kind::Wal, &o.name, opts.dry_run)? {
             Some(until) => s.retained(o.size, until),
             None => {
                 s.wal_deleted += 1;

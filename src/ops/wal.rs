@@ -339,9 +339,6 @@ pub struct StanzaReport {
     pub newest_age_secs: Option<f64>,
     /// Each missing stretch of segments, naming the first missing one.
     pub gaps: Vec<String>,
-    /// The first missing segment of each gap, as `gaps` lists them.
-    #[serde(skip)]
-    pub first_missing: Vec<String>,
     /// Every WAL object (`stanza/name`) and its stored size: what
     /// `verify --read-data` reads.
     #[serde(skip)]
@@ -400,7 +397,7 @@ pub fn check_archive(repo: &Repository) -> Result<Vec<StanzaReport>> {
         // An unknown size counts as PostgreSQL's default, 16 MiB.
         let seg_size = seg_size.filter(|n| n.is_power_of_two()).unwrap_or(16 << 20);
         let mut timelines: Vec<TimelineReport> = Vec::new();
-        let (mut gaps, mut first_missing) = (Vec::new(), Vec::new());
+        let mut gaps = Vec::new();
         let mut prev: Option<(u32, u64, &str)> = None;
         for name in &segments {
             let Some((tli, no)) = segment_number(name, seg_size) else { continue };
@@ -413,7 +410,6 @@ pub fn check_archive(repo: &Repository) -> Result<Vec<StanzaReport>> {
                             no - p - 1,
                             if no - p - 1 == 1 { "" } else { "s" }
                         ));
-                        first_missing.push(missing);
                     }
                     if let Some(t) = timelines.last_mut() {
                         t.last = name.clone();
@@ -443,7 +439,6 @@ pub fn check_archive(repo: &Repository) -> Result<Vec<StanzaReport>> {
                 .map(|(m, _)| std::time::SystemTime::now().duration_since(*m).unwrap_or_default().as_secs_f64()),
             newest: newest.map(|(_, f)| f),
             gaps,
-            first_missing,
             objects: objects
                 .iter()
                 .filter(|o| WalFile::of(&file(o)).is_some())

@@ -184,8 +184,17 @@ impl Repository {
     }
 
     /// `delete_object`, except that an object Object Lock still retains is
-    /// left as it is: Ok(Some(until)) then.
-    pub fn delete_unless_retained(&self, kind: Kind, name: &str) -> Result<Option<std::time::SystemTime>> {
+    /// left as it is: Ok(Some(until)) then. A dry run deletes nothing and
+    /// asks the store the same, so it reports what the run would keep.
+    pub fn delete_unless_retained(
+        &self,
+        kind: Kind,
+        name: &str,
+        dry_run: bool,
+    ) -> Result<Option<std::time::SystemTime>> {
+        if dry_run {
+            return self.retained(kind, name);
+        }
         match self.backend.delete(kind, name) {
             Err(BackendError::Retained { until, .. }) => Ok(Some(until)),
             Err(e) if !e.is_not_found() => Err(backend_error(e)),

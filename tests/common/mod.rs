@@ -155,6 +155,11 @@ pub fn copy_env(from: &Command, to: &mut Command) {
 }
 
 /// Deterministic incompressible bytes (xorshift), fast enough for tests.
+/// The ids a `snapshots --json` document lists, oldest first.
+pub fn snapshot_ids(list: &serde_json::Value) -> Vec<String> {
+    list.as_array().expect("a list of snapshots").iter().map(|s| s["id"].as_str().unwrap().to_string()).collect()
+}
+
 pub fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
     let mut x = seed.wrapping_mul(0x9E3779B97F4A7C15) | 1;
     let mut out = Vec::with_capacity(len + 8);
