@@ -27,6 +27,10 @@ pub enum Error {
     #[error("{object}: key derivation parameters {params} exceed the allowed maximum")]
     ExcessiveKdf { object: String, params: String },
 
+    /// A write-only key was used for what needs a full key.
+    #[error("key {key} is write-only: it can back up but cannot {what}; use a full key (passphrase or key file)")]
+    WriteOnly { key: String, what: String },
+
     #[error("object {object} not found")]
     NotFound { object: String },
 

@@ -34,7 +34,7 @@ pub use format::manifest::{
     DumpKind, DumpSource, Entry, EntryKind, Manifest, PgBase, SnapshotInfo, Source, SourceInfo, SourceKind,
     StreamSource, Summary, TreeSource,
 };
-pub use format::{Config, FORMAT_VERSION};
+pub use format::{Access, Config, FORMAT_VERSION};
 pub use ops::backup::{backup, BackupOptions, BackupSummary, BaseWal, CommandSource, PgBaseSource, PgSources};
 pub use ops::browse::{
     diff, dump_file, dump_stream, find, list, stats, stored_path, Change, Diff, DumpChange, EntryChange, Found,
@@ -78,6 +78,27 @@ pub fn hide_secrets_from(c: &mut std::process::Command) {
     for v in SECRET_VARIABLES {
         c.env_remove(v);
     }
+}
+
+/// coffer's folder in this user's cache ($XDG_CACHE_HOME/coffer, else
+/// ~/.cache/coffer): copy maps, write-only backups' parents, open uploads.
+/// None without either variable (cron's `env -i`).
+pub fn cache_dir() -> Option<std::path::PathBuf> {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").filter(|v| !v.is_empty()).map(|h| std::path::PathBuf::from(h).join(".cache")))?;
+    Some(base.join("coffer"))
+}
+
+/// Writes a file of coffer's cache whole or not at all (a rename), making its folder.
+pub(crate) fn write_cache_file(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(std::path::Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    std::io::Write::write_all(&mut tmp, bytes)?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
 }
 
 /// This machine's name, recorded in manifests and key objects.

@@ -685,10 +685,7 @@ struct PendingUpload;
 
 impl PendingUpload {
     fn dir() -> Option<PathBuf> {
-        let base = std::env::var_os("XDG_CACHE_HOME")
-            .map(PathBuf::from)
-            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
-        Some(base.join("coffer").join("s3-uploads"))
+        Some(crate::cache_dir()?.join("s3-uploads"))
     }
 
     fn record(scope: &str, key: &str, upload_id: &str) -> Option<PathBuf> {

@@ -74,12 +74,56 @@ pub fn requests_made() -> Option<coffer::Requests> {
     METER.get().map(|m| m.made())
 }
 
+/// Opens the repository -r names with a full key: a write-only key is
+/// refused before anything is read.
 pub fn open(cli: &Cli) -> Result<Repository> {
     open_with(cli, backend(cli)?)
 }
 
 /// `open` of this backend of the repository -r names.
 pub fn open_with(cli: &Cli, backend: Arc<dyn Backend>) -> Result<Repository> {
+    let repo = open_any(cli, backend)?;
+    if repo.is_write_only() {
+        return Err(repo.write_only_error(&format!("run `coffer {}`", command_name(cli))).into());
+    }
+    Ok(repo)
+}
+
+/// `open`, where a write-only key will do (`backup`).
+pub fn open_for_backup(cli: &Cli) -> Result<Repository> {
+    open_any(cli, backend(cli)?)
+}
+
+/// The subcommand's name, as typed.
+fn command_name(cli: &Cli) -> &'static str {
+    use crate::cli::args::Command as C;
+    match &cli.command {
+        C::Init(_) => "init",
+        C::Backup(_) => "backup",
+        C::Snapshots(_) => "snapshots",
+        C::Show(_) => "show",
+        C::Ls(_) => "ls",
+        C::Diff(_) => "diff",
+        C::Find(_) => "find",
+        C::Stats(_) => "stats",
+        C::Dump(_) => "dump",
+        C::Restore(_) => "restore",
+        C::Verify(_) => "verify",
+        C::Copy(_) => "copy",
+        C::Drill(_) => "drill",
+        C::WalPush(_) => "wal-push",
+        C::WalFetch(_) => "wal-fetch",
+        C::Forget(_) => "forget",
+        C::Key(_) => "key",
+        C::Prune(_) => "prune",
+        C::Repair(_) => "repair",
+        C::Unlock(_) => "unlock",
+        C::Completions(_) => "completions",
+        C::Man(_) => "man",
+    }
+}
+
+fn open_any(cli: &Cli, backend: Arc<dyn Backend>) -> Result<Repository> {
     let meter = Arc::new(coffer::Metered::new(backend));
     // One repository per process; a second `open` is metered on its own.
     let backend: Arc<dyn Backend> = match METER.set(meter.clone()) {

@@ -169,6 +169,7 @@ fn error_kind(e: &anyhow::Error) -> &'static str {
             "invalid_options"
         }
         Some(Error::Refused(_)) => "refused",
+        Some(Error::WriteOnly { .. }) => "write_only",
         Some(Error::Internal(_)) => "internal",
         _ => "failure",
     }

@@ -720,11 +720,12 @@ impl Output {
         self.report(keys, || {
             for k in keys {
                 outln!(
-                    "{} {}  {}  {:<10}  {}",
+                    "{} {}  {}  {:<10}  {:<10}  {}",
                     if k.current { '*' } else { ' ' },
                     &k.name[..12.min(k.name.len())],
                     k.created.format("%Y-%m-%d %H:%M:%S"),
                     k.kind,
+                    k.access,
                     k.host
                 );
             }

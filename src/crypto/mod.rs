@@ -14,13 +14,18 @@ use rand::RngCore;
 use sha2::Sha256;
 use zeroize::Zeroizing;
 
+mod envelope;
 mod hash;
 mod kdf;
 #[cfg(test)]
 mod vectors;
 
 pub use hash::{sha256, ContentHasher, HashAlgo, HashingReader};
+pub use envelope::{KeyBlock, ENVELOPE_LEN};
 pub use kdf::KdfParams;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use x25519_dalek::{PublicKey, StaticSecret};
 
 pub const KEY_LEN: usize = 32;
 pub const NONCE_LEN: usize = 12;
@@ -42,6 +47,10 @@ pub enum Role {
     Wal,
     /// `copy`'s local record of chunk names (never in a repository).
     CopyMap,
+    /// A write-only backup's local record of its last snapshot's files.
+    StatCache,
+    /// A session key wrapped in a public-key envelope (format 3).
+    Envelope,
 }
 
 impl Role {
@@ -55,6 +64,8 @@ impl Role {
             Role::Lock => b"lock",
             Role::Wal => b"wal",
             Role::CopyMap => b"copy-map",
+            Role::StatCache => b"stat-cache",
+            Role::Envelope => b"envelope",
         }
     }
 }
@@ -77,6 +88,13 @@ pub enum CryptoError {
     TooShort(usize),
     #[error("key derivation: {0}")]
     Kdf(String),
+    /// A write-only key holds no key that opens this.
+    #[error("a write-only key cannot open it")]
+    WriteOnly,
+    #[error("key block: {0}")]
+    KeyBlock(String),
+    #[error("sealed under key generation {0}, which this key does not hold")]
+    Generation(u32),
 }
 
 /// The repository's random master key. Never stored except wrapped.
@@ -104,13 +122,44 @@ impl MasterKey {
         Ok(MasterKey(Zeroizing::new(bytes)))
     }
 
-    /// Derives the per-purpose subkeys (HKDF-SHA256, salt = repository id);
-    /// chunk ids are computed with `ids`, the repository's algorithm.
-    pub fn subkeys(&self, repository_id: &[u8], ids: HashAlgo) -> Keys {
+    /// Derives the per-purpose subkeys (HKDF-SHA256, salt = repository id)
+    /// of a repository of format `version`.
+    pub fn subkeys(&self, repository_id: &[u8], version: u32) -> Keys {
         let data = self.subkey(repository_id, SUBKEY_DATA);
         let metadata = self.subkey(repository_id, SUBKEY_METADATA);
         let chunk_id = self.subkey(repository_id, SUBKEY_CHUNK_ID);
-        Keys { data: Aes256Gcm::new((&*data).into()), metadata: Aes256Gcm::new((&*metadata).into()), chunk_id, ids }
+        let metadata = Aes256Gcm::new((&*metadata).into());
+        let (index, v3) = if version >= 3 {
+            let identity = StaticSecret::from(*self.subkey(repository_id, SUBKEY_IDENTITY));
+            let v3 = V3 {
+                repository_id: repository_id.into(),
+                identity: Some(identity),
+                session: None,
+                opened: Default::default(),
+            };
+            (Aes256Gcm::new((&*self.subkey(repository_id, SUBKEY_INDEX)).into()), Some(v3))
+        } else {
+            (metadata.clone(), None)
+        };
+        Keys {
+            data: Some(Aes256Gcm::new((&*data).into())),
+            metadata: Some(metadata),
+            index,
+            chunk_id,
+            ids: HashAlgo::of_version(version),
+            v3,
+        }
+    }
+
+    /// What a write-only key holds (format 3): the chunk-id and index keys,
+    /// and the recipient its sessions are wrapped to.
+    pub fn write_only(&self, repository_id: &[u8]) -> WriteOnlyKey {
+        let mut bytes = Zeroizing::new([0u8; WRITE_ONLY_LEN]);
+        bytes[..32].copy_from_slice(self.subkey(repository_id, SUBKEY_CHUNK_ID).as_ref());
+        bytes[32..64].copy_from_slice(self.subkey(repository_id, SUBKEY_INDEX).as_ref());
+        let identity = StaticSecret::from(*self.subkey(repository_id, SUBKEY_IDENTITY));
+        bytes[64..].copy_from_slice(PublicKey::from(&identity).as_bytes());
+        WriteOnlyKey(bytes)
     }
 
     /// One subkey: HKDF-SHA256(salt = repository id, ikm = master key, info).
@@ -128,27 +177,150 @@ impl MasterKey {
     }
 }
 
-/// HKDF info strings of the three subkeys (FORMAT.md §4).
+const WRITE_ONLY_LEN: usize = 3 * KEY_LEN;
+
+/// A write-only key's material (FORMAT.md §4a): chunk-id key || index key
+/// || recipient public key. Nothing in it opens a chunk, a manifest or WAL.
+#[derive(Clone)]
+pub struct WriteOnlyKey(Zeroizing<[u8; WRITE_ONLY_LEN]>);
+
+impl WriteOnlyKey {
+    pub fn wrap(&self, kek: &[u8; KEY_LEN], binding: &[u8]) -> Vec<u8> {
+        seal(&Aes256Gcm::new(kek.into()), Role::Key, binding, self.0.as_ref())
+    }
+
+    pub fn unwrap(kek: &[u8; KEY_LEN], binding: &[u8], wrapped: &[u8]) -> Result<Self, CryptoError> {
+        let plain = Zeroizing::new(open(&Aes256Gcm::new(kek.into()), Role::Key, binding, wrapped)?);
+        let bytes: [u8; WRITE_ONLY_LEN] = plain.as_slice().try_into().map_err(|_| CryptoError::Authentication)?;
+        Ok(WriteOnlyKey(Zeroizing::new(bytes)))
+    }
+
+    /// Keys that seal new objects under a fresh session key of this process
+    /// (one envelope for the whole run) and open only indexes and locks.
+    pub fn subkeys(&self, repository_id: &[u8], version: u32) -> Keys {
+        let chunk_id = Zeroizing::new(<[u8; KEY_LEN]>::try_from(&self.0[..32]).unwrap_or_default());
+        let index = Zeroizing::new(<[u8; KEY_LEN]>::try_from(&self.0[32..64]).unwrap_or_default());
+        let index = Aes256Gcm::new((&*index).into());
+        let recipient = PublicKey::from(<[u8; 32]>::try_from(&self.0[64..]).unwrap_or_default());
+        let session = envelope::new_session(&recipient, repository_id);
+        Keys {
+            data: None,
+            metadata: None,
+            index,
+            chunk_id,
+            ids: HashAlgo::of_version(version),
+            v3: Some(V3 {
+                repository_id: repository_id.into(),
+                identity: None,
+                session: Some(Arc::new(session)),
+                opened: Default::default(),
+            }),
+        }
+    }
+}
+
+/// HKDF info strings of the subkeys (FORMAT.md §4).
 const SUBKEY_DATA: &[u8] = b"coffer1 data";
 const SUBKEY_METADATA: &[u8] = b"coffer1 metadata";
 const SUBKEY_CHUNK_ID: &[u8] = b"coffer1 chunk-id";
+/// Format 3: indexes, locks and pack headers, which write-only keys read too.
+const SUBKEY_INDEX: &[u8] = b"coffer3 index";
+/// Format 3: the X25519 identity that opens envelopes.
+const SUBKEY_IDENTITY: &[u8] = b"coffer3 identity";
 
-/// Subkeys of an open repository. `data` seals chunks and pack headers,
-/// `metadata` seals indexes and snapshots, `chunk_id` keys the ids' MAC.
+/// Subkeys of an open repository. `data` seals chunks, pack headers (before
+/// format 3) and WAL, `metadata` snapshots (and indexes and locks before
+/// format 3), `index` indexes, locks and pack headers in format 3;
+/// `chunk_id` keys the ids' MAC. A write-only key has neither `data` nor
+/// `metadata`, only a session key to seal with.
 #[derive(Clone)]
 pub struct Keys {
-    data: Aes256Gcm,
-    metadata: Aes256Gcm,
+    data: Option<Aes256Gcm>,
+    metadata: Option<Aes256Gcm>,
+    index: Aes256Gcm,
     chunk_id: Zeroizing<[u8; KEY_LEN]>,
     ids: HashAlgo,
+    v3: Option<V3>,
+}
+
+/// What format 3 adds: key blocks, the recipient, envelopes.
+#[derive(Clone)]
+struct V3 {
+    repository_id: Vec<u8>,
+    /// A full key's: opens envelopes.
+    identity: Option<StaticSecret>,
+    /// A write-only key's: the session key this process seals with, and its envelope.
+    session: Option<Arc<(Aes256Gcm, Box<[u8; ENVELOPE_LEN]>)>>,
+    /// Session keys unwrapped so far, by envelope: one X25519 per backup run read.
+    opened: Arc<Mutex<HashMap<[u8; ENVELOPE_LEN], Aes256Gcm>>>,
+}
+
+/// Roles whose objects a write-only key seals under its session key.
+fn is_data_role(role: Role) -> bool {
+    matches!(role, Role::Chunk | Role::Snapshot | Role::Wal)
 }
 
 impl Keys {
-    fn cipher(&self, role: Role) -> &Aes256Gcm {
+    /// A write-only key's: it seals, but opens no chunk, manifest or WAL.
+    pub fn is_write_only(&self) -> bool {
+        self.data.is_none()
+    }
+
+    /// Format 3: sealed objects start with a key block.
+    pub fn has_key_blocks(&self) -> bool {
+        self.v3.is_some()
+    }
+
+    /// The cipher `role` is sealed with in a repository-key block.
+    fn cipher(&self, role: Role) -> Result<&Aes256Gcm, CryptoError> {
+        let v3 = self.v3.is_some();
         match role {
-            Role::Chunk | Role::PackHeader | Role::Wal => &self.data,
-            Role::Index | Role::Snapshot | Role::Lock | Role::Key | Role::CopyMap => &self.metadata,
+            Role::Index | Role::Lock | Role::CopyMap | Role::StatCache if v3 => Ok(&self.index),
+            Role::PackHeader if v3 => Ok(&self.index),
+            Role::Chunk | Role::PackHeader | Role::Wal => self.data.as_ref().ok_or(CryptoError::WriteOnly),
+            Role::Index | Role::Snapshot | Role::Lock | Role::Key | Role::CopyMap | Role::StatCache | Role::Envelope => {
+                self.metadata.as_ref().ok_or(CryptoError::WriteOnly)
+            }
         }
+    }
+
+    /// What new objects of `role` are sealed with, and the key block that
+    /// says so (format 3).
+    fn sealer(&self, role: Role) -> (&Aes256Gcm, Option<KeyBlock>) {
+        match &self.v3 {
+            Some(V3 { session: Some(s), .. }) if is_data_role(role) => {
+                (&s.0, Some(KeyBlock::Envelope { generation: 0, envelope: s.1.clone() }))
+            }
+            // SECURITY: a write-only key has a session for every role it
+            // lacks a key of (is_data_role); the others use the index key.
+            _ => (self.cipher(role).unwrap_or(&self.index), self.v3.as_ref().map(|_| KeyBlock::DEFAULT)),
+        }
+    }
+
+    /// The cipher that opens `role` under `block`.
+    fn opener(&self, role: Role, block: &KeyBlock) -> Result<Aes256Gcm, CryptoError> {
+        if block.generation() != 0 {
+            return Err(CryptoError::Generation(block.generation()));
+        }
+        match block {
+            KeyBlock::Repository { .. } => self.cipher(role).cloned(),
+            KeyBlock::Envelope { envelope, .. } => {
+                let v3 = self.v3.as_ref().ok_or_else(|| CryptoError::KeyBlock("an envelope before format 3".into()))?;
+                let identity = v3.identity.as_ref().ok_or(CryptoError::WriteOnly)?;
+                let mut opened = v3.opened.lock().map_err(|_| CryptoError::Authentication)?;
+                if let Some(c) = opened.get(&**envelope) {
+                    return Ok(c.clone());
+                }
+                let c = envelope::open_session(identity, envelope, &v3.repository_id)?;
+                opened.insert(**envelope, c.clone());
+                Ok(c)
+            }
+        }
+    }
+
+    /// The key block a pack written now carries (format 3): its chunks' key.
+    pub fn pack_key_block(&self) -> Option<KeyBlock> {
+        self.sealer(Role::Chunk).1
     }
 
     /// Chunk id: a MAC of the plaintext under a secret key (HMAC-SHA256 or
@@ -166,24 +338,55 @@ impl Keys {
         }
     }
 
+    /// A whole object (snapshot, index, lock, WAL): in format 3, its key
+    /// block, then the sealed bytes.
     pub fn seal(&self, role: Role, id: &[u8], plaintext: &[u8]) -> Vec<u8> {
-        seal(self.cipher(role), role, id, plaintext)
-    }
-
-    /// Seals in place, without a copy: `buf` is `NONCE_LEN` bytes of room
-    /// (their value is ignored) and then the plaintext; it becomes the sealed
-    /// object (`seal`'s layout).
-    pub fn seal_in_place(&self, role: Role, id: &[u8], buf: &mut Vec<u8>) {
-        seal_in_place(self.cipher(role), role, id, buf)
+        let (cipher, block) = self.sealer(role);
+        let sealed = seal(cipher, role, id, plaintext);
+        match block {
+            Some(b) => [b.encode(), sealed].concat(),
+            None => sealed,
+        }
     }
 
     pub fn open(&self, role: Role, id: &[u8], sealed: &[u8]) -> Result<Vec<u8>, CryptoError> {
-        open(self.cipher(role), role, id, sealed)
+        if self.v3.is_none() {
+            return open(self.cipher(role)?, role, id, sealed);
+        }
+        let (block, n) = KeyBlock::parse(sealed)?;
+        open(&self.opener(role, &block)?, role, id, &sealed[n..])
     }
 
-    /// Opens without a copy; returns the plaintext, a slice of `sealed`.
-    pub fn open_in_place<'b>(&self, role: Role, id: &[u8], sealed: &'b mut [u8]) -> Result<&'b [u8], CryptoError> {
-        open_in_place(self.cipher(role), role, id, sealed)
+    /// A part of a pack, sealed in place without a copy: `buf` is
+    /// `NONCE_LEN` bytes of room (their value is ignored) and then the
+    /// plaintext; it becomes nonce || ciphertext || tag. Its key is the
+    /// one `pack_key_block` names.
+    pub fn seal_in_place(&self, role: Role, id: &[u8], buf: &mut Vec<u8>) {
+        seal_in_place(self.sealer(role).0, role, id, buf)
+    }
+
+    /// A pack's header (no key block of its own; bound to the pack's).
+    pub fn seal_part(&self, role: Role, id: &[u8], plaintext: &[u8]) -> Vec<u8> {
+        seal(self.sealer(role).0, role, id, plaintext)
+    }
+
+    pub fn open_part(&self, role: Role, id: &[u8], sealed: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        open(self.cipher(role)?, role, id, sealed)
+    }
+
+    /// Opens a part of a pack without a copy, under the pack's key block;
+    /// returns the plaintext, a slice of `sealed`.
+    pub fn open_in_place<'b>(
+        &self,
+        role: Role,
+        block: Option<&KeyBlock>,
+        id: &[u8],
+        sealed: &'b mut [u8],
+    ) -> Result<&'b [u8], CryptoError> {
+        match block {
+            Some(b) if self.v3.is_some() => open_in_place(&self.opener(role, b)?, role, id, sealed),
+            _ => open_in_place(self.cipher(role)?, role, id, sealed),
+        }
     }
 }
 
@@ -248,7 +451,7 @@ mod tests {
     use sha2::Digest;
 
     fn keys() -> Keys {
-        MasterKey::generate().subkeys(b"repo", HashAlgo::Blake3)
+        MasterKey::generate().subkeys(b"repo", 2)
     }
 
     #[test]
@@ -321,7 +524,7 @@ mod tests {
     #[test]
     fn chunk_ids_follow_the_repository_algorithm() {
         let master = MasterKey::generate();
-        let (v1, v2) = (master.subkeys(b"r", HashAlgo::Sha256), master.subkeys(b"r", HashAlgo::Blake3));
+        let (v1, v2) = (master.subkeys(b"r", 1), master.subkeys(b"r", 2));
         let mut mac = <Hmac<Sha256> as hmac::KeyInit>::new_from_slice(v1.chunk_id.as_ref()).unwrap();
         mac.update(b"data");
         assert_eq!(v1.chunk_id(b"data"), <[u8; 32]>::from(mac.finalize().into_bytes()));

@@ -30,8 +30,8 @@ fn vectors() -> Vec<(&'static str, String)> {
     v.push(("metadata key", hex::encode(*metadata_key)));
     v.push(("chunk-id key", hex::encode(*id_key)));
 
-    let keys_v1 = master.subkeys(&repository, HashAlgo::Sha256);
-    let keys_v2 = master.subkeys(&repository, HashAlgo::Blake3);
+    let keys_v1 = master.subkeys(&repository, 1);
+    let keys_v2 = master.subkeys(&repository, 2);
     v.push(("chunk id v1", hex::encode(keys_v1.chunk_id(PLAINTEXT))));
     let id = keys_v2.chunk_id(PLAINTEXT);
     v.push(("chunk id v2", hex::encode(id)));
@@ -49,15 +49,16 @@ fn vectors() -> Vec<(&'static str, String)> {
     v.push(("payload", hex::encode(&payload)));
     let mut sealed = vec![0; NONCE_LEN];
     sealed.extend_from_slice(&payload);
-    seal_in_place_with(keys_v2.cipher(Role::Chunk), Role::Chunk, &id, &mut sealed, nonce(0x40));
+    seal_in_place_with(keys_v2.cipher(Role::Chunk).expect("a full key"), Role::Chunk, &id, &mut sealed, nonce(0x40));
     v.push(("sealed chunk", hex::encode(&sealed)));
 
     let mut pack = PackWriter::default();
     pack.add(Id(id), &sealed, PLAINTEXT.len() as u32);
-    let (bytes, entry) = pack.finish_with(|header| {
+    let v3_pack = pack.clone();
+    let (bytes, entry) = pack.finish_with(None, |aad, header| {
         let mut buf = vec![0; NONCE_LEN];
         buf.extend_from_slice(header);
-        seal_in_place_with(keys_v2.cipher(Role::PackHeader), Role::PackHeader, b"", &mut buf, nonce(0x50));
+        seal_in_place_with(keys_v2.cipher(Role::PackHeader).expect("a full key"), Role::PackHeader, aad, &mut buf, nonce(0x50));
         buf
     });
     v.push(("pack", hex::encode(&bytes)));
@@ -76,6 +77,21 @@ fn vectors() -> Vec<(&'static str, String)> {
     wrapped.extend_from_slice(&seq(0x00));
     seal_in_place_with(&Aes256Gcm::new((&*kek).into()), Role::Key, &repository, &mut wrapped, nonce(0x70));
     v.push(("wrapped", hex::encode(&wrapped)));
+
+    // Format 3: the index key, the identity's public key, and the pack above
+    // as format 3 writes it (a key block, the header under the index key).
+    let keys_v3 = master.subkeys(&repository, 3);
+    v.push(("index key v3", hex::encode(*master.subkey(&repository, SUBKEY_INDEX))));
+    let identity = StaticSecret::from(*master.subkey(&repository, SUBKEY_IDENTITY));
+    v.push(("recipient v3", hex::encode(PublicKey::from(&identity).as_bytes())));
+    let (bytes, entry) = v3_pack.finish_with(Some(KeyBlock::DEFAULT), |aad, header| {
+        let mut buf = vec![0; NONCE_LEN];
+        buf.extend_from_slice(header);
+        seal_in_place_with(keys_v3.cipher(Role::PackHeader).expect("a full key"), Role::PackHeader, aad, &mut buf, nonce(0x50));
+        buf
+    });
+    v.push(("pack v3", hex::encode(&bytes)));
+    v.push(("pack name v3", entry.id.to_hex()));
     v
 }
 
@@ -117,7 +133,7 @@ fn the_code_computes_the_documented_vectors() {
 fn the_documented_objects_open() {
     let master = MasterKey::from_bytes(seq(0x00));
     let repository = seq(0x20);
-    let keys = master.subkeys(&repository, HashAlgo::Blake3);
+    let keys = master.subkeys(&repository, 2);
     let doc: std::collections::HashMap<String, String> = documented().into_iter().collect();
     let bytes = |name: &str| hex::decode(&doc[name]).expect("hex");
     let id: [u8; 32] = bytes("chunk id v2").try_into().expect("32 bytes");
@@ -125,8 +141,12 @@ fn the_documented_objects_open() {
     assert_eq!(codec::decode(&payload, 1 << 20).expect("decodes"), PLAINTEXT);
     let pack = bytes("pack");
     let name = Id::from_hex(&doc["pack name"]).expect("an id");
-    let chunks = crate::format::read_pack_header(&keys, &name, &pack).expect("the pack reads");
+    let chunks = crate::format::read_pack_header(&keys, &name, &pack).expect("the pack reads").chunks;
     assert_eq!(chunks.len(), 1);
+    let keys_v3 = master.subkeys(&repository, 3);
+    let name_v3 = Id::from_hex(&doc["pack name v3"]).expect("an id");
+    let header = crate::format::read_pack_header(&keys_v3, &name_v3, &bytes("pack v3")).expect("the v3 pack reads");
+    assert_eq!((header.chunks, header.key), (chunks.clone(), Some(KeyBlock::DEFAULT)));
     assert_eq!((chunks[0].id.0, chunks[0].size), (id, PLAINTEXT.len() as u32));
     let kek: [u8; 32] = bytes("kek").try_into().expect("32 bytes");
     let unwrapped = MasterKey::unwrap(&kek, &repository, &bytes("wrapped")).expect("the key unwraps");

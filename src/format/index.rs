@@ -1,6 +1,7 @@
 //! Index files (`index/<id>`: which chunks each pack holds, where) and the
 //! in-memory index they merge into.
 
+use crate::crypto::KeyBlock;
 use crate::format::encoding::Id;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -20,6 +21,34 @@ pub struct PackEntry {
     pub id: Id,
     pub size: u64,
     pub chunks: Vec<ChunkEntry>,
+    /// Format 3: the pack's key block, where it is not the repository's own
+    /// (a write-only backup's envelope). Absent: the repository key.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "key_block")]
+    pub key: Option<KeyBlock>,
+}
+
+/// A key block in an index: base64 of its bytes (FORMAT.md §4a).
+mod key_block {
+    use crate::crypto::KeyBlock;
+    use base64::Engine;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(b: &Option<KeyBlock>, s: S) -> Result<S::Ok, S::Error> {
+        match b {
+            Some(b) => s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(b.encode())),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<KeyBlock>, D::Error> {
+        let Some(text) = Option::<String>::deserialize(d)? else { return Ok(None) };
+        let bytes = base64::engine::general_purpose::STANDARD.decode(text).map_err(serde::de::Error::custom)?;
+        let (block, n) = KeyBlock::parse(&bytes).map_err(serde::de::Error::custom)?;
+        if n != bytes.len() {
+            return Err(serde::de::Error::custom("trailing bytes after a key block"));
+        }
+        Ok(Some(block))
+    }
 }
 
 /// Plaintext of an `index/<id>` object.
@@ -47,12 +76,24 @@ pub struct Index {
     /// Further copies of a chunk stored in more than one pack (a backup
     /// stored it again after its pack was lost): readers fall back on them.
     copies: HashMap<Id, Vec<ChunkLocation>>,
+    /// The key block of each pack not sealed under the repository key
+    /// (format 3's write-only backups), by pack number; shared by a run's packs.
+    keys: HashMap<u32, std::sync::Arc<KeyBlock>>,
+    last_key: Option<std::sync::Arc<KeyBlock>>,
 }
 
 impl Index {
     pub fn add_pack(&mut self, pack: &PackEntry) {
         let n = self.packs.len() as u32;
         self.packs.push((pack.id, pack.size));
+        if let Some(block) = &pack.key {
+            let shared = match &self.last_key {
+                Some(k) if **k == *block => k.clone(),
+                _ => std::sync::Arc::new(block.clone()),
+            };
+            self.last_key = Some(shared.clone());
+            self.keys.insert(n, shared);
+        }
         for c in &pack.chunks {
             let loc = ChunkLocation { pack: n, offset: c.offset, length: c.length, size: c.size };
             match self.chunks.entry(c.id) {
@@ -94,6 +135,12 @@ impl Index {
             .into_iter()
             .chain(self.copies.get(id).into_iter().flatten())
             .map(|loc| (self.packs[loc.pack as usize].0, *loc))
+    }
+
+    /// The key block of pack number `pack` (a `ChunkLocation`'s), if not
+    /// the repository's own.
+    pub fn key_of(&self, pack: u32) -> Option<&KeyBlock> {
+        self.keys.get(&pack).map(|k| &**k)
     }
 
     pub fn contains(&self, id: &Id) -> bool {

@@ -13,12 +13,12 @@ pub mod pack;
 
 pub use config::Config;
 pub use index::{ChunkEntry, ChunkLocation, Index, IndexFile, PackEntry};
-pub use key::KeyFile;
+pub use key::{Access, KeyFile};
 pub use pack::{pack_size, parse_pack_header, read_pack_header, PackWriter};
 
 /// The repository format `init` writes; this build reads and writes every
 /// version from 1 up to it (a repository keeps the version it was made with).
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 
 /// Packs are closed once they reach this size (plus at most one chunk).
 pub const DEFAULT_PACK_SIZE: u32 = 16 * 1024 * 1024;

@@ -275,6 +275,9 @@ struct Base {
 }
 
 fn prepare(repo: &Repository, opts: &BackupOptions, plan: &BackupPlan, progress: &dyn Progress) -> Result<Base> {
+    if opts.force && repo.is_write_only() {
+        return Err(repo.write_only_error("run `backup --force`, which reads back the chunks stored"));
+    }
     // Shared: backups run side by side, but prune waits for all of them.
     let lock = if opts.dry_run { None } else { Some(crate::repo::lock::Lock::acquire(repo, false)?) };
     if progress.wants_total() && (!plan.dumps.is_empty() || !opts.commands.is_empty() || plan.base.is_some()) {
@@ -306,8 +309,16 @@ fn prepare(repo: &Repository, opts: &BackupOptions, plan: &BackupPlan, progress:
     // chunks are reused (each pack read once, checked against its name) and
     // indexed with this backup's, instead of being uploaded again.
     let adopted = adopt_unindexed_packs(repo, &mut index, &stored, &mut repo_warnings)?;
-    let (parent_id, parent_files) =
-        if opts.force { (None, HashMap::new()) } else { find_parent(repo, &plan.host, &plan.roots)? };
+    let (parent_id, parent_files) = if opts.force {
+        (None, HashMap::new())
+    } else if repo.is_write_only() {
+        // Its key opens no manifest: the parent is the one this host keeps.
+        let (id, files, why) = crate::ops::stat_cache::load(repo, &plan.host, &plan.roots);
+        repo_warnings.extend(why);
+        (id, files)
+    } else {
+        find_parent(repo, &plan.host, &plan.roots)?
+    };
 
     Ok(Base { _lock: lock, index, adopted, parent_id, parent_files, warnings: repo_warnings })
 }
@@ -322,7 +333,7 @@ fn execute(
     progress: &dyn Progress,
     started: Instant,
 ) -> Result<BackupSummary> {
-    let BackupPlan { excludes, host, dumps, base: pg_base, .. } = plan;
+    let BackupPlan { excludes, host, dumps, base: pg_base, roots, .. } = plan;
     let Base { _lock, index, adopted, parent_id, parent_files, warnings: repo_warnings } = base;
     let dry = opts.dry_run.then(|| Arc::new(DryRun::new(repo.backend().clone())));
     let dry_repo;
@@ -556,6 +567,10 @@ fn execute(
         warnings,
     };
     let snapshot = target.save_snapshot(&manifest)?;
+    let mut repo_warnings = repo_warnings;
+    if repo.is_write_only() && !opts.dry_run {
+        repo_warnings.extend(crate::ops::stat_cache::save(repo, &manifest.host, &roots, snapshot, &manifest));
+    }
     Ok(BackupSummary {
         snapshot: (!opts.dry_run).then_some(snapshot),
         parent: parent_id,
@@ -625,8 +640,8 @@ fn adopt_unindexed_packs(
             .map_err(crate::repo::backend_error)
             .and_then(|bytes| crate::format::read_pack_header(repo.keys(), &id, &bytes));
         match read {
-            Ok(chunks) => {
-                let entry = PackEntry { id, size, chunks };
+            Ok(header) => {
+                let entry = header.entry(id, size);
                 index.add_pack(&entry);
                 adopted.push(entry);
             }

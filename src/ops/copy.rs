@@ -409,10 +409,7 @@ fn store_pack(
 /// Where this host keeps what earlier copies from `from` into `to` named
 /// each chunk: `~/.cache/coffer/copy-maps/<source id>-<destination id>`.
 fn map_path(from: &Repository, to: &Repository) -> Option<std::path::PathBuf> {
-    let base = std::env::var_os("XDG_CACHE_HOME")
-        .map(std::path::PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".cache")))?;
-    Some(base.join("coffer/copy-maps").join(format!("{}-{}", from.config().id.to_hex(), to.config().id.to_hex())))
+    Some(crate::cache_dir()?.join("copy-maps").join(format!("{}-{}", from.config().id.to_hex(), to.config().id.to_hex())))
 }
 
 /// The source chunk → destination chunk names earlier copies made, so
@@ -442,13 +439,5 @@ fn save_map(from: &Repository, to: &Repository, mapped: &HashMap<Id, Id>) {
         plain.extend_from_slice(&b.0);
     }
     let sealed = to.keys().seal(crate::crypto::Role::CopyMap, &from.config().id.0, &plain);
-    let write = || -> std::io::Result<()> {
-        let dir = path.parent().unwrap_or(std::path::Path::new("."));
-        std::fs::create_dir_all(dir)?;
-        let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-        std::io::Write::write_all(&mut tmp, &sealed)?;
-        tmp.persist(&path).map_err(|e| e.error)?;
-        Ok(())
-    };
-    let _ = write();
+    let _ = crate::write_cache_file(&path, &sealed);
 }

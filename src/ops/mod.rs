@@ -15,6 +15,7 @@ pub mod repair;
 pub mod restore;
 pub mod restore_base;
 pub mod restore_pg;
+pub mod stat_cache;
 pub mod stream;
 pub mod verify;
 pub mod wal;

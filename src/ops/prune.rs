@@ -180,7 +180,8 @@ pub fn estimate_prune(repo: &Repository, opts: &PruneOptions) -> Result<Estimate
         new_packs.push((bytes, chunks));
     }
     for (bytes, chunks) in new_packs {
-        let size = format::pack_size(bytes, chunks);
+        let block = repo.keys().pack_key_block().map_or(0, |b| b.len() as u64);
+        let size = format::pack_size(bytes, chunks, block);
         work.put += backend.put_requests(size);
         work.upload_bytes += size;
     }
@@ -446,8 +447,8 @@ fn execute(
         for c in held {
             let sealed = slice(&bytes, c, &p.id)?;
             // Never copy damage into a new pack.
-            repo.open_chunk(&c.id, sealed, &p.id)?;
-            writer.add(c.id, sealed, c.size);
+            let (sealed, _) = repo.carry_chunk(&c.id, sealed, &p.id, p.key.as_ref())?;
+            writer.add(c.id, &sealed, c.size);
             if writer.len() >= pack_size {
                 let full = std::mem::replace(&mut writer, PackWriter::with_capacity(pack_size));
                 let (bytes, entry) = full.finish(repo.keys());
@@ -515,7 +516,7 @@ mod tests {
 
     fn pack(n: u8, chunks: Vec<ChunkEntry>) -> PackEntry {
         let size = chunks.iter().map(|c| c.length as u64).sum::<u64>() + 100;
-        PackEntry { id: Id([200 + n; 32]), size, chunks }
+        PackEntry { id: Id([200 + n; 32]), size, chunks, key: None }
     }
 
     fn inventory(packs: &[PackEntry], used: &[u8]) -> Inventory {

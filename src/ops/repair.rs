@@ -133,24 +133,24 @@ pub fn repair(repo: &Repository, opts: &RepairOptions) -> Result<RepairSummary> 
             Err(e) => return Err(backend_error(e)),
         };
         match format::read_pack_header(repo.keys(), &id, &bytes) {
-            Ok(chunks) => {
+            Ok(header) => {
                 if entry.is_none() {
                     s.packs_adopted += 1;
                 }
-                have.extend(chunks.iter().map(|c| c.id));
-                packs.push(PackEntry { id, size, chunks });
+                have.extend(header.chunks.iter().map(|c| c.id));
+                packs.push(header.entry(id, size));
             }
             Err(e) => {
                 s.packs_damaged.push(e.to_string());
                 damaged.push(id);
                 // The authenticated header says where the chunks are; when it
                 // is gone too (a truncated pack), the index does.
-                let chunks = format::parse_pack_header(repo.keys(), &id, &bytes)
-                    .ok()
-                    .or_else(|| entry.map(|p| p.chunks.clone()))
-                    .unwrap_or_default();
+                let (chunks, key) = match format::parse_pack_header(repo.keys(), &id, &bytes) {
+                    Ok(h) => (h.chunks, h.key.filter(|k| *k != crate::crypto::KeyBlock::DEFAULT)),
+                    Err(_) => entry.map(|p| (p.chunks.clone(), p.key.clone())).unwrap_or_default(),
+                };
                 for c in &chunks {
-                    if !have.contains(&c.id) && salvage.add(&id, &bytes, c)? {
+                    if !have.contains(&c.id) && salvage.add(&id, &bytes, key.as_ref(), c)? {
                         have.insert(c.id);
                     }
                 }
@@ -286,15 +286,15 @@ impl<'a> Salvage<'a> {
 
     /// Copies chunk `c` of `pack` when it opens and has its recorded size;
     /// `false` when it is damaged (or lies past the pack's end).
-    fn add(&mut self, pack: &Id, bytes: &[u8], c: &ChunkEntry) -> Result<bool> {
+    fn add(&mut self, pack: &Id, bytes: &[u8], key: Option<&crate::crypto::KeyBlock>, c: &ChunkEntry) -> Result<bool> {
         let Some(sealed) = bytes.get(c.offset as usize..c.offset as usize + c.length as usize) else {
             return Ok(false);
         };
-        match self.repo.open_chunk(&c.id, sealed, pack) {
-            Ok(data) if data.len() == c.size as usize => {}
+        let sealed = match self.repo.carry_chunk(&c.id, sealed, pack, key) {
+            Ok((sealed, size)) if size == c.size as usize => sealed,
             _ => return Ok(false),
-        }
-        self.writer.add(c.id, sealed, c.size);
+        };
+        self.writer.add(c.id, &sealed, c.size);
         self.chunks += 1;
         if self.writer.len() >= self.repo.config().pack_size as usize {
             self.flush()?;

@@ -410,12 +410,13 @@ fn check_pack(repo: &Repository, p: &PackEntry, checked: &mut u64) -> Result<()>
     let object = format!("pack {}", p.id);
     let bytes = repo.backend().get(Kind::Pack, &p.id.to_hex()).map_err(backend_error)?;
     let header = format::read_pack_header(repo.keys(), &p.id, &bytes)?;
-    if header != p.chunks {
+    let key = header.key.clone().filter(|k| *k != crate::crypto::KeyBlock::DEFAULT);
+    if header.chunks != p.chunks || key != p.key {
         return Err(Error::corrupt(object, "header disagrees with the index"));
     }
-    for c in &header {
+    for c in &header.chunks {
         let sealed = &bytes[c.offset as usize..(c.offset + c.length) as usize];
-        let data = repo.open_chunk(&c.id, sealed, &p.id)?;
+        let data = repo.open_chunk(&c.id, sealed, &p.id, key.as_ref())?;
         if data.len() != c.size as usize {
             return Err(Error::corrupt(&object, format!("chunk {} has the wrong size", c.id.short())));
         }

@@ -151,7 +151,7 @@ fn get_payload(repo: &Repository, object: &str) -> Result<Option<Vec<u8>>> {
     let payload = repo
         .keys()
         .open(Role::Wal, &object_id(object), &sealed)
-        .map_err(|e| Error::corrupt(format!("WAL object wal/{object}"), e.to_string()))?;
+        .map_err(|e| repo.open_error(&format!("WAL object wal/{object}"), e))?;
     Ok(Some(payload))
 }
 

@@ -3,7 +3,7 @@
 
 use super::{backend_error, Repository};
 use crate::backend::{BackendError, Kind};
-use crate::crypto::Role;
+use crate::crypto::{KeyBlock, Role};
 use crate::engine::pipeline::BufferPool;
 use crate::error::{Error, Result};
 use crate::format::codec;
@@ -36,11 +36,33 @@ impl Repository {
     }
 
     /// Opens a sealed chunk and checks that its content has the id it was
-    /// asked for by; `pack` names the object in errors.
-    pub fn open_chunk(&self, id: &Id, sealed: &[u8], pack: &Id) -> Result<Vec<u8>> {
+    /// asked for by; `pack` names the object in errors, `key` is its key
+    /// block where not the repository's own.
+    pub fn open_chunk(&self, id: &Id, sealed: &[u8], pack: &Id, key: Option<&KeyBlock>) -> Result<Vec<u8>> {
         let mut data = Vec::new();
-        self.open_chunk_into(id, &mut sealed.to_vec(), pack, ChunkCheck::Content, &mut data)?;
+        self.open_chunk_into(id, &mut sealed.to_vec(), pack, key, ChunkCheck::Content, &mut data)?;
         Ok(data)
+    }
+
+    /// Chunk `id` of `pack` (key block `key`), checked, as it goes into a
+    /// pack written now (prune, repair): its sealed bytes as they are when
+    /// the new pack's key is the same, else sealed anew (a write-only
+    /// backup's chunk moving under the repository key). With the plaintext's size.
+    pub fn carry_chunk<'s>(
+        &self,
+        id: &Id,
+        sealed: &'s [u8],
+        pack: &Id,
+        key: Option<&KeyBlock>,
+    ) -> Result<(std::borrow::Cow<'s, [u8]>, usize)> {
+        let data = self.open_chunk(id, sealed, pack, key)?;
+        let same = key.unwrap_or(&KeyBlock::DEFAULT) == self.keys.pack_key_block().as_ref().unwrap_or(&KeyBlock::DEFAULT);
+        if same {
+            return Ok((std::borrow::Cow::Borrowed(sealed), data.len()));
+        }
+        let mut out = Vec::with_capacity(sealed.len());
+        self.seal_chunk(id, &data, 3, &mut out);
+        Ok((std::borrow::Cow::Owned(out), data.len()))
     }
 
     /// `open_chunk` without copies: decrypts `sealed` in place and
@@ -50,14 +72,15 @@ impl Repository {
         id: &Id,
         sealed: &mut [u8],
         pack: &Id,
+        key: Option<&KeyBlock>,
         check: ChunkCheck,
         out: &mut Vec<u8>,
     ) -> Result<()> {
         let object = || format!("pack {pack}");
-        let payload = self
-            .keys
-            .open_in_place(Role::Chunk, &id.0, sealed)
-            .map_err(|e| Error::corrupt(object(), format!("chunk {}: {e}", id.short())))?;
+        let payload = self.keys.open_in_place(Role::Chunk, key, &id.0, sealed).map_err(|e| match e {
+            crate::crypto::CryptoError::WriteOnly => self.write_only_error("read chunks"),
+            e => Error::corrupt(object(), format!("chunk {}: {e}", id.short())),
+        })?;
         codec::decode_into(payload, self.config.chunker.max_size as usize, out)
             .map_err(|e| Error::corrupt(object(), format!("chunk {}: {e}", id.short())))?;
         if check == ChunkCheck::Content && self.keys.chunk_id(out) != id.0 {
@@ -88,7 +111,7 @@ impl Repository {
     ) -> Result<()> {
         let (mut first_error, mut all_missing) = (None, true);
         for (pack, loc) in index.locations(id) {
-            match self.read_chunk_at(id, &pack, loc, check, scratch, out) {
+            match self.read_chunk_at(id, &pack, index.key_of(loc.pack), loc, check, scratch, out) {
                 Ok(()) => return Ok(()),
                 // Another copy may be whole (stored again after this pack was lost).
                 Err(e @ Error::Corrupt { .. }) => {
@@ -108,7 +131,7 @@ impl Repository {
         // this process loaded its index. The index prune wrote says where.
         let fresh = self.reloaded_index(id)?;
         for (pack, loc) in fresh.locations(id) {
-            if self.read_chunk_at(id, &pack, loc, check, scratch, out).is_ok() {
+            if self.read_chunk_at(id, &pack, fresh.key_of(loc.pack), loc, check, scratch, out).is_ok() {
                 return Ok(());
             }
         }
@@ -133,10 +156,12 @@ impl Repository {
         Ok(fresh)
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn read_chunk_at(
         &self,
         id: &Id,
         pack: &Id,
+        key: Option<&KeyBlock>,
         loc: ChunkLocation,
         check: ChunkCheck,
         scratch: &mut Vec<u8>,
@@ -149,7 +174,7 @@ impl Repository {
                 BackendError::Truncated { .. } => Error::corrupt(format!("pack {pack}"), "truncated"),
                 other => backend_error(other),
             })?;
-        self.open_chunk_into(id, scratch, pack, check, out)?;
+        self.open_chunk_into(id, scratch, pack, key, check, out)?;
         if out.len() != loc.size as usize {
             return Err(Error::corrupt(
                 format!("pack {pack}"),

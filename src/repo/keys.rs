@@ -3,9 +3,25 @@
 
 use super::{backend_error, Repository};
 use crate::backend::{Backend, Kind};
-use crate::crypto::{KdfParams, MasterKey};
+use crate::crypto::{KdfParams, Keys, MasterKey, WriteOnlyKey};
 use crate::error::{Error, Result};
-use crate::format::{Config, KeyFile};
+use crate::format::{Access, Config, KeyFile};
+
+/// What a key object unwrapped: the master key, or a write-only key.
+#[derive(Clone)]
+pub enum Secret {
+    Full(MasterKey),
+    WriteOnly(WriteOnlyKey),
+}
+
+impl Secret {
+    pub(super) fn subkeys(&self, config: &Config) -> Keys {
+        match self {
+            Secret::Full(m) => m.subkeys(&config.id.0, config.version),
+            Secret::WriteOnly(w) => w.subkeys(&config.id.0, config.version),
+        }
+    }
+}
 
 /// A key object, as `key list` shows it.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -17,6 +33,8 @@ pub struct KeyInfo {
     pub current: bool,
     /// `passphrase` (Argon2id) or `key-file` (a random secret in a file).
     pub kind: &'static str,
+    /// `full`, or `write-only` (backups only).
+    pub access: &'static str,
 }
 
 /// A key file's text: `coffer-key-1:<key object name>:<base64 of 32 random
@@ -62,6 +80,7 @@ pub(super) fn new_key_file(
     config: &Config,
     passphrase: &[u8],
     kdf: KdfParams,
+    access: Access,
 ) -> Result<(String, Vec<u8>)> {
     // Such a passphrase would be read as a key file on open, and never match.
     if !kdf.is_key_file() && KeyFileSecret::parse(passphrase).is_some() {
@@ -74,8 +93,12 @@ pub(super) fn new_key_file(
         version: config.version,
         created: chrono::Utc::now(),
         host: crate::hostname(),
-        wrapped: master.wrap(&kek, &config.id.0),
+        wrapped: match access {
+            Access::Full => master.wrap(&kek, &config.id.0),
+            Access::WriteOnly => master.write_only(&config.id.0).wrap(&kek, &config.id.0),
+        },
         kdf,
+        access,
     };
     let bytes = serde_json::to_vec_pretty(&key).map_err(|e| Error::Internal(e.to_string()))?;
     Ok((hex::encode(crate::crypto::sha256(&bytes)), bytes))
@@ -92,7 +115,7 @@ impl Repository {
         name: &str,
         passphrase: &[u8],
         key_file: bool,
-    ) -> Result<Option<MasterKey>> {
+    ) -> Result<Option<Secret>> {
         let object = format!("key keys/{name}");
         let bytes = backend.get(Kind::Key, name).map_err(backend_error)?;
         if hex::encode(crate::crypto::sha256(&bytes)) != name {
@@ -111,7 +134,10 @@ impl Repository {
             });
         }
         let kek = key.kdf.derive(passphrase).map_err(|e| Error::corrupt(&object, e.to_string()))?;
-        Ok(MasterKey::unwrap(&kek, &config.id.0, &key.wrapped).ok())
+        Ok(match key.access {
+            Access::Full => MasterKey::unwrap(&kek, &config.id.0, &key.wrapped).ok().map(Secret::Full),
+            Access::WriteOnly => WriteOnlyKey::unwrap(&kek, &config.id.0, &key.wrapped).ok().map(Secret::WriteOnly),
+        })
     }
 
     /// Every key object, oldest first.
@@ -124,6 +150,7 @@ impl Repository {
             out.push(KeyInfo {
                 current: info.name == self.key_name,
                 kind: if key.kdf.is_key_file() { "key-file" } else { "passphrase" },
+                access: key.access.name(),
                 name: info.name,
                 created: key.created,
                 host: key.host,
@@ -133,10 +160,25 @@ impl Repository {
         Ok(out)
     }
 
-    /// Wraps the master key under another passphrase: one new key object,
-    /// no data rewritten. Returns its name.
-    pub fn add_key(&self, passphrase: &[u8], kdf: KdfParams) -> Result<String> {
-        let (name, bytes) = new_key_file(&self.master, &self.config, passphrase, kdf)?;
+    /// The master key, to wrap it anew; a write-only key has none.
+    fn master(&self, access: Access) -> Result<&MasterKey> {
+        let Secret::Full(master) = &self.secret else {
+            return Err(self.write_only_error("add or change keys"));
+        };
+        if access == Access::WriteOnly && self.config.version < 3 {
+            return Err(Error::Refused(format!(
+                "write-only keys need repository format 3; this repository has format {} \
+                 (copy its snapshots into a new repository with `coffer copy`)",
+                self.config.version
+            )));
+        }
+        Ok(master)
+    }
+
+    /// Wraps the master key (or, `WriteOnly`, a write-only key) under another
+    /// passphrase: one new key object, no data rewritten. Returns its name.
+    pub fn add_key(&self, passphrase: &[u8], kdf: KdfParams, access: Access) -> Result<String> {
+        let (name, bytes) = new_key_file(self.master(access)?, &self.config, passphrase, kdf, access)?;
         self.backend.put(Kind::Key, &name, &bytes).map_err(backend_error)?;
         Ok(name)
     }
@@ -145,19 +187,21 @@ impl Repository {
     /// without Argon2 (for wal-push, run once per WAL segment). `save`
     /// stores the file's text first, so a key object never exists without
     /// its file. Returns the key object's name.
-    pub fn add_key_file(&self, save: impl FnOnce(&str) -> Result<()>) -> Result<String> {
+    pub fn add_key_file(&self, access: Access, save: impl FnOnce(&str) -> Result<()>) -> Result<String> {
         use rand::RngCore;
+        let master = self.master(access)?;
         let mut secret = zeroize::Zeroizing::new(vec![0u8; crate::crypto::KEY_LEN]);
         rand::rngs::OsRng.fill_bytes(&mut secret);
-        let (name, bytes) = new_key_file(&self.master, &self.config, &secret, KdfParams::key_file())?;
+        let (name, bytes) = new_key_file(master, &self.config, &secret, KdfParams::key_file(), access)?;
         save(&KeyFileSecret { key: name.clone(), secret }.text())?;
         self.backend.put(Kind::Key, &name, &bytes).map_err(backend_error)?;
         Ok(name)
     }
 
     /// Removes a key object by name or unique prefix. The key in use and the
-    /// last key are refused: a repository must always keep a way in.
+    /// last (full) key are refused: a repository must always keep a way in.
     pub fn remove_key(&self, query: &str) -> Result<String> {
+        self.master(Access::Full)?;
         let keys = self.list_keys()?;
         let matches: Vec<&KeyInfo> = keys.iter().filter(|k| k.name.starts_with(query) && !query.is_empty()).collect();
         let key = match matches.as_slice() {
@@ -167,6 +211,11 @@ impl Repository {
         };
         if keys.len() == 1 {
             return Err(Error::Refused("refusing to remove the repository's last key".into()));
+        }
+        if key.access == "full" && keys.iter().filter(|k| k.access == "full").count() == 1 {
+            return Err(Error::Refused(
+                "refusing to remove the repository's last full key: write-only keys cannot restore".into(),
+            ));
         }
         if key.current {
             return Err(Error::Refused(
@@ -182,7 +231,7 @@ impl Repository {
     /// stored before the old one is deleted, so there is always a way in.
     pub fn change_passphrase(&mut self, passphrase: &[u8], kdf: KdfParams) -> Result<String> {
         let old = self.key_name.clone();
-        let name = self.add_key(passphrase, kdf)?;
+        let name = self.add_key(passphrase, kdf, Access::Full)?;
         self.key_name = name.clone();
         self.backend.delete(Kind::Key, &old).map_err(backend_error)?;
         Ok(name)

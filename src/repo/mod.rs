@@ -12,9 +12,10 @@ mod snapshots;
 pub use chunks::ChunkCheck;
 use keys::new_key_file;
 pub use keys::KeyInfo;
+use keys::Secret;
 
 use crate::backend::{Backend, BackendError, Kind};
-use crate::crypto::{HashAlgo, KdfParams, Keys, MasterKey, Role};
+use crate::crypto::{CryptoError, KdfParams, Keys, MasterKey, Role};
 use crate::engine::chunker::ChunkerParams;
 use crate::error::{Error, Result};
 use crate::format::codec;
@@ -29,8 +30,9 @@ pub struct Repository {
     backend: Arc<dyn Backend>,
     config: Config,
     keys: Keys,
-    /// Kept (zeroized on drop) to wrap it under new passphrases.
-    master: MasterKey,
+    /// The master key (or a write-only key's material), kept (zeroized on
+    /// drop) to wrap it under new passphrases.
+    secret: Secret,
     /// The key object this repository was opened with.
     key_name: String,
     /// An index loaded again because a pack had gone (a prune repacked it
@@ -77,14 +79,15 @@ impl Repository {
         };
         backend.create().map_err(backend_error)?;
         let master = MasterKey::generate();
-        let (name, bytes) = new_key_file(&master, &config, passphrase, kdf)?;
+        let (name, bytes) = new_key_file(&master, &config, passphrase, kdf, format::Access::Full)?;
         // The key before the config: a config is what marks a repository, and
         // it must never exist without a key to open it.
         backend.put(Kind::Key, &name, &bytes).map_err(backend_error)?;
         let config_bytes = serde_json::to_vec_pretty(&config).map_err(|e| Error::Internal(e.to_string()))?;
         backend.put(Kind::Config, "config", &config_bytes).map_err(backend_error)?;
-        let keys = master.subkeys(&config.id.0, HashAlgo::of_version(config.version));
-        Ok(Repository { backend, config, keys, master, key_name: name, reloaded: Default::default() })
+        let secret = Secret::Full(master);
+        let keys = secret.subkeys(&config);
+        Ok(Repository { backend, config, keys, secret, key_name: name, reloaded: Default::default() })
     }
 
     /// Opens a repository with a passphrase, trying every key object.
@@ -104,13 +107,13 @@ impl Repository {
         };
         for name in names {
             match Self::try_key(&*backend, &config, &name, secret, key_file.is_some()) {
-                Ok(Some(master)) => {
-                    let keys = master.subkeys(&config.id.0, HashAlgo::of_version(config.version));
+                Ok(Some(secret)) => {
+                    let keys = secret.subkeys(&config);
                     return Ok(Repository {
                         backend,
                         config,
                         keys,
-                        master,
+                        secret,
                         key_name: name,
                         reloaded: Default::default(),
                     });
@@ -143,6 +146,25 @@ impl Repository {
         &self.keys
     }
 
+    /// Opened with a write-only key: it can back up, and read nothing but
+    /// indexes and locks.
+    pub fn is_write_only(&self) -> bool {
+        self.keys.is_write_only()
+    }
+
+    /// The error for what a write-only key cannot do (`what`: "restore", ...).
+    pub fn write_only_error(&self, what: &str) -> Error {
+        Error::WriteOnly { key: self.key_name[..12.min(self.key_name.len())].to_string(), what: what.to_string() }
+    }
+
+    /// A stored object's failure to open: corrupt, or beyond a write-only key.
+    pub(crate) fn open_error(&self, object: &str, e: CryptoError) -> Error {
+        match e {
+            CryptoError::WriteOnly => self.write_only_error(&format!("read {object}")),
+            other => Error::corrupt(object, other.to_string()),
+        }
+    }
+
     pub fn location(&self) -> String {
         self.backend.location()
     }
@@ -153,7 +175,7 @@ impl Repository {
             backend,
             config: self.config.clone(),
             keys: self.keys.clone(),
-            master: self.master.clone(),
+            secret: self.secret.clone(),
             key_name: self.key_name.clone(),
             reloaded: Default::default(),
         }
@@ -272,7 +294,7 @@ impl Repository {
             BackendError::NotFound { .. } => Error::NotFound { object: object.clone() },
             other => backend_error(other),
         })?;
-        let payload = self.keys.open(role, &id.0, &sealed).map_err(|e| Error::corrupt(&object, e.to_string()))?;
+        let payload = self.keys.open(role, &id.0, &sealed).map_err(|e| self.open_error(&object, e))?;
         drop(sealed);
         let json = codec::decode(&payload, METADATA_LIMIT).map_err(|e| Error::corrupt(&object, e.to_string()))?;
         drop(payload);
