@@ -84,10 +84,10 @@ pub fn hide_secrets_from(c: &mut std::process::Command) {
 /// ~/.cache/coffer): copy maps, write-only backups' parents, open uploads.
 /// None without either variable (cron's `env -i`).
 pub fn cache_dir() -> Option<std::path::PathBuf> {
-    let base = std::env::var_os("XDG_CACHE_HOME")
-        .filter(|v| !v.is_empty())
-        .map(std::path::PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").filter(|v| !v.is_empty()).map(|h| std::path::PathBuf::from(h).join(".cache")))?;
+    let base =
+        std::env::var_os("XDG_CACHE_HOME").filter(|v| !v.is_empty()).map(std::path::PathBuf::from).or_else(|| {
+            std::env::var_os("HOME").filter(|v| !v.is_empty()).map(|h| std::path::PathBuf::from(h).join(".cache"))
+        })?;
     Some(base.join("coffer"))
 }
 

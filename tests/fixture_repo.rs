@@ -1,12 +1,11 @@
-//! Repositories written by format versions 1 and 2 are committed under
-//! fixtures/repo-v1 and fixtures/repo-v2 and must stay readable by every
-//! later coffer.
+//! Repositories written by format versions 1, 2 and 3 are committed under
+//! fixtures/repo-v1, -v2 and -v3 and must stay readable by every later coffer.
 
 use crate::common::*;
 use std::fs;
 use std::path::Path;
 
-fn copy_dir(from: &Path, to: &Path) {
+pub(crate) fn copy_dir(from: &Path, to: &Path) {
     fs::create_dir_all(to).unwrap();
     for e in fs::read_dir(from).unwrap() {
         let e = e.unwrap();
@@ -52,11 +51,13 @@ fn fixture_restores_and_verifies(version: u32) {
         env.command().env("COFFER_PASSWORD", &passphrase).args(args).output().unwrap().into()
     };
     let list = run(&["snapshots", "--json"]).ok().json();
-    assert_eq!(list.as_array().unwrap().len(), 1);
+    // Version 3's also holds a write-only key's snapshot (below).
+    assert_eq!(list.as_array().unwrap().len(), if version >= 3 { 2 } else { 1 });
     assert_eq!(list[0]["tags"][0], format!("v{version}"));
     run(&["verify", "--read-data"]).ok();
     let target = env.path("out");
-    run(&["restore", "latest", "--target", target.to_str().unwrap()]).ok();
+    let tag = format!("v{version}");
+    run(&["restore", "latest", "--tag", &tag, "--target", target.to_str().unwrap()]).ok();
     assert_eq!(contents(&fixtures.join("sample-tree")), contents(&target.join("fixtures/sample-tree")));
 
     let tree = fixtures.join("sample-tree");
@@ -95,8 +96,42 @@ fn the_version_2_fixture_repository_restores_and_verifies() {
     fixture_restores_and_verifies(2);
 }
 
+/// Written when write-only keys came (key blocks, X25519 envelopes): one
+/// snapshot by the full key, one by the committed write-only key file, whose
+/// stream sits in a pack sealed under that run's session key.
 #[test]
-fn a_new_repository_is_version_2_with_blake3_digests() {
+fn the_version_3_fixture_repository_restores_and_verifies() {
+    fixture_restores_and_verifies(3);
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+    let env = Env::empty();
+    copy_dir(&fixtures.join("repo-v3"), &env.repo());
+    let out: Run = env
+        .command()
+        .env("COFFER_PASSWORD", "fixture-v3-passphrase")
+        .args(["dump", "latest", "--tag", "v3-write-only", "--stream", "note"])
+        .output()
+        .unwrap()
+        .into();
+    assert_eq!(out.ok().stdout, "written by a write-only key\n");
+    // The committed write-only key still backs up, and reads nothing.
+    let key = fixtures.join("repo-v3-write-only.key");
+    let with_key = |args: &[&str]| -> Run {
+        env.command()
+            .env_remove("COFFER_PASSWORD")
+            .env("COFFER_PASSWORD_FILE", &key)
+            .args(args)
+            .output()
+            .unwrap()
+            .into()
+    };
+    let tree = fixtures.join("sample-tree");
+    let j = with_key(&["backup", "--json", tree.to_str().unwrap()]).ok().json();
+    assert_eq!(j["new_chunks"], 0, "{j}");
+    assert!(with_key(&["snapshots"]).stderr.contains("is write-only"));
+}
+
+#[test]
+fn a_new_repository_is_version_3_with_blake3_digests() {
     let env = Env::new();
     let src = env.path("src");
     fs::create_dir_all(&src).unwrap();
@@ -104,7 +139,7 @@ fn a_new_repository_is_version_2_with_blake3_digests() {
     let backup = env.backup_json(&[&src], &[]);
     let config: serde_json::Value = serde_json::from_slice(&fs::read(env.repo().join("config")).unwrap()).unwrap();
     assert_eq!(config["version"], coffer::FORMAT_VERSION);
-    assert_eq!(coffer::FORMAT_VERSION, 2);
+    assert_eq!(coffer::FORMAT_VERSION, 3);
     let repo =
         coffer::Repository::open(std::sync::Arc::new(coffer::Local::new(env.repo())), PASSPHRASE.as_bytes()).unwrap();
     let m = repo.load_snapshot(&coffer::Id::from_hex(backup["snapshot"].as_str().unwrap()).unwrap()).unwrap();
@@ -113,11 +148,11 @@ fn a_new_repository_is_version_2_with_blake3_digests() {
     assert_eq!(file.sha256, None);
 }
 
-/// `copy` out of the version-1 fixture into a new (version 2) repository:
+/// `copy` out of the version-1 fixture into a new (version 3) repository:
 /// the copy's digests are BLAKE3, its chunks renamed with the new key, and
 /// it restores the same tree and verifies.
 #[test]
-fn the_version_1_fixture_copies_into_a_version_2_repository() {
+fn the_version_1_fixture_copies_into_a_version_3_repository() {
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
     let old = Env::empty();
     copy_dir(&fixtures.join("repo-v1"), &old.repo());
@@ -140,7 +175,7 @@ fn the_version_1_fixture_copies_into_a_version_2_repository() {
         coffer::Repository::open(std::sync::Arc::new(coffer::Local::new(new.repo())), PASSPHRASE.as_bytes()).unwrap();
     let id = repo.find_snapshot("latest", &[]).unwrap();
     let m = repo.load_snapshot(&id).unwrap();
-    assert_eq!(m.version, 2);
+    assert_eq!(m.version, coffer::FORMAT_VERSION);
     assert!(m
         .entries()
         .filter(|e| e.kind == coffer::EntryKind::File)

@@ -39,3 +39,4 @@ mod s3;
 mod streams;
 mod tamper;
 mod wal;
+mod write_only;

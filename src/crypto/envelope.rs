@@ -72,12 +72,17 @@ impl KeyBlock {
     pub fn parse(bytes: &[u8]) -> Result<(KeyBlock, usize), CryptoError> {
         let bad = |why: &str| CryptoError::KeyBlock(why.to_string());
         let (&scheme, rest) = bytes.split_first().ok_or_else(|| bad("missing"))?;
-        let generation = u32::from_le_bytes(rest.get(..4).ok_or_else(|| bad("truncated"))?.try_into().map_err(|_| bad("truncated"))?);
+        let generation = u32::from_le_bytes(
+            rest.get(..4).ok_or_else(|| bad("truncated"))?.try_into().map_err(|_| bad("truncated"))?,
+        );
         match scheme {
             SCHEME_REPOSITORY => Ok((KeyBlock::Repository { generation }, 5)),
             SCHEME_ENVELOPE => {
-                let envelope: [u8; ENVELOPE_LEN] =
-                    rest.get(4..4 + ENVELOPE_LEN).ok_or_else(|| bad("truncated envelope"))?.try_into().map_err(|_| bad("truncated envelope"))?;
+                let envelope: [u8; ENVELOPE_LEN] = rest
+                    .get(4..4 + ENVELOPE_LEN)
+                    .ok_or_else(|| bad("truncated envelope"))?
+                    .try_into()
+                    .map_err(|_| bad("truncated envelope"))?;
                 Ok((KeyBlock::Envelope { generation, envelope: Box::new(envelope) }, 5 + ENVELOPE_LEN))
             }
             other => Err(bad(&format!("unknown scheme {other}"))),
@@ -112,7 +117,12 @@ pub(super) fn new_session(recipient: &PublicKey, repository_id: &[u8]) -> (Aes25
     let ephemeral = EphemeralSecret::random_from_rng(OsRng);
     let ephemeral_public = PublicKey::from(&ephemeral);
     let shared = ephemeral.diffie_hellman(recipient);
-    let sealed = seal(&wrap_key(shared.as_bytes(), &ephemeral_public, recipient), Role::Envelope, repository_id, session.as_ref());
+    let sealed = seal(
+        &wrap_key(shared.as_bytes(), &ephemeral_public, recipient),
+        Role::Envelope,
+        repository_id,
+        session.as_ref(),
+    );
     let mut envelope = Box::new([0u8; ENVELOPE_LEN]);
     envelope[..32].copy_from_slice(ephemeral_public.as_bytes());
     envelope[32..].copy_from_slice(&sealed);
@@ -133,8 +143,12 @@ pub(super) fn open_session(
         return Err(CryptoError::Authentication);
     }
     let recipient = PublicKey::from(identity);
-    let session =
-        Zeroizing::new(open(&wrap_key(shared.as_bytes(), &ephemeral, &recipient), Role::Envelope, repository_id, &envelope[32..])?);
+    let session = Zeroizing::new(open(
+        &wrap_key(shared.as_bytes(), &ephemeral, &recipient),
+        Role::Envelope,
+        repository_id,
+        &envelope[32..],
+    )?);
     let key: [u8; KEY_LEN] = session.as_slice().try_into().map_err(|_| CryptoError::Authentication)?;
     let key = Zeroizing::new(key);
     Ok(Aes256Gcm::new((&*key).into()))

@@ -20,8 +20,8 @@ mod kdf;
 #[cfg(test)]
 mod vectors;
 
-pub use hash::{sha256, ContentHasher, HashAlgo, HashingReader};
 pub use envelope::{KeyBlock, ENVELOPE_LEN};
+pub use hash::{sha256, ContentHasher, HashAlgo, HashingReader};
 pub use kdf::KdfParams;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -78,6 +78,12 @@ fn associated_data(role: Role, id: &[u8]) -> Vec<u8> {
     aad.push(0);
     aad.extend_from_slice(id);
     aad
+}
+
+/// `associated_data`, for the test that tries raw keys on stored objects.
+#[cfg(test)]
+pub(crate) fn associated_data_for_tests(role: Role, id: &[u8]) -> Vec<u8> {
+    associated_data(role, id)
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -185,6 +191,12 @@ const WRITE_ONLY_LEN: usize = 3 * KEY_LEN;
 pub struct WriteOnlyKey(Zeroizing<[u8; WRITE_ONLY_LEN]>);
 
 impl WriteOnlyKey {
+    /// Its bytes, for the test that tries them as keys.
+    #[cfg(test)]
+    pub(crate) fn material_for_tests(&self) -> &[u8] {
+        self.0.as_ref()
+    }
+
     pub fn wrap(&self, kek: &[u8; KEY_LEN], binding: &[u8]) -> Vec<u8> {
         seal(&Aes256Gcm::new(kek.into()), Role::Key, binding, self.0.as_ref())
     }
@@ -278,9 +290,13 @@ impl Keys {
             Role::Index | Role::Lock | Role::CopyMap | Role::StatCache if v3 => Ok(&self.index),
             Role::PackHeader if v3 => Ok(&self.index),
             Role::Chunk | Role::PackHeader | Role::Wal => self.data.as_ref().ok_or(CryptoError::WriteOnly),
-            Role::Index | Role::Snapshot | Role::Lock | Role::Key | Role::CopyMap | Role::StatCache | Role::Envelope => {
-                self.metadata.as_ref().ok_or(CryptoError::WriteOnly)
-            }
+            Role::Index
+            | Role::Snapshot
+            | Role::Lock
+            | Role::Key
+            | Role::CopyMap
+            | Role::StatCache
+            | Role::Envelope => self.metadata.as_ref().ok_or(CryptoError::WriteOnly),
         }
     }
 

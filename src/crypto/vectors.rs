@@ -58,7 +58,13 @@ fn vectors() -> Vec<(&'static str, String)> {
     let (bytes, entry) = pack.finish_with(None, |aad, header| {
         let mut buf = vec![0; NONCE_LEN];
         buf.extend_from_slice(header);
-        seal_in_place_with(keys_v2.cipher(Role::PackHeader).expect("a full key"), Role::PackHeader, aad, &mut buf, nonce(0x50));
+        seal_in_place_with(
+            keys_v2.cipher(Role::PackHeader).expect("a full key"),
+            Role::PackHeader,
+            aad,
+            &mut buf,
+            nonce(0x50),
+        );
         buf
     });
     v.push(("pack", hex::encode(&bytes)));
@@ -87,7 +93,13 @@ fn vectors() -> Vec<(&'static str, String)> {
     let (bytes, entry) = v3_pack.finish_with(Some(KeyBlock::DEFAULT), |aad, header| {
         let mut buf = vec![0; NONCE_LEN];
         buf.extend_from_slice(header);
-        seal_in_place_with(keys_v3.cipher(Role::PackHeader).expect("a full key"), Role::PackHeader, aad, &mut buf, nonce(0x50));
+        seal_in_place_with(
+            keys_v3.cipher(Role::PackHeader).expect("a full key"),
+            Role::PackHeader,
+            aad,
+            &mut buf,
+            nonce(0x50),
+        );
         buf
     });
     v.push(("pack v3", hex::encode(&bytes)));

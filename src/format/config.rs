@@ -48,7 +48,9 @@ mod tests {
             pack_size: DEFAULT_PACK_SIZE,
         };
         let bytes = serde_json::to_vec(&c).unwrap();
-        assert!(matches!(Config::parse(&bytes), Err(Error::UnsupportedVersion { version, .. }) if version == FORMAT_VERSION + 1));
+        assert!(
+            matches!(Config::parse(&bytes), Err(Error::UnsupportedVersion { version, .. }) if version == FORMAT_VERSION + 1)
+        );
         assert!(matches!(Config::parse(b"{nope"), Err(Error::Corrupt { .. })));
     }
 }

@@ -409,7 +409,11 @@ fn store_pack(
 /// Where this host keeps what earlier copies from `from` into `to` named
 /// each chunk: `~/.cache/coffer/copy-maps/<source id>-<destination id>`.
 fn map_path(from: &Repository, to: &Repository) -> Option<std::path::PathBuf> {
-    Some(crate::cache_dir()?.join("copy-maps").join(format!("{}-{}", from.config().id.to_hex(), to.config().id.to_hex())))
+    Some(crate::cache_dir()?.join("copy-maps").join(format!(
+        "{}-{}",
+        from.config().id.to_hex(),
+        to.config().id.to_hex()
+    )))
 }
 
 /// The source chunk → destination chunk names earlier copies made, so

@@ -56,7 +56,8 @@ impl Repository {
         key: Option<&KeyBlock>,
     ) -> Result<(std::borrow::Cow<'s, [u8]>, usize)> {
         let data = self.open_chunk(id, sealed, pack, key)?;
-        let same = key.unwrap_or(&KeyBlock::DEFAULT) == self.keys.pack_key_block().as_ref().unwrap_or(&KeyBlock::DEFAULT);
+        let same =
+            key.unwrap_or(&KeyBlock::DEFAULT) == self.keys.pack_key_block().as_ref().unwrap_or(&KeyBlock::DEFAULT);
         if same {
             return Ok((std::borrow::Cow::Borrowed(sealed), data.len()));
         }

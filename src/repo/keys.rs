@@ -199,7 +199,8 @@ impl Repository {
     }
 
     /// Removes a key object by name or unique prefix. The key in use and the
-    /// last (full) key are refused: a repository must always keep a way in.
+    /// last key are refused: a repository must always keep a way in. Only a
+    /// full key removes keys, and never itself, so one full key always stays.
     pub fn remove_key(&self, query: &str) -> Result<String> {
         self.master(Access::Full)?;
         let keys = self.list_keys()?;
@@ -211,11 +212,6 @@ impl Repository {
         };
         if keys.len() == 1 {
             return Err(Error::Refused("refusing to remove the repository's last key".into()));
-        }
-        if key.access == "full" && keys.iter().filter(|k| k.access == "full").count() == 1 {
-            return Err(Error::Refused(
-                "refusing to remove the repository's last full key: write-only keys cannot restore".into(),
-            ));
         }
         if key.current {
             return Err(Error::Refused(

@@ -8,6 +8,8 @@ mod chunks;
 mod keys;
 pub mod lock;
 mod snapshots;
+#[cfg(test)]
+mod write_only_tests;
 
 pub use chunks::ChunkCheck;
 use keys::new_key_file;

@@ -1,0 +1,165 @@
+//! Write-only keys (format 3): a key for the backup host that adds
+//! snapshots, deduplicating against what is stored, but opens nothing: not
+//! the snapshots written before it, not the ones it writes itself.
+
+use crate::common::*;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+/// A write-only key file of `env`'s repository, made with the full key.
+fn add_write_only_key(env: &Env) -> PathBuf {
+    let file = env.path("backup-only.key");
+    let j = env.coffer(&["key", "add-file", "--write-only", file.to_str().unwrap(), "--json"]).ok().json();
+    assert!(j["action"].as_str().unwrap().contains("write-only"), "{j}");
+    file
+}
+
+/// `coffer ARGS` opened with the key file only.
+fn with_key(env: &Env, key: &Path, args: &[&str]) -> Run {
+    env.command().env_remove("COFFER_PASSWORD").env("COFFER_PASSWORD_FILE", key).args(args).output().unwrap().into()
+}
+
+fn pack_bytes(env: &Env) -> u64 {
+    walk_files(&env.repo().join("data")).iter().map(|t| t.1).sum()
+}
+
+#[test]
+fn a_write_only_key_backs_up_deduplicates_and_its_snapshots_restore_with_the_full_key() {
+    let env = Env::new();
+    let src = env.path("src");
+    make_rich_tree(&src);
+    fs::write(src.join("big.bin"), pseudo_random(3 << 20, 41)).unwrap();
+    let full = env.backup_json(&[&src], &[]);
+    let key = add_write_only_key(&env);
+    let packs = pack_bytes(&env);
+
+    // Its first backup has no parent it can read, so it reads every file,
+    // but stores none of the chunks the full key's backup stored.
+    let first = with_key(&env, &key, &["backup", "--json", src.to_str().unwrap()]).ok().json();
+    assert_eq!(first["new_chunks"], 0, "{first}");
+    assert_eq!(first["stored_bytes"], 0, "{first}");
+    assert_eq!(first["bytes"], full["bytes"]);
+    assert_eq!(pack_bytes(&env), packs);
+
+    // The next run's parent is the snapshot it wrote (kept on this host):
+    // unchanged files are not read again.
+    let second = with_key(&env, &key, &["backup", "--json", src.to_str().unwrap()]).ok().json();
+    assert_eq!(second["parent"], first["snapshot"], "{second}");
+    assert_eq!(second["new_chunks"], 0, "{second}");
+
+    // New data: stored under the run's envelope; the full key restores it.
+    fs::write(src.join("new.bin"), pseudo_random(2 << 20, 42)).unwrap();
+    fs::write(src.join("big.bin"), pseudo_random(3 << 20, 43)).unwrap();
+    let third = with_key(&env, &key, &["backup", "--json", src.to_str().unwrap()]).ok().json();
+    assert_eq!(third["parent"], second["snapshot"]);
+    assert!(third["new_chunks"].as_u64().unwrap() >= 2, "{third}");
+    let added = pack_bytes(&env) - packs;
+    assert!(added > 5 << 20 && added < 6 << 20, "stored {added} bytes for 5 MiB of new data");
+    let target = env.path("out");
+    let snap = third["snapshot"].as_str().unwrap();
+    env.coffer(&["restore", snap, "--target", target.to_str().unwrap()]).ok();
+    assert_eq!(describe(&src), describe(&restored(&target, &src)));
+    env.coffer(&["verify", "--read-data"]).ok();
+
+    // A database-like stream too (what --stdin-from-command stores).
+    let dump =
+        with_key(&env, &key, &["backup", "--json", "--stdin-from-command", "seq 1 100000", "--stdin-filename", "seq"])
+            .ok()
+            .json();
+    let out = env.coffer(&["dump", dump["snapshot"].as_str().unwrap(), "--stream", "seq"]).ok();
+    assert_eq!(out.stdout, (1..=100000).map(|n| format!("{n}\n")).collect::<String>());
+}
+
+/// Everything but `backup` is refused with the key before it reads, on one
+/// line naming the key and what needs a full key; nothing is changed.
+#[test]
+fn a_write_only_key_is_refused_for_everything_that_reads_or_deletes() {
+    let env = Env::new();
+    let src = env.path("src");
+    make_rich_tree(&src);
+    let key = add_write_only_key(&env);
+    let snap = with_key(&env, &key, &["backup", "--json", src.to_str().unwrap()]).ok().json();
+    let snap = snap["snapshot"].as_str().unwrap().to_string();
+    let target = env.path("out");
+    let t = target.to_str().unwrap();
+    let before = env.repo_state();
+    let other = env.path("other-repo");
+    let cases: Vec<Vec<&str>> = vec![
+        vec!["restore", &snap, "--target", t],
+        vec!["restore", &snap, "--target", t, "--dry-run"],
+        vec!["show", &snap],
+        vec!["ls", &snap],
+        vec!["snapshots"],
+        vec!["verify"],
+        vec!["verify", "--read-data"],
+        vec!["prune"],
+        vec!["forget", "--keep-last", "1"],
+        vec!["drill", &snap, "--pg-scratch", "postgresql://127.0.0.1:1/postgres"],
+        vec!["copy", "--to", other.to_str().unwrap()],
+        vec!["dump", &snap, "src/a.txt"],
+        vec!["key", "list"],
+        vec!["key", "remove", "0"],
+        vec!["backup", "--force", src.to_str().unwrap()],
+    ];
+    for args in cases {
+        let r = with_key(&env, &key, &args);
+        assert_ne!(r.code, 0, "{args:?} succeeded with a write-only key");
+        let line = r.stderr.trim();
+        assert_eq!(line.lines().filter(|l| l.starts_with("coffer: error")).count(), 1, "{args:?}: {line}");
+        assert!(line.contains("is write-only") && line.contains("full key"), "{args:?}: {line}");
+        assert!(!line.contains("corrupt"), "{args:?}: {line}");
+        assert!(!target.exists(), "{args:?} wrote into the target");
+    }
+    assert_eq!(env.repo_state(), before, "a refused command changed the repository");
+    // JSON errors name the kind for scripts.
+    let r = with_key(&env, &key, &["snapshots", "--json"]);
+    assert!(r.stdout.contains("write_only") || r.stderr.contains("write_only"), "{}{}", r.stdout, r.stderr);
+}
+
+/// Prune (with the full key) repacks a write-only backup's chunks under the
+/// repository key: what stays restores and verifies.
+#[test]
+fn prune_repacks_a_write_only_backups_chunks_and_they_still_restore() {
+    let env = Env::new();
+    let src = env.path("src");
+    fs::create_dir_all(&src).unwrap();
+    fs::write(src.join("keep.bin"), pseudo_random(2 << 20, 7)).unwrap();
+    fs::write(src.join("drop.bin"), pseudo_random(2 << 20, 8)).unwrap();
+    let key = add_write_only_key(&env);
+    let wo = with_key(&env, &key, &["backup", "--json", src.to_str().unwrap()]).ok().json();
+    fs::remove_file(src.join("drop.bin")).unwrap();
+    let kept = env.backup_json(&[&src], &[]);
+    assert_eq!(kept["new_chunks"], 0, "{kept}");
+    env.coffer(&["forget", wo["snapshot"].as_str().unwrap()]).ok();
+    let pruned = env.coffer(&["prune", "--grace", "0s", "--max-unused", "1", "--json"]).ok().json();
+    assert!(pruned["packs_repacked"].as_u64().unwrap() >= 1, "{pruned}");
+    env.coffer(&["verify", "--read-data"]).ok();
+    let target = env.path("out");
+    env.coffer(&["restore", "latest", "--target", target.to_str().unwrap()]).ok();
+    assert_eq!(describe(&src), describe(&restored(&target, &src)));
+}
+
+#[test]
+fn write_only_keys_need_format_3_and_key_list_names_them() {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+    let env = Env::empty();
+    crate::fixture_repo::copy_dir(&fixtures.join("repo-v2"), &env.repo());
+    let file = env.path("wo.key");
+    let r: Run = env
+        .command()
+        .env("COFFER_PASSWORD", "fixture-v2-passphrase")
+        .args(["key", "add-file", "--write-only", file.to_str().unwrap()])
+        .output()
+        .unwrap()
+        .into();
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("format 3") && r.stderr.contains("coffer copy"), "{}", r.stderr);
+    assert!(!file.exists());
+
+    // key list says which keys are write-only.
+    let env = Env::new();
+    add_write_only_key(&env);
+    let keys = env.coffer(&["key", "list", "--json"]).ok().json();
+    let access: Vec<&str> = keys.as_array().unwrap().iter().map(|k| k["access"].as_str().unwrap()).collect();
+    assert_eq!(access, ["full", "write-only"], "{keys}");
+}
