@@ -361,4 +361,57 @@ fn the_set_up_cron_job_and_rotation_of_operations_md_work_as_written() {
     );
     as_root(&restore, &[("COFFER_CONFIG", config.display().to_string()), ("PATH", "/usr/bin:/bin".into())]);
     assert_eq!(describe(&root.join("srv/app/config")), describe(&out.join(format!("{rel}/srv/app/config"))));
+
+    // "A backup host that cannot read its backups": the full passphrase goes
+    // to the restore host (here: a copy), the block runs as root, then its
+    // cron line twice as the user; only the full passphrase reads the result.
+    let full_passphrase = root.join("restore-host-passphrase");
+    fs::copy(root.join("etc/coffer/passphrase"), &full_passphrase).unwrap();
+    let write_only = docs::section(&doc, "### A backup host that cannot read its backups");
+    let block = sub(&docs::block(write_only, "Once, as root, on the backup host", "sh"))
+        .replace("chown coffer:", &format!("chown {u}:"));
+    as_root(
+        &block,
+        &[
+            ("PATH", format!("{r}/usr/local/bin:/usr/bin:/bin")),
+            ("COFFER_CONFIG", config.display().to_string()),
+            ("HOME", "/root".into()),
+        ],
+    );
+    assert!(!root.join("etc/coffer/passphrase").exists(), "the full passphrase left the backup host");
+    let cron = docs::block(write_only, "holds the backup alone", "");
+    let lines: Vec<&str> = cron.lines().filter(|l| l.starts_with(|c: char| c.is_ascii_digit())).collect();
+    assert_eq!(lines.len(), 1, "{cron}");
+    let last = || -> serde_json::Value {
+        serde_json::from_str(&fs::read_to_string(home.join("last-backup.json")).unwrap()).expect("the JSON summary")
+    };
+    run_cron(lines[0]);
+    let first = last();
+    assert_eq!(first["databases"], 1, "{first}");
+    fs::write(root.join("srv/app/config/changed.txt"), "after the key change\n").unwrap();
+    as_root(&format!("chown {u} {r}/srv/app/config/changed.txt"), &[]);
+    run_cron(lines[0]);
+    let second = last();
+    // The parent the key cannot read from the repository comes from the user's cache.
+    assert_eq!(second["parent"], first["snapshot"], "{second}");
+    let refused = Command::new("setpriv")
+        .args(["--reuid", &u, "--regid", &u, "--init-groups", "env", "-i"])
+        .arg(format!("HOME={}", home.display()))
+        .arg(format!("COFFER_CONFIG={}", config.display()))
+        .arg(format!("{r}/usr/local/bin/coffer"))
+        .args(["snapshots", "--profile", "nightly"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("is write-only"));
+    let out = root.join("tmp/from-write-only");
+    let restore = format!(
+        "COFFER_PASSWORD_FILE={} {r}/usr/local/bin/coffer restore {} -r {r}/srv/backup/coffer --target {} --quiet",
+        full_passphrase.display(),
+        second["snapshot"].as_str().unwrap(),
+        out.display()
+    );
+    as_root(&restore, &[("PATH", "/usr/bin:/bin".into())]);
+    assert_eq!(describe(&root.join("srv/app/config")), describe(&out.join(format!("{rel}/srv/app/config"))));
 }

@@ -111,6 +111,19 @@ fn a_write_only_key_is_refused_for_everything_that_reads_or_deletes() {
         assert!(!target.exists(), "{args:?} wrote into the target");
     }
     assert_eq!(env.repo_state(), before, "a refused command changed the repository");
+    // Nor is it a copy's destination key.
+    let source = Env::new();
+    source.backup_json(&[&src], &[]);
+    let r: Run = source
+        .command()
+        .env("COFFER_TO_PASSWORD_FILE", &key)
+        .args(["copy", "--to", env.repo().to_str().unwrap()])
+        .output()
+        .unwrap()
+        .into();
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("is write-only") && r.stderr.contains("destination"), "{}", r.stderr);
+    assert_eq!(env.repo_state(), before, "a refused copy changed the repository");
     // JSON errors name the kind for scripts.
     let r = with_key(&env, &key, &["snapshots", "--json"]);
     assert!(r.stdout.contains("write_only") || r.stderr.contains("write_only"), "{}{}", r.stdout, r.stderr);
@@ -162,4 +175,41 @@ fn write_only_keys_need_format_3_and_key_list_names_them() {
     let keys = env.coffer(&["key", "list", "--json"]).ok().json();
     let access: Vec<&str> = keys.as_array().unwrap().iter().map(|k| k["access"].as_str().unwrap()).collect();
     assert_eq!(access, ["full", "write-only"], "{keys}");
+}
+
+/// The nightly database dump with a write-only key: the full key restores
+/// it into a new database identical to the source.
+#[test]
+fn a_database_dumped_with_a_write_only_key_restores_with_the_full_key() {
+    use crate::common::pg::{self, unique, PG_PASSWORD};
+    let cluster = pg::shared();
+    let env = Env::new();
+    let key = add_write_only_key(&env);
+    let db = unique("writeonly");
+    cluster.create_sample_db(&db, 1);
+    let pg = |c: &mut std::process::Command| {
+        c.env("PGPASSWORD", PG_PASSWORD).env("COFFER_PG_BIN_DIR", pg::bin_dir());
+    };
+    let mut c = env.command();
+    pg(&mut c);
+    let r: Run = c
+        .env_remove("COFFER_PASSWORD")
+        .env("COFFER_PASSWORD_FILE", &key)
+        .args(["backup", "--json", "--pg", &cluster.url(&db)])
+        .output()
+        .unwrap()
+        .into();
+    let j = r.ok().json();
+    assert_eq!(j["databases"], 1, "{j}");
+    let copy = unique("wo_restored");
+    cluster.create_db(&copy);
+    let mut c = env.command();
+    pg(&mut c);
+    let r: Run = c
+        .args(["restore", j["snapshot"].as_str().unwrap(), "--pg-target", &cluster.url(&copy)])
+        .output()
+        .unwrap()
+        .into();
+    r.ok();
+    assert_eq!(cluster.plain_dump(&db), cluster.plain_dump(&copy));
 }

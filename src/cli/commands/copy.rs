@@ -95,5 +95,11 @@ fn open_destination(cli: &Cli, a: &CopyArgs) -> Result<coffer::Repository> {
     }
     let pass = passphrase::read_or_file_from(&passphrase::DESTINATION, password_file.as_deref())
         .context(crate::cli::DESTINATION)?;
-    coffer::Repository::open(backend, pass.as_bytes()).context(crate::cli::DESTINATION)
+    let to = coffer::Repository::open(backend, pass.as_bytes()).context(crate::cli::DESTINATION)?;
+    if to.is_write_only() {
+        // copy reads the destination's manifests to skip what it holds already.
+        return Err(anyhow::Error::from(to.write_only_error("be the destination of `coffer copy`"))
+            .context(crate::cli::DESTINATION));
+    }
+    Ok(to)
 }
