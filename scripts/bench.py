@@ -30,6 +30,7 @@ import hashlib
 import json
 import os
 import platform
+import shlex
 import shutil
 import subprocess
 import sys
@@ -275,6 +276,35 @@ class CofferBase(Coffer):
     bin = os.environ.get("COFFER_BASE", "coffer-base: set COFFER_BASE to a coffer binary")
 
 
+class CofferWriteOnly(Coffer):
+    """coffer whose backups run with a write-only key (restores with the full one)."""
+    name = "coffer-write-only"
+
+    def __init__(self, work, pg):
+        super().__init__(work, pg)
+        self.key = os.path.join(work, "cache", "coffer-write-only.key")
+        self.env = dict(self.env, XDG_CACHE_HOME=os.path.join(work, "cache", "coffer-write-only"))
+
+    def init(self):
+        super().init()
+        shutil.rmtree(self.env["XDG_CACHE_HOME"], ignore_errors=True)
+        if os.path.exists(self.key):
+            os.remove(self.key)
+        os.makedirs(os.path.dirname(self.key), exist_ok=True)
+        sh([self.bin, "key", "add-file", "--write-only", self.key], env=dict(os.environ, **self.env),
+           stdout=subprocess.DEVNULL)
+
+    def _write_only(self, argv):
+        return " ".join(["env", "-u", "COFFER_PASSWORD", f"COFFER_PASSWORD_FILE={shlex.quote(self.key)}"]
+                        + [shlex.quote(a) for a in argv])
+
+    def backup_db(self, n):
+        return self._write_only(super().backup_db(n))
+
+    def backup_tree(self, tree, n):
+        return self._write_only(super().backup_tree(tree, n))
+
+
 class Restic(Tool):
     name = "restic"
 
@@ -359,7 +389,7 @@ class Rustic(Tool):
         return ["rustic", "restore", "--filter-tags", f"tree{n}", "latest", out]
 
 
-TOOLS = {t.name: t for t in (Coffer, CofferBase, Restic, Borg, Rustic)}
+TOOLS = {t.name: t for t in (Coffer, CofferWriteOnly, CofferBase, Restic, Borg, Rustic)}
 
 
 def find_file(root, name):

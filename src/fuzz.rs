@@ -30,6 +30,11 @@ fn keys() -> Keys {
     MasterKey::from_bytes([7; 32]).subkeys(&[9; 32], 2)
 }
 
+/// Format 3's: packs and objects start their tail with a key block.
+fn keys_v3() -> Keys {
+    MasterKey::from_bytes([7; 32]).subkeys(&[9; 32], 3)
+}
+
 /// The cleartext config, read before any key.
 pub fn config(data: &[u8]) {
     let _ = Config::parse(data);
@@ -58,6 +63,11 @@ pub fn pack(data: &[u8]) {
     let keys = keys();
     let name = Id([0; 32]);
     let _ = read_pack_header(&keys, &name, data);
+    // Format 3: the same bytes as a pack tail with a key block, and as a
+    // sealed object (key block, then the sealed bytes).
+    let v3 = keys_v3();
+    let _ = parse_pack_header(&v3, &name, data);
+    let _ = v3.open(Role::Snapshot, b"", data);
     let Some((&split, rest)) = data.split_first() else { return };
     let at = (split as usize * rest.len()) / 255;
     let (body, header) = rest.split_at(at.min(rest.len()));
