@@ -3,17 +3,13 @@
 use crate::common::*;
 use std::fs;
 
-fn pack_bytes(env: &Env) -> u64 {
-    walk_files(&env.repo().join("data")).iter().map(|t| t.1).sum()
-}
-
 #[test]
 fn unchanged_data_adds_no_pack_bytes() {
     let env = Env::new();
     let src = env.path("src");
     make_rich_tree(&src);
     let first = env.backup_json(&[&src], &[]);
-    let packs = pack_bytes(&env);
+    let packs = env.pack_bytes();
     assert!(packs > 3 * 1024 * 1024);
 
     // With the parent shortcut (files not re-read) and with --force (re-read,
@@ -26,7 +22,7 @@ fn unchanged_data_adds_no_pack_bytes() {
         assert_eq!(j["stored_bytes"], 0);
         assert_eq!(j["bytes"], first["bytes"]);
     }
-    assert_eq!(pack_bytes(&env), packs);
+    assert_eq!(env.pack_bytes(), packs);
     assert_eq!(env.repo_file("snapshots").len(), 3);
 }
 

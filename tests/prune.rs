@@ -6,10 +6,6 @@ use std::fs;
 use std::io::Read;
 use std::time::{Duration, Instant};
 
-fn pack_bytes(env: &Env) -> u64 {
-    env.repo_file("data").iter().map(|p| fs::metadata(p).unwrap().len()).sum()
-}
-
 #[test]
 fn prune_reclaims_the_space_of_forgotten_snapshots() {
     let env = Env::new();
@@ -25,7 +21,7 @@ fn prune_reclaims_the_space_of_forgotten_snapshots() {
     fs::remove_file(src.join("c.bin")).unwrap();
     fs::write(src.join("d.bin"), pseudo_random(mib, 4)).unwrap();
     env.backup_json(&[&src], &[]); // pack 3: d; the snapshot holds a + d
-    let before = pack_bytes(&env);
+    let before = env.pack_bytes();
 
     env.coffer(&["forget", "--keep-last", "1"]).ok();
     // Dry run: the plan, and nothing changed.
@@ -37,7 +33,7 @@ fn prune_reclaims_the_space_of_forgotten_snapshots() {
     let j = env.coffer(&["prune", "--grace", "0s", "--json"]).ok().json();
     assert_eq!(j["packs_deleted"], 1, "pack 2 (c only) is unused: {j}");
     assert_eq!(j["packs_repacked"], 1, "pack 1 is 75% unused (b): {j}");
-    let after = pack_bytes(&env);
+    let after = env.pack_bytes();
     assert_eq!(after, j["bytes_after"].as_u64().unwrap());
     assert!(before - after > 8 * mib as u64, "reclaimed {} of {before}", before - after);
     assert!(after < 4 * mib as u64, "a (2 MiB) and d (1 MiB) remain: {after}");

@@ -19,10 +19,6 @@ fn with_key(env: &Env, key: &Path, args: &[&str]) -> Run {
     env.command().env_remove("COFFER_PASSWORD").env("COFFER_PASSWORD_FILE", key).args(args).output().unwrap().into()
 }
 
-fn pack_bytes(env: &Env) -> u64 {
-    walk_files(&env.repo().join("data")).iter().map(|t| t.1).sum()
-}
-
 #[test]
 fn a_write_only_key_backs_up_deduplicates_and_its_snapshots_restore_with_the_full_key() {
     let env = Env::new();
@@ -31,7 +27,7 @@ fn a_write_only_key_backs_up_deduplicates_and_its_snapshots_restore_with_the_ful
     fs::write(src.join("big.bin"), pseudo_random(3 << 20, 41)).unwrap();
     let full = env.backup_json(&[&src], &[]);
     let key = add_write_only_key(&env);
-    let packs = pack_bytes(&env);
+    let packs = env.pack_bytes();
 
     // Its first backup has no parent it can read, so it reads every file,
     // but stores none of the chunks the full key's backup stored.
@@ -39,7 +35,7 @@ fn a_write_only_key_backs_up_deduplicates_and_its_snapshots_restore_with_the_ful
     assert_eq!(first["new_chunks"], 0, "{first}");
     assert_eq!(first["stored_bytes"], 0, "{first}");
     assert_eq!(first["bytes"], full["bytes"]);
-    assert_eq!(pack_bytes(&env), packs);
+    assert_eq!(env.pack_bytes(), packs);
 
     // The next run's parent is the snapshot it wrote (kept on this host):
     // unchanged files are not read again.
@@ -53,7 +49,7 @@ fn a_write_only_key_backs_up_deduplicates_and_its_snapshots_restore_with_the_ful
     let third = with_key(&env, &key, &["backup", "--json", src.to_str().unwrap()]).ok().json();
     assert_eq!(third["parent"], second["snapshot"]);
     assert!(third["new_chunks"].as_u64().unwrap() >= 2, "{third}");
-    let added = pack_bytes(&env) - packs;
+    let added = env.pack_bytes() - packs;
     assert!(added > 5 << 20 && added < 6 << 20, "stored {added} bytes for 5 MiB of new data");
     let target = env.path("out");
     let snap = third["snapshot"].as_str().unwrap();

@@ -55,18 +55,17 @@ fn vectors() -> Vec<(&'static str, String)> {
     let mut pack = PackWriter::default();
     pack.add(Id(id), &sealed, PLAINTEXT.len() as u32);
     let v3_pack = pack.clone();
-    let (bytes, entry) = pack.finish_with(None, |aad, header| {
-        let mut buf = vec![0; NONCE_LEN];
-        buf.extend_from_slice(header);
-        seal_in_place_with(
-            keys_v2.cipher(Role::PackHeader).expect("a full key"),
-            Role::PackHeader,
-            aad,
-            &mut buf,
-            nonce(0x50),
-        );
-        buf
-    });
+    // The header sealed with a fixed nonce, so that its bytes are known.
+    let finish = |pack: PackWriter, block: Option<KeyBlock>, keys: &Keys| {
+        pack.finish_with(block, |aad, header| {
+            let mut buf = vec![0; NONCE_LEN];
+            buf.extend_from_slice(header);
+            let cipher = keys.cipher(Role::PackHeader).expect("a full key");
+            seal_in_place_with(cipher, Role::PackHeader, aad, &mut buf, nonce(0x50));
+            buf
+        })
+    };
+    let (bytes, entry) = finish(pack, None, &keys_v2);
     v.push(("pack", hex::encode(&bytes)));
     v.push(("pack name", entry.id.to_hex()));
 
@@ -90,18 +89,7 @@ fn vectors() -> Vec<(&'static str, String)> {
     v.push(("index key v3", hex::encode(*master.subkey(&repository, SUBKEY_INDEX))));
     let identity = StaticSecret::from(*master.subkey(&repository, SUBKEY_IDENTITY));
     v.push(("recipient v3", hex::encode(PublicKey::from(&identity).as_bytes())));
-    let (bytes, entry) = v3_pack.finish_with(Some(KeyBlock::DEFAULT), |aad, header| {
-        let mut buf = vec![0; NONCE_LEN];
-        buf.extend_from_slice(header);
-        seal_in_place_with(
-            keys_v3.cipher(Role::PackHeader).expect("a full key"),
-            Role::PackHeader,
-            aad,
-            &mut buf,
-            nonce(0x50),
-        );
-        buf
-    });
+    let (bytes, entry) = finish(v3_pack, Some(KeyBlock::DEFAULT), &keys_v3);
     v.push(("pack v3", hex::encode(&bytes)));
     v.push(("pack name v3", entry.id.to_hex()));
     v

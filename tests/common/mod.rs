@@ -120,6 +120,11 @@ impl Env {
         walk_files(&self.repo())
     }
 
+    /// The bytes of every pack stored.
+    pub fn pack_bytes(&self) -> u64 {
+        self.repo_file("data").iter().map(|p| fs::metadata(p).unwrap().len()).sum()
+    }
+
     pub fn repo_file(&self, kind_dir: &str) -> Vec<PathBuf> {
         let mut v: Vec<PathBuf> = walk_files(&self.repo().join(kind_dir)).into_iter().map(|t| t.0).collect();
         v.retain(|p| !p.file_name().unwrap().to_string_lossy().starts_with('.'));
