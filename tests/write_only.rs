@@ -249,3 +249,48 @@ fn repair_reads_and_salvages_a_write_only_backups_packs() {
         assert_eq!(fs::read(kept.join(&name)).unwrap(), fs::read(src.join(&name)).unwrap());
     }
 }
+
+/// A write-only backup's envelope altered in place: in its manifest, the
+/// full key refuses the snapshot as corrupt; in a pack's key block,
+/// `verify --read-data` names the pack.
+#[test]
+fn an_altered_envelope_is_refused_by_name() {
+    let env = Env::new();
+    let src = env.path("src");
+    fs::create_dir_all(&src).unwrap();
+    fs::write(src.join("a.bin"), pseudo_random(1 << 20, 90)).unwrap();
+    let key = add_write_only_key(&env);
+    let j = with_key(&env, &key, &["backup", "--json", src.to_str().unwrap()]).ok().json();
+    let snap = j["snapshot"].as_str().unwrap().to_string();
+
+    // The snapshot: key block (5 bytes), then the envelope; flip in its sealed session key.
+    let manifest = env.repo().join("snapshots").join(&snap);
+    let good = fs::read(&manifest).unwrap();
+    let mut bad = good.clone();
+    bad[5 + 40] ^= 1;
+    fs::write(&manifest, &bad).unwrap();
+    let r = env.coffer(&["show", &snap]);
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains(&format!("snapshot {snap}")) && r.stderr.contains("corrupt"), "{}", r.stderr);
+    fs::write(&manifest, &good).unwrap();
+
+    // The pack: its key block's envelope, just after the chunks.
+    let packs = env.repo_file("data");
+    assert_eq!(packs.len(), 1);
+    let bytes = fs::read(&packs[0]).unwrap();
+    let tail = u32::from_le_bytes(bytes[bytes.len() - 4..].try_into().unwrap()) as usize;
+    let block = bytes.len() - 4 - tail;
+    assert_eq!(bytes[block], 1, "a scheme-1 (envelope) key block");
+    let mut bad = bytes.clone();
+    bad[block + 5 + 50] ^= 1;
+    fs::write(&packs[0], &bad).unwrap();
+    let r = env.coffer(&["verify", "--read-data"]);
+    assert_ne!(r.code, 0);
+    let name = packs[0].file_name().unwrap().to_string_lossy().to_string();
+    assert!(r.stderr.contains(&name) || r.stdout.contains(&name), "{}{}", r.stdout, r.stderr);
+    // A restore reads each chunk's key from the index, as a damaged pack
+    // header does not stop one either: the chunks still authenticate.
+    let out = env.path("out");
+    env.coffer(&["restore", &snap, "--target", out.to_str().unwrap()]).ok();
+    assert_eq!(describe(&src), describe(&restored(&out, &src)));
+}
