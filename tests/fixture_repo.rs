@@ -98,7 +98,8 @@ fn the_version_2_fixture_repository_restores_and_verifies() {
 
 /// Written when write-only keys came (key blocks, X25519 envelopes): one
 /// snapshot by the full key, one by the committed write-only key file, whose
-/// stream sits in a pack sealed under that run's session key.
+/// stream sits in a pack sealed under that run's session key, and a WAL
+/// file that key archived.
 #[test]
 fn the_version_3_fixture_repository_restores_and_verifies() {
     fixture_restores_and_verifies(3);
@@ -113,6 +114,17 @@ fn the_version_3_fixture_repository_restores_and_verifies() {
         .unwrap()
         .into();
     assert_eq!(out.ok().stdout, "written by a write-only key\n");
+    // A WAL file the write-only key archived (a tagged WAL object) comes back.
+    let dest = env.path("00000002.history");
+    let r: Run = env
+        .command()
+        .env("COFFER_PASSWORD", "fixture-v3-passphrase")
+        .args(["wal-fetch", "--stanza", "fixture", "00000002.history", dest.to_str().unwrap()])
+        .output()
+        .unwrap()
+        .into();
+    r.ok();
+    assert_eq!(fs::read_to_string(&dest).unwrap(), "1\t0/3000000\tno recovery target specified\n");
     // The committed write-only key still backs up, and reads nothing.
     let key = fixtures.join("repo-v3-write-only.key");
     let with_key = |args: &[&str]| -> Run {

@@ -294,3 +294,57 @@ fn an_altered_envelope_is_refused_by_name() {
     env.coffer(&["restore", &snap, "--target", out.to_str().unwrap()]).ok();
     assert_eq!(describe(&src), describe(&restored(&out, &src)));
 }
+
+/// PostgreSQL's archive_command with a write-only key: it stores WAL it
+/// cannot read back; a retry of the same file is a success and other bytes
+/// under its name, or another cluster's WAL in its stanza, are refused, by
+/// the tags it can compute; the full key fetches every byte.
+#[test]
+fn wal_push_with_a_write_only_key_archives_and_refuses_as_the_full_key_does() {
+    let env = Env::new();
+    let key = add_write_only_key(&env);
+    let seg = wal_segment(4242, 1);
+    let path = env.path("000000010000000000000001");
+    fs::write(&path, &seg).unwrap();
+    let push =
+        |p: &Path, stanza: &str| with_key(&env, &key, &["wal-push", "--json", "--stanza", stanza, p.to_str().unwrap()]);
+    let first = push(&path, "db1").ok().json();
+    assert_eq!(first["already_archived"], false, "{first}");
+    let again = push(&path, "db1").ok().json();
+    assert_eq!(again["already_archived"], true, "{again}");
+
+    let mut other = seg.clone();
+    other[9000] ^= 0xff;
+    fs::write(&path, &other).unwrap();
+    let r = push(&path, "db1");
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("is already archived in stanza db1 with other bytes"), "{}", r.stderr);
+
+    let foreign = wal_segment(777, 2);
+    let next = env.path("000000010000000000000002");
+    fs::write(&next, &foreign).unwrap();
+    let r = push(&next, "db1");
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("holds the WAL of another cluster"), "{}", r.stderr);
+    // The full key says the same of the write-only key's record.
+    let r = env.coffer(&["wal-push", "--stanza", "db1", next.to_str().unwrap()]);
+    assert!(r.stderr.contains("holds the WAL of the cluster with system identifier 4242"), "{}", r.stderr);
+
+    // wal-fetch is refused with the write-only key, and gives the bytes back with the full one.
+    let out = env.path("RECOVERYXLOG");
+    let r = with_key(&env, &key, &["wal-fetch", "--stanza", "db1", "000000010000000000000001", out.to_str().unwrap()]);
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("is write-only") && !out.exists(), "{}", r.stderr);
+    env.coffer(&["wal-fetch", "--stanza", "db1", "000000010000000000000001", out.to_str().unwrap()]).ok();
+    assert_eq!(fs::read(&out).unwrap(), seg);
+    env.coffer(&["verify"]).ok();
+
+    // The tag is authenticated: altered, the object no longer opens.
+    let stored = env.repo().join("wal/db1/000000010000000000000001");
+    let mut bytes = fs::read(&stored).unwrap();
+    bytes[3] ^= 1;
+    fs::write(&stored, &bytes).unwrap();
+    let r = env.coffer(&["verify", "--read-data"]);
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("wal/db1/000000010000000000000001"), "{}", r.stderr);
+}

@@ -89,8 +89,8 @@ pub fn open_with(cli: &Cli, backend: Arc<dyn Backend>) -> Result<Repository> {
     Ok(repo)
 }
 
-/// `open`, where a write-only key will do (`backup`).
-pub fn open_for_backup(cli: &Cli) -> Result<Repository> {
+/// `open`, where a write-only key will do (`backup`, `wal-push`).
+pub fn open_for_writing(cli: &Cli) -> Result<Repository> {
     open_any(cli, backend(cli)?)
 }
 

@@ -354,6 +354,12 @@ impl Keys {
         }
     }
 
+    /// The chunk-id MAC as a streaming keyed BLAKE3 (formats 2 and later):
+    /// format 3's WAL tags, which write-only keys compute too.
+    pub fn tag_hasher(&self) -> blake3::Hasher {
+        blake3::Hasher::new_keyed(&self.chunk_id)
+    }
+
     /// A whole object (snapshot, index, lock, WAL): in format 3, its key
     /// block, then the sealed bytes.
     pub fn seal(&self, role: Role, id: &[u8], plaintext: &[u8]) -> Vec<u8> {

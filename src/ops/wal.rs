@@ -109,7 +109,22 @@ fn stanza_for(opts: &WalOptions, system_id: Option<u64>) -> Result<Stanza> {
 fn check_cluster(repo: &Repository, stanza: &Stanza, record_if_new: bool, seg_size: Option<u32>) -> Result<()> {
     let Some(mine) = stanza.system_id else { return Ok(()) };
     let object = format!("{}/cluster", stanza.name);
-    match read_small(repo, &object)? {
+    let record = if repo.is_write_only() {
+        // It cannot open the record: its tag says whose cluster it is.
+        match stored_tag(repo, &object)? {
+            Some(t) if t == cluster_tag(repo, &mine.to_string()) => return Ok(()),
+            Some(_) => {
+                return Err(Error::Refused(format!(
+                    "stanza {} holds the WAL of another cluster, not this one's ({mine}): give each cluster its own --stanza",
+                    stanza.name
+                )))
+            }
+            None => None,
+        }
+    } else {
+        read_small(repo, &object)?
+    };
+    match record {
         Some(bytes) => {
             let rec: ClusterRecord = serde_json::from_slice(&bytes)
                 .map_err(|e| Error::corrupt(format!("WAL stanza record wal/{object}"), e.to_string()))?;
@@ -128,31 +143,98 @@ fn check_cluster(repo: &Repository, stanza: &Stanza, record_if_new: bool, seg_si
                 wal_segment_size: seg_size,
             };
             let json = serde_json::to_vec(&rec).map_err(|e| Error::Internal(e.to_string()))?;
-            put_sealed(repo, &object, &codec::encode(&json, 3))?;
+            let tag = tagged(repo).then(|| cluster_tag(repo, &rec.system_identifier));
+            put_sealed(repo, &object, &codec::encode(&json, 3), tag)?;
         }
         None => {}
     }
     Ok(())
 }
 
-fn put_sealed(repo: &Repository, object: &str, payload: &[u8]) -> Result<u64> {
-    let sealed = repo.keys().seal(Role::Wal, &object_id(object), payload);
+/// Format 3: a WAL object starts with a 32-byte tag, the chunk-id key's
+/// keyed BLAKE3 of the file (of "coffer wal cluster " and the system
+/// identifier, for a stanza's record), bound into the object's associated
+/// data. A write-only key, which opens no WAL, tells "the same file again"
+/// and "another cluster's stanza" by it.
+const TAG_LEN: usize = 32;
+type Tag = [u8; TAG_LEN];
+
+fn tagged(repo: &Repository) -> bool {
+    repo.keys().has_key_blocks()
+}
+
+fn cluster_tag(repo: &Repository, system_identifier: &str) -> Tag {
+    repo.keys().chunk_id(format!("coffer wal cluster {system_identifier}").as_bytes())
+}
+
+/// The tag of the file at `path`, read once more (a segment is in the page cache).
+fn file_tag(repo: &Repository, path: &Path) -> Result<Tag> {
+    let mut h = repo.keys().tag_hasher();
+    let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    std::io::copy(&mut f, &mut h).map_err(|e| Error::io(path, e))?;
+    Ok(*h.finalize().as_bytes())
+}
+
+/// The associated id of `object` carrying `tag`.
+fn bound_id(object: &str, tag: Option<&Tag>) -> Vec<u8> {
+    let mut id = object_id(object).to_vec();
+    id.extend_from_slice(tag.map_or(&[][..], |t| &t[..]));
+    id
+}
+
+/// Seals and stores `payload` as `wal/<object>`; `tag` (format 3 only)
+/// goes in front.
+fn put_sealed(repo: &Repository, object: &str, payload: &[u8], tag: Option<Tag>) -> Result<u64> {
+    if tagged(repo) != tag.is_some() {
+        return Err(Error::Internal(format!("WAL object wal/{object}: a tag is format 3's, and only its")));
+    }
+    let sealed = repo.keys().seal(Role::Wal, &bound_id(object, tag.as_ref()), payload);
+    let sealed = match tag {
+        Some(t) => [&t[..], &sealed].concat(),
+        None => sealed,
+    };
     repo.backend().put(Kind::Wal, object, &sealed).map_err(backend_error)?;
     Ok(sealed.len() as u64)
 }
 
 /// The payload of `wal/<object>`, authenticated (still compressed); None if absent.
 fn get_payload(repo: &Repository, object: &str) -> Result<Option<Vec<u8>>> {
+    Ok(get_tagged(repo, object)?.map(|(payload, _)| payload))
+}
+
+/// `get_payload`, with the object's tag (format 3).
+fn get_tagged(repo: &Repository, object: &str) -> Result<Option<(Vec<u8>, Option<Tag>)>> {
+    let what = || format!("WAL object wal/{object}");
     let sealed = match repo.backend().get(Kind::Wal, object) {
         Ok(b) => b,
         Err(BackendError::NotFound { .. }) => return Ok(None),
         Err(e) => return Err(backend_error(e)),
     };
+    let (tag, sealed) = if tagged(repo) {
+        let (t, rest) = sealed.split_first_chunk::<TAG_LEN>().ok_or_else(|| Error::corrupt(what(), "too short"))?;
+        (Some(*t), rest)
+    } else {
+        (None, &sealed[..])
+    };
     let payload = repo
         .keys()
-        .open(Role::Wal, &object_id(object), &sealed)
-        .map_err(|e| repo.open_error(&format!("WAL object wal/{object}"), e))?;
-    Ok(Some(payload))
+        .open(Role::Wal, &bound_id(object, tag.as_ref()), sealed)
+        .map_err(|e| repo.open_error(&what(), e))?;
+    Ok(Some((payload, tag)))
+}
+
+/// The stored tag of `wal/<object>` (format 3), without opening it: what a
+/// write-only key compares. None if absent.
+fn stored_tag(repo: &Repository, object: &str) -> Result<Option<Tag>> {
+    let mut buf = Vec::with_capacity(TAG_LEN);
+    match repo.backend().get_range_into(Kind::Wal, object, 0, TAG_LEN as u64, &mut buf) {
+        Ok(()) => {}
+        Err(BackendError::NotFound { .. }) => return Ok(None),
+        Err(e) => return Err(backend_error(e)),
+    }
+    let tag: Tag =
+        buf.as_slice().try_into().map_err(|_| Error::corrupt(format!("WAL object wal/{object}"), "too short"))?;
+    Ok(Some(tag))
 }
 
 /// A small WAL object's bytes (a stanza record, a history file), or None.
@@ -273,6 +355,7 @@ pub fn wal_push(repo: &Repository, path: &Path, opts: &WalOptions) -> Result<Wal
     };
     let stanza = stanza_for(opts, header.map(|h| h.0))?;
     check_cluster(repo, &stanza, true, header.map(|h| h.1))?;
+    let tag = if tagged(repo) { Some(file_tag(repo, path)?) } else { None };
     let object = format!("{}/{name}", stanza.name);
     let summary = |stored_bytes, already_archived| WalPushSummary {
         name: name.clone(),
@@ -281,19 +364,28 @@ pub fn wal_push(repo: &Repository, path: &Path, opts: &WalOptions) -> Result<Wal
         stored_bytes,
         already_archived,
     };
-    if let Some(stored) = get_payload(repo, &object)? {
+    let same = if repo.is_write_only() {
+        // It cannot open what is stored: the tags tell.
+        stored_tag(repo, &object)?.map(|t| Some(t) == tag)
+    } else if let Some(stored) = get_payload(repo, &object)? {
         let mut cmp = SameAs { file: std::io::BufReader::new(open()?), same: true };
         let n = decode_checked(&stored, &object, None, &mut cmp, None)?;
-        if cmp.same && n == len {
-            return Ok(summary(0, true));
-        }
-        return Err(Error::Refused(format!(
+        Some(cmp.same && n == len)
+    } else {
+        None
+    };
+    match same {
+        Some(true) => return Ok(summary(0, true)),
+        Some(false) => {
+            return Err(Error::Refused(format!(
             "WAL file {name} is already archived in stanza {} with other bytes: is another cluster archiving into it?",
             stanza.name
-        )));
+        )))
+        }
+        None => {}
     }
     let payload = codec::encode_stream(&mut open()?, len, 3).map_err(|e| Error::io(path, e))?;
-    let stored = put_sealed(repo, &object, &payload)?;
+    let stored = put_sealed(repo, &object, &payload, tag)?;
     Ok(summary(stored, false))
 }
 
@@ -496,25 +588,37 @@ pub fn copy_object(from: &Repository, to: &Repository, object: &str, dry_run: bo
     let payload =
         get_payload(from, object)?.ok_or_else(|| Error::NotFound { object: format!("WAL object wal/{object}") })?;
     let name = object.rsplit('/').next().unwrap_or(object);
-    if WalFile::of(name).is_some() {
-        decode_checked(&payload, object, None, std::io::sink(), None)?;
+    // Read back whole, and (format 3) tagged under the destination's key.
+    let tag = if WalFile::of(name).is_some() {
+        let mut h = to.keys().tag_hasher();
+        decode_checked(&payload, object, None, &mut h, None)?;
+        *h.finalize().as_bytes()
     } else {
-        codec::decode(&payload, 1 << 20)
+        let json = codec::decode(&payload, 1 << 20)
             .map_err(|e| Error::corrupt(format!("WAL object wal/{object}"), e.to_string()))?;
-    }
+        let rec: ClusterRecord = serde_json::from_slice(&json)
+            .map_err(|e| Error::corrupt(format!("WAL stanza record wal/{object}"), e.to_string()))?;
+        cluster_tag(to, &rec.system_identifier)
+    };
     if dry_run {
         return Ok((payload.len() + crate::crypto::SEAL_OVERHEAD) as u64);
     }
-    put_sealed(to, object, &payload)
+    put_sealed(to, object, &payload, tagged(to).then_some(tag))
 }
 
 /// Reads one WAL object back: it must authenticate, decode, and (a segment)
 /// carry the stanza's system identifier and a whole segment. `object` is
 /// `stanza/name`, as `check_archive` lists it.
 pub fn check_object(repo: &Repository, object: &str, system_identifier: Option<&str>) -> Result<()> {
-    let payload =
-        get_payload(repo, object)?.ok_or_else(|| Error::NotFound { object: format!("WAL object wal/{object}") })?;
-    decode_checked(&payload, object, system_identifier, std::io::sink(), None).map(|_| ())
+    let (payload, tag) =
+        get_tagged(repo, object)?.ok_or_else(|| Error::NotFound { object: format!("WAL object wal/{object}") })?;
+    let mut h = repo.keys().tag_hasher();
+    decode_checked(&payload, object, system_identifier, &mut h, None)?;
+    // Format 3: the tag a write-only key compares must be the file's.
+    if tag.is_some_and(|t| t != *h.finalize().as_bytes()) {
+        return Err(Error::corrupt(format!("WAL object wal/{object}"), "its tag is not its content's"));
+    }
+    Ok(())
 }
 
 /// The archived WAL no base backup of `bases` needs: in each stanza that

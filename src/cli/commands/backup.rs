@@ -1,7 +1,7 @@
 //! `coffer backup`: Back up file trees and PostgreSQL databases into a new snapshot.
 
 use crate::cli::args::{Cli, PgArgs};
-use crate::cli::context::{open_for_backup, pg_connection};
+use crate::cli::context::{open_for_writing, pg_connection};
 use crate::cli::output::{self, Output};
 use crate::cli::{exit, Usage};
 use anyhow::Result;
@@ -144,7 +144,7 @@ pub fn run(cli: &Cli, a: &BackupArgs, out: &Output) -> Result<u8> {
         )
         .into());
     }
-    let repo = open_for_backup(cli)?;
+    let repo = open_for_writing(cli)?;
     let postgres = if a.pg.is_some() || !a.db.is_empty() || a.pg_all {
         Some(coffer::PgSources {
             connection: pg_connection(a.pg.as_deref(), &a.pg_tools, "--pg", "COFFER_PG_URL")?,

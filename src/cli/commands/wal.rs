@@ -2,7 +2,7 @@
 //! and restore_command.
 
 use crate::cli::args::Cli;
-use crate::cli::context::open;
+use crate::cli::context::{open, open_for_writing};
 use crate::cli::exit;
 use crate::cli::output::Output;
 use anyhow::Result;
@@ -61,7 +61,7 @@ impl WalArgs {
 }
 
 pub fn push(cli: &Cli, a: &WalPushArgs, out: &Output) -> Result<u8> {
-    let repo = open(cli)?;
+    let repo = open_for_writing(cli)?;
     let s = coffer::wal_push(&repo, &a.path, &a.wal.options())?;
     out.wal_pushed(&s);
     Ok(exit::OK)
