@@ -30,6 +30,12 @@ fn coffer_on(a: &Archive, args: &[&str]) -> Run {
 /// A cluster archiving, through `wal-push` with a key file, into a fresh
 /// repository in its folder.
 fn archiving_cluster() -> Archive {
+    archiving_cluster_with(&[])
+}
+
+/// `archiving_cluster` whose key file is made by `key add-file EXTRA...`
+/// (`--write-only`).
+fn archiving_cluster_with(extra: &[&str]) -> Archive {
     let mut paths = None;
     let cluster = Cluster::start_with(|dir| {
         let (repo, key) = (dir.join("archive"), dir.join("wal.key"));
@@ -42,6 +48,7 @@ fn archiving_cluster() -> Archive {
         assert!(init.status.success(), "{}", String::from_utf8_lossy(&init.stderr));
         let added = Command::new(bin())
             .args(["key", "add-file"])
+            .args(extra)
             .arg(&key)
             .arg("-r")
             .arg(&repo)
@@ -517,6 +524,56 @@ fn pgbench(c: &Cluster, db: &str) -> std::process::Child {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap()
+}
+
+/// The ransomware-proof database host: archive_command and the nightly
+/// base backup both run with a write-only key file, which can read neither
+/// back; the full key (elsewhere) restores the cluster from them, WAL
+/// replayed to its end.
+#[test]
+fn a_base_backup_and_wal_written_with_a_write_only_key_restore_with_the_full_key() {
+    let a = archiving_cluster_with(&["--write-only"]);
+    let c = &a.cluster;
+    c.create_sample_db("shop", 1);
+    let r = coffer_pg(&a, &["backup", "--pg-base", &c.url("postgres"), "--wait-for-wal=60s", "--json"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stderr, log(c));
+    c.psql("shop", "CREATE TABLE after_base (id int); INSERT INTO after_base SELECT generate_series(1, 321)");
+    let want = c.table_dump("shop", "after_base");
+    let last = switch(c);
+    wait_archived(c, &last);
+    let (_, failed, _) = archiver(c);
+    assert_eq!(failed, 0, "archive_command failed with the write-only key\n{}", log(c));
+
+    let scratch = pg::scratch_dir();
+    let target = scratch.path().join("data");
+    let ts = target.to_str().unwrap();
+    let r = coffer_pg(&a, &["restore", "--pg-base", "--target", ts]);
+    assert!(r.code != 0 && r.stderr.contains("is write-only") && !target.exists(), "{}", r.stderr);
+
+    // The full key: a key file of its own, as the restore host would hold.
+    let full = scratch.path().join("full.key");
+    let added: Run = Command::new(bin())
+        .args(["key", "add-file", full.to_str().unwrap(), "-r", a.repo.to_str().unwrap()])
+        .env("COFFER_PASSWORD", PASSPHRASE)
+        .output()
+        .unwrap()
+        .into();
+    added.ok();
+    if coffer::is_root() {
+        assert!(Command::new("chown").args(["postgres:"]).arg(&full).status().unwrap().success());
+    }
+    let restore: Run = Command::new(bin())
+        .args(["restore", "--pg-base", "--target", ts, "--target-action", "promote"])
+        .env("COFFER_REPOSITORY", &a.repo)
+        .env("COFFER_PASSWORD_FILE", &full)
+        .env_remove("COFFER_PASSWORD")
+        .output()
+        .unwrap()
+        .into();
+    restore.ok();
+    let restored = Cluster::run(scratch);
+    wait_promoted(&restored);
+    assert_eq!(restored.table_dump("shop", "after_base"), want, "the WAL after the base backup was replayed");
 }
 
 #[test]
