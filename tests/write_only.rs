@@ -348,3 +348,28 @@ fn wal_push_with_a_write_only_key_archives_and_refuses_as_the_full_key_does() {
     assert_ne!(r.code, 0);
     assert!(r.stderr.contains("wal/db1/000000010000000000000001"), "{}", r.stderr);
 }
+
+/// A key object claiming to be write-only in a format-2 repository (which
+/// has no recipient to seal to) is refused as corrupt, never used.
+#[test]
+fn a_write_only_key_object_in_a_version_2_repository_is_refused() {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+    let env = Env::empty();
+    crate::fixture_repo::copy_dir(&fixtures.join("repo-v2"), &env.repo());
+    let keys = env.repo().join("keys");
+    let original = fs::read_dir(&keys).unwrap().next().unwrap().unwrap().path();
+    let mut key: serde_json::Value = serde_json::from_slice(&fs::read(&original).unwrap()).unwrap();
+    key["access"] = "write-only".into();
+    let bytes = serde_json::to_vec(&key).unwrap();
+    let name = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
+    fs::write(keys.join(&name), &bytes).unwrap();
+    fs::remove_file(&original).unwrap();
+    let r: Run =
+        env.command().env("COFFER_PASSWORD", "fixture-v2-passphrase").args(["snapshots"]).output().unwrap().into();
+    assert_ne!(r.code, 0);
+    assert!(
+        r.stderr.contains(&name) && r.stderr.contains("corrupt") && r.stderr.contains("format 1 or 2"),
+        "{}",
+        r.stderr
+    );
+}

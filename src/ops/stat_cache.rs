@@ -77,6 +77,9 @@ pub fn load(repo: &Repository, host: &str, roots: &[RawPath]) -> (Option<Id>, Ha
 /// Keeps `manifest`'s file entries as the next run's parent; a warning if
 /// it cannot (the next run then reads every file).
 pub fn save(repo: &Repository, host: &str, roots: &[RawPath], snapshot: Id, manifest: &Manifest) -> Option<String> {
+    if roots.is_empty() {
+        return None;
+    }
     let (path, bind) = place(repo, host, roots)?;
     let files: Vec<Entry> = manifest
         .sources

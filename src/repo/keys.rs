@@ -126,6 +126,9 @@ impl Repository {
         if key.kdf.is_key_file() != key_file {
             return Ok(None);
         }
+        if key.access == Access::WriteOnly && config.version < 3 {
+            return Err(Error::corrupt(object, "a write-only key in a repository of format 1 or 2, which has none"));
+        }
         if key.kdf.is_excessive() {
             let p = &key.kdf;
             return Err(Error::ExcessiveKdf {
