@@ -73,9 +73,7 @@ impl PackWriter {
         self.buf.extend_from_slice(&((block_bytes.len() + sealed.len()) as u32).to_le_bytes());
         let id = Id(sha256(&self.buf));
         let size = self.buf.len() as u64;
-        // The index names a pack's key only where it is not the repository's own.
-        let key = block.filter(|b| *b != KeyBlock::DEFAULT);
-        (self.buf, PackEntry { id, size, chunks: self.chunks, key })
+        (self.buf, PackEntry { id, size, chunks: self.chunks, key: named_key(block) })
     }
 }
 
@@ -94,10 +92,21 @@ pub struct PackHeader {
     pub key: Option<KeyBlock>,
 }
 
+/// A pack's key block as its index entry names it: only where it is not
+/// the repository's own key of generation 0.
+fn named_key(block: Option<KeyBlock>) -> Option<KeyBlock> {
+    block.filter(|b| *b != KeyBlock::DEFAULT)
+}
+
 impl PackHeader {
+    /// Its key block as the pack's index entry names it.
+    pub fn indexed_key(&self) -> Option<KeyBlock> {
+        named_key(self.key.clone())
+    }
+
     /// The pack's index entry.
     pub fn entry(self, id: Id, size: u64) -> PackEntry {
-        PackEntry { id, size, chunks: self.chunks, key: self.key.filter(|b| *b != KeyBlock::DEFAULT) }
+        PackEntry { id, size, chunks: self.chunks, key: named_key(self.key) }
     }
 }
 
@@ -179,7 +188,7 @@ mod tests {
                 if k.has_key_blocks() == keys.has_key_blocks() {
                     let header = read_pack_header(k, &entry.id, &bytes).unwrap();
                     assert_eq!(header.chunks, entry.chunks);
-                    assert_eq!(header.key.filter(|b| *b != KeyBlock::DEFAULT), entry.key);
+                    assert_eq!(header.indexed_key(), entry.key);
                 }
             }
             // The chunks open with the full key only.

@@ -179,8 +179,8 @@ pub fn estimate_prune(repo: &Repository, opts: &PruneOptions) -> Result<Estimate
     if chunks > 0 {
         new_packs.push((bytes, chunks));
     }
+    let block = repo.keys().pack_key_block().map_or(0, |b| b.len() as u64);
     for (bytes, chunks) in new_packs {
-        let block = repo.keys().pack_key_block().map_or(0, |b| b.len() as u64);
         let size = format::pack_size(bytes, chunks, block);
         work.put += backend.put_requests(size);
         work.upload_bytes += size;

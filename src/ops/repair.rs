@@ -145,9 +145,9 @@ pub fn repair(repo: &Repository, opts: &RepairOptions) -> Result<RepairSummary> 
                 damaged.push(id);
                 // The authenticated header says where the chunks are; when it
                 // is gone too (a truncated pack), the index does.
-                let (chunks, key) = match format::parse_pack_header(repo.keys(), &id, &bytes) {
-                    Ok(h) => (h.chunks, h.key.filter(|k| *k != crate::crypto::KeyBlock::DEFAULT)),
-                    Err(_) => entry.map(|p| (p.chunks.clone(), p.key.clone())).unwrap_or_default(),
+                let (key, chunks) = match format::parse_pack_header(repo.keys(), &id, &bytes) {
+                    Ok(h) => (h.indexed_key(), h.chunks),
+                    Err(_) => entry.map(|p| (p.key.clone(), p.chunks.clone())).unwrap_or_default(),
                 };
                 for c in &chunks {
                     if !have.contains(&c.id) && salvage.add(&id, &bytes, key.as_ref(), c)? {

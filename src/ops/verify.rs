@@ -410,7 +410,7 @@ fn check_pack(repo: &Repository, p: &PackEntry, checked: &mut u64) -> Result<()>
     let object = format!("pack {}", p.id);
     let bytes = repo.backend().get(Kind::Pack, &p.id.to_hex()).map_err(backend_error)?;
     let header = format::read_pack_header(repo.keys(), &p.id, &bytes)?;
-    let key = header.key.clone().filter(|k| *k != crate::crypto::KeyBlock::DEFAULT);
+    let key = header.indexed_key();
     if header.chunks != p.chunks || key != p.key {
         return Err(Error::corrupt(object, "header disagrees with the index"));
     }

@@ -175,6 +175,28 @@ fn file_tag(repo: &Repository, path: &Path) -> Result<Tag> {
     Ok(*h.finalize().as_bytes())
 }
 
+/// A tag computed from what is written through it, where there is one to
+/// compute (format 3): older formats' readers pay no hashing.
+struct TagIf(Option<blake3::Hasher>);
+
+impl TagIf {
+    fn finish(&self) -> Option<Tag> {
+        self.0.as_ref().map(|h| *h.finalize().as_bytes())
+    }
+}
+
+impl Write for TagIf {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if let Some(h) = &mut self.0 {
+            h.update(buf);
+        }
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// The associated id of `object` carrying `tag`.
 fn bound_id(object: &str, tag: Option<&Tag>) -> Vec<u8> {
     let mut id = object_id(object).to_vec();
@@ -590,20 +612,24 @@ pub fn copy_object(from: &Repository, to: &Repository, object: &str, dry_run: bo
     let name = object.rsplit('/').next().unwrap_or(object);
     // Read back whole, and (format 3) tagged under the destination's key.
     let tag = if WalFile::of(name).is_some() {
-        let mut h = to.keys().tag_hasher();
+        let mut h = TagIf(tagged(to).then(|| to.keys().tag_hasher()));
         decode_checked(&payload, object, None, &mut h, None)?;
-        *h.finalize().as_bytes()
+        h.finish()
     } else {
         let json = codec::decode(&payload, 1 << 20)
             .map_err(|e| Error::corrupt(format!("WAL object wal/{object}"), e.to_string()))?;
-        let rec: ClusterRecord = serde_json::from_slice(&json)
-            .map_err(|e| Error::corrupt(format!("WAL stanza record wal/{object}"), e.to_string()))?;
-        cluster_tag(to, &rec.system_identifier)
+        if tagged(to) {
+            let rec: ClusterRecord = serde_json::from_slice(&json)
+                .map_err(|e| Error::corrupt(format!("WAL stanza record wal/{object}"), e.to_string()))?;
+            Some(cluster_tag(to, &rec.system_identifier))
+        } else {
+            None
+        }
     };
     if dry_run {
         return Ok((payload.len() + crate::crypto::SEAL_OVERHEAD) as u64);
     }
-    put_sealed(to, object, &payload, tagged(to).then_some(tag))
+    put_sealed(to, object, &payload, tag)
 }
 
 /// Reads one WAL object back: it must authenticate, decode, and (a segment)
@@ -612,10 +638,10 @@ pub fn copy_object(from: &Repository, to: &Repository, object: &str, dry_run: bo
 pub fn check_object(repo: &Repository, object: &str, system_identifier: Option<&str>) -> Result<()> {
     let (payload, tag) =
         get_tagged(repo, object)?.ok_or_else(|| Error::NotFound { object: format!("WAL object wal/{object}") })?;
-    let mut h = repo.keys().tag_hasher();
+    let mut h = TagIf(tag.map(|_| repo.keys().tag_hasher()));
     decode_checked(&payload, object, system_identifier, &mut h, None)?;
     // Format 3: the tag a write-only key compares must be the file's.
-    if tag.is_some_and(|t| t != *h.finalize().as_bytes()) {
+    if tag != h.finish() {
         return Err(Error::corrupt(format!("WAL object wal/{object}"), "its tag is not its content's"));
     }
     Ok(())
